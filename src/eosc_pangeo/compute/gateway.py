@@ -84,26 +84,27 @@ def start_gateway(spec: ClusterSpec, settings: Settings, deadline: float) -> Gat
         "proxy_address": settings.gateway_proxy_address,
         "auth": settings.gateway_auth,
     }
-    with Gateway(**connection) as gateway:
-        options = gateway.cluster_options()
-        requested = requested_options(spec, settings)
-        for user_name, value in requested.items():
-            server_name, convert = SERVER_OPTIONS[user_name]
-            if server_name not in options:
-                raise UnsupportedOption(
-                    f"the Dask Gateway at {address} does not let users set {user_name!r} "
-                    f"(no {server_name!r} among its options: {', '.join(options)})"
-                )
-            options[server_name] = convert(value)
-        if spec.image is None and settings.notebook_image and "image" in options:
-            options["image"] = settings.notebook_image
-        name = gateway.submit(options)
-        try:
-            wait_until_running(gateway, name, deadline)
-        except BaseException:
-            gateway.stop_cluster(name)
-            raise
-    return GatewayCluster.from_name(name, shutdown_on_close=True, **connection)
+    # Not closed here: the cluster shares its event loop, and Gateway.close() is not idempotent
+    # (its __del__ closes it again); it closes itself when garbage-collected.
+    gateway = Gateway(**connection)
+    options = gateway.cluster_options()
+    for user_name, value in requested_options(spec, settings).items():
+        server_name, convert = SERVER_OPTIONS[user_name]
+        if server_name not in options:
+            raise UnsupportedOption(
+                f"the Dask Gateway at {address} does not let users set {user_name!r} "
+                f"(no {server_name!r} among its options: {', '.join(options)})"
+            )
+        options[server_name] = convert(value)
+    if spec.image is None and settings.notebook_image and "image" in options:
+        options["image"] = settings.notebook_image
+    name = gateway.submit(options)
+    try:
+        wait_until_running(gateway, name, deadline)
+    except BaseException:
+        gateway.stop_cluster(name)
+        raise
+    return gateway.connect(name, shutdown_on_close=True)
 
 
 def wait_until_running(gateway: Gateway, name: str, deadline: float) -> None:

@@ -1,0 +1,1 @@
+"""Configuration and running of the platform's services (JupyterHub, Dask Gateway, ...)."""

@@ -1,0 +1,335 @@
+"""Dask Gateway server configuration: cluster options, fair-use limits and quotas, a safe backend.
+
+Used in the same way by the single-machine runner (the gateway is a hub-managed service started
+with ``python -m eosc_pangeo.platform.gateway -f <config.json>``) and by a Helm chart's gateway
+(``extraConfig``: ``c.merge(gateway_config(...))``, or the classes below set by name).
+
+Configuration, in dask-gateway's traitlets style::
+
+    c.DaskGateway.backend_class = "eosc_pangeo.platform.gateway.PlatformLocalBackend"
+    c.FairUsePolicy.default_limits = {"max_clusters": 2, "max_user_cores": 8}
+    c.FairUsePolicy.group_limits = {"staff": {"max_clusters": 5, "max_user_cores": 32}}
+
+What users may set from a notebook (``worker_cores``, ``worker_memory``, ``image``,
+``environment``, ``idle_timeout``) and within which bounds follows from the limits of their groups.
+Quotas count the workers' cores and memory (a cluster's scheduler is not counted) over all of a
+user's active clusters. Exceeding a quota is refused with a message that says which quota, by how
+much, and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import sys
+from typing import Any
+
+from dask_gateway_server.app import DaskGateway
+from dask_gateway_server.backends.base import PublicException
+from dask_gateway_server.backends.local import LocalBackend, LocalClusterConfig
+from dask_gateway_server.options import Float, Integer, Mapping, Options, String
+from dask_gateway_server.traitlets import Type
+from pydantic import BaseModel, ByteSize, ConfigDict, PositiveInt
+from traitlets import Dict, Float as FloatTrait, Instance, List, Unicode, default
+from traitlets.config import Config, LoggingConfigurable
+
+GiB = 2**30
+SERVICE_NAME = "dask-gateway"
+
+
+class Limits(BaseModel):
+    """Limits of one user (resolved from their groups); memory accepts ``"16GiB"`` or bytes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_worker_cores: PositiveInt = 4
+    max_worker_memory: ByteSize = ByteSize(16 * GiB)
+    max_cluster_cores: PositiveInt = 16
+    max_cluster_memory: ByteSize = ByteSize(64 * GiB)
+    max_clusters: PositiveInt = 2
+    max_user_cores: PositiveInt = 32
+    max_user_memory: ByteSize = ByteSize(128 * GiB)
+    idle_timeout: float = 1800.0
+    max_idle_timeout: float = 8 * 3600.0
+
+
+class FairUsePolicy(LoggingConfigurable):
+    """Per-cluster limits and per-user quotas, configurable per group."""
+
+    default_limits = Dict(
+        help="Limits of every user, as fields of :class:`Limits` (unset fields keep its defaults).",
+        config=True,
+    )
+    group_limits = Dict(
+        value_trait=Dict(),
+        help="""Limits per JupyterHub group, each applied over ``default_limits``. A user in
+        several groups gets, field by field, the most generous of them.""",
+        config=True,
+    )
+
+    def limits_for(self, groups: set[str] | frozenset[str]) -> Limits:
+        """The limits of a user who belongs to ``groups``."""
+        candidates = [
+            Limits(**{**self.default_limits, **self.group_limits[group]})
+            for group in sorted(groups)
+            if group in self.group_limits
+        ]
+        if not candidates:
+            return Limits(**self.default_limits)
+        return Limits(
+            **{name: max(getattr(c, name) for c in candidates) for name in Limits.model_fields}
+        )
+
+
+class QuotaClusterConfig(LocalClusterConfig):
+    """Cluster configuration that also records its user's quotas (they outlive the request)."""
+
+    user_max_cores = FloatTrait(0, help="The owner's total worker cores over all clusters (0: none).")
+    user_max_memory = FloatTrait(0, help="The owner's total worker bytes over all clusters (0: none).")
+
+
+def worker_usage(record: Any) -> tuple[int, float]:
+    """Cores and bytes a cluster's requested workers take (``record`` from the gateway's db)."""
+    return record.count * record.config.worker_cores, record.count * record.config.worker_memory
+
+
+class SafeLocalBackend(LocalBackend):
+    """``LocalBackend`` that gives its user only the cluster's own working directory.
+
+    dask-gateway-server 2026.3.0 passes ``set_file_permissions`` a list that holds the single
+    characters of the TLS file paths (``paths.extend(path)`` on a string), ``"/"`` among them:
+    run as root, the stock backend chowns ``/`` to the cluster's user. Here the ownership change
+    walks the working directory (always the first path) and nothing else.
+    """
+
+    def set_file_permissions(self, paths: list[str], username: str) -> None:
+        workdir = paths[0]
+        entry = pwd.getpwnam(username)
+        owner = (entry.pw_uid, entry.pw_gid)
+        os.lchown(workdir, *owner)
+        for root, directories, files in os.walk(workdir):
+            for name in directories + files:
+                os.lchown(os.path.join(root, name), *owner)
+
+
+class FairUseMixin(LoggingConfigurable):
+    """Options bounded by the user's limits, and per-user quotas, for a db-based gateway backend.
+
+    A backend class using it defines :meth:`image_config` (what an ``image`` means to it) and uses
+    a ``cluster_config_class`` derived from :class:`QuotaClusterConfig`.
+    """
+
+    policy = Instance(FairUsePolicy)
+
+    @default("policy")
+    def _default_policy(self) -> FairUsePolicy:
+        return FairUsePolicy(parent=self)
+
+    default_image = Unicode(help="Image of clusters when the user gives none.", config=True)
+
+    def image_config(self, image: str) -> dict[str, Any]:
+        """Cluster configuration that makes scheduler and workers run ``image``."""
+        raise NotImplementedError
+
+    async def get_cluster_options(self, user) -> Options:
+        limits = self.policy.limits_for(user.groups)
+        base_environment = dict(self.cluster_config_class(parent=self).environment)
+
+        def to_configuration(options, user) -> dict[str, Any]:
+            return {
+                "worker_cores": options.worker_cores,
+                "worker_memory": int(options.worker_memory * GiB),
+                # The server's environment first; users add variables, the lake's among them.
+                "environment": {**base_environment, **options.environment},
+                "idle_timeout": options.idle_timeout,
+                "cluster_max_cores": min(limits.max_cluster_cores, limits.max_user_cores),
+                "cluster_max_memory": min(limits.max_cluster_memory, limits.max_user_memory),
+                "user_max_cores": limits.max_user_cores,
+                "user_max_memory": limits.max_user_memory,
+                **self.image_config(options.image),
+            }
+
+        return Options(
+            Integer("worker_cores", default=1, min=1, max=limits.max_worker_cores,
+                    label="Worker cores"),
+            Float("worker_memory", default=min(2.0, limits.max_worker_memory / GiB), min=0.25,
+                  max=limits.max_worker_memory / GiB, label="Worker memory (GiB)"),
+            String("image", default=self.default_image, label="Image"),
+            Mapping("environment", default={}, label="Environment variables"),
+            Float("idle_timeout", default=limits.idle_timeout, min=60,
+                  max=limits.max_idle_timeout, label="Idle timeout (s)"),
+            handler=to_configuration,
+        )
+
+    async def start_cluster(self, user, cluster_options):
+        limits = self.policy.limits_for(user.groups)
+        active = self.db.list_clusters(username=user.name)
+        if len(active) >= limits.max_clusters:
+            raise PublicException(
+                f"Quota exceeded: user {user.name} may run {limits.max_clusters} clusters at "
+                f"once and has {len(active)} ({', '.join(c.name for c in active)}). Shut one "
+                "down (cluster.shutdown(), or Gateway().stop_cluster(name)) and try again."
+            )
+        return await super().start_cluster(user, cluster_options)
+
+    def workers_within_quota(self, record: Any, count: int) -> tuple[int, str]:
+        """How many of ``count`` workers the owner's quotas allow ``record``, and why not more."""
+        others = [c for c in self.db.list_clusters(username=record.username) if c is not record]
+        used_cores = sum(worker_usage(c)[0] for c in others)
+        used_memory = sum(worker_usage(c)[1] for c in others)
+        config = record.config
+        allowed, reason = count, ""
+        for quota, used, per_worker, unit, what in (
+            (config.user_max_cores, used_cores, config.worker_cores, 1, "cores"),
+            (config.user_max_memory, used_memory, config.worker_memory, GiB, "GiB of memory"),
+        ):
+            if not quota:
+                continue
+            fit = max(int((quota - used) // per_worker), 0)
+            if fit < allowed:
+                allowed = fit
+                reason = (
+                    f"Quota exceeded: user {record.username} may use {quota / unit:g} {what} "
+                    f"for workers over all clusters; {len(others)} other cluster(s) use "
+                    f"{used / unit:g}, so cluster {record.name} can have at most {fit} "
+                    f"worker(s) of {per_worker / unit:g} {what}, not {count}. Scale down or "
+                    "shut down another cluster first."
+                )
+        return allowed, reason
+
+    async def forward_message_to_scheduler(self, cluster, msg):
+        requested = {"scale": msg.get("count"), "adapt": msg.get("maximum")}.get(msg["op"])
+        if requested is not None:
+            record = self.db.get_cluster(cluster.name)
+            allowed, reason = self.workers_within_quota(record, requested)
+            if allowed < requested:
+                raise PublicException(reason)
+        return await super().forward_message_to_scheduler(cluster, msg)
+
+    async def on_cluster_heartbeat(self, cluster_name, msg):
+        # Adaptive scaling happens in the scheduler, out of sight of the API checks above; the
+        # heartbeat is where its requests reach the backend, so the quota is enforced here too.
+        record = self.db.get_cluster(cluster_name)
+        if record is not None and msg["count"] > record.count:
+            allowed, reason = self.workers_within_quota(record, msg["count"])
+            if allowed < msg["count"]:
+                self.log.info("Cluster %s capped at %d workers: %s", cluster_name, allowed, reason)
+                msg = {**msg, "count": max(allowed, record.count)}
+        return await super().on_cluster_heartbeat(cluster_name, msg)
+
+
+class PlatformLocalClusterConfig(QuotaClusterConfig):
+    """Configuration of clusters of :class:`PlatformLocalBackend`."""
+
+
+class PlatformLocalBackend(FairUseMixin, SafeLocalBackend):
+    """Clusters as local processes of the hub user's namesake system user, with fair use.
+
+    An ``image`` is the path of a Python environment (a venv or conda prefix) among
+    ``allowed_environments``; by default the notebook's, so workers run the same versions.
+    """
+
+    cluster_config_class = Type(
+        "eosc_pangeo.platform.gateway.PlatformLocalClusterConfig",
+        klass="eosc_pangeo.platform.gateway.QuotaClusterConfig",
+        help="The cluster config class to use",
+        config=True,
+    )
+
+    allowed_environments = List(
+        Unicode(),
+        help="Python environments users may run clusters in (default: the gateway's own).",
+        config=True,
+    )
+
+    @default("allowed_environments")
+    def _default_allowed_environments(self) -> list[str]:
+        return [sys.prefix]
+
+    @default("default_image")
+    def _default_default_image(self) -> str:
+        return sys.prefix
+
+    def image_config(self, image: str) -> dict[str, Any]:
+        allowed = {os.path.realpath(path) for path in self.allowed_environments}
+        if os.path.realpath(image) not in allowed:
+            raise ValueError(
+                f"image {image!r} is not one of this platform's Python environments: "
+                f"{', '.join(sorted(self.allowed_environments))}"
+            )
+        # dask >= 2026 ships one `dask` command (no `dask-scheduler` / `dask-worker`).
+        dask_command = os.path.join(image, "bin", "dask")
+        return {"scheduler_cmd": [dask_command, "scheduler"], "worker_cmd": [dask_command, "worker"]}
+
+
+def gateway_config(
+    *,
+    api_address: str,
+    proxy_address: str,
+    scheduler_address: str,
+    prefix: str = f"/services/{SERVICE_NAME}",
+    state_directory: str,
+    default_limits: dict[str, Any] | None = None,
+    group_limits: dict[str, dict[str, Any]] | None = None,
+    environments: list[str] | None = None,
+) -> Config:
+    """Configuration of a gateway run as a JupyterHub service with local-process clusters.
+
+    Parameters
+    ----------
+    api_address : str
+        ``host:port`` of the gateway's private API server.
+    proxy_address : str
+        ``host:port`` of the gateway's HTTP proxy: the hub's proxy routes ``prefix`` to it.
+    scheduler_address : str
+        ``host:port`` where clients reach schedulers (TLS, routed by cluster name).
+    prefix : str
+        The service's URL path on the hub.
+    state_directory : str
+        Where the clusters' working directories go (it must be traversable by users).
+    default_limits, group_limits : dict
+        See :class:`FairUsePolicy`.
+    environments : list of str
+        Python environments users may choose as ``image``; the first is the default.
+
+    Returns
+    -------
+    traitlets.config.Config
+        JSON-serialisable (see :func:`write_gateway_config`).
+    """
+    environments = environments or [sys.prefix]
+    c = Config()
+    c.DaskGateway.address = api_address
+    c.DaskGateway.backend_class = "eosc_pangeo.platform.gateway.PlatformLocalBackend"
+    c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenticator"
+    # Only tokens with access:services!service=dask-gateway may use the gateway.
+    c.JupyterHubAuthenticator.jupyterhub_service_name = SERVICE_NAME
+    c.Proxy.address = proxy_address
+    c.Proxy.tcp_address = scheduler_address
+    c.Proxy.prefix = prefix
+    c.PlatformLocalBackend.clusters_directory = os.path.join(state_directory, "clusters")
+    c.PlatformLocalBackend.allowed_environments = environments
+    c.PlatformLocalBackend.default_image = environments[0]
+    # The database stays in memory (the default): clusters are stopped with the gateway, since
+    # on a single machine nothing else would stop them, so no state needs to outlive it.
+    c.PlatformLocalBackend.stop_clusters_on_shutdown = True
+    c.FairUsePolicy.default_limits = default_limits or {}
+    c.FairUsePolicy.group_limits = group_limits or {}
+    return c
+
+
+def write_gateway_config(config: Config, path: str) -> str:
+    """Write ``config`` as a JSON file that ``dask-gateway-server -f`` (and :func:`main`) load."""
+    with open(path, "w") as file:
+        json.dump(config, file, indent=2)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the gateway (same command line as ``dask-gateway-server``, e.g. ``-f config.json``)."""
+    DaskGateway.launch_instance(argv)
+
+
+if __name__ == "__main__":
+    main()
