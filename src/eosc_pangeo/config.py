@@ -1,0 +1,70 @@
+"""The platform's settings: one object, read from ``EOSC_PANGEO_*`` environment variables.
+
+No other module reads environment variables; they take a :class:`Settings` (or call
+:func:`get_settings`) instead, so that a notebook, a CLI call and a service see the same values.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings of eosc-pangeo.
+
+    Every field can be set with an environment variable ``EOSC_PANGEO_<FIELD>``; dict fields take
+    JSON, e.g. ``EOSC_PANGEO_STORAGE_OPTIONS='{"endpoint_url": "http://127.0.0.1:9000"}'``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="EOSC_PANGEO_", extra="ignore")
+
+    lake: str | None = Field(
+        default=None,
+        description="fsspec URL of the data lake, e.g. /data/lake or s3://bucket/lake.",
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec storage options for the lake (credentials, endpoint_url, ...).",
+    )
+    catalog_url: str | None = Field(
+        default=None,
+        description="URL of the meta-catalogue (STAC API or static catalog); defaults to the lake's.",
+    )
+    gateway_address: str | None = Field(
+        default=None, description="Dask Gateway address; set inside the hub."
+    )
+    gateway_proxy_address: str | None = Field(
+        default=None, description="Dask Gateway scheduler proxy address, if not the gateway's."
+    )
+    gateway_auth: str = Field(
+        default="jupyterhub", description="Dask Gateway authentication: jupyterhub, simple, ..."
+    )
+    jobqueue: Literal["slurm", "pbs"] | None = Field(
+        default=None,
+        description="Batch system of this HPC site, used by cluster(backend='auto') when no gateway "
+        "is configured; its queue, account, walltime... come from dask-jobqueue's configuration.",
+    )
+    notebook_image: str | None = Field(
+        default=None,
+        description="Image (or Python environment path) of this notebook; clusters use it by default "
+        "so that workers run the same versions. Set by the hub in each notebook server.",
+    )
+    cluster_start_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds cluster() waits for a backend to give the requested workers.",
+    )
+    ingest_memory_limit: int = Field(
+        default=2 * 1024**3,
+        description="Bytes of decoded data an ingest holds in memory at once (per time block).",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings (read once from the environment)."""
+    return Settings()

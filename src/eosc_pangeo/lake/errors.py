@@ -1,0 +1,54 @@
+"""Errors and warnings of the data lake: each names the file or field at fault and what to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LakeError(Exception):
+    """Base class of every error the lake raises on purpose."""
+
+
+class IngestError(LakeError):
+    """A source file cannot be ingested; the lake was left exactly as it was.
+
+    Parameters
+    ----------
+    source
+        The file (or ``file:field``) at fault.
+    problem
+        What is wrong with it.
+    hint
+        What the user can do about it.
+    """
+
+    def __init__(self, source: str, problem: str, hint: str = "") -> None:
+        self.source = source
+        self.problem = problem
+        self.hint = hint
+        message = f"{source}: {problem}"
+        if hint:
+            message += f" ({hint})"
+        super().__init__(message)
+
+
+class CollectionNotFound(LakeError, KeyError):
+    """No collection of that id in the lake."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class LakeWarning(UserWarning):
+    """Something worth a look that does not stop an ingest (e.g. a gap in a time series)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One result of ``lake validate``: a check on a collection, passed or failed."""
+
+    collection: str
+    check: str
+    ok: bool
+    message: str
+    target: str = ""

@@ -1,0 +1,707 @@
+"""Gridded data: many NetCDF files in, one analysis-ready Zarr collection out.
+
+An ingest reads every new source file's metadata first and checks the lot (grid, variables,
+units, calendar, time axis) against each other and against what the collection already holds.
+Only then does it write, time block by time block, into one or two stores:
+
+``map.zarr``
+    few time steps per chunk and whole (or large) fields: fast maps and spatial statistics.
+``timeseries.zarr``
+    about a year (or ten, for monthly data) per chunk and small spatial tiles: a point time
+    series over years reads a handful of chunks instead of one per time step.
+
+Chunks aim at about 1 MiB of decoded data, as the Copernicus Marine ARCO products do.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cf_xarray  # noqa: F401  (registers the .cf accessor used to find axes)
+import fsspec
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.codecs import BloscCodec
+from zarr.storage import FsspecStore, LocalStore
+
+from .errors import Finding, IngestError, LakeWarning
+from .manifest import (
+    Extent,
+    IngestReport,
+    Manifest,
+    Source,
+    Variable,
+    ZarrStore,
+    read_manifest,
+    utcnow,
+    write_manifest,
+)
+from .storage import DOMAINS, Lake, sha256_of
+from .transaction import Transaction
+
+Chunking = Literal["map", "timeseries", "both"]
+Progress = Callable[[str, int, int], None]
+
+TARGET_CHUNK_BYTES = 1024**2
+TIME_INDEX_CHUNK = 65536
+CHUNK_BYTES_BOUNDS = (16 * 1024, 64 * 1024**2)
+COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+# netCDF4/HDF5 storage details that mean nothing in Zarr.
+_NETCDF_ENCODING = ("zlib", "complevel", "shuffle", "fletcher32", "contiguous", "chunksizes",
+                    "source", "original_shape", "szip", "zstd", "bzip2", "blosc", "quantize_mode",
+                    "significant_digits", "endian", "least_significant_digit", "compression",
+                    "preferred_chunks")
+# Per-file attributes that an ingest recomputes for the whole collection.
+_PER_FILE_ATTRS = ("time_coverage_start", "time_coverage_end", "date_created", "date_modified",
+                   "date_issued", "uuid", "tracking_id", "creation_date", "history",
+                   "time_coverage_duration")
+
+
+@dataclass
+class SourceGrid:
+    """What an ingest needs to know of one source file, read from its metadata."""
+
+    url: str
+    name: str
+    size: int
+    sha256: str
+    time_name: str
+    y_name: str
+    x_name: str
+    times: np.ndarray
+    calendar: str
+    y: np.ndarray
+    x: np.ndarray
+    variables: dict[str, Variable]
+    attrs: dict
+    template: xr.Dataset = field(repr=False)
+
+
+def ingest_grid(
+    lake: str | Lake,
+    collection: str,
+    domain: str,
+    files: Sequence[str],
+    *,
+    chunking: Chunking = "both",
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest gridded NetCDF files into a Zarr collection of the lake.
+
+    Parameters
+    ----------
+    lake
+        Lake URL (or :class:`~eosc_pangeo.lake.storage.Lake`).
+    collection
+        Collection id, unique in the lake (e.g. ``"sst-l4"``).
+    domain
+        One of ``ocean``, ``atmosphere``, ``land``, ``solid-earth``.
+    files
+        Paths or fsspec URLs of NetCDF files, in any order; they are combined along time.
+    chunking
+        ``"map"``, ``"timeseries"`` or ``"both"`` (two stores). Fixed when the collection is
+        created.
+    progress
+        Called as ``progress(stage, done, total)`` while hashing, checking and writing.
+
+    Returns
+    -------
+    IngestReport
+        ``report.added`` is empty when every file was already in the collection (a no-op).
+
+    Raises
+    ------
+    IngestError
+        If a file cannot be read or does not fit the others or the collection; nothing is
+        written then.
+    """
+    lake = Lake.from_url(lake)
+    _check_names(collection, domain)
+    collection_path = lake.collection_path(domain, collection)
+    manifest = read_manifest(lake, collection_path)
+    if manifest is not None and manifest.kind != "grid":
+        raise IngestError(collection, "is an in-situ collection", "choose another collection id")
+    if manifest is None:
+        _refuse_duplicate_id(lake, collection, domain)
+    report_progress = progress or (lambda stage, done, total: None)
+
+    new_files, skipped = _new_sources(lake, manifest, files, report_progress)
+    report = IngestReport(collection=collection, domain=domain,
+                          version=manifest.version if manifest else 0, skipped=skipped)
+    if not new_files:
+        return report
+
+    sources = [_read_source(url, size, digest) for url, size, digest in new_files]
+    _check_consistent(sources, manifest)
+    sources.sort(key=lambda s: s.times[0])
+    times = _check_time_axis(sources, manifest)
+    report.warnings.extend(_gaps(times, sources))
+
+    version = (manifest.version if manifest else 0) + 1
+    if manifest is None:
+        manifest = Manifest(id=collection, domain=domain, kind="grid")
+        manifest.stores = _plan_stores(sources[0], len(times), chunking)
+    start = next(iter(manifest.stores.values())).time_length
+
+    with Transaction(lake) as transaction:
+        stores = {name: transaction.zarr_store(_zarr_store(lake, f"{collection_path}/{s.path}"))
+                  for name, s in manifest.stores.items()}
+        if start == 0:
+            transaction.created_dir(collection_path)
+        _write(sources, times, start, manifest, stores, lake.storage_options, report_progress)
+        _update_manifest(manifest, sources, times, version)
+        for name, store in stores.items():
+            _finish_store(store, manifest, manifest.stores[name])
+        write_manifest(lake, collection_path, manifest)
+
+    for message in report.warnings:
+        warnings.warn(f"{collection}: {message}", LakeWarning, stacklevel=2)
+    report.version = version
+    report.added = [s.name for s in sources]
+    return report
+
+
+def open_grid(
+    lake: str | Lake,
+    collection: str,
+    *,
+    chunking: Literal["auto", "map", "timeseries"] = "auto",
+    bbox: tuple[float, float, float, float] | None = None,
+    time: tuple[object, object] | None = None,
+    variables: Sequence[str] | None = None,
+) -> xr.Dataset:
+    """Open a gridded collection as a lazy, dask-backed :class:`xarray.Dataset`.
+
+    Parameters
+    ----------
+    lake, collection
+        Where to read.
+    chunking
+        Which store to read when the collection has both. ``"auto"`` picks the one that
+        touches fewer chunks for the requested ``bbox`` and ``time`` (maps when nothing is
+        selected).
+    bbox
+        ``(west, south, east, north)`` in degrees: only this region is returned.
+    time
+        ``(start, end)``: only this period is returned (either end may be None).
+    variables
+        Data variables to keep (default: all).
+    """
+    lake = Lake.from_url(lake)
+    collection_path = lake.find_collection(collection)
+    manifest = read_manifest(lake, collection_path)
+    name = _choose_store(lake, collection_path, manifest, chunking, bbox, time)
+    store = manifest.stores[name]
+    ds = xr.open_zarr(
+        lake.fs.get_mapper(f"{collection_path}/{store.path}") if not lake.is_local
+        else f"{collection_path}/{store.path}",
+        consolidated=True,
+        chunks={},
+    )
+    return _select(ds, bbox, time, variables)
+
+
+def check_grid(lake: Lake, collection_path: str, manifest: Manifest) -> list[Finding]:
+    """Check every store of a gridded collection: consolidated metadata, CF attributes,
+    monotonic coordinates, unique times, chunk sizes, and agreement with the manifest."""
+    findings = []
+
+    def finding(check: str, ok: bool, message: str, target: str = "") -> None:
+        findings.append(Finding(manifest.id, check, ok, message, target))
+
+    for store_info in manifest.stores.values():
+        url = f"{collection_path}/{store_info.path}"
+        store = _zarr_store(lake, url)
+        try:
+            group = zarr.open_group(store, mode="r", use_consolidated=True)
+        except Exception as error:  # noqa: BLE001  (any failure to open is the finding)
+            finding("consolidated-metadata", False, f"cannot open with consolidated metadata: "
+                    f"{error}", store_info.path)
+            continue
+        finding("consolidated-metadata", True, "opens from consolidated metadata", store_info.path)
+        ds = xr.open_zarr(store, consolidated=True, chunks=None)
+        time_name = ds.cf["T"].name
+        length_ok = ds.sizes[time_name] == store_info.time_length
+        finding("manifest", length_ok, f"time length {ds.sizes[time_name]}, manifest says "
+                f"{store_info.time_length}", store_info.path)
+        bounds = {ds[c].attrs.get("bounds") for c in ds.coords}
+        for name in set(ds.data_vars) - bounds:
+            attrs = ds[name].attrs
+            missing = [a for a in ("units", "standard_name") if a not in attrs]
+            finding("cf-attributes", not missing,
+                    f"missing {', '.join(missing)}" if missing else "units and standard_name set",
+                    f"{store_info.path}:{name}")
+        for axis in ("T", "Y", "X"):
+            values = ds.cf[axis].values
+            steps = np.diff(values) if values.dtype.kind in "fiuM" else np.array(
+                [(b - a).total_seconds() for a, b in zip(values[:-1], values[1:], strict=True)])
+            zero = np.timedelta64(0) if values.dtype.kind == "M" else 0
+            monotonic = bool(np.all(steps > zero) or np.all(steps < zero))
+            finding("monotonic", monotonic, f"{axis} axis {'is' if monotonic else 'is not'} "
+                    "strictly monotonic", f"{store_info.path}:{ds.cf[axis].name}")
+        duplicates = ds.indexes[time_name].duplicated().sum()
+        finding("unique-times", duplicates == 0, f"{duplicates} duplicated times",
+                store_info.path)
+        for name, array in group.arrays():
+            if array.ndim < 3:
+                continue
+            nbytes = math.prod(array.chunks) * array.dtype.itemsize
+            low, high = CHUNK_BYTES_BOUNDS
+            finding("chunk-size", low <= nbytes <= high, f"chunks of {nbytes / 1024:.0f} KiB "
+                    f"(bounds {low // 1024} KiB..{high // 1024**2} MiB)",
+                    f"{store_info.path}:{name}")
+    return findings
+
+
+# --- sources -------------------------------------------------------------------------------
+
+
+def _check_names(collection: str, domain: str) -> None:
+    if domain not in DOMAINS:
+        raise IngestError(f"domain {domain!r}", "is not a domain of the lake",
+                          f"use one of {', '.join(DOMAINS)}")
+    if not collection or not all(c.isalnum() or c in "-_." for c in collection) \
+            or collection.startswith((".", "_")):
+        raise IngestError(f"collection {collection!r}", "is not a valid collection id",
+                          "use letters, digits, '-', '_' and '.', not starting with '.' or '_'")
+
+
+def _refuse_duplicate_id(lake: Lake, collection: str, domain: str) -> None:
+    if collection in lake.collection_ids():
+        raise IngestError(f"collection {collection!r}", "exists in another domain",
+                          "collection ids are unique across the lake; choose another id")
+
+
+def _new_sources(lake, manifest, files, progress):
+    """Hash the files; keep those the collection does not hold yet."""
+    if not files:
+        raise IngestError("FILES", "no source files given", "pass one or more NetCDF files")
+    new, skipped, seen = [], [], {}
+    for done, url in enumerate(files, start=1):
+        fs, path = fsspec.core.url_to_fs(url)
+        name = path.rsplit("/", 1)[-1]
+        try:
+            size = fs.size(path)
+            digest = sha256_of(fs, path)
+        except FileNotFoundError:
+            raise IngestError(url, "does not exist", "check the path") from None
+        if name in seen:
+            if seen[name] != digest:
+                raise IngestError(url, f"has the same name as another file given ({name}) "
+                                  "but different content", "rename one of them")
+            continue
+        seen[name] = digest
+        known = manifest.source(name) if manifest else None
+        if known is None:
+            new.append((url, size, digest))
+        elif known.sha256 == digest:
+            skipped.append(name)
+        else:
+            raise IngestError(url, f"was ingested before (version {known.version}) with other "
+                              "content", "a changed source needs a new collection or a new name")
+        progress("hash", done, len(files))
+    return new, skipped
+
+
+def _open_source(url: str, **kwargs) -> xr.Dataset:
+    fs, path = fsspec.core.url_to_fs(url)
+    if fs.protocol in ("file", ("file", "local")) or "file" in fs.protocol:
+        return xr.open_dataset(path, engine="netcdf4", **kwargs)
+    return xr.open_dataset(fs.open(path, "rb"), engine="h5netcdf", **kwargs)
+
+
+def _read_source(url: str, size: int, digest: str) -> SourceGrid:
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        ds = _open_source(url, decode_times=xr.coders.CFDatetimeCoder(use_cftime=None),
+                          chunks=None)
+    except Exception as error:  # noqa: BLE001  (netCDF4/HDF5 raise many kinds)
+        raise IngestError(url, f"cannot be read as NetCDF ({type(error).__name__}: {error})",
+                          "the file is truncated or corrupt; fetch it again") from None
+    with ds:
+        axes = {}
+        for axis, what in (("T", "time"), ("Y", "latitude"), ("X", "longitude")):
+            try:
+                axes[axis] = ds.cf[axis].name
+            except KeyError:
+                raise IngestError(url, f"has no {what} coordinate (no variable with axis={axis} "
+                                  f"or standard_name {what})",
+                                  "add the coordinate or its CF attributes") from None
+        t, y, x = axes["T"], axes["Y"], axes["X"]
+        data_vars = [v for v in ds.data_vars if {t, y, x} <= set(ds[v].dims)]
+        if not data_vars:
+            raise IngestError(url, f"has no variable on ({t}, {y}, {x})",
+                              "is it a gridded file?")
+        variables = {}
+        for v in data_vars:
+            attrs = ds[v].attrs
+            if not attrs.get("units"):
+                raise IngestError(f"{url}:{v}", "has no units attribute",
+                                  "add CF units (e.g. 'K') to the source")
+            if ds[v].dims[0] != t:
+                raise IngestError(f"{url}:{v}", f"has dimensions {ds[v].dims}, time not first",
+                                  "transpose the variable so that time comes first")
+            variables[v] = Variable(standard_name=attrs.get("standard_name"),
+                                    long_name=attrs.get("long_name"), units=attrs["units"],
+                                    dims=list(ds[v].dims), dtype=str(ds[v].encoding.get(
+                                        "dtype", ds[v].dtype)))
+        times = ds[t].values
+        if len(np.unique(times)) != len(times):
+            raise IngestError(f"{url}:{t}", "holds duplicated times",
+                              "remove the repeated time steps")
+        calendar = ds[t].encoding.get("calendar", "standard")
+        bounds = [ds[c].attrs["bounds"] for c in ds.coords if ds[c].attrs.get("bounds") in ds]
+        template = ds[data_vars + bounds].isel({t: slice(0, 1)}).copy(deep=False)
+        return SourceGrid(url=url, name=name, size=size, sha256=digest, time_name=t,
+                          y_name=y, x_name=x, times=times, calendar=calendar,
+                          y=ds[y].values, x=ds[x].values, variables=variables,
+                          attrs=dict(ds.attrs), template=template)
+
+
+def _check_consistent(sources: list[SourceGrid], manifest: Manifest | None) -> None:
+    """Every source must have the grid, variables, units and calendar of the reference."""
+    reference = sources[0]
+    if manifest is not None:
+        reference_vars = manifest.variables
+        reference_calendar = manifest.extent.calendar
+    else:
+        reference_vars, reference_calendar = reference.variables, reference.calendar
+    for source in sources:
+        if source.calendar != reference_calendar:
+            raise IngestError(f"{source.url}:{source.time_name}",
+                              f"uses the {source.calendar!r} calendar, the collection "
+                              f"{reference_calendar!r}", "convert it or use another collection")
+        missing = set(reference_vars) - set(source.variables)
+        extra = set(source.variables) - set(reference_vars)
+        if missing or extra:
+            raise IngestError(source.url, "has other variables than the collection ("
+                              + ", ".join([f"missing {sorted(missing)}"] * bool(missing)
+                                          + [f"unexpected {sorted(extra)}"] * bool(extra)) + ")",
+                              "ingest it into its own collection")
+        for name, variable in source.variables.items():
+            expected = reference_vars[name].units
+            if variable.units != expected:
+                raise IngestError(f"{source.url}:{name}", f"has units {variable.units!r}, the "
+                                  f"collection {expected!r}", f"convert the file to {expected!r}")
+        for axis, values, ref in ((source.y_name, source.y, reference.y),
+                                  (source.x_name, source.x, reference.x)):
+            if values.shape != ref.shape or not np.allclose(values, ref, atol=1e-6):
+                raise IngestError(f"{source.url}:{axis}", f"is on another grid ({len(values)} "
+                                  f"points from {values[0]:g} to {values[-1]:g}, the collection "
+                                  f"has {len(ref)} from {ref[0]:g} to {ref[-1]:g})",
+                                  "regrid it first or ingest it into its own collection")
+    if manifest is not None:
+        _check_grid_matches_store(sources[0], manifest)
+
+
+def _check_grid_matches_store(source: SourceGrid, manifest: Manifest) -> None:
+    bbox = manifest.extent.bbox
+    west, south, east, north = _bbox_of(source)
+    if bbox and not np.allclose((west, south, east, north), bbox, atol=1e-6):
+        raise IngestError(f"{source.url}:{source.y_name}", f"covers {west:g},{south:g},"
+                          f"{east:g},{north:g}; the collection {','.join(f'{b:g}' for b in bbox)}",
+                          "regrid it first or ingest it into its own collection")
+
+
+def _check_time_axis(sources: list[SourceGrid], manifest: Manifest | None) -> np.ndarray:
+    """Concatenate the sources' times; refuse overlaps and steps back in time."""
+    for before, after in zip(sources[:-1], sources[1:], strict=True):
+        if after.times[0] <= before.times[-1]:
+            raise IngestError(after.url, f"overlaps {before.name} in time (starts "
+                              f"{_iso(after.times[0])}, {before.name} ends "
+                              f"{_iso(before.times[-1])})", "remove one of the two files")
+    times = np.concatenate([s.times for s in sources])
+    if manifest is not None and manifest.extent.time is not None:
+        last = manifest.extent.time[1]
+        if _iso(times[0]) <= last:
+            duplicated = _iso(times[0]) in {s.time_start for s in manifest.sources}
+            raise IngestError(sources[0].url, f"starts at {_iso(times[0])}, "
+                              f"{'a time the collection already holds' if duplicated else ''}"
+                              f"{'' if duplicated else 'before the end of the collection'} "
+                              f"({last})", "only later times can be appended")
+    return times
+
+
+def _gaps(times: np.ndarray, sources: list[SourceGrid]) -> list[str]:
+    if len(times) < 3:
+        return []
+    steps = _seconds(times)
+    typical = np.median(steps)
+    big = np.flatnonzero(steps > 1.5 * typical)
+    return [f"gap in time between {_iso(times[i])} and {_iso(times[i + 1])} "
+            f"(typical step {typical / 86400:g} days)" for i in big]
+
+
+# --- planning ------------------------------------------------------------------------------
+
+
+def _plan_stores(source: SourceGrid, length: int, chunking: Chunking) -> dict[str, ZarrStore]:
+    ny, nx = len(source.y), len(source.x)
+    itemsize = max(np.dtype(np.float32).itemsize,
+                   max(np.dtype(v.dtype).itemsize for v in source.variables.values()))
+    field_bytes = ny * nx * itemsize
+    steps_per_year = _steps_per_year(source, length)
+    plans = {}
+    if chunking in ("map", "both"):
+        tiles = max(1, math.ceil(field_bytes / (4 * TARGET_CHUNK_BYTES)))
+        split = math.ceil(math.sqrt(tiles))
+        plans["map"] = {source.time_name: max(1, TARGET_CHUNK_BYTES // field_bytes),
+                        source.y_name: math.ceil(ny / split), source.x_name: math.ceil(nx / split)}
+    if chunking in ("timeseries", "both"):
+        # A year per chunk (ten for monthly and coarser data): a multi-year point series reads
+        # one chunk per year, and appending a day rewrites only the current year's chunks.
+        time_chunk = max(steps_per_year, 120)
+        tile = max(1, int(math.sqrt(TARGET_CHUNK_BYTES / (time_chunk * itemsize))))
+        plans["timeseries"] = {source.time_name: time_chunk, source.y_name: min(ny, tile),
+                               source.x_name: min(nx, tile)}
+    return {name: ZarrStore(path=f"{name}.zarr", chunking=name, chunks=chunks, time_length=0)
+            for name, chunks in plans.items()}
+
+
+def _steps_per_year(source: SourceGrid, length: int) -> int:
+    if len(source.times) > 1:
+        step = float(np.median(_seconds(source.times)))
+    else:
+        step = 86400.0  # a single time step per file: daily files are by far the most common
+    return max(1, round(365.25 * 86400 / step))
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def _zarr_store(lake: Lake, path: str):
+    if lake.is_local:
+        return LocalStore(path)
+    return FsspecStore.from_url(lake.fs.unstrip_protocol(path),
+                                storage_options=lake.storage_options)
+
+
+def _write(sources, times, start, manifest, stores, storage_options, progress) -> None:
+    """Write the new time steps ``start: start + len(times)`` into every store."""
+    reference = sources[0]
+    end = start + len(times)
+    template = _template(reference, times)
+    encodings = {name: _encoding(template, manifest.stores[name]) for name in stores}
+    for name, store in stores.items():
+        if start == 0:
+            template.to_zarr(store, mode="w", compute=False, consolidated=False,
+                             encoding=encodings[name], zarr_format=3, safe_chunks=False)
+        else:
+            _resize_time(store, reference.time_name, end)
+
+    time_chunk = max(s.chunks[reference.time_name] for s in manifest.stores.values())
+    from ..config import get_settings
+
+    step_bytes = sum(v.size * 4 for v in template.data_vars.values()) // len(times)
+    block = max(1, min(time_chunk, get_settings().ingest_memory_limit // max(step_bytes, 1)))
+    located = [(source, i) for source in sources for i in range(len(source.times))]
+    boundaries = list(range(start, end, block))
+    for done, block_start in enumerate(boundaries, start=1):
+        block_end = min(block_start + block, end)
+        data = _load(located[block_start - start:block_end - start], reference)
+        region = {reference.time_name: slice(block_start, block_end)}
+        for store in stores.values():
+            data.to_zarr(store, region=region, consolidated=False, zarr_format=3)
+        progress("write", done, len(boundaries))
+
+
+def _template(reference: SourceGrid, times: np.ndarray) -> xr.Dataset:
+    """A lazy dataset of the full new shape, with the reference's attributes and encodings."""
+    import dask.array
+
+    t = reference.time_name
+    ds = reference.template
+    variables = {}
+    for name, var in ds.variables.items():
+        if t in var.dims and name != t:
+            shape = (len(times),) + var.shape[1:]
+            chunks = (1,) + var.shape[1:]
+            data = dask.array.zeros(shape, dtype=var.dtype, chunks=chunks)
+            variables[name] = xr.Variable(var.dims, data, var.attrs, var.encoding)
+        elif name != t:
+            variables[name] = var
+    out = xr.Dataset(variables, attrs=_collection_attrs(reference.attrs))
+    out[t] = xr.Variable((t,), times, ds[t].attrs, ds[t].encoding)
+    return out.set_coords([c for c in ds.coords if c in out.variables])
+
+
+def _encoding(template: xr.Dataset, store: ZarrStore) -> dict:
+    time_name = template.cf["T"].name
+    encoding = {}
+    for name, var in template.variables.items():
+        kept = {k: v for k, v in var.encoding.items() if k not in _NETCDF_ENCODING}
+        if name == time_name:
+            # The time index is read whole at every open: keep it in one chunk for decades.
+            kept["chunks"] = (TIME_INDEX_CHUNK,)
+        elif var.dims and var.dims[0] == time_name:
+            kept["chunks"] = tuple(store.chunks[d] if d == time_name else
+                                   min(store.chunks.get(d, n), n)
+                                   for d, n in zip(var.dims, var.shape, strict=True))
+            kept["compressors"] = [COMPRESSOR]
+        encoding[name] = kept
+    return encoding
+
+
+def _resize_time(store, time_name: str, length: int) -> None:
+    group = zarr.open_group(store, mode="r+", use_consolidated=False, zarr_format=3)
+    for _, array in group.arrays():
+        dims = array.metadata.dimension_names or ()
+        if dims and dims[0] == time_name and array.shape[0] != length:
+            array.resize((length,) + array.shape[1:])
+
+
+def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid) -> xr.Dataset:
+    """Read the time steps of one block into memory, file by file."""
+    t = reference.time_name
+    pieces = []
+    for source in dict.fromkeys(s for s, _ in located):
+        indices = [i for s, i in located if s is source]
+        try:
+            with _open_source(source.url, chunks=None,
+                              decode_times=xr.coders.CFDatetimeCoder(use_cftime=None)) as ds:
+                names = [v for v in reference.template.variables if t in ds[v].dims]
+                pieces.append(ds[names].isel({t: slice(indices[0], indices[-1] + 1)}).load())
+        except (OSError, RuntimeError, ValueError) as error:
+            raise IngestError(source.url, f"cannot be read ({error})",
+                              "the file is corrupt; fetch it again") from None
+    data = xr.concat(pieces, dim=t, data_vars="all", coords="minimal", compat="override",
+                     join="override")
+    drop = [v for v in data.variables if t not in data[v].dims]
+    return data.drop_vars(drop)
+
+
+def _update_manifest(manifest: Manifest, sources, times, version: int) -> None:
+    reference = sources[0]
+    first = manifest.extent.time[0] if manifest.extent.time else _iso(times[0])
+    manifest.version = version
+    manifest.updated = utcnow()
+    manifest.software = Manifest.model_fields["software"].default_factory()
+    manifest.variables = manifest.variables or reference.variables
+    manifest.extent = Extent(bbox=_bbox_of(reference), time=(first, _iso(times[-1])),
+                             calendar=reference.calendar)
+    if not manifest.attributes:
+        manifest.attributes = _collection_attrs(reference.attrs)
+    for source in sources:
+        manifest.sources.append(Source(name=source.name, url=source.url, size=source.size,
+                                       sha256=source.sha256, time_start=_iso(source.times[0]),
+                                       time_end=_iso(source.times[-1]), version=version))
+    for store in manifest.stores.values():
+        store.time_length += len(times)
+
+
+def _finish_store(store, manifest: Manifest, info: ZarrStore) -> None:
+    """Set the collection-wide ACDD attributes, then consolidate: readers see the new data now."""
+    group = zarr.open_group(store, mode="r+", use_consolidated=False, zarr_format=3)
+    west, south, east, north = manifest.extent.bbox
+    history = group.attrs.get("history", "")
+    added = [s.name for s in manifest.sources if s.version == manifest.version]
+    line = (f"{manifest.updated} eosc-pangeo {manifest.software.get('eosc-pangeo')} ingest-grid: "
+            f"{len(added)} file(s) {added[0]}..{added[-1]} -> {info.path} (version "
+            f"{manifest.version})")
+    group.attrs.update({
+        **manifest.attributes,
+        "Conventions": "CF-1.10, ACDD-1.3",
+        "id": manifest.id,
+        "time_coverage_start": manifest.extent.time[0],
+        "time_coverage_end": manifest.extent.time[1],
+        "geospatial_lat_min": south, "geospatial_lat_max": north,
+        "geospatial_lon_min": west, "geospatial_lon_max": east,
+        "geospatial_lat_units": "degrees_north", "geospatial_lon_units": "degrees_east",
+        "date_created": manifest.created, "date_modified": manifest.updated,
+        "product_version": str(manifest.version),
+        "history": f"{history}\n{line}".strip(),
+    })
+    zarr.consolidate_metadata(store, zarr_format=3)
+
+
+def _collection_attrs(attrs: dict) -> dict:
+    kept = {k: v for k, v in attrs.items() if k not in _PER_FILE_ATTRS}
+    kept.setdefault("title", kept.get("id", "untitled"))
+    kept.setdefault("summary", kept["title"])
+    return {k: (v.item() if isinstance(v, np.generic) else
+                v.tolist() if isinstance(v, np.ndarray) else v) for k, v in kept.items()}
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def _choose_store(lake, collection_path, manifest, chunking, bbox, time) -> str:
+    if chunking != "auto":
+        if chunking not in manifest.stores:
+            raise ValueError(f"collection {manifest.id!r} has no {chunking!r} store "
+                             f"(it has {', '.join(manifest.stores)})")
+        return chunking
+    if len(manifest.stores) == 1 or (bbox is None and time is None):
+        return "map" if "map" in manifest.stores else next(iter(manifest.stores))
+    counts = {}
+    for name, info in manifest.stores.items():
+        ds = xr.open_zarr(_zarr_store(lake, f"{collection_path}/{info.path}"), consolidated=True,
+                          chunks=None)
+        counts[name] = _chunks_touched(ds, info, bbox, time)
+    return min(counts, key=counts.get)
+
+
+def _chunks_touched(ds: xr.Dataset, info: ZarrStore, bbox, time) -> int:
+    """How many chunks of one variable a selection reads, as Copernicus Marine's client does."""
+    total = 1
+    for axis, bounds in (("T", time), ("Y", bbox and (bbox[1], bbox[3])),
+                         ("X", bbox and (bbox[0], bbox[2]))):
+        coord = ds.cf[axis]
+        index = ds.indexes[coord.name]
+        n = len(index)
+        lo, hi = (0, n) if bounds is None else _index_range(index, bounds)
+        chunk = info.chunks[coord.name]
+        total *= max(1, (max(hi - 1, lo) // chunk) - (lo // chunk) + 1)
+    return total
+
+
+def _index_range(index, bounds) -> tuple[int, int]:
+    lo, hi = bounds
+    if index.is_monotonic_decreasing:
+        positions = index.slice_indexer(hi, lo)
+    else:
+        positions = index.slice_indexer(lo, hi)
+    return positions.start or 0, positions.stop if positions.stop is not None else len(index)
+
+
+def _select(ds: xr.Dataset, bbox, time, variables) -> xr.Dataset:
+    if variables is not None:
+        unknown = set(variables) - set(ds.data_vars)
+        if unknown:
+            raise KeyError(f"no variable {sorted(unknown)} (variables: {sorted(ds.data_vars)})")
+        ds = ds[list(variables)]
+    if time is not None:
+        ds = ds.cf.sel(T=slice(*time))
+    if bbox is not None:
+        west, south, east, north = bbox
+        lat = ds.cf["Y"]
+        lat_slice = slice(north, south) if lat[0] > lat[-1] else slice(south, north)
+        ds = ds.cf.sel(Y=lat_slice, X=slice(west, east))
+    return ds
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _bbox_of(source: SourceGrid) -> tuple[float, float, float, float]:
+    dx = abs(float(source.x[1] - source.x[0])) / 2 if len(source.x) > 1 else 0.0
+    dy = abs(float(source.y[1] - source.y[0])) / 2 if len(source.y) > 1 else 0.0
+    return (max(-180.0, float(source.x.min()) - dx), max(-90.0, float(source.y.min()) - dy),
+            min(180.0, float(source.x.max()) + dx), min(90.0, float(source.y.max()) + dy))
+
+
+def _iso(value) -> str:
+    if isinstance(value, np.datetime64):
+        return np.datetime_as_string(value, unit="s") + "Z"
+    return value.isoformat()
+
+
+def _seconds(times: np.ndarray) -> np.ndarray:
+    if times.dtype.kind == "M":
+        return np.diff(times).astype("timedelta64[s]").astype(float)
+    return np.array([(b - a).total_seconds() for a, b in zip(times[:-1], times[1:], strict=True)])

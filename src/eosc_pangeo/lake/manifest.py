@@ -1,0 +1,144 @@
+"""The manifest: a collection's commit record and provenance.
+
+Each collection has one ``_manifest.json``. Writing it (atomically, see
+:func:`~eosc_pangeo.lake.storage.atomic_write`) is the last step of every ingest, so it always
+describes complete data: which source files went in (with sizes and checksums), which stores or
+Parquet files hold them, and the extents and variables the catalogue publishes.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from .storage import MANIFEST, Domain, Lake, atomic_write
+
+FORMAT = "eosc-pangeo/manifest/1"
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the software that wrote the data, for provenance."""
+    names = ("eosc-pangeo", "xarray", "zarr", "numpy", "pyarrow", "netCDF4", "h5netcdf", "fsspec")
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+class Source(BaseModel):
+    """A source file that went into the collection."""
+
+    name: str = Field(description="File name, unique within the collection.")
+    url: str = Field(description="Where the file was read from.")
+    size: int
+    sha256: str
+    time_start: str | None = None
+    time_end: str | None = None
+    rows: int | None = Field(default=None, description="Observations taken from it (in-situ).")
+    version: int = Field(description="Collection version that added it.")
+
+
+class Variable(BaseModel):
+    """A data variable, as the catalogue publishes it."""
+
+    standard_name: str | None = None
+    long_name: str | None = None
+    units: str | None = None
+    dims: list[str] = Field(default_factory=list)
+    dtype: str | None = None
+
+
+class Extent(BaseModel):
+    bbox: tuple[float, float, float, float] | None = Field(
+        default=None, description="west, south, east, north in degrees (CRS84)."
+    )
+    time: tuple[str, str] | None = Field(default=None, description="First and last time, ISO 8601.")
+    calendar: str = "standard"
+
+
+class ZarrStore(BaseModel):
+    """One Zarr store of a gridded collection."""
+
+    path: str = Field(description="Relative to the collection, e.g. 'map.zarr'.")
+    chunking: Literal["map", "timeseries"]
+    chunks: dict[str, int]
+    time_length: int = Field(description="Committed length of the time axis.")
+
+
+class ParquetFile(BaseModel):
+    """One Parquet file of an in-situ collection."""
+
+    path: str = Field(description="Relative to the collection.")
+    size: int
+    sha256: str
+    rows: int
+    bbox: tuple[float, float, float, float]
+    time_start: str
+    time_end: str
+
+
+class Manifest(BaseModel):
+    """What a collection holds and where it came from."""
+
+    format: Literal["eosc-pangeo/manifest/1"] = FORMAT
+    id: str
+    domain: Domain
+    kind: Literal["grid", "insitu"]
+    version: int = 0
+    created: str = Field(default_factory=utcnow)
+    updated: str = Field(default_factory=utcnow)
+    software: dict[str, str] = Field(default_factory=software_versions)
+    attributes: dict[str, object] = Field(
+        default_factory=dict, description="Global (ACDD) attributes: title, summary, ..."
+    )
+    extent: Extent = Field(default_factory=Extent)
+    variables: dict[str, Variable] = Field(default_factory=dict)
+    sources: list[Source] = Field(default_factory=list)
+    stores: dict[str, ZarrStore] = Field(default_factory=dict)
+    files: list[ParquetFile] = Field(default_factory=list)
+
+    def source(self, name: str) -> Source | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+
+def read_manifest(lake: Lake, collection_path: str) -> Manifest | None:
+    """The committed manifest of a collection, or None if the collection does not exist yet."""
+    path = f"{collection_path}/{MANIFEST}"
+    try:
+        return Manifest.model_validate_json(lake.fs.cat_file(path))
+    except FileNotFoundError:
+        return None
+
+
+def write_manifest(lake: Lake, collection_path: str, manifest: Manifest) -> None:
+    """Commit ``manifest``: after this call readers and later ingests see the new version."""
+    data = manifest.model_dump_json(indent=1).encode()
+    atomic_write(lake.fs, f"{collection_path}/{MANIFEST}", data)
+
+
+class IngestReport(BaseModel):
+    """What an ingest did: the CLI prints it, tests and notebooks inspect it."""
+
+    collection: str
+    domain: Domain
+    version: int = Field(description="Collection version after the ingest (unchanged if no-op).")
+    added: list[str] = Field(default_factory=list, description="Source files ingested now.")
+    skipped: list[str] = Field(
+        default_factory=list, description="Source files already in the collection."
+    )
+    rows: int | None = Field(default=None, description="Observations added (in-situ).")
+    warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added)

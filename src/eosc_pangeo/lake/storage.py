@@ -1,0 +1,129 @@
+"""Where the lake lives: an fsspec file system, its layout, and atomic writes on it.
+
+The layout of a lake::
+
+    <lake>/<domain>/<collection>/_manifest.json      commit record: sources, stores, extents
+    <lake>/<domain>/<collection>/map.zarr            gridded data chunked for maps
+    <lake>/<domain>/<collection>/timeseries.zarr     the same data chunked for time series
+    <lake>/<domain>/<collection>/observations/       in-situ data: year=YYYY/month=MM/*.parquet
+
+A collection exists once its ``_manifest.json`` does; stores and files that no manifest names are
+leftovers of an interrupted ingest and are never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from .errors import CollectionNotFound
+
+Domain = Literal["ocean", "atmosphere", "land", "solid-earth"]
+DOMAINS: tuple[Domain, ...] = ("ocean", "atmosphere", "land", "solid-earth")
+MANIFEST = "_manifest.json"
+
+
+@dataclass(frozen=True)
+class Lake:
+    """A data lake at an fsspec URL.
+
+    Parameters
+    ----------
+    url
+        Local path or fsspec URL (``/data/lake``, ``file:///data/lake``, ``s3://bucket/lake``).
+    storage_options
+        Passed to fsspec (credentials, ``endpoint_url``, ...).
+    """
+
+    url: str
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_url(cls, url: str | Lake | None = None, storage_options: dict | None = None) -> Lake:
+        """Return a :class:`Lake`, taking what is not given from the settings."""
+        if isinstance(url, Lake):
+            return url
+        from ..config import get_settings
+
+        settings = get_settings()
+        url = url or settings.lake
+        if not url:
+            raise ValueError("no lake given: pass a lake URL or set EOSC_PANGEO_LAKE")
+        options = settings.storage_options if storage_options is None else storage_options
+        return cls(str(url).rstrip("/") or "/", dict(options))
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        return fsspec.core.url_to_fs(self.url, **self.storage_options)[0]
+
+    @property
+    def root(self) -> str:
+        """The lake's path as the file system names it (no protocol)."""
+        return fsspec.core.url_to_fs(self.url, **self.storage_options)[1]
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        """File-system path of ``parts`` under the lake."""
+        return posixpath.join(self.root, *parts)
+
+    def uri(self, *parts: str) -> str:
+        """Full URL of ``parts`` under the lake, with the protocol, for readers such as xarray."""
+        return self.fs.unstrip_protocol(self.path(*parts))
+
+    def collection_path(self, domain: str, collection: str) -> str:
+        return self.path(domain, collection)
+
+    def find_collection(self, collection: str) -> str:
+        """Path of the collection ``collection`` whatever its domain.
+
+        Raises
+        ------
+        CollectionNotFound
+            If no domain holds a committed collection of that id.
+        """
+        for domain in DOMAINS:
+            if self.fs.exists(self.path(domain, collection, MANIFEST)):
+                return self.path(domain, collection)
+        known = ", ".join(sorted(self.collection_ids())) or "none"
+        raise CollectionNotFound(
+            f"no collection {collection!r} in the lake {self.url} (collections: {known})"
+        )
+
+    def collection_ids(self) -> list[str]:
+        """Ids of every committed collection."""
+        manifests = self.fs.glob(self.path("*", "*", MANIFEST))
+        return sorted(posixpath.basename(posixpath.dirname(m)) for m in manifests)
+
+
+def atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new content, never a mix.
+
+    Object stores make a single PUT visible at once; on file systems the data goes to a
+    temporary sibling that is then renamed over the target (rename is atomic on POSIX).
+    """
+    if isinstance(fs, LocalFileSystem):
+        fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+        with fs.open(tmp, "wb") as f:
+            f.write(data)
+        fs.mv(tmp, path)
+    else:
+        fs.pipe_file(path, data)
+
+
+def sha256_of(fs: fsspec.AbstractFileSystem, path: str, block_size: int = 8 * 1024**2) -> str:
+    """SHA-256 hex digest of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as f:
+        while block := f.read(block_size):
+            digest.update(block)
+    return digest.hexdigest()

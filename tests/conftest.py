@@ -1,0 +1,61 @@
+"""Fixtures shared by the whole suite: sample data and a real S3-protocol server on loopback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from eosc_pangeo.lake.storage import Lake
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server in its own process (as s3fs's own suite does), on loopback."""
+    port = free_port()
+    moto = Path(sys.executable).with_name("moto_server")
+    process = subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail(f"moto_server did not start on {endpoint}")
+            time.sleep(0.1)
+    yield {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_lake(s3_server) -> Lake:
+    """An empty lake in a fresh bucket of the S3 server."""
+    import s3fs
+
+    bucket = f"lake-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(**s3_server).mkdir(bucket)
+    return Lake(f"s3://{bucket}/lake", dict(s3_server))
+
+
+@pytest.fixture
+def local_lake(tmp_path) -> Lake:
+    return Lake(str(tmp_path / "lake"))
