@@ -27,7 +27,8 @@ from eosc_pangeo.platform.gateway import gateway_config, write_gateway_config
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
-# Hub users, with system users of the same name (the gateway runs clusters as them).
+# Hub users, with system users of the same name (the gateway runs clusters as them); carol is staff.
+# test_gateway.py spells out the same names and limits, as its specification.
 ALICE, BOB, CAROL = "pgalice", "pgbob", "pgcarol"
 STAFF = "staff"
 # Small limits so that tests reach them with a few 1-core workers.
@@ -220,6 +221,8 @@ def slurm_site(slurm):
     import dask.config
 
     site = {
+        "jobqueue.slurm.cores": 1,
+        "jobqueue.slurm.memory": "1GiB",
         "jobqueue.slurm.walltime": "00:10:00",
         "jobqueue.slurm.log-directory": str(slurm),
         # One node: jobs run here, so the scheduler listens on loopback.

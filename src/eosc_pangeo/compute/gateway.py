@@ -84,8 +84,6 @@ def start_gateway(spec: ClusterSpec, settings: Settings, deadline: float) -> Gat
         "proxy_address": settings.gateway_proxy_address,
         "auth": settings.gateway_auth,
     }
-    # Not closed here: the cluster shares its event loop, and Gateway.close() is not idempotent
-    # (its __del__ closes it again); it closes itself when garbage-collected.
     gateway = Gateway(**connection)
     options = gateway.cluster_options()
     for user_name, value in requested_options(spec, settings).items():
@@ -104,7 +102,12 @@ def start_gateway(spec: ClusterSpec, settings: Settings, deadline: float) -> Gat
     except BaseException:
         gateway.stop_cluster(name)
         raise
-    return gateway.connect(name, shutdown_on_close=True)
+    dask_cluster = gateway.connect(name, shutdown_on_close=True)
+    # The cluster's client runs on this gateway's event loop, which stops when this gateway is
+    # collected; the cluster keeps it alive (and, named after the cluster's own `gateway`
+    # attribute, it is released after it). Closing it here would stop the loop under the cluster.
+    dask_cluster.creating_gateway = gateway
+    return dask_cluster
 
 
 def wait_until_running(gateway: Gateway, name: str, deadline: float) -> None:

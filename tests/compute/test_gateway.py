@@ -1,0 +1,162 @@
+"""cluster() on Dask Gateway behind a real JupyterHub (real proxy, JupyterHub authentication)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import requests
+from dask_gateway import GatewayClusterError
+
+from eosc_pangeo.compute import ClusterStartError, cluster
+from eosc_pangeo.config import Settings
+
+pytestmark = pytest.mark.slow
+# Users and limits of the `platform` fixture (tests/compute/conftest.py).
+ALICE, BOB, CAROL = "pgalice", "pgbob", "pgcarol"
+MAX_WORKER_CORES, MAX_USER_CORES, MAX_CLUSTERS, STAFF_MAX_CLUSTERS = 2, 3, 2, 3
+
+
+def wait_until(condition, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_cluster_computes_as_the_hub_user_with_the_lake_settings(platform):
+    def worker_identity():  # defined here to be pickled by value: workers cannot import tests
+        import os
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name, os.environ.get("EOSC_PANGEO_LAKE")
+
+    with platform.as_user(ALICE):
+        with cluster(workers=1, cores=1, memory="1GiB",
+                     settings=platform.settings(lake="/data/lake")) as dask_cluster:
+            with dask_cluster.get_client() as client:
+                assert client.submit(worker_identity, pure=False).result() == (ALICE, "/data/lake")
+    # The stock LocalBackend would have given / to the cluster's user (see test_local_backend).
+    assert os.stat("/").st_uid == 0
+
+
+def test_cluster_scales_up_and_down(platform):
+    with platform.as_user(ALICE), cluster(workers=1, settings=platform.settings()) as dask_cluster:
+        with dask_cluster.get_client() as client:
+            dask_cluster.scale(2)
+            client.wait_for_workers(2, timeout=30)
+            dask_cluster.scale(1)
+            assert wait_until(lambda: len(client.scheduler_info()["workers"]) == 1)
+
+
+def test_a_worker_killed_mid_computation_does_not_change_the_result(platform):
+    def slow_square(x):
+        import time
+
+        time.sleep(0.1)
+        return x * x
+
+    with platform.as_user(ALICE), cluster(workers=2, settings=platform.settings()) as dask_cluster:
+        with dask_cluster.get_client() as client:
+            futures = client.map(slow_square, range(60))
+            assert wait_until(lambda: sum(f.done() for f in futures) >= 5)
+            victim = next(iter(client.run(os.getpid).values()))
+            os.kill(victim, signal.SIGKILL)
+            assert sum(client.gather(futures)) == sum(x * x for x in range(60))
+
+
+def test_worker_options_beyond_the_users_limits_are_refused_with_a_message(platform):
+    with platform.as_user(ALICE), pytest.raises(ValueError, match="worker_cores"):
+        cluster(workers=1, cores=MAX_WORKER_CORES + 1,
+                settings=platform.settings())
+
+
+def test_an_image_that_is_not_a_platform_environment_is_refused(platform):
+    with platform.as_user(ALICE), pytest.raises(ValueError, match="not one of this platform"):
+        cluster(workers=0, image="/opt/elsewhere", settings=platform.settings())
+
+
+def test_the_number_of_clusters_per_user_is_limited(platform):
+    with platform.as_user(BOB):
+        first = cluster(workers=0, settings=platform.settings())
+        second = cluster(workers=0, settings=platform.settings())
+        try:
+            with pytest.raises(ValueError, match=f"may run {MAX_CLUSTERS} clusters at once and has {MAX_CLUSTERS}"):
+                cluster(workers=0, settings=platform.settings())
+        finally:
+            first.shutdown()
+            second.shutdown()
+
+
+def test_group_limits_apply_to_members(platform):
+    with platform.as_user(CAROL):
+        clusters = [cluster(workers=0, settings=platform.settings())
+                    for _ in range(STAFF_MAX_CLUSTERS)]
+        try:
+            with pytest.raises(ValueError, match=f"may run {STAFF_MAX_CLUSTERS} clusters"):
+                cluster(workers=0, settings=platform.settings())
+        finally:
+            for dask_cluster in clusters:
+                dask_cluster.shutdown()
+
+
+def test_scaling_beyond_the_users_core_quota_across_clusters_is_refused(platform):
+    quota = MAX_USER_CORES
+    with platform.as_user(BOB):
+        with cluster(workers=2, cores=1, settings=platform.settings()) as first, \
+                cluster(workers=0, cores=1, settings=platform.settings()) as second:
+            with pytest.raises(GatewayClusterError, match=f"may use {quota} cores") as refused:
+                second.scale(quota)
+            assert "at most 1 worker(s)" in str(refused.value)
+            with pytest.raises(GatewayClusterError, match="Quota exceeded"):
+                second.adapt(minimum=0, maximum=quota)
+            second.scale(1)  # what is left of the quota is usable
+            with second.get_client() as client:
+                client.wait_for_workers(1, timeout=30)
+            assert len(first.get_client().scheduler_info()["workers"]) == 2
+
+
+def test_another_user_cannot_list_connect_to_or_stop_your_cluster(platform):
+    def as_bob(method, path=""):
+        return requests.request(
+            method, f"{platform.gateway_address}/api/v1/clusters/{path}", timeout=10,
+            headers={"Authorization": f"jupyterhub {platform.tokens[BOB]}"},
+        )
+
+    with platform.as_user(ALICE), cluster(workers=0, settings=platform.settings()) as mine:
+        assert as_bob("GET").json() == {}
+        # Connecting starts by reading the cluster's address and credentials.
+        assert as_bob("GET", mine.name).status_code == 403
+        assert as_bob("DELETE", mine.name).status_code == 403
+        assert [c.name for c in platform.gateway(ALICE).list_clusters()] == [mine.name]
+
+
+def test_clusters_are_stopped_when_the_users_notebook_server_stops(platform):
+    platform.api("POST", f"/users/{BOB}/server")
+    assert wait_until(
+        lambda: platform.api("GET", f"/users/{BOB}").json()["servers"].get("", {}).get("ready"),
+        timeout=60,
+    ), "the notebook server did not start"
+    with platform.as_user(BOB):
+        left_running = cluster(workers=1, settings=platform.settings())
+    owner = platform.gateway(BOB)
+    assert [c.name for c in owner.list_clusters()] == [left_running.name]
+    platform.api("DELETE", f"/users/{BOB}/server")
+    assert wait_until(lambda: owner.list_clusters() == [], timeout=30)
+
+
+def test_an_unreachable_gateway_fails_fast_with_a_clear_error():
+    closed_port = "http://127.0.0.1:9"  # discard port: nothing listens
+    started = time.monotonic()
+    with pytest.raises(ClusterStartError, match="no Dask Gateway answers"):
+        cluster(backend="gateway", settings=Settings(gateway_address=closed_port))
+    assert time.monotonic() - started < 15
+
+
+def test_the_gateway_backend_needs_an_address():
+    with pytest.raises(ClusterStartError, match="EOSC_PANGEO_GATEWAY_ADDRESS"):
+        cluster(backend="gateway", settings=Settings())

@@ -1,0 +1,92 @@
+"""Server-side configuration pieces that need no running service."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import types
+
+import pytest
+from traitlets.config import Config
+
+from eosc_pangeo.platform.gateway import FairUsePolicy, Limits, SafeLocalBackend
+from eosc_pangeo.platform.hub import grant_service_access
+
+GiB = 2**30
+
+
+def test_limits_default_to_those_of_every_user():
+    policy = FairUsePolicy(default_limits={"max_clusters": 1})
+    assert policy.limits_for({"students"}) == Limits(max_clusters=1)
+
+
+def test_a_groups_limits_apply_over_the_defaults():
+    policy = FairUsePolicy(
+        default_limits={"max_clusters": 1, "max_user_cores": 8},
+        group_limits={"staff": {"max_user_memory": "256GiB"}},
+    )
+    staff = policy.limits_for({"staff"})
+    assert (staff.max_clusters, staff.max_user_cores, staff.max_user_memory) == (1, 8, 256 * GiB)
+
+
+def test_a_member_of_several_groups_gets_the_most_generous_limit_of_each_kind():
+    policy = FairUsePolicy(group_limits={
+        "ocean": {"max_clusters": 4, "max_user_cores": 8},
+        "hpc": {"max_clusters": 1, "max_user_cores": 64},
+    })
+    limits = policy.limits_for({"ocean", "hpc"})
+    assert (limits.max_clusters, limits.max_user_cores) == (4, 64)
+
+
+def test_a_misspelt_limit_is_an_error():
+    with pytest.raises(ValueError, match="max_cluster"):
+        FairUsePolicy(default_limits={"max_cluster": 3}).limits_for(set())
+
+
+def test_service_access_is_granted_to_users_and_their_servers_keeping_default_scopes():
+    c = Config()
+    c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "access:services!service=stac"]}]
+    grant_service_access(c, "dask-gateway")
+    roles = {role["name"]: role["scopes"] for role in c.JupyterHub.load_roles}
+    assert roles["user"] == ["self", "access:services!service=stac",
+                             "access:services!service=dask-gateway"]
+    assert roles["server"] == ["users:activity!user", "access:servers!server",
+                               "access:services!service=dask-gateway"]
+
+
+@pytest.fixture
+def system_user():
+    if os.geteuid() != 0:
+        pytest.skip("changing file ownership to another user needs root")
+    name = "pgalice"
+    if subprocess.run(["id", "-u", name], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                       check=True)
+    return pwd.getpwnam(name)
+
+
+def test_the_local_backend_gives_the_user_only_the_clusters_working_directory(
+    system_user, tmp_path, monkeypatch
+):
+    # Files named like single characters of the TLS paths: the stock backend chowns those too,
+    # relative to its working directory, and "/" itself.
+    monkeypatch.chdir(tmp_path)
+    for name in ("t", "m", "p"):
+        (tmp_path / name).touch()
+    clusters = tmp_path / "clusters"
+    clusters.mkdir()
+    backend = SafeLocalBackend(clusters_directory=str(clusters))
+    record = types.SimpleNamespace(
+        name="c1", username=system_user.pw_name, tls_cert=b"cert", tls_key=b"key"
+    )
+    root_owner = os.stat("/").st_uid
+
+    workdir = backend.setup_working_directory(record)
+
+    assert os.stat("/").st_uid == root_owner == 0
+    assert all(os.stat(tmp_path / name).st_uid == 0 for name in ("t", "m", "p"))
+    owned = [os.path.join(root, name) for root, dirs, files in os.walk(workdir)
+             for name in dirs + files] + [workdir]
+    assert len(owned) == 5  # workdir, .certs, logs, dask.crt, dask.pem
+    assert all(os.stat(path).st_uid == system_user.pw_uid for path in owned)
