@@ -146,36 +146,47 @@ def read_argo_profiles(url: str, data: bytes) -> tuple[pa.Table, list[str]]:
     try:
         nc = netCDF4.Dataset(source_name(url), memory=data)
     except (OSError, RuntimeError, ValueError) as error:
-        raise IngestError(url, f"cannot be read as NetCDF ({error})",
-                          "the file is truncated or corrupt; fetch it again") from None
-    with nc:
-        nc.set_auto_chartostring(False)
-        for name in ("PLATFORM_NUMBER", "JULD", "LATITUDE", "LONGITUDE", "PRES"):
-            if name not in nc.variables:
-                raise IngestError(url, f"has no {name} variable",
-                                  "is this an Argo profile file (N_PROF x N_LEVELS)?")
-        measured = [name for name in VARIABLES if name in nc.variables]
-        if not measured:
-            raise IngestError(url, f"has none of the variables {', '.join(VARIABLES)}",
-                              "nothing to ingest")
-        n_prof, n_levels = nc.variables["PRES"].shape
-        adjusted = _adjusted_profiles(url, nc, n_prof)
-        time = _argo_times(url, nc)
-        lat = _profile_values(url, nc, "LATITUDE", n_prof)
-        lon = _profile_values(url, nc, "LONGITUDE", n_prof)
-        _check_coordinates(url, lon, lat)
-        pressure, pressure_qc = _argo_levels(url, nc, "PRES", adjusted, (n_prof, n_levels))
-        levels = {name: _argo_levels(url, nc, name, adjusted, (n_prof, n_levels))
-                  for name in measured}
-        platform = netCDF4.chartostring(_chars(nc, "PLATFORM_NUMBER"))
-        per_profile = {
-            "platform_id": pa.array(np.char.strip(platform.astype(str))),
-            "time": time, "lon": _normalised_lon(lon), "lat": lat,
-            "position_qc": _profile_flags(url, nc, "POSITION_QC", n_prof),
-            "time_qc": _profile_flags(url, nc, "JULD_QC", n_prof),
-            "cycle_number": _profile_values(url, nc, "CYCLE_NUMBER", n_prof),
-            "data_mode": pa.array(_data_modes(nc, n_prof)),
-        }
+        raise _unreadable(url, error) from None
+    try:
+        with nc:
+            return _argo_observations(url, nc)
+    except (OSError, RuntimeError) as error:  # HDF5 finds damage only when reading the data
+        raise _unreadable(url, error) from None
+
+
+def _unreadable(url: str, error: Exception) -> IngestError:
+    return IngestError(url, f"cannot be read as NetCDF ({error})",
+                       "the file is truncated or corrupt; fetch it again")
+
+
+def _argo_observations(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
+    nc.set_auto_chartostring(False)
+    for name in ("PLATFORM_NUMBER", "JULD", "LATITUDE", "LONGITUDE", "PRES"):
+        if name not in nc.variables:
+            raise IngestError(url, f"has no {name} variable",
+                              "is this an Argo profile file (N_PROF x N_LEVELS)?")
+    measured = [name for name in VARIABLES if name in nc.variables]
+    if not measured:
+        raise IngestError(url, f"has none of the variables {', '.join(VARIABLES)}",
+                          "nothing to ingest")
+    n_prof, n_levels = nc.variables["PRES"].shape
+    adjusted = _adjusted_profiles(url, nc, n_prof)
+    time = _argo_times(url, nc)
+    lat = _profile_values(url, nc, "LATITUDE", n_prof)
+    lon = _profile_values(url, nc, "LONGITUDE", n_prof)
+    _check_coordinates(url, lon, lat)
+    pressure, pressure_qc = _argo_levels(url, nc, "PRES", adjusted, (n_prof, n_levels))
+    levels = {name: _argo_levels(url, nc, name, adjusted, (n_prof, n_levels))
+              for name in measured}
+    platform = netCDF4.chartostring(_chars(nc, "PLATFORM_NUMBER"))
+    per_profile = {
+        "platform_id": pa.array(np.char.strip(platform.astype(str))),
+        "time": time, "lon": _normalised_lon(lon), "lat": lat,
+        "position_qc": _profile_flags(url, nc, "POSITION_QC", n_prof),
+        "time_qc": _profile_flags(url, nc, "JULD_QC", n_prof),
+        "cycle_number": _profile_values(url, nc, "CYCLE_NUMBER", n_prof),
+        "data_mode": pa.array(_data_modes(nc, n_prof)),
+    }
     placed = np.isfinite(lat) & np.isfinite(lon) & ~np.isnat(time)
     notes = []
     if not placed.all():
@@ -213,6 +224,21 @@ def _take(values: np.ndarray | pa.Array | pa.ChunkedArray, rows: np.ndarray):
     return values.take(rows) if isinstance(values, pa.Array | pa.ChunkedArray) else values[rows]
 
 
+def _numbers(variable: netCDF4.Variable) -> np.ndarray:
+    """Values as floats, NaN where the fill value is.
+
+    netCDF4's automatic masking also hides values outside ``valid_min``/``valid_max``: that
+    would silently drop spikes flagged bad and values in the wrong units, so only the fill value
+    (and ``missing_value``) count as missing here.
+    """
+    variable.set_auto_mask(False)
+    values = np.asarray(variable[:], dtype=np.float64)
+    for attribute in ("_FillValue", "missing_value"):
+        if attribute in variable.ncattrs():
+            values[values == np.float64(variable.getncattr(attribute))] = np.nan
+    return values
+
+
 def _chars(nc: netCDF4.Dataset, name: str) -> np.ndarray:
     variable = nc.variables[name]
     variable.set_auto_mask(False)
@@ -244,7 +270,7 @@ def _argo_times(url: str, nc: netCDF4.Dataset) -> np.ndarray:
                           "Argo times are 'days since 1950-01-01 00:00:00 UTC'")
     if reference.tzinfo is not None:
         reference = reference.tz_convert(None)
-    days = np.ma.filled(juld[:].astype(np.float64), np.nan)
+    days = _numbers(juld)
     # Argo times are given to the second or better; microseconds keep them exactly.
     offsets = np.rint(days * 86_400e6)
     times = np.full(days.shape, np.datetime64("NaT"), dtype="datetime64[us]")
@@ -257,11 +283,11 @@ def _argo_times(url: str, nc: netCDF4.Dataset) -> np.ndarray:
 def _profile_values(url: str, nc: netCDF4.Dataset, name: str, n_prof: int) -> np.ndarray:
     if name not in nc.variables:
         return np.full(n_prof, np.nan)
-    values = nc.variables[name][:]
+    values = _numbers(nc.variables[name])
     if values.shape != (n_prof,):
         raise IngestError(f"{url}:{name}", f"has shape {values.shape}, expected ({n_prof},)",
                           "one value per profile (N_PROF)")
-    return np.ma.filled(values.astype(np.float64), np.nan)
+    return values
 
 
 def _check_coordinates(url: str, lon: np.ndarray, lat: np.ndarray) -> None:
@@ -328,7 +354,7 @@ def _argo_levels(url, nc, name, adjusted, shape) -> tuple[np.ndarray, np.ndarray
         if variable.shape != shape:
             raise IngestError(f"{url}:{variable_name}", f"has shape {variable.shape}, expected "
                               f"{shape} (N_PROF, N_LEVELS)", "the file is not a profile file")
-        values[profiles] = np.ma.filled(variable[:][profiles].astype(np.float32), np.nan)
+        values[profiles] = _numbers(variable)[profiles]
         if f"{variable_name}_QC" in nc.variables:
             chars = _chars(nc, f"{variable_name}_QC").reshape(shape)
             flags[profiles] = _flags(url, f"{variable_name}_QC", chars[profiles])
