@@ -4,10 +4,31 @@ Writes are atomic per collection: readers see the previous version until an inge
 everything, and a failed ingest leaves the lake byte for byte as it was.
 """
 
+from .demo import build_demo_lake
 from .errors import CollectionNotFound, Finding, IngestError, LakeError, LakeWarning
 from .grid import ingest_grid, open_grid
-from .manifest import IngestReport, Manifest, read_manifest
+from .insitu import ingest_insitu, read_insitu
+from .manifest import IngestReport, Manifest, list_collections, read_manifest
 from .storage import DOMAINS, Lake
+from .validate import validate
+
+
+def open_dataset(lake_or_collection: str | Lake, collection: str | None = None, **selection):
+    """Open a gridded collection as a lazy xarray Dataset.
+
+    ``open_dataset("sst")`` reads the configured lake (``EOSC_PANGEO_LAKE``);
+    ``open_dataset("s3://bucket/lake", "sst")`` names the lake. Keyword arguments
+    (``bbox``, ``time``, ``variables``, ``chunking``) are those of :func:`open_grid`.
+    In-situ collections are tables: read them with :func:`read_insitu`.
+    """
+    lake, collection = (None, lake_or_collection) if collection is None else (
+        lake_or_collection, collection)
+    lake = Lake.from_url(lake)
+    manifest = read_manifest(lake, lake.find_collection(collection))
+    if manifest.kind == "insitu":
+        raise LakeError(f"collection {collection!r} holds in-situ observations, not a grid: "
+                        f"read it with eosc_pangeo.lake.read_insitu(lake, {collection!r}, ...)")
+    return open_grid(lake, collection, **selection)
 
 __all__ = [
     "DOMAINS",
@@ -19,7 +40,13 @@ __all__ = [
     "LakeError",
     "LakeWarning",
     "Manifest",
+    "build_demo_lake",
     "ingest_grid",
+    "ingest_insitu",
+    "list_collections",
+    "open_dataset",
     "open_grid",
+    "read_insitu",
     "read_manifest",
+    "validate",
 ]

@@ -16,6 +16,7 @@ Chunks aim at about 1 MiB of decoded data, as the Copernicus Marine ARCO product
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,14 +56,14 @@ COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
 _NETCDF_ENCODING = ("zlib", "complevel", "shuffle", "fletcher32", "contiguous", "chunksizes",
                     "source", "original_shape", "szip", "zstd", "bzip2", "blosc", "quantize_mode",
                     "significant_digits", "endian", "least_significant_digit", "compression",
-                    "preferred_chunks")
+                    "preferred_chunks", "coordinates")
 # Per-file attributes that an ingest recomputes for the whole collection.
 _PER_FILE_ATTRS = ("time_coverage_start", "time_coverage_end", "date_created", "date_modified",
                    "date_issued", "uuid", "tracking_id", "creation_date", "history",
                    "time_coverage_duration")
 
 
-@dataclass
+@dataclass(eq=False)
 class SourceGrid:
     """What an ingest needs to know of one source file, read from its metadata."""
 
@@ -86,7 +87,7 @@ def ingest_grid(
     lake: str | Lake,
     collection: str,
     domain: str,
-    files: Sequence[str],
+    files: Sequence[str | os.PathLike],
     *,
     chunking: Chunking = "both",
     progress: Progress | None = None,
@@ -130,7 +131,8 @@ def ingest_grid(
         _refuse_duplicate_id(lake, collection, domain)
     report_progress = progress or (lambda stage, done, total: None)
 
-    new_files, skipped = _new_sources(lake, manifest, files, report_progress)
+    new_files, skipped = _new_sources(lake, manifest, [os.fspath(f) for f in files],
+                                      report_progress)
     report = IngestReport(collection=collection, domain=domain,
                           version=manifest.version if manifest else 0, skipped=skipped)
     if not new_files:
@@ -520,31 +522,43 @@ def _template(reference: SourceGrid, times: np.ndarray) -> xr.Dataset:
     for name, var in ds.variables.items():
         if t in var.dims and name != t:
             shape = (len(times),) + var.shape[1:]
-            chunks = (1,) + var.shape[1:]
-            data = dask.array.zeros(shape, dtype=var.dtype, chunks=chunks)
-            variables[name] = xr.Variable(var.dims, data, var.attrs, var.encoding)
+            if var.dtype.kind in "OM":
+                # Time bounds: placeholders of the right type, so that CF encoding applies.
+                data = np.broadcast_to(times.reshape((-1,) + (1,) * (var.ndim - 1)), shape)
+            else:
+                data = dask.array.zeros(shape, dtype=var.dtype, chunks=(1,) + var.shape[1:])
+            variables[name] = xr.Variable(var.dims, data, var.attrs, _zarr_encoding(var.encoding))
         elif name != t:
-            variables[name] = var
+            variables[name] = xr.Variable(var.dims, var.values, var.attrs,
+                                          _zarr_encoding(var.encoding))
     out = xr.Dataset(variables, attrs=_collection_attrs(reference.attrs))
-    out[t] = xr.Variable((t,), times, ds[t].attrs, ds[t].encoding)
+    out[t] = xr.Variable((t,), times, ds[t].attrs, _zarr_encoding(ds[t].encoding))
     return out.set_coords([c for c in ds.coords if c in out.variables])
 
 
 def _encoding(template: xr.Dataset, store: ZarrStore) -> dict:
+    """The template's CF encoding (units, packing) plus the store's chunks and compression."""
     time_name = template.cf["T"].name
     encoding = {}
     for name, var in template.variables.items():
-        kept = {k: v for k, v in var.encoding.items() if k not in _NETCDF_ENCODING}
         if name == time_name:
             # The time index is read whole at every open: keep it in one chunk for decades.
-            kept["chunks"] = (TIME_INDEX_CHUNK,)
-        elif var.dims and var.dims[0] == time_name:
-            kept["chunks"] = tuple(store.chunks[d] if d == time_name else
-                                   min(store.chunks.get(d, n), n)
-                                   for d, n in zip(var.dims, var.shape, strict=True))
-            kept["compressors"] = [COMPRESSOR]
-        encoding[name] = kept
+            encoding[name] = {**var.encoding, "chunks": (TIME_INDEX_CHUNK,)}
+        elif name in template.data_vars and var.dims[0] == time_name:
+            chunks = tuple(store.chunks[d] if d == time_name else min(store.chunks.get(d, n), n)
+                           for d, n in zip(var.dims, var.shape, strict=True))
+            encoding[name] = {**var.encoding, "chunks": chunks, "compressors": [COMPRESSOR]}
     return encoding
+
+
+def _zarr_encoding(encoding: dict) -> dict:
+    """The source's CF encoding, without the storage details of NetCDF/HDF5."""
+    kept = {k: v for k, v in encoding.items() if k not in _NETCDF_ENCODING}
+    for key in ("scale_factor", "add_offset"):
+        if isinstance(kept.get(key), np.floating):
+            # JSON has no float32: keep the value as written (0.01), not its binary expansion.
+            kept[key] = float(str(kept[key]))
+    return kept
 
 
 def _resize_time(store, time_name: str, length: int) -> None:
@@ -572,7 +586,8 @@ def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid) -> xr.Da
     data = xr.concat(pieces, dim=t, data_vars="all", coords="minimal", compat="override",
                      join="override")
     drop = [v for v in data.variables if t not in data[v].dims]
-    return data.drop_vars(drop)
+    # Region writes skip indexed coordinates, and the new time values must be written too.
+    return data.drop_vars(drop).drop_indexes(t)
 
 
 def _update_manifest(manifest: Manifest, sources, times, version: int) -> None:
@@ -616,7 +631,11 @@ def _finish_store(store, manifest: Manifest, info: ZarrStore) -> None:
         "product_version": str(manifest.version),
         "history": f"{history}\n{line}".strip(),
     })
-    zarr.consolidate_metadata(store, zarr_format=3)
+    with warnings.catch_warnings():
+        # Consolidated metadata is not in the Zarr 3 spec yet, but zarr-python and xarray read
+        # it, and it is what makes the new version visible at once.
+        warnings.simplefilter("ignore", category=zarr.errors.ZarrUserWarning)
+        zarr.consolidate_metadata(store, zarr_format=3)
 
 
 def _collection_attrs(attrs: dict) -> dict:
@@ -689,10 +708,17 @@ def _select(ds: xr.Dataset, bbox, time, variables) -> xr.Dataset:
 
 
 def _bbox_of(source: SourceGrid) -> tuple[float, float, float, float]:
+    """(west, south, east, north) of the grid's cells, longitudes in -180..180 as STAC wants."""
     dx = abs(float(source.x[1] - source.x[0])) / 2 if len(source.x) > 1 else 0.0
     dy = abs(float(source.y[1] - source.y[0])) / 2 if len(source.y) > 1 else 0.0
-    return (max(-180.0, float(source.x.min()) - dx), max(-90.0, float(source.y.min()) - dy),
-            min(180.0, float(source.x.max()) + dx), min(90.0, float(source.y.max()) + dy))
+    south = max(-90.0, float(source.y.min()) - dy)
+    north = min(90.0, float(source.y.max()) + dy)
+    west, east = float(source.x.min()) - dx, float(source.x.max()) + dx
+    if east - west >= 360.0 - 1e-6:
+        return (-180.0, south, 180.0, north)
+    # Grids on 0..360 longitudes; a west > east box crosses the antimeridian (allowed by STAC).
+    west, east = ((west + 180.0) % 360.0) - 180.0, ((east + 180.0) % 360.0) - 180.0
+    return (west, south, east if east != -180.0 else 180.0, north)
 
 
 def _iso(value) -> str:

@@ -120,6 +120,14 @@ def read_manifest(lake: Lake, collection_path: str) -> Manifest | None:
         return None
 
 
+def list_collections(lake: str | Lake | None = None) -> list[Manifest]:
+    """The manifests of every committed collection of the lake, sorted by domain and id."""
+    lake = Lake.from_url(lake)
+    manifests = [Manifest.model_validate_json(lake.fs.cat_file(path))
+                 for path in lake.fs.glob(lake.path("*", "*", MANIFEST))]
+    return sorted(manifests, key=lambda m: (m.domain, m.id))
+
+
 def write_manifest(lake: Lake, collection_path: str, manifest: Manifest) -> None:
     """Commit ``manifest``: after this call readers and later ingests see the new version."""
     data = manifest.model_dump_json(indent=1).encode()

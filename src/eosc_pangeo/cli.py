@@ -1,0 +1,187 @@
+"""The ``eosc-pangeo`` command: a thin layer over the library, one sub-command per task.
+
+Every failure the library raises on purpose (bad input, missing collection, ...) ends the command
+with exit code 1 and its one-line message; nothing here holds logic of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import demo_data
+from .lake import DOMAINS, Lake, LakeError
+
+app = typer.Typer(help="eosc-pangeo: a Pangeo platform for Earth-science data.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+lake_app = typer.Typer(help="Build, list and check the data lake.", no_args_is_help=True)
+app.add_typer(lake_app, name="lake")
+
+# Wide enough for the tables even when the output is not a terminal (CI logs, pipes).
+console = Console(width=None if Console().is_terminal else 140)
+errors = Console(stderr=True)
+
+Domain = Enum("Domain", {d.replace("-", "_"): d for d in DOMAINS}, type=str)
+Size = Enum("Size", {s: s for s in demo_data.SIZES}, type=str)
+
+
+class Chunking(str, Enum):
+    map = "map"
+    timeseries = "timeseries"
+    both = "both"
+
+
+LakeOption = Annotated[
+    str | None,
+    typer.Option("--lake", help="Lake URL (path, file://, s3://...); default: EOSC_PANGEO_LAKE."),
+]
+
+
+@contextmanager
+def failures_as_exit() -> Iterator[None]:
+    """Turn the library's deliberate errors into a one-line message and exit code 1."""
+    try:
+        yield
+    except (LakeError, ValueError) as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+@contextmanager
+def progress_bars() -> Iterator:
+    """A rich progress display and a ``progress(stage, done, total)`` callback feeding it."""
+    with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=errors, transient=False) as bars:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(stage, total=total)
+            bars.update(tasks[stage], completed=done, total=total)
+
+        yield progress
+
+
+@app.command("demo-data")
+def demo_data_command(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the source files into.")],
+    size: Annotated[Size, typer.Option(help="small: seconds; large: benchmark scale.")] = "small",
+    seed: Annotated[int, typer.Option(help="Seed of the random fields.")] = 0,
+) -> None:
+    """Write deterministic sample source files (NetCDF, CSV) as data centres publish them."""
+    with progress_bars() as progress:
+        written = demo_data.write_demo_data(out_dir, size.value, seed=seed, progress=progress)
+    for kind, paths in written.items():
+        console.print(f"{kind:<10} {len(paths):>5} files in {paths[0].parent if paths else '-'}")
+
+
+@lake_app.command("ingest-grid")
+def ingest_grid_command(
+    files: Annotated[list[str], typer.Argument(help="NetCDF files (paths or fsspec URLs).")],
+    collection: Annotated[str, typer.Option(help="Collection id, unique in the lake.")],
+    domain: Annotated[Domain, typer.Option(help="Scientific domain of the collection.")],
+    lake: LakeOption = None,
+    chunking: Annotated[Chunking, typer.Option(help="Chunk for maps, time series or both.")] = (
+        Chunking.both),
+) -> None:
+    """Combine gridded NetCDF files along time into an analysis-ready Zarr collection."""
+    from .lake import ingest_grid
+
+    with failures_as_exit(), progress_bars() as progress:
+        report = ingest_grid(lake, collection, domain.value, files, chunking=chunking.value,
+                             progress=progress)
+    print_report(report)
+
+
+@lake_app.command("ingest-insitu")
+def ingest_insitu_command(
+    files: Annotated[list[str], typer.Argument(help="Profile NetCDF and station CSV files.")],
+    collection: Annotated[str, typer.Option(help="Collection id, unique in the lake.")],
+    domain: Annotated[Domain, typer.Option(help="Scientific domain of the collection.")],
+    lake: LakeOption = None,
+) -> None:
+    """Turn in-situ profiles and station series into one partitioned GeoParquet table."""
+    from .lake import ingest_insitu
+
+    with failures_as_exit(), progress_bars() as progress:
+        report = ingest_insitu(lake, collection, domain.value, files, progress=progress)
+    print_report(report)
+
+
+def print_report(report) -> None:
+    if not report.added:
+        console.print(f"{report.collection}: nothing new ({len(report.skipped)} file(s) already "
+                      f"in version {report.version})")
+        return
+    rows = f", {report.rows:,} observations" if report.rows is not None else ""
+    console.print(f"{report.collection}: version {report.version}, {len(report.added)} file(s) "
+                  f"added{rows}, {len(report.skipped)} already there")
+
+
+@lake_app.command("list")
+def list_command(lake: LakeOption = None,
+                 as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the collections of the lake with their extents and sizes."""
+    from .lake import list_collections
+
+    with failures_as_exit():
+        collections = list_collections(lake)
+    if as_json:
+        console.print_json(json.dumps([c.model_dump(exclude={"sources"}) for c in collections]))
+        return
+    table = Table("collection", "domain", "version", "time", "bbox", "variables", "sources",
+                  title=f"{len(collections)} collection(s) in {Lake.from_url(lake).url}")
+    for c in collections:
+        time = "..".join(t[:10] for t in c.extent.time) if c.extent.time else "-"
+        bbox = ",".join(f"{v:.0f}" for v in c.extent.bbox) if c.extent.bbox else "-"
+        table.add_row(c.id, f"{c.domain} ({c.kind})", f"v{c.version}", time, bbox,
+                      " ".join(c.variables), str(len(c.sources)))
+    console.print(table)
+
+
+@lake_app.command("validate")
+def validate_command(
+    collection: Annotated[str | None, typer.Argument(help="Only this collection.")] = None,
+    lake: LakeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Check formats, CF/GeoParquet metadata and checksums; exit 1 if anything fails."""
+    from .lake import validate
+
+    with failures_as_exit():
+        findings = validate(lake, collection)
+    failed = [f for f in findings if not f.ok]
+    if as_json:
+        console.print_json(json.dumps([f.__dict__ for f in findings]))
+    else:
+        table = Table("collection", "check", "target", "result", title="lake validate")
+        for f in findings:
+            mark = "[green]ok[/]" if f.ok else "[bold red]FAIL[/]"
+            table.add_row(f.collection, f.check, f.target, f"{mark} {f.message}")
+        console.print(table)
+        console.print(f"{len(findings) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("up")
+def up_command(
+    lake: LakeOption = None,
+    size: Annotated[Size, typer.Option(help="Size of the demo data.")] = "small",
+) -> None:
+    """Run the platform on this machine (today: build the demo lake and show what it holds)."""
+    from .lake import build_demo_lake
+
+    with failures_as_exit(), progress_bars() as progress:
+        lake_url = build_demo_lake(lake, size.value, progress=progress)
+    console.print(f"demo lake at [bold]{lake_url}[/]")
+    list_command(lake_url, as_json=False)

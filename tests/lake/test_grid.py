@@ -1,0 +1,319 @@
+"""Gridded ingest: NetCDF files in, analysis-ready Zarr out; bad input never harms the lake."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cftime
+import h5py
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+from eosc_pangeo import demo_data
+from eosc_pangeo.lake import (
+    IngestError,
+    Lake,
+    LakeWarning,
+    ingest_grid,
+    open_dataset,
+    read_manifest,
+    validate,
+)
+
+
+def snapshot(lake: Lake) -> dict[str, bytes]:
+    """Every file of the lake with its bytes, to compare before and after a failed ingest."""
+    fs = lake.fs
+    return {path: fs.cat_file(path) for path in fs.find(lake.root)}
+
+
+def source_dataset(files) -> xr.Dataset:
+    return xr.open_mfdataset(sorted(map(str, files)), engine="netcdf4", combine="by_coords",
+                             decode_times=xr.coders.CFDatetimeCoder(use_cftime=None)).load()
+
+
+@pytest.fixture(scope="module")
+def sst_files(tmp_path_factory) -> list[Path]:
+    out = tmp_path_factory.mktemp("sources")
+    return demo_data.write_sst(demo_data.SstSpec(days=8, resolution=1.0), out)
+
+
+@pytest.fixture(scope="module")
+def climate_files(tmp_path_factory) -> list[Path]:
+    out = tmp_path_factory.mktemp("climate")
+    return demo_data.write_climate(demo_data.ClimateSpec(2000, 2019, 10.0), out)
+
+
+@pytest.fixture
+def sst_lake(local_lake, sst_files) -> Lake:
+    """A lake holding the first six days of SST."""
+    ingest_grid(local_lake, "sst", "ocean", sst_files[:6])
+    return local_lake
+
+
+def copy_with(source: Path, target: Path, change) -> Path:
+    """A copy of a NetCDF source with ``change(ds)`` applied, written as a new file."""
+    with xr.open_dataset(source, decode_times=False) as ds:
+        changed = change(ds.load())
+    changed.to_netcdf(target)
+    return target
+
+
+def test_ingest_copies_every_stored_value_of_the_sources_exactly(sst_lake, sst_files):
+    stored = xr.open_zarr(sst_lake.path("ocean", "sst", "map.zarr"), mask_and_scale=False)
+    source = xr.open_mfdataset(sst_files[:6], mask_and_scale=False)
+    np.testing.assert_array_equal(stored.analysed_sst.values, source.analysed_sst.values)
+
+
+def test_decoded_values_match_the_sources(sst_lake, sst_files):
+    # JSON stores scale_factor as float64, so the lake decodes in float64 where netCDF4 decodes
+    # in the float32 of the source's attributes: the two differ by float32 rounding only.
+    ds = open_dataset(sst_lake.url, "sst")
+    expected = source_dataset(sst_files[:6])
+    xr.testing.assert_allclose(ds.analysed_sst.load(), expected.analysed_sst, rtol=0, atol=1e-4)
+
+
+def test_opened_dataset_is_lazy(sst_lake):
+    ds = open_dataset(sst_lake.url, "sst")
+    assert ds.analysed_sst.chunks is not None
+
+
+def test_packed_sources_stay_packed(sst_lake):
+    encoding = open_dataset(sst_lake.url, "sst").analysed_sst.encoding
+    assert (encoding["dtype"], encoding["scale_factor"]) == (np.dtype("int16"), 0.01)
+
+
+def test_timeseries_store_holds_a_year_per_chunk_in_small_tiles(sst_lake):
+    chunks = open_dataset(sst_lake.url, "sst", chunking="timeseries").analysed_sst.encoding[
+        "chunks"]
+    assert chunks[0] >= 365 and chunks[1] * chunks[2] * chunks[0] * 2 <= 2 * 1024**2
+
+
+def test_point_time_series_is_read_from_the_timeseries_store(sst_lake):
+    ds = open_dataset(sst_lake.url, "sst", bbox=(-30, 40, -29, 41), time=(None, None))
+    assert ds.analysed_sst.encoding["chunks"][0] >= 365
+
+
+def test_one_map_is_read_from_the_map_store(sst_lake):
+    ds = open_dataset(sst_lake.url, "sst", time=("2020-01-02", "2020-01-02"))
+    assert ds.analysed_sst.encoding["chunks"][0] < 365
+
+
+def test_selection_returns_only_the_requested_region_and_period(sst_lake):
+    ds = open_dataset(sst_lake.url, "sst", bbox=(0, 0, 10, 10), time=("2020-01-02", "2020-01-03"))
+    assert ds.sizes["time"] == 2
+    assert float(ds.lat.min()) >= 0 and float(ds.lat.max()) <= 10
+    assert float(ds.lon.min()) >= 0 and float(ds.lon.max()) <= 10
+
+
+def test_stores_have_consolidated_metadata(sst_lake):
+    path = sst_lake.path("ocean", "sst", "map.zarr")
+    assert zarr.open_group(path, mode="r", use_consolidated=True).metadata.consolidated_metadata
+
+
+def test_cf_and_acdd_attributes_describe_the_collection(sst_lake):
+    ds = open_dataset(sst_lake.url, "sst")
+    assert ds.analysed_sst.attrs["standard_name"] == "sea_surface_foundation_temperature"
+    assert ds.attrs["Conventions"] == "CF-1.10, ACDD-1.3"
+    assert ds.attrs["time_coverage_start"].startswith("2020-01-01")
+    assert ds.attrs["time_coverage_end"].startswith("2020-01-06")
+    assert ds.attrs["geospatial_lat_min"] == -90 and ds.attrs["geospatial_lon_max"] == 180
+    assert "ingest-grid" in ds.attrs["history"]
+
+
+def test_manifest_records_provenance_of_every_source(sst_lake, sst_files):
+    manifest = read_manifest(sst_lake, sst_lake.find_collection("sst"))
+    recorded = {s.name: (s.size, s.sha256) for s in manifest.sources}
+    expected = {f.name: (f.stat().st_size, hashlib.sha256(f.read_bytes()).hexdigest())
+                for f in sst_files[:6]}
+    assert recorded == expected
+    assert manifest.software["eosc-pangeo"] and manifest.software["zarr"]
+
+
+def test_ingesting_the_same_files_again_changes_nothing(sst_lake, sst_files):
+    before = snapshot(sst_lake)
+    report = ingest_grid(sst_lake, "sst", "ocean", sst_files[:6])
+    assert not report.added and len(report.skipped) == 6
+    assert snapshot(sst_lake) == before
+
+
+def test_new_days_are_appended(sst_lake, sst_files):
+    report = ingest_grid(sst_lake, "sst", "ocean", sst_files)
+    assert report.added == [f.name for f in sst_files[6:]] and report.version == 2
+    for chunking in ("map", "timeseries"):
+        ds = open_dataset(sst_lake.url, "sst", chunking=chunking)
+        xr.testing.assert_allclose(ds.analysed_sst.load(), source_dataset(sst_files).analysed_sst, rtol=0, atol=1e-4)
+
+
+def test_noleap_calendar_and_bounds_survive_the_round_trip(local_lake, climate_files):
+    ingest_grid(local_lake, "tas", "atmosphere", climate_files)
+    ds = open_dataset(local_lake.url, "tas")
+    assert isinstance(ds.time.values[0], cftime.DatetimeNoLeap)
+    assert ds.time.encoding["calendar"] == "noleap"
+    assert ds.sizes["time"] == 240
+    assert "lat_bnds" in ds and ds.lat.attrs["bounds"] == "lat_bnds"
+    xr.testing.assert_equal(ds.tas.load(), source_dataset(climate_files).tas)
+
+
+def test_a_gap_in_time_is_ingested_with_a_warning(local_lake, sst_files):
+    with pytest.warns(LakeWarning, match="gap in time between 2020-01-03"):
+        report = ingest_grid(local_lake, "sst", "ocean", sst_files[:3] + sst_files[4:6])
+    assert report.warnings
+
+
+def test_validate_passes_on_a_fresh_collection(sst_lake):
+    failed = [f for f in validate(sst_lake) if not f.ok]
+    assert failed == []
+
+
+def test_validate_reports_a_store_that_lost_its_consolidated_metadata(sst_lake):
+    root = Path(sst_lake.path("ocean", "sst", "timeseries.zarr", "zarr.json"))
+    group = zarr.open_group(root.parent, mode="r+", use_consolidated=False)
+    group.attrs["touched"] = True  # rewriting the root document drops consolidated metadata
+    failed = [f for f in validate(sst_lake) if not f.ok]
+    assert [f.check for f in failed] == ["consolidated-metadata"]
+
+
+def test_lake_on_s3_ingests_appends_and_reads(s3_lake, sst_files):
+    ingest_grid(s3_lake, "sst", "ocean", sst_files[:4])
+    ingest_grid(s3_lake, "sst", "ocean", sst_files[:6])
+    ds = open_dataset(s3_lake, "sst")
+    xr.testing.assert_allclose(ds.analysed_sst.load(), source_dataset(sst_files[:6]).analysed_sst, rtol=0, atol=1e-4)
+    assert [f for f in validate(s3_lake) if not f.ok] == []
+
+
+# --- bad input: a clear error naming the file, and the lake byte for byte as it was --------
+
+
+def truncated(source: Path, target: Path) -> Path:
+    data = source.read_bytes()
+    target.write_bytes(data[: len(data) // 2])
+    return target
+
+
+def garbage(source: Path, target: Path) -> Path:
+    target.write_bytes(np.random.default_rng(0).bytes(source.stat().st_size))
+    return target
+
+
+def other_grid(source: Path, target: Path) -> Path:
+    return copy_with(source, target, lambda ds: ds.isel(lat=slice(1, None)))
+
+
+def without_latitude(source: Path, target: Path) -> Path:
+    def drop(ds):
+        ds = ds.drop_vars("lat").rename_dims(lat="y")
+        return ds
+    return copy_with(source, target, drop)
+
+
+def in_celsius(source: Path, target: Path) -> Path:
+    def celsius(ds):
+        ds.analysed_sst.attrs["units"] = "degC"
+        return ds
+    return copy_with(source, target, celsius)
+
+
+def duplicated_time(source: Path, target: Path) -> Path:
+    return copy_with(source, target, lambda ds: xr.concat([ds, ds], dim="time"))
+
+
+def without_units(source: Path, target: Path) -> Path:
+    def drop_units(ds):
+        del ds.analysed_sst.attrs["units"]
+        return ds
+    return copy_with(source, target, drop_units)
+
+
+@pytest.mark.parametrize(("make_bad", "problem"), [
+    (truncated, "cannot be read as NetCDF"),
+    (garbage, "cannot be read as NetCDF"),
+    (other_grid, "is on another grid"),
+    (without_latitude, "has no latitude coordinate"),
+    (in_celsius, "has units 'degC', the collection 'kelvin'"),
+    (without_units, "has no units attribute"),
+    (duplicated_time, "holds duplicated times"),
+])
+def test_bad_file_is_refused_and_the_lake_is_untouched(sst_lake, sst_files, tmp_path, make_bad,
+                                                       problem):
+    bad = make_bad(sst_files[6], tmp_path / "20200107-sst.nc")
+    before = snapshot(sst_lake)
+    with pytest.raises(IngestError, match=problem) as error:
+        ingest_grid(sst_lake, "sst", "ocean", [sst_files[7], bad])
+    assert "20200107-sst.nc" in str(error.value)
+    assert snapshot(sst_lake) == before
+
+
+def test_a_day_the_collection_already_holds_is_refused(sst_lake, sst_files, tmp_path):
+    again = shutil.copy(sst_files[2], tmp_path / "20200103-sst-reprocessed.nc")
+    before = snapshot(sst_lake)
+    with pytest.raises(IngestError, match="a time the collection already holds"):
+        ingest_grid(sst_lake, "sst", "ocean", [again])
+    assert snapshot(sst_lake) == before
+
+
+def test_overlapping_files_are_refused(local_lake, sst_files, tmp_path):
+    copy = shutil.copy(sst_files[1], tmp_path / "copy-of-day-2.nc")
+    with pytest.raises(IngestError, match="overlaps"):
+        ingest_grid(local_lake, "sst", "ocean", [sst_files[0], sst_files[1], copy])
+    assert not local_lake.fs.exists(local_lake.root)  or not local_lake.fs.find(local_lake.root)
+
+
+def test_data_found_unreadable_while_writing_is_rolled_back(sst_lake, sst_files, tmp_path):
+    """The header reads but the compressed data does not: found late, undone byte for byte."""
+    bad = Path(shutil.copy(sst_files[7], tmp_path / "20200108-sst.nc"))
+    with h5py.File(bad, "r") as f:
+        chunk = f["analysed_sst"].id.get_chunk_info(0)
+    with bad.open("r+b") as f:
+        f.seek(chunk.byte_offset)
+        f.write(b"\xff" * chunk.size)
+    with xr.open_dataset(bad) as ds:  # the metadata still reads: the problem shows only later
+        assert "analysed_sst" in ds
+    before = snapshot(sst_lake)
+    with pytest.raises(IngestError, match="20200108-sst.nc"):
+        ingest_grid(sst_lake, "sst", "ocean", [sst_files[6], bad])
+    assert snapshot(sst_lake) == before
+
+
+def test_ingest_killed_mid_write_leaves_the_previous_version_and_rerun_completes(
+        local_lake, tmp_path):
+    files = demo_data.write_sst(demo_data.SstSpec(days=60, resolution=1.0), tmp_path / "src")
+    ingest_grid(local_lake, "sst", "ocean", files[:2])
+    previous = open_dataset(local_lake.url, "sst").load()
+    chunk_dir = Path(local_lake.path("ocean", "sst", "map.zarr", "analysed_sst", "c"))
+    chunks_before = sum(1 for _ in chunk_dir.rglob("*"))
+    script = ("import sys; from eosc_pangeo.lake import ingest_grid; "
+              "ingest_grid(sys.argv[1], 'sst', 'ocean', sys.argv[2:])")
+    env = {**os.environ, "EOSC_PANGEO_INGEST_MEMORY_LIMIT": str(2 * 180 * 360 * 8)}
+    process = subprocess.Popen([sys.executable, "-c", script, local_lake.url,
+                                *map(str, files)], env=env)
+    deadline = time.monotonic() + 60
+    while sum(1 for _ in chunk_dir.rglob("*")) <= chunks_before + 2:
+        assert process.poll() is None, "the ingest ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    xr.testing.assert_identical(open_dataset(local_lake.url, "sst").load(), previous)
+    report = ingest_grid(local_lake, "sst", "ocean", files)
+    assert len(report.added) == 58
+    ds = open_dataset(local_lake.url, "sst", chunking="timeseries")
+    xr.testing.assert_allclose(ds.analysed_sst.load(), source_dataset(files).analysed_sst, rtol=0, atol=1e-4)
+    assert [f for f in validate(local_lake) if not f.ok] == []
+
+
+def test_times_are_sorted_whatever_the_order_of_the_files(local_lake, sst_files):
+    ingest_grid(local_lake, "sst", "ocean", list(reversed(sst_files[:4])))
+    times = open_dataset(local_lake.url, "sst").time.values
+    assert list(times) == sorted(times) and times[0] == np.datetime64(dt.datetime(2020, 1, 1, 12))
