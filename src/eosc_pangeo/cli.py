@@ -185,3 +185,56 @@ def up_command(
         lake_url = build_demo_lake(lake, size.value, progress=progress)
     console.print(f"demo lake at [bold]{lake_url}[/]")
     list_command(lake_url, as_json=False)
+
+
+# --- catalog ----------------------------------------------------------------------------------
+
+catalog_app = typer.Typer(help="Describe, search, serve and export the meta-catalogue.",
+                          no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("build")
+def catalog_build_command(lake: LakeOption = None) -> None:
+    """Describe the lake as STAC, Intake and a stac-geoparquet index under LAKE/_catalog."""
+    from .catalog import build_catalog
+
+    with failures_as_exit(), progress_bars() as progress:
+        report = build_catalog(lake, progress=progress)
+    console.print(f"described {len(report.described)} collection(s) ({report.items} items), "
+                  f"{len(report.unchanged)} unchanged, {len(report.removed)} removed")
+    for name, url in (("STAC", report.stac), ("Intake", report.intake), ("index", report.index)):
+        console.print(f"{name:<7}{url}", highlight=False)
+
+
+@catalog_app.command("search")
+def catalog_search_command(
+    bbox: Annotated[str | None, typer.Option(help="west,south,east,north in degrees.")] = None,
+    datetime: Annotated[str | None, typer.Option(
+        help="Time or interval: 2020-01, 2020-01-01/2020-03-31, ../2020-06-30.")] = None,
+    variable: Annotated[list[str] | None, typer.Option(
+        "--variable", "-v", help="Variable (standard name, alias such as sst, or word); repeat "
+        "for several.")] = None,
+    q: Annotated[str | None, typer.Option("--q", "-q", help="Free text.")] = None,
+    domain: Annotated[list[Domain] | None, typer.Option(help="Only these domains.")] = None,
+    collection: Annotated[list[str] | None, typer.Option(help="Only these collections.")] = None,
+    limit: Annotated[int, typer.Option(help="Most hits shown.")] = 10,
+    lake: LakeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Find collections across domains by place, time, variable and words."""
+    from .catalog import search
+
+    with failures_as_exit():
+        hits = search(bbox=bbox, datetime=datetime, variables=variable, q=q,
+                      domain=[d.value for d in domain or []], collections=collection,
+                      limit=limit, lake=lake)
+    if as_json:
+        console.print_json(hits.to_dataframe().to_json(orient="records"))
+        return
+    table = Table("score", "collection", "domain", "kind", "title", "variables", "items",
+                  title=f"{len(hits)} hit(s)")
+    for hit in hits:
+        table.add_row(f"{hit.score:.2f}", hit.id, hit.domain or "-", hit.kind, hit.title,
+                      ", ".join(hit.variables), str(hit.matched_items))
+    console.print(table)

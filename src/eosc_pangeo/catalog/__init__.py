@@ -1,0 +1,20 @@
+"""The meta-catalogue: STAC, Intake and DCAT-AP descriptions of the lake, one search index
+across every domain (and harvested catalogues), and a STAC API serving it.
+
+Only describes and finds the lake: nothing here writes into its collections.
+"""
+
+from .build import BuildReport, build_catalog
+from .index import CatalogError, CatalogIndex, UnknownCollection
+from .search import Hit, SearchResults, search
+
+__all__ = [
+    "BuildReport",
+    "CatalogError",
+    "CatalogIndex",
+    "Hit",
+    "SearchResults",
+    "UnknownCollection",
+    "build_catalog",
+    "search",
+]

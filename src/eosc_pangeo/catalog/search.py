@@ -1,0 +1,243 @@
+"""``eosc_pangeo.search``: find collections across domains by place, time, variable and words,
+then open a hit in one line.
+
+Hits are Collections (what a scientist opens), ranked by how well they answer the query: the
+variables asked for (exact name, alias, or word of a CF standard name), free-text relevance and
+how much of the requested box and period they cover. Each hit knows how many of its Items
+(granules, platforms) match, and :meth:`Hit.open` returns the data for the queried box and
+period only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..lake.storage import Lake
+from .index import LAKE_SOURCE, CatalogError, CatalogIndex, IndexedCollection, ItemQuery
+from .query import BBox, Interval, check_limit, parse_bbox, parse_datetime
+from .vocabulary import match_variables, text_score
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One Collection that answers a search."""
+
+    collection: dict[str, Any] = field(repr=False)
+    score: float
+    matched_items: int
+    variables: list[str] = field(
+        metadata={"doc": "The collection's variables that matched (all of them if none asked)."})
+    source: str
+    bbox: BBox | None = field(repr=False, default=None)
+    interval: Interval | None = field(repr=False, default=None)
+    index: CatalogIndex | None = field(repr=False, default=None, compare=False)
+    lake: Lake | None = field(repr=False, default=None, compare=False)
+
+    @property
+    def id(self) -> str:
+        return self.collection["id"]
+
+    @property
+    def title(self) -> str:
+        return self.collection.get("title") or self.id
+
+    @property
+    def domain(self) -> str | None:
+        return self.collection.get("eosc:domain")
+
+    @property
+    def kind(self) -> str:
+        """``grid`` or ``insitu``."""
+        return self.collection.get("eosc:kind") or (
+            "insitu" if "table:columns" in self.collection else "grid")
+
+    def items(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The matching Items (granules, platforms) as STAC dicts, newest first."""
+        items, _ = self.index.search_items(self._item_query(limit))
+        return items
+
+    def open(self):
+        """The data of this hit for the searched box and period only.
+
+        Returns
+        -------
+        xarray.Dataset or pandas.DataFrame
+            A lazy, dask-backed Dataset for gridded collections; a DataFrame of the
+            observations for in-situ collections. Only the matched variables are kept when
+            the search asked for variables.
+
+        Raises
+        ------
+        CatalogError
+            For harvested collections, whose data lives outside the lake: open their assets
+            with the tools their catalogue documents.
+        """
+        if self.source != LAKE_SOURCE:
+            raise CatalogError(
+                f"{self.id} was harvested from {self.source}; its data is not in the lake. "
+                f"Its assets: {', '.join(a['href'] for a in self.collection.get('assets', {}).values()) or 'none'}")
+        # Naive ISO strings select on both datetime64 and cftime (noleap, 360-day) time axes.
+        time = None if self.interval is None else tuple(
+            None if t is None else t.strftime("%Y-%m-%dT%H:%M:%S") for t in self.interval)
+        if self.kind == "insitu":
+            from ..lake.insitu import read_insitu
+
+            return read_insitu(self.lake, self.id, bbox=self.bbox, time=time,
+                               variables=self.variables or None)
+        from ..lake import open_grid
+
+        return open_grid(self.lake, self.id, bbox=self.bbox, time=time,
+                         variables=self.variables or None)
+
+    def _item_query(self, limit: int) -> ItemQuery:
+        start, end = self.interval or (None, None)
+        return ItemQuery(collections=[self.id], bbox=self.bbox, start=start, end=end,
+                         limit=limit)
+
+
+class SearchResults(list[Hit]):
+    """The hits of a search, best first; shows as a table in notebooks."""
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame([{
+            "collection": h.id, "score": round(h.score, 2), "domain": h.domain, "kind": h.kind,
+            "title": h.title, "variables": ", ".join(h.variables),
+            "matched_items": h.matched_items, "source": h.source,
+        } for h in self])
+
+    def _repr_html_(self) -> str:
+        return self.to_dataframe()._repr_html_()
+
+
+def search(
+    bbox: str | Sequence[float] | None = None,
+    datetime: str | dt.datetime | Sequence[object] | None = None,
+    variables: str | Sequence[str] | None = None,
+    q: str | None = None,
+    domain: str | Sequence[str] | None = None,
+    collections: Sequence[str] | None = None,
+    limit: int = 10,
+    *,
+    lake: str | Lake | None = None,
+    catalog: str | CatalogIndex | None = None,
+) -> SearchResults:
+    """Find collections of the lake (and of harvested catalogues) across every domain.
+
+    Parameters
+    ----------
+    bbox
+        ``(west, south, east, north)`` in degrees; west > east crosses the antimeridian.
+    datetime
+        A STAC datetime or interval: ``"2020-01"``, ``"2020-01-01/2020-03-31"``,
+        ``"../2020-06-30"``, or a ``(start, end)`` pair.
+    variables
+        Variables that must all be present: CF standard names (``sea_water_temperature``),
+        variable names (``TEMP``), common aliases (``sst``, ``tas``) or words
+        (``temperature``, ``salinity``).
+    q
+        Free text; terms are ORed, quoted phrases count as one term.
+    domain
+        ``ocean``, ``atmosphere``, ``land``, ``solid-earth`` (or several).
+    collections
+        Only these collection ids.
+    limit
+        Most hits returned.
+    lake
+        The lake whose index to search; default: the configured ``EOSC_PANGEO_LAKE``.
+    catalog
+        Another index to search (URL of an index folder or a :class:`CatalogIndex`).
+
+    Returns
+    -------
+    SearchResults
+        Hits, best first; ``results[0].open()`` gives the data.
+
+    Examples
+    --------
+    >>> hits = search(bbox=(-30, 30, 0, 60), datetime="2020-01", variables=["sst"])
+    >>> ds = hits[0].open()
+    """
+    box = parse_bbox(bbox)
+    interval = parse_datetime(datetime)
+    check_limit(limit)
+    wanted = [variables] if isinstance(variables, str) else list(variables or [])
+    domains = {domain} if isinstance(domain, str) else set(domain or [])
+    lake = None if catalog is not None else Lake.from_url(lake)
+    index = _index(lake, catalog)
+
+    candidates: list[tuple[IndexedCollection, float, list[str]]] = []
+    for indexed in index.collections():
+        stac = indexed.stac
+        if collections is not None and indexed.id not in collections:
+            continue
+        if domains and indexed.domain not in domains:
+            continue
+        variable_score, names = match_variables(wanted, stac) if wanted else (0.0, [])
+        if wanted and not variable_score:
+            continue
+        relevance = text_score(q, stac) if q else 0.0
+        if q and not relevance:
+            continue
+        candidates.append((indexed, variable_score + relevance, names))
+    if not candidates:
+        return SearchResults()
+
+    start, end = interval or (None, None)
+    counts = index.count_items(ItemQuery(collections=[c.id for c, _, _ in candidates],
+                                         bbox=box, start=start, end=end))
+    hits = []
+    for indexed, score, names in candidates:
+        matched = counts.get(indexed.id, 0)
+        in_extent = _extent_overlap(indexed.stac, box, interval)
+        if (box or interval) and not (matched or (indexed.item_count == 0 and in_extent)):
+            continue
+        hits.append(Hit(collection=indexed.stac, score=score + in_extent, matched_items=matched,
+                        variables=names, source=indexed.source, bbox=box, interval=interval,
+                        index=index, lake=lake))
+    hits.sort(key=lambda h: (-h.score, h.id))
+    return SearchResults(hits[:limit])
+
+
+def _index(lake: Lake | None, catalog: str | CatalogIndex | None) -> CatalogIndex:
+    if isinstance(catalog, CatalogIndex):
+        return catalog
+    if catalog is not None:
+        return CatalogIndex(catalog)
+    return CatalogIndex.of_lake(lake)
+
+
+def _extent_overlap(collection: dict[str, Any], box: BBox | None,
+                    interval: Interval | None) -> float:
+    """How much of the requested box and period the collection's extent covers, 0 to 2."""
+    extent = collection.get("extent", {})
+    score = 0.0
+    if box is not None:
+        bounds = extent.get("spatial", {}).get("bbox", [[-180, -90, 180, 90]])[0]
+        west, south, east, north = (bounds[0], bounds[1], bounds[-3], bounds[-2]) \
+            if len(bounds) == 6 else bounds
+        score += _fraction(box[0], box[2] if box[2] >= box[0] else box[2] + 360, west, east) * \
+            _fraction(box[1], box[3], south, north)
+    if interval is not None and interval[0] and interval[1]:
+        first, last = extent.get("temporal", {}).get("interval", [[None, None]])[0]
+        lo = interval[0].timestamp() if first is None else max(
+            interval[0].timestamp(), _timestamp(first))
+        hi = interval[1].timestamp() if last is None else min(
+            interval[1].timestamp(), _timestamp(last))
+        span = interval[1].timestamp() - interval[0].timestamp()
+        score += 1.0 if span <= 0 else max(0.0, hi - lo) / span
+    return score
+
+
+def _fraction(lo: float, hi: float, extent_lo: float, extent_hi: float) -> float:
+    if hi <= lo:
+        return 1.0 if extent_lo <= lo <= extent_hi else 0.0
+    return max(0.0, min(hi, extent_hi) - max(lo, extent_lo)) / (hi - lo)
+
+
+def _timestamp(value: str) -> float:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
