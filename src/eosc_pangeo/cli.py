@@ -238,3 +238,16 @@ def catalog_search_command(
         table.add_row(f"{hit.score:.2f}", hit.id, hit.domain or "-", hit.kind, hit.title,
                       ", ".join(hit.variables), str(hit.matched_items))
     console.print(table)
+
+
+@catalog_app.command("serve")
+def catalog_serve_command(
+    lake: LakeOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+) -> None:
+    """Serve the catalogue index as a STAC API 1.0 (item and collection search, free text)."""
+    from .catalog.api import serve
+
+    with failures_as_exit():
+        serve(lake, host=host, port=port)

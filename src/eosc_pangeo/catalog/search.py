@@ -193,7 +193,7 @@ def search(
     hits = []
     for indexed, score, names in candidates:
         matched = counts.get(indexed.id, 0)
-        in_extent = _extent_overlap(indexed.stac, box, interval)
+        in_extent = extent_overlap(indexed.stac, box, interval)
         if (box or interval) and not (matched or (indexed.item_count == 0 and in_extent)):
             continue
         hits.append(Hit(collection=indexed.stac, score=score + in_extent, matched_items=matched,
@@ -211,7 +211,7 @@ def _index(lake: Lake | None, catalog: str | CatalogIndex | None) -> CatalogInde
     return CatalogIndex.of_lake(lake)
 
 
-def _extent_overlap(collection: dict[str, Any], box: BBox | None,
+def extent_overlap(collection: dict[str, Any], box: BBox | None,
                     interval: Interval | None) -> float:
     """How much of the requested box and period the collection's extent covers, 0 to 2."""
     extent = collection.get("extent", {})

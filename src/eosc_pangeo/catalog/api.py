@@ -1,0 +1,232 @@
+"""The STAC API 1.0 over the meta-catalogue index: stac-fastapi with a backend of our own.
+
+stac-fastapi provides the routes, request models, OpenAPI document and conformance; the backend
+(:class:`IndexClient`) answers from the stac-geoparquet index through DuckDB, so the embedded
+service needs no database server. Item search (GET and POST: bbox, datetime, collections, ids,
+limit, token paging), collection search and free text are implemented.
+
+Every deliberate error of the catalogue (:class:`~eosc_pangeo.catalog.index.CatalogError`: bad
+bbox or datetime, unknown collection, limit out of range) becomes an HTTP 400 with its message;
+unknown collection or item paths are 404.
+
+For large deployments serve the same STAC with stac-fastapi-pgstac on PostgreSQL (see
+docs/find-data.md): ``pypgstac load`` reads the Items this index holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import attr
+from fastapi import FastAPI, Request
+from stac_fastapi.api.app import StacApi
+from stac_fastapi.api.errors import DEFAULT_STATUS_CODES
+from stac_fastapi.api.models import create_get_request_model, create_post_request_model
+from stac_fastapi.extensions import (
+    CollectionSearchExtension,
+    FreeTextExtension,
+    TokenPaginationExtension,
+)
+from stac_fastapi.extensions.free_text.free_text import FreeTextConformanceClasses
+from stac_fastapi.types.config import ApiSettings
+from stac_fastapi.types.core import BaseCoreClient
+from stac_fastapi.types.errors import NotFoundError
+from stac_fastapi.types.links import CollectionLinks, ItemLinks
+from stac_fastapi.types.requests import get_base_url
+
+from .. import __version__
+from ..lake.storage import Lake
+from .index import CatalogError, CatalogIndex, ItemQuery, UnknownCollection
+from .query import parse_bbox, parse_datetime
+from .search import extent_overlap
+from .vocabulary import text_score
+
+#: Largest page the API serves; stac-fastapi itself caps ``limit`` at 10,000 silently.
+API_MAX_LIMIT = 1000
+
+
+@attr.s
+class IndexClient(BaseCoreClient):
+    """A stac-fastapi backend answering from a :class:`CatalogIndex`."""
+
+    index: CatalogIndex = attr.ib(kw_only=True)
+
+    # --- collections -----------------------------------------------------------------------
+
+    def all_collections(self, bbox=None, datetime=None, limit=None, q=None, token=None,
+                        request: Request | None = None, **kwargs) -> dict[str, Any]:
+        """``GET /collections`` with collection search: bbox, datetime, q, limit, token."""
+        box, interval = parse_bbox(bbox), parse_datetime(datetime)
+        words = " ".join(q or [])
+        found = [c.stac for c in self.index.collections()
+                 if (not words or text_score(words, c.stac))
+                 and (box is None and interval is None or extent_overlap(c.stac, box, interval))]
+        offset, limit = _offset(token), _limit(limit or API_MAX_LIMIT)
+        page = found[offset:offset + limit]
+        base_url = get_base_url(request)
+        links = [{"rel": "root", "type": "application/json", "href": base_url},
+                 {"rel": "self", "type": "application/json", "href": str(request.url)}]
+        if offset + limit < len(found):
+            links.append(_next_get_link(request, offset + limit))
+        return {"collections": [self._collection(c, base_url) for c in page], "links": links,
+                "numberMatched": len(found), "numberReturned": len(page)}
+
+    def get_collection(self, collection_id: str, request: Request | None = None,
+                       **kwargs) -> dict[str, Any]:
+        try:
+            collection = self.index.collection(collection_id)
+        except UnknownCollection as error:
+            raise NotFoundError(str(error)) from None
+        return self._collection(collection.stac, get_base_url(request))
+
+    def item_collection(self, collection_id: str, bbox=None, datetime=None, limit: int = 10,
+                        token: str | None = None, request: Request | None = None,
+                        **kwargs) -> dict[str, Any]:
+        """``GET /collections/{id}/items``."""
+        self.get_collection(collection_id, request=request)
+        return self._search(request, collections=[collection_id], bbox=bbox,
+                            datetime=datetime, limit=limit, token=token)
+
+    def get_item(self, item_id: str, collection_id: str, request: Request | None = None,
+                 **kwargs) -> dict[str, Any]:
+        self.get_collection(collection_id, request=request)
+        items, _ = self.index.search_items(ItemQuery(collections=[collection_id], ids=[item_id],
+                                                     limit=1))
+        if not items:
+            raise NotFoundError(f"no item {item_id!r} in collection {collection_id!r}")
+        return self._item(items[0], get_base_url(request))
+
+    # --- item search -----------------------------------------------------------------------
+
+    def get_search(self, collections=None, ids=None, bbox=None, intersects=None, datetime=None,
+                   limit: int = 10, token: str | None = None, q=None,
+                   request: Request | None = None, **kwargs) -> dict[str, Any]:
+        return self._search(request, collections=collections, ids=ids, bbox=bbox,
+                            intersects=intersects, datetime=datetime, limit=limit, token=token,
+                            q=q)
+
+    def post_search(self, search_request, request: Request | None = None,
+                    **kwargs) -> dict[str, Any]:
+        body = search_request.model_dump(exclude_none=True, by_alias=True)
+        # pydantic has parsed the datetime already; the index wants the original interval text
+        return self._search(request, method="POST", body=body, **{
+            "collections": search_request.collections, "ids": search_request.ids,
+            "bbox": search_request.bbox, "intersects": search_request.intersects,
+            "datetime": body.get("datetime"), "limit": search_request.limit,
+            "token": getattr(search_request, "token", None), "q": getattr(search_request, "q",
+                                                                         None)})
+
+    def _search(self, request: Request, *, collections=None, ids=None, bbox=None,
+                intersects=None, datetime=None, limit=10, token=None, q=None,
+                method: str = "GET", body: dict | None = None) -> dict[str, Any]:
+        if intersects is not None:
+            raise CatalogError("intersects is not supported by this catalogue; use bbox")
+        collections = list(collections) if collections else None
+        if q:
+            words = " ".join(q) if isinstance(q, list) else q
+            matching = [c.id for c in self.index.collections() if text_score(words, c.stac)]
+            collections = [c for c in (collections or matching) if c in matching]
+            if not collections:
+                return self._item_collection([], 0, 0, 0, request, method, body)
+        interval = parse_datetime(datetime)
+        start, end = interval or (None, None)
+        offset, limit = _offset(token), _limit(limit)
+        items, matched = self.index.search_items(ItemQuery(
+            collections=collections, ids=list(ids) if ids else None, bbox=parse_bbox(bbox),
+            start=start, end=end, limit=limit, offset=offset))
+        return self._item_collection(items, matched, offset, limit, request, method, body)
+
+    def _item_collection(self, items, matched, offset, limit, request, method, body):
+        base_url = get_base_url(request)
+        links = [{"rel": "root", "type": "application/json", "href": base_url}]
+        if offset + len(items) < matched:
+            links.append(_next_get_link(request, offset + limit) if method == "GET" else
+                         {"rel": "next", "type": "application/geo+json", "method": "POST",
+                          "href": str(request.url), "merge": True,
+                          "body": {**(body or {}), "token": f"offset:{offset + limit}"}})
+        return {"type": "FeatureCollection",
+                "features": [self._item(item, base_url) for item in items],
+                "links": links, "numberMatched": matched, "numberReturned": len(items)}
+
+    # --- links -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _collection(stac: dict[str, Any], base_url: str) -> dict[str, Any]:
+        links = CollectionLinks(collection_id=stac["id"], base_url=base_url).create_links()
+        kept = [link for link in stac.get("links", [])
+                if link["rel"] not in {"self", "parent", "root", "items", "child", "item"}]
+        return {**stac, "links": links + kept}
+
+    @staticmethod
+    def _item(item: dict[str, Any], base_url: str) -> dict[str, Any]:
+        links = ItemLinks(collection_id=item["collection"], item_id=item["id"],
+                          base_url=base_url).create_links()
+        return {**item, "links": links}
+
+
+def create_app(lake: str | Lake | None = None, *, index: CatalogIndex | None = None,
+               title: str = "eosc-pangeo meta-catalogue") -> FastAPI:
+    """The STAC API application over the lake's index (or ``index``), for uvicorn.
+
+    Parameters
+    ----------
+    lake
+        Lake whose ``_catalog/index`` to serve; default: the configured ``EOSC_PANGEO_LAKE``.
+    index
+        Serve this index instead.
+    """
+    index = index or CatalogIndex.of_lake(lake)
+    free_text = FreeTextExtension(conformance_classes=[FreeTextConformanceClasses.SEARCH,
+                                                       FreeTextConformanceClasses.COLLECTIONS])
+    pagination = TokenPaginationExtension()
+    search_extensions = [free_text, pagination]
+    collection_search = CollectionSearchExtension.from_extensions([free_text, pagination])
+    description = ("Collections of every domain of the eosc-pangeo lake and of the catalogues "
+                   "it harvests.")
+    api = StacApi(
+        settings=ApiSettings(stac_fastapi_title=title, stac_fastapi_description=description,
+                             stac_fastapi_landing_id="eosc-pangeo",
+                             stac_fastapi_version=__version__),
+        title=title,
+        description=description,
+        api_version=__version__,
+        client=IndexClient(index=index, landing_page_id="eosc-pangeo", title=title,
+                           description=description),
+        extensions=[*search_extensions, collection_search],
+        search_get_request_model=create_get_request_model(search_extensions),
+        search_post_request_model=create_post_request_model(search_extensions),
+        collections_get_request_model=collection_search.GET,
+        exceptions={**DEFAULT_STATUS_CODES, CatalogError: 400},
+    )
+    return api.app
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= API_MAX_LIMIT:
+        raise CatalogError(f"limit must be between 1 and {API_MAX_LIMIT}, got {limit}")
+    return limit
+
+
+def _offset(token: str | None) -> int:
+    """Paging tokens are ``offset:N``: opaque to clients, who only follow ``next`` links."""
+    if token is None:
+        return 0
+    kind, _, value = token.partition(":")
+    if kind != "offset" or not value.isdigit():
+        raise CatalogError(f"token {token!r} is not one this API issued; follow the next link")
+    return int(value)
+
+
+def _next_get_link(request: Request, offset: int) -> dict[str, Any]:
+    params = dict(request.query_params)
+    params["token"] = f"offset:{offset}"
+    return {"rel": "next", "type": "application/geo+json", "method": "GET",
+            "href": f"{str(request.url).split('?')[0]}?{urlencode(params)}"}
+
+
+def serve(lake: str | Lake | None = None, *, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve the lake's index as a STAC API with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(lake), host=host, port=port, log_level="info")

@@ -1,0 +1,121 @@
+"""The STAC API service, started with uvicorn on loopback, queried by pystac-client and httpx."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+from pystac_client import Client
+
+from eosc_pangeo.catalog.api import create_app
+
+
+def start_server(app) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """uvicorn on a free loopback port (port 0: the kernel picks it, no race)."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the STAC API server did not start")
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def stac_api(demo_lake):
+    server, thread, url = start_server(create_app(demo_lake))
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_pystac_client_lists_every_collection(stac_api):
+    client = Client.open(stac_api)
+    assert {c.id for c in client.get_collections()} == {"sst", "tas", "argo", "stations"}
+
+
+def test_pystac_client_searches_by_bbox_datetime_and_collection(stac_api):
+    search = Client.open(stac_api).search(collections=["argo"], bbox=(-180, -90, 180, 90),
+                                          datetime="2020-01-01/2020-01-31", limit=2)
+    items = list(search.items())
+    assert items and all(i.collection_id == "argo" for i in items)
+    assert search.matched() == len(items)
+
+
+def test_paging_returns_every_item_once(stac_api):
+    every = list(Client.open(stac_api).search(collections=["sst"], limit=3).items())
+    assert len(every) == len({i.id for i in every}) == 10  # the small demo has 10 daily files
+
+
+def test_post_search_pages_through_next_links(stac_api):
+    search = Client.open(stac_api).search(collections=["sst"], limit=4, method="POST")
+    assert len(list(search.items())) == 10
+
+
+def test_search_by_ids(stac_api):
+    items = list(Client.open(stac_api).search(ids=["sst.20200103-sst"]).items())
+    assert [i.id for i in items] == ["sst.20200103-sst"]
+
+
+def test_free_text_item_search(stac_api):
+    items = httpx.get(f"{stac_api}/search", params={"q": "argo", "limit": 100}).json()
+    assert {f["collection"] for f in items["features"]} == {"argo"}
+
+
+def test_collection_search_by_free_text_and_bbox(stac_api):
+    found = httpx.get(f"{stac_api}/collections", params={"q": "SST"}).json()
+    assert [c["id"] for c in found["collections"]] == ["sst"]
+    far_north = httpx.get(f"{stac_api}/collections", params={"bbox": "0,89.9,1,90"}).json()
+    assert "argo" not in {c["id"] for c in far_north["collections"]}
+
+
+def test_item_and_collection_links_resolve(stac_api):
+    item = Client.open(stac_api).get_collection("argo").get_item("argo.6900001")
+    assert item is not None and item.properties["platform"] == "6900001"
+
+
+def test_conformance_declares_item_and_collection_search(stac_api):
+    conforms = httpx.get(f"{stac_api}/conformance").json()["conformsTo"]
+    assert "https://api.stacspec.org/v1.0.0/item-search" in conforms
+    assert any("collection-search" in c for c in conforms)
+
+
+@pytest.mark.parametrize("path, params", [
+    ("/search", {"bbox": "1,2,3"}),
+    ("/search", {"bbox": "0,10,1,5"}),
+    ("/search", {"bbox": "0,0,200,10"}),
+    ("/search", {"datetime": "2020-02-01T00:00:00Z/2020-01-01T00:00:00Z"}),
+    ("/search", {"datetime": "not-a-date"}),
+    ("/search", {"collections": "no-such-collection"}),
+    ("/search", {"limit": "100000000"}),
+    ("/search", {"limit": "-1"}),
+    ("/search", {"token": "forged"}),
+    ("/collections", {"bbox": "1,2"}),
+])
+def test_bad_get_queries_get_400_with_a_message(stac_api, path, params):
+    response = httpx.get(f"{stac_api}{path}", params=params)
+    assert response.status_code == 400, response.text
+    assert response.json().get("description") or response.json().get("detail")
+
+
+@pytest.mark.parametrize("body", [
+    {"bbox": [1, 2, 3]},
+    {"datetime": "2020-02-01T00:00:00Z/2020-01-01T00:00:00Z"},
+    {"collections": ["no-such-collection"]},
+    {"limit": 10**9},
+    {"intersects": {"type": "Point", "coordinates": [0, 0]}},
+])
+def test_bad_post_queries_get_400(stac_api, body):
+    response = httpx.post(f"{stac_api}/search", json=body)
+    assert response.status_code == 400, response.text
+
+
+def test_unknown_collection_path_is_404(stac_api):
+    assert httpx.get(f"{stac_api}/collections/nope").status_code == 404
+    assert httpx.get(f"{stac_api}/collections/argo/items/nope").status_code == 404
