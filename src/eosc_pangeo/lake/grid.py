@@ -24,6 +24,7 @@ from typing import Literal
 
 import cf_xarray  # noqa: F401  (registers the .cf accessor used to find axes)
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 import numpy as np
 import xarray as xr
 import zarr
@@ -199,12 +200,8 @@ def open_grid(
     manifest = read_manifest(lake, collection_path)
     name = _choose_store(lake, collection_path, manifest, chunking, bbox, time)
     store = manifest.stores[name]
-    ds = xr.open_zarr(
-        lake.fs.get_mapper(f"{collection_path}/{store.path}") if not lake.is_local
-        else f"{collection_path}/{store.path}",
-        consolidated=True,
-        chunks={},
-    )
+    ds = xr.open_zarr(_zarr_store(lake, f"{collection_path}/{store.path}"), consolidated=True,
+                      chunks={})
     return _select(ds, bbox, time, variables)
 
 
@@ -312,8 +309,9 @@ def _new_sources(lake, manifest, files, progress):
 
 def _open_source(url: str, **kwargs) -> xr.Dataset:
     fs, path = fsspec.core.url_to_fs(url)
-    if fs.protocol in ("file", ("file", "local")) or "file" in fs.protocol:
+    if isinstance(fs, LocalFileSystem):
         return xr.open_dataset(path, engine="netcdf4", **kwargs)
+    # netCDF4 reads only local files; h5netcdf reads any file-like object fsspec opens.
     return xr.open_dataset(fs.open(path, "rb"), engine="h5netcdf", **kwargs)
 
 
@@ -421,11 +419,9 @@ def _check_time_axis(sources: list[SourceGrid], manifest: Manifest | None) -> np
     if manifest is not None and manifest.extent.time is not None:
         last = manifest.extent.time[1]
         if _iso(times[0]) <= last:
-            duplicated = _iso(times[0]) in {s.time_start for s in manifest.sources}
-            raise IngestError(sources[0].url, f"starts at {_iso(times[0])}, "
-                              f"{'a time the collection already holds' if duplicated else ''}"
-                              f"{'' if duplicated else 'before the end of the collection'} "
-                              f"({last})", "only later times can be appended")
+            raise IngestError(sources[0].url, f"starts at {_iso(times[0])}, not after the end of "
+                              f"the collection ({last})", "only later times can be appended; "
+                              "a reprocessed period belongs in a new collection")
     return times
 
 
