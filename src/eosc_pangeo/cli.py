@@ -251,3 +251,27 @@ def catalog_serve_command(
 
     with failures_as_exit():
         serve(lake, host=host, port=port)
+
+
+@catalog_app.command("harvest")
+def catalog_harvest_command(
+    source: Annotated[str, typer.Argument(
+        help="STAC API URL, static STAC catalog.json, or Intake catalog .yaml.")],
+    lake: LakeOption = None,
+    domain: Annotated[Domain | None, typer.Option(
+        help="Domain of harvested collections that do not say.")] = None,
+) -> None:
+    """Harvest an external catalogue into the index (incremental; a broken source changes
+    nothing and exits 1)."""
+    from .catalog.harvest import harvest
+
+    with failures_as_exit():
+        report = harvest(source, lake=lake, domain=domain.value if domain else None)
+    if not report.ok:
+        errors.print(f"[bold red]error:[/] {source} skipped: {report.error}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"{report.kind} {source}: {len(report.added)} added, {len(report.updated)} "
+                  f"updated, {len(report.unchanged)} unchanged, {len(report.removed)} removed, "
+                  f"{report.items} items", highlight=False)
+    for collection, reason in report.skipped.items():
+        errors.print(f"[yellow]skipped[/] {collection}: {reason}", highlight=False)
