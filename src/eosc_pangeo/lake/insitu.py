@@ -338,18 +338,17 @@ def _read_files(lake: Lake, collection_path: str, files: list[ParquetFile]) -> p
 def _merge(existing: pa.Table | None, arriving: pa.Table) -> pa.Table:
     """Existing and arriving rows, one row per observation key (the latest wins), sorted."""
     rows = arriving if existing is None else pa.concat_tables([existing, arriving])
-    rows = rows.append_column("arrival", pa.array(np.arange(rows.num_rows)))
-    rows = rows.append_column("curve", pa.array(hilbert_index(rows["lon"].to_numpy(),
-                                                              rows["lat"].to_numpy())))
+    # Only the keys go through DuckDB; it returns which rows to keep, in which order.
+    keys = rows.select(["platform_id", "time", "pressure", "depth"]).append_column(
+        "arrival", pa.array(np.arange(rows.num_rows))).append_column(
+        "curve", pa.array(hilbert_index(rows["lon"].to_numpy(), rows["lat"].to_numpy())))
     with duckdb.connect() as con:
-        con.register("rows", rows)
-        merged = con.sql(f"""
-            SELECT * EXCLUDE (arrival, curve) FROM rows
-            QUALIFY row_number() OVER (PARTITION BY {KEY_SQL} ORDER BY arrival DESC) = 1
-            ORDER BY curve, time, {KEY_SQL}
+        con.register("keys", keys)
+        kept = con.sql(f"""
+            SELECT max(arrival) AS arrival FROM keys GROUP BY {KEY_SQL}
+            ORDER BY arg_max(curve, arrival), time, {KEY_SQL}
         """).to_arrow_table()
-    # DuckDB hands back its own string and time-zone types; the schema puts ours back.
-    return merged.cast(OBSERVATION_SCHEMA)
+    return rows.take(kept["arrival"])
 
 
 def hilbert_index(lon: np.ndarray, lat: np.ndarray, order: int = CURVE_ORDER) -> np.ndarray:
@@ -360,8 +359,8 @@ def hilbert_index(lon: np.ndarray, lat: np.ndarray, order: int = CURVE_ORDER) ->
     computed for all points at once.
     """
     side = 1 << order
-    x = np.clip(((np.asarray(lon) + 180.0) / 360.0 * side).astype(np.int64), 0, side - 1)
-    y = np.clip(((np.asarray(lat) + 90.0) / 180.0 * side).astype(np.int64), 0, side - 1)
+    x = np.clip((np.asarray(lon) + 180.0) / 360.0 * side, 0, side - 1).astype(np.uint32)
+    y = np.clip((np.asarray(lat) + 90.0) / 180.0 * side, 0, side - 1).astype(np.uint32)
     index = np.zeros(x.shape, dtype=np.uint64)
     step = side // 2
     while step > 0:
