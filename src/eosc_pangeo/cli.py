@@ -275,3 +275,29 @@ def catalog_harvest_command(
                   f"{report.items} items", highlight=False)
     for collection, reason in report.skipped.items():
         errors.print(f"[yellow]skipped[/] {collection}: {reason}", highlight=False)
+
+
+class DcatFormat(str, Enum):
+    turtle = "turtle"
+    jsonld = "jsonld"
+
+
+@catalog_app.command("export-dcat")
+def catalog_export_dcat_command(
+    lake: LakeOption = None,
+    format: Annotated[DcatFormat, typer.Option("--format", help="RDF serialisation.")] = (
+        DcatFormat.turtle),
+    base_uri: Annotated[str | None, typer.Option(
+        help="Public URL of the catalogue (its STAC API); dataset URIs hang below it.")] = None,
+    output: Annotated[Path | None, typer.Option(help="File to write (default: stdout).")] = None,
+) -> None:
+    """Export the catalogue as DCAT-AP (GeoDCAT-AP spatial properties) for EOSC portals."""
+    from .catalog.dcat import export_dcat
+
+    with failures_as_exit():
+        text = export_dcat(lake, format=format.value, base_uri=base_uri)
+    if output is None:
+        print(text)
+    else:
+        output.write_text(text)
+        console.print(f"wrote {output}", highlight=False)
