@@ -142,18 +142,11 @@ def ingest_insitu(
     version = manifest.version + 1
     _remove_uncommitted_files(lake, collection_path, manifest)
     arriving = _by_month(pa.concat_tables(source.table for source in sources))
-    replaced, written = [], []
     with Transaction(lake) as transaction:
         if is_new:
             transaction.created_dir(collection_path)
-        for done, (month_dir, rows) in enumerate(arriving.items(), start=1):
-            previous = [f for f in manifest.files if f.path.startswith(f"{month_dir}/")]
-            merged = _merge(_read_files(lake, collection_path, previous), rows)
-            relative = f"{month_dir}/part-{version:06d}-{uuid.uuid4().hex[:8]}.parquet"
-            transaction.created_file(f"{collection_path}/{relative}")
-            written.append(_write_observations(lake, collection_path, relative, merged))
-            replaced.extend(previous)
-            report_progress("write", done, len(arriving))
+        written, replaced = _write_months(lake, collection_path, manifest, arriving, version,
+                                          transaction, report_progress)
         _record(manifest, sources, written, replaced, version)
         write_manifest(lake, collection_path, manifest)
     # Committed: the replaced files are unreachable. Should this fail or be killed, the next
@@ -326,6 +319,23 @@ def _by_month(table: pa.Table) -> dict[str, pa.Table]:
             for k in np.unique(key)}
 
 
+def _write_months(lake, collection_path, manifest, arriving, version, transaction, progress):
+    """Write each month of ``arriving`` merged with what the month holds, under new names.
+
+    Returns the new files and the files they replace; nothing is visible before the commit.
+    """
+    written, replaced = [], []
+    for done, (month_dir, rows) in enumerate(arriving.items(), start=1):
+        previous = [f for f in manifest.files if f.path.startswith(f"{month_dir}/")]
+        merged = _merge(_read_files(lake, collection_path, previous), rows)
+        relative = f"{month_dir}/part-{version:06d}-{uuid.uuid4().hex[:8]}.parquet"
+        transaction.created_file(f"{collection_path}/{relative}")
+        written.append(_write_observations(lake, collection_path, relative, merged))
+        replaced.extend(previous)
+        progress("write", done, len(arriving))
+    return written, replaced
+
+
 def _read_files(lake: Lake, collection_path: str, files: list[ParquetFile]) -> pa.Table | None:
     if not files:
         return None
@@ -437,10 +447,12 @@ def _record(manifest: Manifest, sources, written, replaced, version: int) -> Non
             time_start=_iso(pc.min(times)) if source.table.num_rows else None,
             time_end=_iso(pc.max(times)) if source.table.num_rows else None,
             rows=source.table.num_rows, version=version))
-    boxes = np.array([f.bbox for f in manifest.files])
-    manifest.extent = Extent(
-        bbox=(*boxes[:, :2].min(axis=0).tolist(), *boxes[:, 2:].max(axis=0).tolist()),
-        time=(min(f.time_start for f in manifest.files), max(f.time_end for f in manifest.files)))
+    if manifest.files:  # sources whose every row was empty add no file
+        boxes = np.array([f.bbox for f in manifest.files])
+        manifest.extent = Extent(
+            bbox=(*boxes[:, :2].min(axis=0).tolist(), *boxes[:, 2:].max(axis=0).tolist()),
+            time=(min(f.time_start for f in manifest.files),
+                  max(f.time_end for f in manifest.files)))
     manifest.variables = dict(VARIABLES)
     manifest.version = version
     manifest.updated = utcnow()

@@ -178,15 +178,7 @@ def _argo_observations(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[st
     pressure, pressure_qc = _argo_levels(url, nc, "PRES", adjusted, (n_prof, n_levels))
     levels = {name: _argo_levels(url, nc, name, adjusted, (n_prof, n_levels))
               for name in measured}
-    platform = netCDF4.chartostring(_chars(nc, "PLATFORM_NUMBER"))
-    per_profile = {
-        "platform_id": pa.array(np.char.strip(platform.astype(str))),
-        "time": time, "lon": _normalised_lon(lon), "lat": lat,
-        "position_qc": _profile_flags(url, nc, "POSITION_QC", n_prof),
-        "time_qc": _profile_flags(url, nc, "JULD_QC", n_prof),
-        "cycle_number": _profile_values(url, nc, "CYCLE_NUMBER", n_prof),
-        "data_mode": pa.array(_data_modes(nc, n_prof)),
-    }
+    per_profile = _profile_fields(url, nc, n_prof, time, lon, lat)
     placed = np.isfinite(lat) & np.isfinite(lon) & ~np.isnat(time)
     notes = []
     if not placed.all():
@@ -204,6 +196,19 @@ def _argo_observations(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[st
     for name, (values, flags) in levels.items():
         columns[name], columns[f"{name}_QC"] = values[keep], flags[keep]
     return _observation_table(columns, ARGO, source_name(url)), notes
+
+
+def _profile_fields(url, nc, n_prof, time, lon, lat) -> dict[str, np.ndarray | pa.Array]:
+    """The columns that hold one value per profile."""
+    platform = netCDF4.chartostring(_chars(nc, "PLATFORM_NUMBER"))
+    return {
+        "platform_id": pa.array(np.char.strip(platform.astype(str))),
+        "time": time, "lon": _normalised_lon(lon), "lat": lat,
+        "position_qc": _profile_flags(url, nc, "POSITION_QC", n_prof),
+        "time_qc": _profile_flags(url, nc, "JULD_QC", n_prof),
+        "cycle_number": _profile_values(url, nc, "CYCLE_NUMBER", n_prof),
+        "data_mode": pa.array(_data_modes(nc, n_prof)),
+    }
 
 
 def depth_from_pressure(pressure: np.ndarray, lat: np.ndarray) -> np.ndarray:
