@@ -39,6 +39,7 @@ def snapshot(lake: Lake) -> dict[str, bytes]:
 
 def source_dataset(files) -> xr.Dataset:
     return xr.open_mfdataset(sorted(map(str, files)), engine="netcdf4", combine="by_coords",
+                             data_vars="all",
                              decode_times=xr.coders.CFDatetimeCoder(use_cftime=None)).load()
 
 
