@@ -18,6 +18,7 @@ import geopandas
 import netCDF4
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import shapely
 
@@ -26,7 +27,7 @@ from eosc_pangeo.lake.errors import IngestError
 from eosc_pangeo.lake.insitu import check_insitu, hilbert_index, ingest_insitu, read_insitu
 from eosc_pangeo.lake.insitu_sources import depth_from_pressure
 from eosc_pangeo.lake.manifest import read_manifest
-from eosc_pangeo.lake.storage import Lake
+from eosc_pangeo.lake.storage import Lake, sha256_of
 
 COLLECTION = "insitu-demo"
 COMPARED = ["platform_id", "time", "lon", "lat", "vertical", "TEMP", "TEMP_QC", "PSAL", "PSAL_QC"]
@@ -198,10 +199,9 @@ def select_expected(expected: pd.DataFrame, bbox=None, time=None, variables=None
         west, south, east, north = bbox
         rows = rows[rows["lon"].between(west, east) & rows["lat"].between(south, north)]
     if time is not None:
-        start, end = (pd.Timestamp(t, tz="UTC") if t and pd.Timestamp(t).tzinfo is None
-                      else pd.Timestamp(t) if t else None for t in time)
-        rows = rows[(rows["time"] >= start) if start is not None else slice(None)]
-        rows = rows[(rows["time"] <= end) if end is not None else slice(None)]
+        start, end = (pd.Timestamp(t).tz_localize(None) if t else None for t in time)
+        naive_times = rows["time"].dt.tz_localize(None)
+        rows = rows[naive_times.between(start or naive_times.min(), end or naive_times.max())]
     if platforms is not None:
         rows = rows[rows["platform_id"].isin(platforms)]
     variables = variables or ["TEMP", "PSAL"]
@@ -413,7 +413,7 @@ def test_bad_input_into_a_new_collection_leaves_no_trace(local_lake, first_batch
 KILLED_INGEST = textwrap.dedent("""
     import sys, time
     from eosc_pangeo.lake.insitu import ingest_insitu
-    from eosc_pangeo.lake.storage import Lake
+    from eosc_pangeo.lake.storage import Lake, sha256_of
 
     def pause_after_first_file(stage, done, total):
         if stage == "write":
@@ -471,10 +471,6 @@ def test_check_reports_a_tampered_file(ingested):
 
 
 def test_check_reports_a_file_without_geo_metadata_or_order(ingested):
-    import pyarrow.parquet as pq
-
-    from eosc_pangeo.lake.storage import sha256_of
-
     path = ingested.find_collection(COLLECTION)
     manifest = read_manifest(ingested, path)
     file = manifest.files[0]
