@@ -145,9 +145,12 @@ def ingested(local_lake, first_batch) -> Lake:
 
 
 def test_ingest_then_read_gives_every_observation_of_the_sources(local_lake, first_batch):
-    report = ingest_insitu(local_lake, COLLECTION, "ocean", first_batch)
+    calls = []
+    report = ingest_insitu(local_lake, COLLECTION, "ocean", first_batch,
+                           progress=lambda *call: calls.append(call))
 
     expected = source_rows(first_batch)
+    assert calls[-1] == ("write", 3, 3) and ("read", len(first_batch), len(first_batch)) in calls
     assert report.version == 1
     assert report.added == [Path(p).name for p in first_batch]
     assert report.rows == len(expected)
