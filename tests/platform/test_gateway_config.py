@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import subprocess
 import types
 
 import pytest
@@ -12,6 +11,7 @@ from traitlets.config import Config
 
 from eosc_pangeo.platform.gateway import FairUsePolicy, Limits, SafeLocalBackend
 from eosc_pangeo.platform.hub import grant_service_access
+from eosc_pangeo.platform.local import ensure_system_user
 
 GiB = 2**30
 
@@ -59,11 +59,8 @@ def test_service_access_is_granted_to_users_and_their_servers_keeping_default_sc
 def system_user():
     if os.geteuid() != 0:
         pytest.skip("changing file ownership to another user needs root")
-    name = "pgalice"
-    if subprocess.run(["id", "-u", name], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                       check=True)
-    return pwd.getpwnam(name)
+    ensure_system_user("pgalice")
+    return pwd.getpwnam("pgalice")
 
 
 def test_the_local_backend_gives_the_user_only_the_clusters_working_directory(
