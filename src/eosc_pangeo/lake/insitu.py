@@ -64,7 +64,9 @@ Progress = Callable[[str, int, int], None]
 BBox = tuple[float, float, float, float]
 
 OBSERVATIONS = "observations"
-ROW_GROUP_ROWS = 65_536
+# Smaller groups prune more finely: on 10 million Argo observations a 20-degree, one-year query
+# ran 30 % faster with 16k-row groups than with 64k, for 14 % more bytes.
+ROW_GROUP_ROWS = 16_384
 #: The Hilbert curve runs over a 2**16 x 2**16 grid of the globe (cells of 0.0055 x 0.0027
 #: degrees): fixed, so that every file of every collection is sorted the same way.
 CURVE_ORDER = 16
