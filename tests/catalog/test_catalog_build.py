@@ -118,3 +118,22 @@ def test_rebuild_after_removing_a_collection_drops_it(lake_copy):
 def test_domain_catalogs_hold_only_their_domain(demo_lake, domain):
     child = stac_root(demo_lake).get_child(domain)
     assert {c.extra_fields["eosc:domain"] for c in child.get_collections()} == {domain}
+
+
+def test_open_catalog_gives_the_lakes_intake_root(demo_lake):
+    from eosc_pangeo.catalog import open_catalog
+
+    ds = open_catalog(demo_lake.url).atmosphere.tas.to_dask()
+    assert "tas" in ds and ds.chunks
+
+
+def test_repository_root_catalog_nests_the_configured_lake(demo_lake, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("EOSC_PANGEO_LAKE", demo_lake.url)
+    root = intake.open_catalog(str(Path(__file__).parents[2] / "catalogs" / "catalog.yaml"))
+    assert set(root.lake) == {"ocean", "atmosphere"}
+    assert len(root.lake.ocean.argo.to_dask().compute()) > 0
+    # Public entries are listed and documented, never opened here (no internet in CI).
+    public = {name: entry.describe()["metadata"] for name, entry in root.public._entries.items()}
+    assert public and all(meta["tested_offline"] is False for meta in public.values())

@@ -5,16 +5,23 @@ Only describes and finds the lake: nothing here writes into its collections.
 """
 
 from .build import BuildReport, build_catalog
+from .dcat import export_dcat
+from .harvest import HarvestReport, harvest
 from .index import CatalogError, CatalogIndex, UnknownCollection
+from .intake import open_catalog
 from .search import Hit, SearchResults, search
 
 __all__ = [
     "BuildReport",
     "CatalogError",
     "CatalogIndex",
+    "HarvestReport",
     "Hit",
     "SearchResults",
     "UnknownCollection",
     "build_catalog",
+    "export_dcat",
+    "harvest",
+    "open_catalog",
     "search",
 ]

@@ -87,3 +87,19 @@ def intake_entries(lake: Lake, manifest: Manifest) -> dict[str, dict[str, Any]]:
 
 def _write_yaml(lake: Lake, path: str, content: dict[str, Any]) -> None:
     atomic_write(lake.fs, path, yaml.safe_dump(content, sort_keys=False).encode())
+
+
+def open_catalog(lake: str | Lake | None = None):
+    """The lake's root Intake catalog: ``open_catalog().ocean.sst.to_dask()``.
+
+    Parameters
+    ----------
+    lake
+        Lake URL; default: the configured ``EOSC_PANGEO_LAKE``. Run ``eosc-pangeo catalog
+        build`` once for the catalog to exist.
+    """
+    import intake
+
+    lake = Lake.from_url(lake)
+    return intake.open_catalog(lake.uri("_catalog", INTAKE_DIR, ROOT_FILE),
+                               storage_options=lake.storage_options or None)
