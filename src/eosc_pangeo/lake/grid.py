@@ -24,10 +24,10 @@ from typing import Literal
 
 import cf_xarray  # noqa: F401  (registers the .cf accessor used to find axes)
 import fsspec
-from fsspec.implementations.local import LocalFileSystem
 import numpy as np
 import xarray as xr
 import zarr
+from fsspec.implementations.local import LocalFileSystem
 from zarr.codecs import BloscCodec
 from zarr.storage import FsspecStore, LocalStore
 
@@ -39,11 +39,12 @@ from .manifest import (
     Source,
     Variable,
     ZarrStore,
+    collection_to_ingest,
     read_manifest,
     utcnow,
     write_manifest,
 )
-from .storage import DOMAINS, Lake, sha256_of
+from .storage import Lake, sha256_of
 from .transaction import Transaction
 
 Chunking = Literal["map", "timeseries", "both"]
@@ -123,13 +124,7 @@ def ingest_grid(
         written then.
     """
     lake = Lake.from_url(lake)
-    _check_names(collection, domain)
-    collection_path = lake.collection_path(domain, collection)
-    manifest = read_manifest(lake, collection_path)
-    if manifest is not None and manifest.kind != "grid":
-        raise IngestError(collection, "is an in-situ collection", "choose another collection id")
-    if manifest is None:
-        _refuse_duplicate_id(lake, collection, domain)
+    collection_path, manifest = collection_to_ingest(lake, collection, domain, "grid")
     report_progress = progress or (lambda stage, done, total: None)
 
     new_files, skipped = _new_sources(lake, manifest, [os.fspath(f) for f in files],
@@ -258,22 +253,6 @@ def check_grid(lake: Lake, collection_path: str, manifest: Manifest) -> list[Fin
 
 
 # --- sources -------------------------------------------------------------------------------
-
-
-def _check_names(collection: str, domain: str) -> None:
-    if domain not in DOMAINS:
-        raise IngestError(f"domain {domain!r}", "is not a domain of the lake",
-                          f"use one of {', '.join(DOMAINS)}")
-    if not collection or not all(c.isalnum() or c in "-_." for c in collection) \
-            or collection.startswith((".", "_")):
-        raise IngestError(f"collection {collection!r}", "is not a valid collection id",
-                          "use letters, digits, '-', '_' and '.', not starting with '.' or '_'")
-
-
-def _refuse_duplicate_id(lake: Lake, collection: str, domain: str) -> None:
-    if collection in lake.collection_ids():
-        raise IngestError(f"collection {collection!r}", "exists in another domain",
-                          "collection ids are unique across the lake; choose another id")
 
 
 def _new_sources(lake, manifest, files, progress):

@@ -37,7 +37,6 @@ import pyarrow.fs
 import pyarrow.parquet as pq
 
 from .errors import Finding, IngestError, LakeWarning
-from .grid import _check_names, _refuse_duplicate_id
 from .insitu_sources import (
     OBSERVATION_SCHEMA,
     UTC_MICROSECONDS,
@@ -53,6 +52,7 @@ from .manifest import (
     Manifest,
     ParquetFile,
     Source,
+    collection_to_ingest,
     read_manifest,
     utcnow,
     write_manifest,
@@ -123,13 +123,7 @@ def ingest_insitu(
         QC flags); the lake is then left byte for byte as it was.
     """
     lake = Lake.from_url(lake)
-    _check_names(collection, domain)
-    collection_path = lake.collection_path(domain, collection)
-    manifest = read_manifest(lake, collection_path)
-    if manifest is not None and manifest.kind != "insitu":
-        raise IngestError(collection, "is a gridded collection", "choose another collection id")
-    if manifest is None:
-        _refuse_duplicate_id(lake, collection, domain)
+    collection_path, manifest = collection_to_ingest(lake, collection, domain, "insitu")
     report_progress = progress or (lambda stage, done, total: None)
 
     sources, skipped = _read_new_sources(files, manifest, report_progress)

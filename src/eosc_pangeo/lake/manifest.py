@@ -14,7 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .storage import MANIFEST, Domain, Lake, atomic_write
+from .errors import IngestError
+from .storage import DOMAINS, MANIFEST, Domain, Lake, atomic_write
 
 FORMAT = "eosc-pangeo/manifest/1"
 
@@ -118,6 +119,35 @@ def read_manifest(lake: Lake, collection_path: str) -> Manifest | None:
         return Manifest.model_validate_json(lake.fs.cat_file(path))
     except FileNotFoundError:
         return None
+
+
+def collection_to_ingest(
+    lake: Lake, collection: str, domain: str, kind: str
+) -> tuple[str, Manifest | None]:
+    """Check an ingest's target; return the collection's path and manifest (None if new).
+
+    Raises
+    ------
+    IngestError
+        If the domain is unknown, the id invalid, taken in another domain, or the collection
+        holds the other kind of data.
+    """
+    if domain not in DOMAINS:
+        raise IngestError(f"domain {domain!r}", "is not a domain of the lake",
+                          f"use one of {', '.join(DOMAINS)}")
+    if (not collection or collection.startswith((".", "_"))
+            or not all(c.isalnum() or c in "-_." for c in collection)):
+        raise IngestError(f"collection {collection!r}", "is not a valid collection id",
+                          "use letters, digits, '-', '_' and '.', not starting with '.' or '_'")
+    path = lake.collection_path(domain, collection)
+    manifest = read_manifest(lake, path)
+    if manifest is None and collection in lake.collection_ids():
+        raise IngestError(f"collection {collection!r}", "exists in another domain",
+                          "collection ids are unique across the lake; choose another id")
+    if manifest is not None and manifest.kind != kind:
+        raise IngestError(f"collection {collection!r}", f"holds {manifest.kind} data, not {kind}",
+                          "choose another collection id")
+    return path, manifest
 
 
 def list_collections(lake: str | Lake | None = None) -> list[Manifest]:
