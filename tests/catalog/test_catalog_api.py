@@ -119,3 +119,10 @@ def test_bad_post_queries_get_400(stac_api, body):
 def test_unknown_collection_path_is_404(stac_api):
     assert httpx.get(f"{stac_api}/collections/nope").status_code == 404
     assert httpx.get(f"{stac_api}/collections/argo/items/nope").status_code == 404
+
+
+def test_post_search_body_must_be_a_json_object(stac_api):
+    assert httpx.post(f"{stac_api}/search", json=[None, None]).status_code == 400
+    response = httpx.post(f"{stac_api}/search", content=b'{"limit": 1}',
+                          headers={"content-type": "text/plain"})
+    assert response.status_code == 415

@@ -15,11 +15,13 @@ docs/find-data.md): ``pypgstac load`` reads the Items this index holds.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 
 import attr
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from stac_fastapi.api.app import StacApi
 from stac_fastapi.api.errors import DEFAULT_STATUS_CODES
 from stac_fastapi.api.models import create_get_request_model, create_post_request_model
@@ -44,6 +46,7 @@ from .vocabulary import text_score
 
 #: Largest page the API serves; stac-fastapi itself caps ``limit`` at 10,000 silently.
 API_MAX_LIMIT = 1000
+DEFAULT_LIMIT = 10
 
 
 @attr.s
@@ -199,10 +202,35 @@ def create_app(lake: str | Lake | None = None, *, index: CatalogIndex | None = N
         collections_get_request_model=collection_search.GET,
         exceptions={**DEFAULT_STATUS_CODES, CatalogError: 400},
     )
+    api.app.middleware("http")(_reject_non_object_search_bodies)
     return api.app
 
 
-def _limit(limit: int) -> int:
+async def _reject_non_object_search_bodies(request: Request, call_next):
+    """Answer 415 to a POST /search that is not JSON and 400 to one whose body is not a JSON
+    object: stac-pydantic's validators assume an object and would fail with a 500 (found by
+    schemathesis)."""
+    if request.method == "POST" and request.url.path.rstrip("/").endswith("/search"):
+        media_type = request.headers.get("content-type", "application/json").split(";")[0]
+        if media_type.strip() not in ("application/json", "application/geo+json"):
+            return JSONResponse({"code": "UnsupportedMediaType",
+                                 "description": "send the search as application/json"},
+                                status_code=415)
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return JSONResponse({"code": "BadRequest",
+                                 "description": "the search body must be a JSON object"},
+                                status_code=400)
+    return await call_next(request)
+
+
+def _limit(limit: int | None) -> int:
+    """The page size; stac-fastapi leaves it None when a POST body does not parse as an object."""
+    if limit is None:
+        return DEFAULT_LIMIT
     if not 1 <= limit <= API_MAX_LIMIT:
         raise CatalogError(f"limit must be between 1 and {API_MAX_LIMIT}, got {limit}")
     return limit
