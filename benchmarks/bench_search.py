@@ -80,7 +80,7 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
 def time_index(index: CatalogIndex, qs) -> list[float]:
     timings = []
     for bbox, interval in qs:
-        start, end = (dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+        start, end = (dt.datetime.fromisoformat(t)
                       for t in interval.split("/"))
         t0 = time.perf_counter()
         index.search_items(ItemQuery(bbox=bbox, start=start, end=end, limit=10))
@@ -140,7 +140,7 @@ def time_static_walk(items: list[dict], folder: Path, qs) -> tuple[float, float]
     written = time.perf_counter() - t0
     walks = []
     for bbox, interval in qs:
-        start, end = (dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+        start, end = (dt.datetime.fromisoformat(t)
                       for t in interval.split("/"))
         t0 = time.perf_counter()
         found = []

@@ -87,7 +87,7 @@ def test_index_holds_every_collection_and_item_in_stac_geoparquet(demo_lake):
     index = CatalogIndex.of_lake(demo_lake)
     collections = {c.id: c for c in index.collections()}
     assert set(collections) == {"sst", "tas", "argo", "stations"}
-    files = sorted((demo_lake.fs.glob(f"{demo_lake.url}/_catalog/index/items/lake/*.parquet")))
+    files = sorted(demo_lake.fs.glob(f"{demo_lake.url}/_catalog/index/items/lake/*.parquet"))
     import pyarrow.parquet as pq
 
     metadata = json.loads(pq.read_schema(files[0]).metadata[b"stac-geoparquet"])

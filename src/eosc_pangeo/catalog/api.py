@@ -112,13 +112,12 @@ class IndexClient(BaseCoreClient):
     def post_search(self, search_request, request: Request | None = None,
                     **kwargs) -> dict[str, Any]:
         body = search_request.model_dump(exclude_none=True, by_alias=True)
-        # pydantic has parsed the datetime already; the index wants the original interval text
-        return self._search(request, method="POST", body=body, **{
-            "collections": search_request.collections, "ids": search_request.ids,
-            "bbox": search_request.bbox, "intersects": search_request.intersects,
-            "datetime": body.get("datetime"), "limit": search_request.limit,
-            "token": getattr(search_request, "token", None), "q": getattr(search_request, "q",
-                                                                         None)})
+        return self._search(
+            request, method="POST", body=body, collections=search_request.collections,
+            ids=search_request.ids, bbox=search_request.bbox,
+            intersects=search_request.intersects, datetime=body.get("datetime"),
+            limit=search_request.limit, token=getattr(search_request, "token", None),
+            q=getattr(search_request, "q", None))
 
     def _search(self, request: Request, *, collections=None, ids=None, bbox=None,
                 intersects=None, datetime=None, limit=10, token=None, q=None,

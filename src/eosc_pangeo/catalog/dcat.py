@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import quote
 
-from rdflib import BNode, Graph, Literal as RDFLiteral, Namespace, URIRef
+from rdflib import BNode, Graph, Namespace, URIRef
+from rdflib import Literal as RDFLiteral
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, XSD
 
 from ..lake.storage import Lake

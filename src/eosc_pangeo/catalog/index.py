@@ -387,7 +387,7 @@ def _collection_row(source: str, collection: dict, fingerprint: str, item_count:
 
 
 def _parse_time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def _without_nulls(value: Any, key: str | None = None) -> Any:

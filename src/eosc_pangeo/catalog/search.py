@@ -240,4 +240,4 @@ def _fraction(lo: float, hi: float, extent_lo: float, extent_hi: float) -> float
 
 
 def _timestamp(value: str) -> float:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return dt.datetime.fromisoformat(value).timestamp()

@@ -292,7 +292,7 @@ def _regular_step(values: np.ndarray) -> float | None:
 
 
 def _datetime(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def _as_utc(value: Any) -> datetime:
