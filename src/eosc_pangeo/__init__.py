@@ -3,11 +3,13 @@
 A notebook needs nothing more than::
 
     import eosc_pangeo
+    hits = eosc_pangeo.search(variables=["sst"], bbox=(-10, 40, 0, 50), datetime="2020-01/2020-03")
+    ds = hits[0].open()                      # only the box and months asked for, lazily
     ds = eosc_pangeo.open_dataset("sst", bbox=(-10, 40, 0, 50), time=("2020-01", "2020-03"))
 """
 
+from ._version import __version__
+from .catalog import open_catalog, search
 from .lake import open_dataset
 
-__version__ = "0.1.0"
-
-__all__ = ["open_dataset"]
+__all__ = ["__version__", "open_catalog", "open_dataset", "search"]

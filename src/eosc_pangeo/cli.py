@@ -178,13 +178,18 @@ def up_command(
     lake: LakeOption = None,
     size: Annotated[Size, typer.Option(help="Size of the demo data.")] = "small",
 ) -> None:
-    """Run the platform on this machine (today: build the demo lake and show what it holds)."""
+    """Run the platform on this machine (today: build the demo lake and its catalogue, and show
+    what they hold)."""
+    from .catalog import build_catalog
     from .lake import build_demo_lake
 
     with failures_as_exit(), progress_bars() as progress:
         lake_url = build_demo_lake(lake, size.value, progress=progress)
-    console.print(f"demo lake at [bold]{lake_url}[/]")
+        catalog = build_catalog(lake_url, progress=progress)
     list_command(lake_url, as_json=False)
+    console.print(f"lake     {lake_url}\nSTAC     {catalog.stac}\nIntake   {catalog.intake}\n"
+                  f"try      eosc-pangeo catalog search --lake {lake_url} -v sst --bbox "
+                  "-30,30,0,60", highlight=False)
 
 
 # --- catalog ----------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from stac_fastapi.types.errors import NotFoundError
 from stac_fastapi.types.links import CollectionLinks, ItemLinks
 from stac_fastapi.types.requests import get_base_url
 
-from .. import __version__
+from .._version import __version__
 from ..lake.storage import Lake
 from .index import CatalogError, CatalogIndex, ItemQuery, UnknownCollection
 from .query import parse_bbox, parse_datetime
