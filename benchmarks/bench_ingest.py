@@ -1,0 +1,113 @@
+"""Grid ingest throughput, in MB of source NetCDF per second, against two references.
+
+The data are the first 92 days (January to March 2020) of the 366 daily global 0.25-degree SST
+files of the ``large`` demo size: the lake ingests about 1 MB/s here, so the whole year would
+take over 6 minutes per method (``--days 366`` runs it anyway). Measured in the same run, each in a fresh process with a cold page cache:
+
+``lake both`` / ``lake map``
+    ``eosc_pangeo.lake.ingest_grid`` with ``chunking="both"`` (writes a map store and a
+    timeseries store) and with ``chunking="map"`` (one store).
+``plain to_zarr``
+    ``xr.open_mfdataset(files).to_zarr(store)``: what a user would write without the lake;
+    the lake should beat it.
+``floor``
+    Reading every source byte and writing as many bytes, in 1 MiB blocks: no decoding, no
+    compression. The lake should stay within 2x of it.
+
+Nothing is fsync'ed: every method leaves its writes to the OS alike. Peak RSS is that of the
+process doing the work, sampled every 20 ms.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import common
+import xarray as xr
+import zarr
+
+from eosc_pangeo import demo_data, lake
+
+LARGE = demo_data.specs_for_size("large")["sst"]
+QUICK = demo_data.SstSpec(days=30, resolution=1.0)
+DAYS = 92
+BLOCK = 1024**2
+
+
+def lake_both(files: list[Path], out: Path) -> None:
+    """The lake's ingest into two stores (map + timeseries)."""
+    lake.ingest_grid(str(out), "sst", "ocean", files, chunking="both")
+
+
+def lake_map(files: list[Path], out: Path) -> None:
+    """The lake's ingest into the map store only."""
+    lake.ingest_grid(str(out), "sst", "ocean", files, chunking="map")
+
+
+def plain_to_zarr(files: list[Path], out: Path) -> None:
+    """The baseline without the lake: one ``open_mfdataset`` and one ``to_zarr``."""
+    with xr.open_mfdataset(files) as ds, warnings.catch_warnings():
+        # zarr's note that consolidated metadata is not in the Zarr 3 spec yet.
+        warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
+        ds.to_zarr(out / "plain.zarr", mode="w")
+
+
+def copy_floor(files: list[Path], out: Path) -> None:
+    """The floor: read every source byte and write as many, in blocks, through Python."""
+    for source in files:
+        with source.open("rb") as reader, (out / source.name).open("wb") as writer:
+            while block := reader.read(BLOCK):
+                writer.write(block)
+
+
+METHODS = {
+    "floor read+write": copy_floor,
+    "plain to_zarr": plain_to_zarr,
+    "lake both": lake_both,
+    "lake map": lake_map,
+}
+
+
+def measure(func, files: list[Path]) -> tuple[common.ChildRun, int]:
+    """One cold-cache run of ``func(files, scratch)`` in its own process, and the bytes it wrote.
+
+    The scratch folder is removed afterwards.
+    """
+    with common.scratch_dir("ingest") as scratch:
+        common.drop_page_cache()
+        run = common.run_in_child(func, files, Path(scratch))
+        written = sum(f.stat().st_size for f in Path(scratch).rglob("*") if f.is_file())
+        return run, written
+
+
+def main() -> None:
+    parser = common.argument_parser(__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=DAYS, help=f"files to ingest (default {DAYS})")
+    args = parser.parse_args()
+    spec = QUICK if args.quick else LARGE
+    files = common.source_files(spec)[: args.days]
+    size_mb = common.total_bytes(files) / 1e6
+    print(f"# {len(files)} daily files, {size_mb:.0f} MB of NetCDF, grid "
+          f"{180 / spec.resolution:.0f} x {360 / spec.resolution:.0f}; cold cache, one run each")
+    runs = {}
+    for name, func in METHODS.items():
+        runs[name], written = measure(func, files)
+        print(f"# {name}: {runs[name].seconds:.1f} s, wrote {written / 1e6:.0f} MB")
+    throughput = {name: size_mb / run.seconds for name, run in runs.items()}
+    for name in ("floor read+write", "plain to_zarr"):
+        common.report(f"ingest {name}", throughput[name], "MB/s")
+    for name in ("lake both", "lake map"):
+        common.report(f"ingest {name} vs plain to_zarr", throughput[name], "MB/s",
+                      baseline=throughput["plain to_zarr"], higher_is_better=True,
+                      target="> 1x")
+        common.report(f"ingest {name} vs floor", throughput[name], "MB/s",
+                      baseline=throughput["floor read+write"], higher_is_better=True,
+                      target=">= 0.5x")
+    for name, run in runs.items():
+        baseline = None if name == "plain to_zarr" else runs["plain to_zarr"].peak_rss / 1e6
+        common.report(f"peak RSS {name}", run.peak_rss / 1e6, "MB", baseline=baseline)
+
+
+if __name__ == "__main__":
+    main()
