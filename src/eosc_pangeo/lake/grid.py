@@ -31,6 +31,7 @@ from fsspec.implementations.local import LocalFileSystem
 from zarr.codecs import BloscCodec
 from zarr.storage import FsspecStore, LocalStore
 
+from ..config import get_settings
 from .errors import Finding, IngestError, LakeWarning
 from .manifest import (
     Extent,
@@ -151,7 +152,7 @@ def ingest_grid(
                   for name, s in manifest.stores.items()}
         if start == 0:
             transaction.created_dir(collection_path)
-        _write(sources, times, start, manifest, stores, lake.storage_options, report_progress)
+        _write(sources, times, start, manifest, stores, report_progress)
         _update_manifest(manifest, sources, times, version)
         for name, store in stores.items():
             _finish_store(store, manifest, manifest.stores[name])
@@ -193,10 +194,24 @@ def open_grid(
     lake = Lake.from_url(lake)
     collection_path = lake.find_collection(collection)
     manifest = read_manifest(lake, collection_path)
-    name = _choose_store(lake, collection_path, manifest, chunking, bbox, time)
-    store = manifest.stores[name]
-    ds = xr.open_zarr(_zarr_store(lake, f"{collection_path}/{store.path}"), consolidated=True,
-                      chunks={})
+    if chunking != "auto" and chunking not in manifest.stores:
+        raise ValueError(f"collection {manifest.id!r} has no {chunking!r} store "
+                         f"(it has {', '.join(manifest.stores)})")
+
+    def open_store(name: str) -> xr.Dataset:
+        path = f"{collection_path}/{manifest.stores[name].path}"
+        return xr.open_zarr(_zarr_store(lake, path), consolidated=True, chunks={})
+
+    first = chunking if chunking != "auto" else "map" if "map" in manifest.stores else next(
+        iter(manifest.stores))
+    ds = open_store(first)
+    if chunking == "auto" and len(manifest.stores) > 1 and (bbox or time):
+        # Every store has the same coordinates: the opened one tells what each would read.
+        touched = {name: _chunks_touched(ds, info.chunks, bbox, time)
+                   for name, info in manifest.stores.items()}
+        cheapest = min(touched, key=touched.get)
+        if cheapest != first:
+            ds = open_store(cheapest)
     return _select(ds, bbox, time, variables)
 
 
@@ -328,7 +343,7 @@ def _read_source(url: str, size: int, digest: str) -> SourceGrid:
             variables[v] = Variable(standard_name=attrs.get("standard_name"),
                                     long_name=attrs.get("long_name"), units=attrs["units"],
                                     dims=list(ds[v].dims), dtype=str(ds[v].encoding.get(
-                                        "dtype", ds[v].dtype)))
+                                        "dtype", ds[v].dtype)), packing=_packing(ds[v]))
         times = ds[t].values
         if len(np.unique(times)) != len(times):
             raise IngestError(f"{url}:{t}", "holds duplicated times",
@@ -363,10 +378,15 @@ def _check_consistent(sources: list[SourceGrid], manifest: Manifest | None) -> N
                                           + [f"unexpected {sorted(extra)}"] * bool(extra)) + ")",
                               "ingest it into its own collection")
         for name, variable in source.variables.items():
-            expected = reference_vars[name].units
-            if variable.units != expected:
+            expected = reference_vars[name]
+            if variable.units != expected.units:
                 raise IngestError(f"{source.url}:{name}", f"has units {variable.units!r}, the "
-                                  f"collection {expected!r}", f"convert the file to {expected!r}")
+                                  f"collection {expected.units!r}",
+                                  f"convert the file to {expected.units!r}")
+            if variable.packing != expected.packing:
+                raise IngestError(f"{source.url}:{name}", f"is stored as {variable.packing}, the "
+                                  f"collection as {expected.packing}",
+                                  "repack it like the other files or use another collection")
         for axis, values, ref in ((source.y_name, source.y, reference.y),
                                   (source.x_name, source.x, reference.x)):
             if values.shape != ref.shape or not np.allclose(values, ref, atol=1e-6):
@@ -458,7 +478,7 @@ def _zarr_store(lake: Lake, path: str):
                                 storage_options=lake.storage_options)
 
 
-def _write(sources, times, start, manifest, stores, storage_options, progress) -> None:
+def _write(sources, times, start, manifest, stores, progress) -> None:
     """Write the new time steps ``start: start + len(times)`` into every store."""
     reference = sources[0]
     end = start + len(times)
@@ -471,19 +491,26 @@ def _write(sources, times, start, manifest, stores, storage_options, progress) -
         else:
             _resize_time(store, reference.time_name, end)
 
+    groups = [zarr.open_group(store, mode="r+", use_consolidated=False, zarr_format=3)
+              for store in stores.values()]
     time_chunk = max(s.chunks[reference.time_name] for s in manifest.stores.values())
-    from ..config import get_settings
-
-    step_bytes = sum(v.size * 4 for v in template.data_vars.values()) // len(times)
-    block = max(1, min(time_chunk, get_settings().ingest_memory_limit // max(step_bytes, 1)))
+    step_bytes = sum(np.dtype(v.dtype).itemsize * math.prod(template[name].shape[1:])
+                     for name, v in reference.variables.items())
+    # As many steps as memory allows, in whole chunks of the longest time chunk when it fits,
+    # so that a time-series chunk is written once rather than read back and rewritten.
+    affordable = max(1, get_settings().ingest_memory_limit // step_bytes)
+    block = affordable // time_chunk * time_chunk if affordable >= time_chunk else affordable
     located = [(source, i) for source in sources for i in range(len(source.times))]
     boundaries = list(range(start, end, block))
     for done, block_start in enumerate(boundaries, start=1):
         block_end = min(block_start + block, end)
-        data = _load(located[block_start - start:block_end - start], reference)
-        region = {reference.time_name: slice(block_start, block_end)}
-        for store in stores.values():
-            data.to_zarr(store, region=region, consolidated=False, zarr_format=3)
+        stored, time_variables = _load(located[block_start - start:block_end - start], reference)
+        for group, store in zip(groups, stores.values(), strict=True):
+            for name, values in stored.items():
+                group[name][block_start:block_end] = values
+            time_variables.to_zarr(store, region={reference.time_name: slice(block_start,
+                                                                              block_end)},
+                                   consolidated=False, zarr_format=3)
         progress("write", done, len(boundaries))
 
 
@@ -544,25 +571,49 @@ def _resize_time(store, time_name: str, length: int) -> None:
             array.resize((length,) + array.shape[1:])
 
 
-def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid) -> xr.Dataset:
-    """Read the time steps of one block into memory, file by file."""
+def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid
+          ) -> tuple[dict[str, np.ndarray], xr.Dataset]:
+    """Read the time steps of one block: the data variables as stored (packed, fill values and
+    all: the sources share the collection's packing, so nothing needs decoding), and the small
+    time variables (time, its bounds) decoded, for xarray to encode like the store's."""
     t = reference.time_name
-    pieces = []
+    # Filled in place, file by file: a block can be most of the memory limit, no second copy.
+    stored = {name: np.empty((len(located),) + reference.template[name].shape[1:],
+                             dtype=variable.packing["dtype"])
+              for name, variable in reference.variables.items()}
+    time_variables = []
+    filled = 0
     for source in dict.fromkeys(s for s, _ in located):
         indices = [i for s, i in located if s is source]
+        steps = {t: slice(indices[0], indices[-1] + 1)}
         try:
-            with _open_source(source.url, chunks=None,
+            with _open_source(source.url, chunks=None, mask_and_scale=False,
                               decode_times=xr.coders.CFDatetimeCoder(use_cftime=None)) as ds:
-                names = [v for v in reference.template.variables if t in ds[v].dims]
-                pieces.append(ds[names].isel({t: slice(indices[0], indices[-1] + 1)}).load())
+                for name, values in stored.items():
+                    values[filled:filled + len(indices)] = ds[name].isel(steps).values
+                names = [v for v in reference.template.variables
+                         if t in ds[v].dims and v not in stored]
+                time_variables.append(ds[names].isel(steps).load())
+            filled += len(indices)
         except (OSError, RuntimeError, ValueError) as error:
             raise IngestError(source.url, f"cannot be read ({error})",
                               "the file is corrupt; fetch it again") from None
-    data = xr.concat(pieces, dim=t, data_vars="all", coords="minimal", compat="override",
-                     join="override")
-    drop = [v for v in data.variables if t not in data[v].dims]
+    times = xr.concat(time_variables, dim=t, data_vars="all", coords="minimal",
+                      compat="override", join="override")
+    drop = [v for v in times.variables if t not in times[v].dims]
     # Region writes skip indexed coordinates, and the new time values must be written too.
-    return data.drop_vars(drop).drop_indexes(t)
+    return stored, times.drop_vars(drop).drop_indexes(t)
+
+
+def _packing(variable: xr.DataArray) -> dict[str, str]:
+    """How a variable's values are stored, as comparable strings (numpy prints a float32 0.01
+    as "0.01", where a JSON round trip would give 0.009999999776482582)."""
+    encoding = variable.encoding
+    packing = {"dtype": str(encoding.get("dtype", variable.dtype))}
+    for key in ("scale_factor", "add_offset", "_FillValue", "missing_value"):
+        if key in encoding:
+            packing[key] = str(np.asarray(encoding[key]).reshape(-1)[0])
+    return packing
 
 
 def _update_manifest(manifest: Manifest, sources, times, version: int) -> None:
@@ -624,23 +675,7 @@ def _collection_attrs(attrs: dict) -> dict:
 # --- reading -------------------------------------------------------------------------------
 
 
-def _choose_store(lake, collection_path, manifest, chunking, bbox, time) -> str:
-    if chunking != "auto":
-        if chunking not in manifest.stores:
-            raise ValueError(f"collection {manifest.id!r} has no {chunking!r} store "
-                             f"(it has {', '.join(manifest.stores)})")
-        return chunking
-    if len(manifest.stores) == 1 or (bbox is None and time is None):
-        return "map" if "map" in manifest.stores else next(iter(manifest.stores))
-    counts = {}
-    for name, info in manifest.stores.items():
-        ds = xr.open_zarr(_zarr_store(lake, f"{collection_path}/{info.path}"), consolidated=True,
-                          chunks=None)
-        counts[name] = _chunks_touched(ds, info, bbox, time)
-    return min(counts, key=counts.get)
-
-
-def _chunks_touched(ds: xr.Dataset, info: ZarrStore, bbox, time) -> int:
+def _chunks_touched(ds: xr.Dataset, chunks: dict[str, int], bbox, time) -> int:
     """How many chunks of one variable a selection reads, as Copernicus Marine's client does."""
     total = 1
     for axis, bounds in (("T", time), ("Y", bbox and (bbox[1], bbox[3])),
@@ -649,7 +684,7 @@ def _chunks_touched(ds: xr.Dataset, info: ZarrStore, bbox, time) -> int:
         index = ds.indexes[coord.name]
         n = len(index)
         lo, hi = (0, n) if bounds is None else _index_range(index, bounds)
-        chunk = info.chunks[coord.name]
+        chunk = chunks[coord.name]
         total *= max(1, (max(hi - 1, lo) // chunk) - (lo // chunk) + 1)
     return total
 

@@ -57,6 +57,10 @@ class Variable(BaseModel):
     units: str | None = None
     dims: list[str] = Field(default_factory=list)
     dtype: str | None = None
+    packing: dict[str, str] = Field(
+        default_factory=dict,
+        description="How values are stored (dtype, scale_factor, add_offset, _FillValue): the "
+        "same in every source of a grid, whose stored values are copied without decoding.")
 
 
 class Extent(BaseModel):
