@@ -45,6 +45,9 @@ LakeOption = Annotated[
     typer.Option("--lake", help="Lake URL (path, file://, s3://...); default: EOSC_PANGEO_LAKE."),
 ]
 
+CollectionOption = Annotated[str, typer.Option(help="Collection id, unique in the lake.")]
+DomainOption = Annotated[Domain, typer.Option(help="Scientific domain of the collection.")]
+
 
 @contextmanager
 def failures_as_exit() -> Iterator[None]:
@@ -87,8 +90,8 @@ def demo_data_command(
 @lake_app.command("ingest-grid")
 def ingest_grid_command(
     files: Annotated[list[str], typer.Argument(help="NetCDF files (paths or fsspec URLs).")],
-    collection: Annotated[str, typer.Option(help="Collection id, unique in the lake.")],
-    domain: Annotated[Domain, typer.Option(help="Scientific domain of the collection.")],
+    collection: CollectionOption,
+    domain: DomainOption,
     lake: LakeOption = None,
     chunking: Annotated[Chunking, typer.Option(help="Chunk for maps, time series or both.")] = (
         Chunking.both),
@@ -105,8 +108,8 @@ def ingest_grid_command(
 @lake_app.command("ingest-insitu")
 def ingest_insitu_command(
     files: Annotated[list[str], typer.Argument(help="Profile NetCDF and station CSV files.")],
-    collection: Annotated[str, typer.Option(help="Collection id, unique in the lake.")],
-    domain: Annotated[Domain, typer.Option(help="Scientific domain of the collection.")],
+    collection: CollectionOption,
+    domain: DomainOption,
     lake: LakeOption = None,
 ) -> None:
     """Turn in-situ profiles and station series into one partitioned GeoParquet table."""
