@@ -35,22 +35,27 @@ def test_cluster_computes_as_the_hub_user_with_the_lake_settings(platform):
 
         return pwd.getpwuid(os.getuid()).pw_name, os.environ.get("EOSC_PANGEO_LAKE")
 
-    with platform.as_user(ALICE):
-        with cluster(workers=1, cores=1, memory="1GiB",
-                     settings=platform.settings(lake="/data/lake")) as dask_cluster:
-            with dask_cluster.get_client() as client:
-                assert client.submit(worker_identity, pure=False).result() == (ALICE, "/data/lake")
+    settings = platform.settings(lake="/data/lake")
+    with (
+        platform.as_user(ALICE),
+        cluster(workers=1, cores=1, memory="1GiB", settings=settings) as dask_cluster,
+        dask_cluster.get_client() as client,
+    ):
+        assert client.submit(worker_identity, pure=False).result() == (ALICE, "/data/lake")
     # The stock LocalBackend would have given / to the cluster's user (see test_local_backend).
     assert os.stat("/").st_uid == 0
 
 
 def test_cluster_scales_up_and_down(platform):
-    with platform.as_user(ALICE), cluster(workers=1, settings=platform.settings()) as dask_cluster:
-        with dask_cluster.get_client() as client:
-            dask_cluster.scale(2)
-            client.wait_for_workers(2, timeout=30)
-            dask_cluster.scale(1)
-            assert wait_until(lambda: len(client.scheduler_info()["workers"]) == 1)
+    with (
+        platform.as_user(ALICE),
+        cluster(workers=1, settings=platform.settings()) as dask_cluster,
+        dask_cluster.get_client() as client,
+    ):
+        dask_cluster.scale(2)
+        client.wait_for_workers(2, timeout=30)
+        dask_cluster.scale(1)
+        assert wait_until(lambda: len(client.scheduler_info()["workers"]) == 1)
 
 
 def test_a_worker_killed_mid_computation_does_not_change_the_result(platform):
@@ -60,19 +65,21 @@ def test_a_worker_killed_mid_computation_does_not_change_the_result(platform):
         time.sleep(0.1)
         return x * x
 
-    with platform.as_user(ALICE), cluster(workers=2, settings=platform.settings()) as dask_cluster:
-        with dask_cluster.get_client() as client:
-            futures = client.map(slow_square, range(60))
-            assert wait_until(lambda: sum(f.done() for f in futures) >= 5)
-            victim = next(iter(client.run(os.getpid).values()))
-            os.kill(victim, signal.SIGKILL)
-            assert sum(client.gather(futures)) == sum(x * x for x in range(60))
+    with (
+        platform.as_user(ALICE),
+        cluster(workers=2, settings=platform.settings()) as dask_cluster,
+        dask_cluster.get_client() as client,
+    ):
+        futures = client.map(slow_square, range(60))
+        assert wait_until(lambda: sum(f.done() for f in futures) >= 5)
+        victim = next(iter(client.run(os.getpid).values()))
+        os.kill(victim, signal.SIGKILL)
+        assert sum(client.gather(futures)) == sum(x * x for x in range(60))
 
 
 def test_worker_options_beyond_the_users_limits_are_refused_with_a_message(platform):
     with platform.as_user(ALICE), pytest.raises(ValueError, match="worker_cores"):
-        cluster(workers=1, cores=MAX_WORKER_CORES + 1,
-                settings=platform.settings())
+        cluster(workers=1, cores=MAX_WORKER_CORES + 1, settings=platform.settings())
 
 
 def test_an_image_that_is_not_a_platform_environment_is_refused(platform):
@@ -85,7 +92,9 @@ def test_the_number_of_clusters_per_user_is_limited(platform):
         first = cluster(workers=0, settings=platform.settings())
         second = cluster(workers=0, settings=platform.settings())
         try:
-            with pytest.raises(ValueError, match=f"may run {MAX_CLUSTERS} clusters at once and has {MAX_CLUSTERS}"):
+            with pytest.raises(
+                ValueError, match=f"may run {MAX_CLUSTERS} clusters at once and has {MAX_CLUSTERS}"
+            ):
                 cluster(workers=0, settings=platform.settings())
         finally:
             first.shutdown()
@@ -94,8 +103,9 @@ def test_the_number_of_clusters_per_user_is_limited(platform):
 
 def test_group_limits_apply_to_members(platform):
     with platform.as_user(CAROL):
-        clusters = [cluster(workers=0, settings=platform.settings())
-                    for _ in range(STAFF_MAX_CLUSTERS)]
+        clusters = [
+            cluster(workers=0, settings=platform.settings()) for _ in range(STAFF_MAX_CLUSTERS)
+        ]
         try:
             with pytest.raises(ValueError, match=f"may run {STAFF_MAX_CLUSTERS} clusters"):
                 cluster(workers=0, settings=platform.settings())
@@ -106,24 +116,29 @@ def test_group_limits_apply_to_members(platform):
 
 def test_scaling_beyond_the_users_core_quota_across_clusters_is_refused(platform):
     quota = MAX_USER_CORES
-    with platform.as_user(BOB):
-        with cluster(workers=2, cores=1, settings=platform.settings()) as first, \
-                cluster(workers=0, cores=1, settings=platform.settings()) as second:
-            with pytest.raises(GatewayClusterError, match=f"may use {quota} cores") as refused:
-                second.scale(quota)
-            assert "at most 1 worker(s)" in str(refused.value)
-            with pytest.raises(GatewayClusterError, match="Quota exceeded"):
-                second.adapt(minimum=0, maximum=quota)
-            second.scale(1)  # what is left of the quota is usable
-            with second.get_client() as client:
-                client.wait_for_workers(1, timeout=30)
-            assert len(first.get_client().scheduler_info()["workers"]) == 2
+    with (
+        platform.as_user(BOB),
+        cluster(workers=2, cores=1, settings=platform.settings()) as first,
+        cluster(workers=0, cores=1, settings=platform.settings()) as second,
+    ):
+        with pytest.raises(GatewayClusterError, match=f"may use {quota} cores") as refused:
+            second.scale(quota)
+        assert "at most 1 worker(s)" in str(refused.value)
+        with pytest.raises(GatewayClusterError, match="Quota exceeded"):
+            second.adapt(minimum=0, maximum=quota)
+        second.scale(1)  # what is left of the quota is usable
+        with second.get_client() as client:
+            client.wait_for_workers(1, timeout=30)
+        with first.get_client() as client:
+            assert len(client.scheduler_info()["workers"]) == 2
 
 
 def test_another_user_cannot_list_connect_to_or_stop_your_cluster(platform):
     def as_bob(method, path=""):
         return requests.request(
-            method, f"{platform.gateway_address}/api/v1/clusters/{path}", timeout=10,
+            method,
+            f"{platform.gateway_address}/api/v1/clusters/{path}",
+            timeout=10,
             headers={"Authorization": f"jupyterhub {platform.tokens[BOB]}"},
         )
 

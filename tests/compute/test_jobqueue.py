@@ -6,11 +6,12 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import dask.config
 import pytest
 
-from eosc_pangeo.compute import ClusterStartError, ClusterSpec, UnsupportedOption, cluster
+from eosc_pangeo.compute import ClusterSpec, ClusterStartError, UnsupportedOption, cluster
 from eosc_pangeo.compute.jobqueue import jobqueue_cluster
 from eosc_pangeo.config import Settings
 
@@ -24,9 +25,11 @@ def test_slurm_jobs_compute_with_the_lake_settings(slurm_site):
 
         return os.environ.get("SLURM_JOB_ID") is not None, os.environ.get("EOSC_PANGEO_LAKE")
 
-    with cluster(workers=1, cores=1, memory="1GiB", backend="slurm", settings=LAKE) as hpc:
-        with hpc.get_client() as client:
-            assert client.submit(job_facts, pure=False).result() == (True, "/data/lake")
+    with (
+        cluster(workers=1, cores=1, memory="1GiB", backend="slurm", settings=LAKE) as hpc,
+        hpc.get_client() as client,
+    ):
+        assert client.submit(job_facts, pure=False).result() == (True, "/data/lake")
 
 
 @pytest.mark.slow
@@ -39,9 +42,9 @@ def test_auto_submits_to_slurm_on_a_slurm_site(slurm_site):
 
 def test_slurm_down_is_a_clear_error_within_a_bounded_time(slurm, tmp_path, monkeypatch):
     # A client configuration whose controller does not listen: to this client, Slurm is down.
-    conf = (tmp_path / "slurm.conf")
+    conf = tmp_path / "slurm.conf"
     conf.write_text(
-        open("/etc/slurm/slurm.conf").read() + "SlurmctldPort=9\nMessageTimeout=2\n"
+        Path("/etc/slurm/slurm.conf").read_text() + "SlurmctldPort=9\nMessageTimeout=2\n"
     )
     monkeypatch.setenv("SLURM_CONF", str(conf))
     started = time.monotonic()
@@ -59,9 +62,11 @@ def test_a_machine_without_the_batch_commands_is_told_so(monkeypatch):
 def test_workers_that_never_start_are_a_clear_error_within_the_start_timeout(slurm_site):
     # A held job stays pending, as in a full queue: no worker ever starts.
     started = time.monotonic()
-    with dask.config.set({"jobqueue.slurm.job-extra-directives": ["--hold"]}):
-        with pytest.raises(ClusterStartError, match="0 of 1 workers started"):
-            cluster(workers=1, backend="slurm", settings=Settings(cluster_start_timeout=5))
+    with (
+        dask.config.set({"jobqueue.slurm.job-extra-directives": ["--hold"]}),
+        pytest.raises(ClusterStartError, match="0 of 1 workers started"),
+    ):
+        cluster(workers=1, backend="slurm", settings=Settings(cluster_start_timeout=5))
     assert time.monotonic() - started < 20
     assert wait_for_empty_queue(), "the pending job must be cancelled with the cluster"
 
@@ -69,8 +74,12 @@ def test_workers_that_never_start_are_a_clear_error_within_the_start_timeout(slu
 def wait_for_empty_queue(timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        queue = subprocess.run(["squeue", "--noheader", "--name=dask-worker"],
-                               capture_output=True, text=True, check=True).stdout
+        queue = subprocess.run(
+            ["squeue", "--noheader", "--name=dask-worker"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         if not queue.strip():
             return True
         time.sleep(0.5)

@@ -55,17 +55,21 @@ def test_a_local_cluster_computes_with_the_lake_settings_on_its_workers():
 
         return Settings().lake, Settings().storage_options
 
-    with cluster(workers=2, cores=1, memory="1GiB", backend="local", settings=LAKE) as local:
-        with local.get_client() as client:
-            assert len(client.scheduler_info()["workers"]) == 2
-            assert client.submit(worker_settings).result() == (LAKE.lake, LAKE.storage_options)
+    with (
+        cluster(workers=2, cores=1, memory="1GiB", backend="local", settings=LAKE) as local,
+        local.get_client() as client,
+    ):
+        assert len(client.scheduler_info()["workers"]) == 2
+        assert client.submit(worker_settings).result() == (LAKE.lake, LAKE.storage_options)
 
 
 def test_a_local_cluster_adapts_between_its_bounds():
-    with cluster(adaptive=(1, 3), backend="local", settings=Settings()) as local:
-        with local.get_client() as client:
-            assert len(client.scheduler_info()["workers"]) >= 1
-            assert client.submit(sum, [1, 2]).result() == 3
+    with (
+        cluster(adaptive=(1, 3), backend="local", settings=Settings()) as local,
+        local.get_client() as client,
+    ):
+        assert len(client.scheduler_info()["workers"]) >= 1
+        assert client.submit(sum, [1, 2]).result() == 3
 
 
 def test_a_local_cluster_cannot_use_another_image():

@@ -31,10 +31,12 @@ def test_a_groups_limits_apply_over_the_defaults():
 
 
 def test_a_member_of_several_groups_gets_the_most_generous_limit_of_each_kind():
-    policy = FairUsePolicy(group_limits={
-        "ocean": {"max_clusters": 4, "max_user_cores": 8},
-        "hpc": {"max_clusters": 1, "max_user_cores": 64},
-    })
+    policy = FairUsePolicy(
+        group_limits={
+            "ocean": {"max_clusters": 4, "max_user_cores": 8},
+            "hpc": {"max_clusters": 1, "max_user_cores": 64},
+        }
+    )
     limits = policy.limits_for({"ocean", "hpc"})
     assert (limits.max_clusters, limits.max_user_cores) == (4, 64)
 
@@ -49,10 +51,16 @@ def test_service_access_is_granted_to_users_and_their_servers_keeping_default_sc
     c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "access:services!service=stac"]}]
     grant_service_access(c, "dask-gateway")
     roles = {role["name"]: role["scopes"] for role in c.JupyterHub.load_roles}
-    assert roles["user"] == ["self", "access:services!service=stac",
-                             "access:services!service=dask-gateway"]
-    assert roles["server"] == ["users:activity!user", "access:servers!server",
-                               "access:services!service=dask-gateway"]
+    assert roles["user"] == [
+        "self",
+        "access:services!service=stac",
+        "access:services!service=dask-gateway",
+    ]
+    assert roles["server"] == [
+        "users:activity!user",
+        "access:servers!server",
+        "access:services!service=dask-gateway",
+    ]
 
 
 @pytest.fixture
@@ -83,7 +91,8 @@ def test_the_local_backend_gives_the_user_only_the_clusters_working_directory(
 
     assert os.stat("/").st_uid == root_owner == 0
     assert all(os.stat(tmp_path / name).st_uid == 0 for name in ("t", "m", "p"))
-    owned = [os.path.join(root, name) for root, dirs, files in os.walk(workdir)
-             for name in dirs + files] + [workdir]
+    owned = [
+        os.path.join(root, name) for root, dirs, files in os.walk(workdir) for name in dirs + files
+    ] + [workdir]
     assert len(owned) == 5  # workdir, .certs, logs, dask.crt, dask.pem
     assert all(os.stat(path).st_uid == system_user.pw_uid for path in owned)

@@ -7,12 +7,14 @@ error, never a silent drop.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.error
 import urllib.request
 
 from dask_gateway import Gateway, GatewayCluster
 from dask_gateway.client import ClusterStatus
+from distributed.utils import LoopRunner
 
 from eosc_pangeo.compute.spec import ClusterSpec, ClusterStartError, UnsupportedOption
 from eosc_pangeo.config import Settings
@@ -84,36 +86,44 @@ def start_gateway(spec: ClusterSpec, settings: Settings, deadline: float) -> Gat
         "proxy_address": settings.gateway_proxy_address,
         "auth": settings.gateway_auth,
     }
-    gateway = Gateway(**connection)
-    options = gateway.cluster_options()
-    for user_name, value in requested_options(spec, settings).items():
-        server_name, convert = SERVER_OPTIONS[user_name]
-        if server_name not in options:
-            raise UnsupportedOption(
-                f"the Dask Gateway at {address} does not let users set {user_name!r} "
-                f"(no {server_name!r} among its options: {', '.join(options)})"
-            )
-        options[server_name] = convert(value)
-    if spec.image is None and settings.notebook_image and "image" in options:
-        options["image"] = settings.notebook_image
-    name = gateway.submit(options)
-    try:
-        wait_until_running(gateway, name, deadline)
-    except BaseException:
-        gateway.stop_cluster(name)
-        raise
-    dask_cluster = gateway.connect(name, shutdown_on_close=True)
-    # The cluster's client runs on this gateway's event loop, which stops when this gateway is
-    # collected; the cluster keeps it alive (and, named after the cluster's own `gateway`
-    # attribute, it is released after it). Closing it here would stop the loop under the cluster.
-    dask_cluster.creating_gateway = gateway
-    return dask_cluster
+    # The request is made with an asynchronous gateway client on a loop of its own: a synchronous
+    # client closes itself in __del__, which deadlocks when garbage collection happens to run in
+    # its loop's thread (dask-gateway 2026.3), and an asynchronous one has no such __del__.
+    name = LoopRunner(asynchronous=False).run_sync(
+        submit_and_wait, spec, settings, connection, deadline
+    )
+    return GatewayCluster.from_name(name, shutdown_on_close=True, **connection)
 
 
-def wait_until_running(gateway: Gateway, name: str, deadline: float) -> None:
+async def submit_and_wait(
+    spec: ClusterSpec, settings: Settings, connection: dict, deadline: float
+) -> str:
+    """Ask the gateway for a cluster with the options of ``spec``; return its name once running."""
+    async with Gateway(**connection, asynchronous=True) as gateway:
+        options = await gateway.cluster_options()
+        for user_name, value in requested_options(spec, settings).items():
+            server_name, convert = SERVER_OPTIONS[user_name]
+            if server_name not in options:
+                raise UnsupportedOption(
+                    f"the Dask Gateway at {gateway.address} does not let users set "
+                    f"{user_name!r} (no {server_name!r} among its options: {', '.join(options)})"
+                )
+            options[server_name] = convert(value)
+        if spec.image is None and settings.notebook_image and "image" in options:
+            options["image"] = settings.notebook_image
+        name = await gateway.submit(options)
+        try:
+            await wait_until_running(gateway, name, deadline)
+        except BaseException:
+            await gateway.stop_cluster(name)
+            raise
+    return name
+
+
+async def wait_until_running(gateway: Gateway, name: str, deadline: float) -> None:
     """Poll the cluster's status; the client's own wait has no timeout."""
     while True:
-        status = gateway.get_cluster(name).status
+        status = (await gateway.get_cluster(name)).status
         if status == ClusterStatus.RUNNING:
             return
         if status in (ClusterStatus.FAILED, ClusterStatus.STOPPED):
@@ -126,4 +136,4 @@ def wait_until_running(gateway: Gateway, name: str, deadline: float) -> None:
                 f"backend 'gateway': cluster {name} was still {status.name.lower()} at the "
                 "start timeout (EOSC_PANGEO_CLUSTER_START_TIMEOUT)"
             )
-        time.sleep(POLL_INTERVAL)
+        await asyncio.sleep(POLL_INTERVAL)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from dask.utils import parse_bytes
 
@@ -75,7 +74,9 @@ class ClusterSpec:
         if adaptive is not None:
             minimum, maximum = adaptive
             if not 0 <= minimum <= maximum or maximum < 1:
-                raise ValueError(f"adaptive=(min, max) needs 0 <= min <= max, max >= 1; got {adaptive}")
+                raise ValueError(
+                    f"adaptive=(min, max) needs 0 <= min <= max, max >= 1; got {adaptive}"
+                )
             workers = minimum
         elif workers is None:
             workers = 1
@@ -91,7 +92,7 @@ class ClusterSpec:
         env = dict(env or {})
         for key, value in env.items():
             if not isinstance(key, str) or not isinstance(value, str):
-                raise ValueError(f"env must map str to str, got {key!r}: {value!r}")
+                raise TypeError(f"env must map str to str, got {key!r}: {value!r}")
         return cls(
             workers=workers,
             cores=cores,
@@ -119,7 +120,3 @@ class ClusterSpec:
             )
         env.update(self.env)
         return env
-
-    def describe(self) -> dict[str, Any]:
-        """The options the user set, for error messages."""
-        return {k: v for k, v in self.__dict__.items() if v not in (None, {})}

@@ -31,7 +31,8 @@ from dask_gateway_server.backends.local import LocalBackend, LocalClusterConfig
 from dask_gateway_server.options import Float, Integer, Mapping, Options, String
 from dask_gateway_server.traitlets import Type
 from pydantic import BaseModel, ByteSize, ConfigDict, PositiveInt
-from traitlets import Dict, Float as FloatTrait, Instance, List, Unicode, default
+from traitlets import Dict, Instance, List, Unicode, default
+from traitlets import Float as FloatTrait
 from traitlets.config import Config, LoggingConfigurable
 
 GiB = 2**30
@@ -85,8 +86,12 @@ class FairUsePolicy(LoggingConfigurable):
 class QuotaClusterConfig(LocalClusterConfig):
     """Cluster configuration that also records its user's quotas (they outlive the request)."""
 
-    user_max_cores = FloatTrait(0, help="The owner's total worker cores over all clusters (0: none).")
-    user_max_memory = FloatTrait(0, help="The owner's total worker bytes over all clusters (0: none).")
+    user_max_cores = FloatTrait(
+        0, help="The owner's total worker cores over all clusters (0: none)."
+    )
+    user_max_memory = FloatTrait(
+        0, help="The owner's total worker bytes over all clusters (0: none)."
+    )
 
 
 def worker_usage(record: Any) -> tuple[int, float]:
@@ -151,14 +156,25 @@ class FairUseMixin(LoggingConfigurable):
             }
 
         return Options(
-            Integer("worker_cores", default=1, min=1, max=limits.max_worker_cores,
-                    label="Worker cores"),
-            Float("worker_memory", default=min(2.0, limits.max_worker_memory / GiB), min=0.25,
-                  max=limits.max_worker_memory / GiB, label="Worker memory (GiB)"),
+            Integer(
+                "worker_cores", default=1, min=1, max=limits.max_worker_cores, label="Worker cores"
+            ),
+            Float(
+                "worker_memory",
+                default=min(2.0, limits.max_worker_memory / GiB),
+                min=0.25,
+                max=limits.max_worker_memory / GiB,
+                label="Worker memory (GiB)",
+            ),
             String("image", default=self.default_image, label="Image"),
             Mapping("environment", default={}, label="Environment variables"),
-            Float("idle_timeout", default=limits.idle_timeout, min=60,
-                  max=limits.max_idle_timeout, label="Idle timeout (s)"),
+            Float(
+                "idle_timeout",
+                default=limits.idle_timeout,
+                min=60,
+                max=limits.max_idle_timeout,
+                label="Idle timeout (s)",
+            ),
             handler=to_configuration,
         )
 
@@ -260,7 +276,10 @@ class PlatformLocalBackend(FairUseMixin, SafeLocalBackend):
             )
         # dask >= 2026 ships one `dask` command (no `dask-scheduler` / `dask-worker`).
         dask_command = os.path.join(image, "bin", "dask")
-        return {"scheduler_cmd": [dask_command, "scheduler"], "worker_cmd": [dask_command, "worker"]}
+        return {
+            "scheduler_cmd": [dask_command, "scheduler"],
+            "worker_cmd": [dask_command, "worker"],
+        }
 
 
 def gateway_config(

@@ -23,7 +23,9 @@ from eosc_pangeo.platform.gateway import SERVICE_NAME
 log = logging.getLogger(__name__)
 
 
-def grant_service_access(c: Config, service_name: str, roles: tuple[str, ...] = ("user", "server")) -> None:
+def grant_service_access(
+    c: Config, service_name: str, roles: tuple[str, ...] = ("user", "server")
+) -> None:
     """Let users (and their notebook servers' tokens) use a hub service.
 
     Without ``access:services!service=<name>`` in both the ``user`` role (tokens a user makes)

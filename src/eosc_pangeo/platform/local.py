@@ -61,7 +61,7 @@ def free_ports(count: int) -> list[int]:
 
 def ensure_system_user(name: str) -> None:
     """Create system user ``name`` if missing: the gateway runs a hub user's clusters as it."""
-    if subprocess.run(["id", "-u", name], capture_output=True).returncode != 0:
+    if subprocess.run(["id", "-u", name], capture_output=True, check=False).returncode != 0:
         subprocess.run(
             ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True
         )
@@ -83,8 +83,11 @@ class LocalHub:
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Call the hub's REST API (``path`` below ``/hub/api``) as the admin service."""
         response = requests.request(
-            method, f"{self.url}/hub/api{path}", timeout=30,
-            headers={"Authorization": f"token {self.admin_token}"}, **kwargs,
+            method,
+            f"{self.url}/hub/api{path}",
+            timeout=30,
+            headers={"Authorization": f"token {self.admin_token}"},
+            **kwargs,
         )
         response.raise_for_status()
         return response
@@ -103,7 +106,9 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen, log: Path
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"jupyterhub exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"jupyterhub exited ({process.returncode}):\n{log.read_text()[-3000:]}"
+            )
         try:
             if requests.get(url, timeout=2).status_code == 200:
                 return
@@ -152,8 +157,13 @@ def run_local_hub(
     )
     url = f"http://127.0.0.1:{hub_port}"
     params = {
-        "hub": {"ip": "127.0.0.1", "port": hub_port, "hub_port": hub_api_port,
-                "proxy_api_port": proxy_api_port, "state_directory": str(state_directory)},
+        "hub": {
+            "ip": "127.0.0.1",
+            "port": hub_port,
+            "hub_port": hub_api_port,
+            "proxy_api_port": proxy_api_port,
+            "state_directory": str(state_directory),
+        },
         "gateway": {
             "gateway_url": f"http://127.0.0.1:{gateway_port}",
             "public_gateway_url": f"{url}/services/{SERVICE_NAME}",
@@ -169,7 +179,9 @@ def run_local_hub(
     with open(log, "w") as log_file:
         hub = subprocess.Popen(
             [os.path.join(os.path.dirname(sys.executable), "jupyterhub"), "-f", str(config_file)],
-            cwd=state_directory, stdout=log_file, stderr=subprocess.STDOUT,
+            cwd=state_directory,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
