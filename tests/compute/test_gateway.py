@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -150,18 +152,55 @@ def test_another_user_cannot_list_connect_to_or_stop_your_cluster(platform):
         assert [c.name for c in platform.gateway(ALICE).list_clusters()] == [mine.name]
 
 
-def test_clusters_are_stopped_when_the_users_notebook_server_stops(platform):
-    platform.api("POST", f"/users/{BOB}/server")
-    assert wait_until(
-        lambda: platform.api("GET", f"/users/{BOB}").json()["servers"].get("", {}).get("ready"),
-        timeout=60,
-    ), "the notebook server did not start"
-    with platform.as_user(BOB):
-        left_running = cluster(workers=1, settings=platform.settings())
-    owner = platform.gateway(BOB)
-    assert [c.name for c in owner.list_clusters()] == [left_running.name]
-    platform.api("DELETE", f"/users/{BOB}/server")
-    assert wait_until(lambda: owner.list_clusters() == [], timeout=30)
+def notebook_server_environment(platform, user: str) -> dict[str, str]:
+    """Start ``user``'s notebook server and return its process environment (as a kernel has it)."""
+    platform.api("POST", f"/users/{user}/server")
+
+    def server():
+        return platform.api("GET", f"/users/{user}").json()["servers"].get("", {})
+
+    assert wait_until(lambda: server().get("ready"), timeout=60), "the server did not start"
+    pid = server()["state"]["pid"]
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        pairs = [item.split(b"=", 1) for item in environ.read().split(b"\0") if b"=" in item]
+    return {key.decode(): value.decode() for key, value in pairs}
+
+
+def test_a_notebook_creates_clusters_with_only_what_the_hub_gave_its_server(platform):
+    env = notebook_server_environment(platform, BOB)
+    try:
+        notebook = (
+            "from eosc_pangeo import compute\n"
+            "c = compute.cluster(workers=1)\n"
+            "assert c.get_client().submit(sum, [1, 2]).result() == 3\n"
+            "print(c.name)\n"
+            "c.close(shutdown=False)  # the kernel dies, the cluster is left running\n"
+        )
+        run = subprocess.run(
+            [sys.executable, "-c", notebook],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        owner = platform.gateway(BOB)
+        assert [c.name for c in owner.list_clusters()] == [run.stdout.split()[-1]]
+
+        platform.api("DELETE", f"/users/{BOB}/server")
+
+        assert wait_until(lambda: owner.list_clusters() == [], timeout=30)
+    finally:
+        platform.api("DELETE", f"/users/{BOB}/server")
+
+
+def test_an_idle_cluster_stops_itself(platform):
+    with platform.as_user(ALICE):
+        idle = cluster(workers=0, idle_timeout=10, settings=platform.settings())
+    owner = platform.gateway(ALICE)
+    assert [c.name for c in owner.list_clusters()] == [idle.name]
+    assert wait_until(lambda: owner.list_clusters() == [], timeout=40)
 
 
 def test_an_unreachable_gateway_fails_fast_with_a_clear_error():

@@ -171,7 +171,7 @@ class FairUseMixin(LoggingConfigurable):
             Float(
                 "idle_timeout",
                 default=limits.idle_timeout,
-                min=60,
+                min=10,  # short-lived clusters for scripts and tests cost nothing to allow
                 max=limits.max_idle_timeout,
                 label="Idle timeout (s)",
             ),

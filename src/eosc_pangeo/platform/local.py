@@ -42,7 +42,8 @@ add_dask_gateway(c, **params["gateway"])
 c.JupyterHub.services.append({{"name": "{admin}", "api_token": params["admin_token"]}})
 c.JupyterHub.load_roles.append({{
     "name": "{admin}",
-    "scopes": ["admin:users", "admin:servers", "admin:groups", "tokens"],
+    "scopes": ["admin:users", "admin:servers", "admin:groups", "tokens",
+               "admin:server_state"],
     "services": ["{admin}"],
 }})
 """
