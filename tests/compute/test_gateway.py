@@ -135,6 +135,29 @@ def test_scaling_beyond_the_users_core_quota_across_clusters_is_refused(platform
             assert len(client.scheduler_info()["workers"]) == 2
 
 
+def test_adaptive_clusters_do_not_grow_past_the_users_quota(platform):
+    def busy(x):
+        import time
+
+        time.sleep(1)
+        return x
+
+    with (
+        platform.as_user(ALICE),
+        cluster(adaptive=(0, MAX_USER_CORES), cores=1, settings=platform.settings()) as adaptive,
+        cluster(workers=0, cores=1, settings=platform.settings()) as fixed,
+    ):
+        fixed.scale(2)  # allowed: the adaptive cluster has no workers yet
+        with fixed.get_client() as client:
+            client.wait_for_workers(2, timeout=30)
+        with adaptive.get_client() as client:
+            futures = client.map(busy, range(40))
+            assert wait_until(lambda: len(client.scheduler_info()["workers"]) >= 1)
+            time.sleep(8)  # a few adaptive periods: it asks for more workers than the quota leaves
+            assert len(client.scheduler_info()["workers"]) == MAX_USER_CORES - 2
+            client.cancel(futures)
+
+
 def test_another_user_cannot_list_connect_to_or_stop_your_cluster(platform):
     def as_bob(method, path=""):
         return requests.request(
