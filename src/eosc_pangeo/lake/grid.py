@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from contextlib import ExitStack
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -84,6 +85,7 @@ class SourceGrid:
     variables: dict[str, Variable]
     attrs: dict
     template: xr.Dataset = field(repr=False)
+    dataset: xr.Dataset = field(repr=False)
 
 
 def ingest_grid(
@@ -135,7 +137,19 @@ def ingest_grid(
     if not new_files:
         return report
 
-    sources = [_read_source(url, size, digest) for url, size, digest in new_files]
+    with ExitStack() as open_sources:
+        sources = []
+        for url, size, digest in new_files:
+            sources.append(_read_source(url, size, digest))
+            open_sources.callback(sources[-1].dataset.close)
+        _ingest(lake, collection_path, manifest, sources, chunking, report, report_progress)
+    for message in report.warnings:
+        warnings.warn(f"{collection}: {message}", LakeWarning, stacklevel=2)
+    return report
+
+
+def _ingest(lake, collection_path, manifest, sources, chunking, report, progress) -> None:
+    """Check the opened sources, then write them and commit a new version (told in report)."""
     _check_consistent(sources, manifest)
     sources.sort(key=lambda s: s.times[0])
     times = _check_time_axis(sources, manifest)
@@ -143,7 +157,7 @@ def ingest_grid(
 
     version = (manifest.version if manifest else 0) + 1
     if manifest is None:
-        manifest = Manifest(id=collection, domain=domain, kind="grid")
+        manifest = Manifest(id=report.collection, domain=report.domain, kind="grid")
         manifest.stores = _plan_stores(sources[0], len(times), chunking)
     start = next(iter(manifest.stores.values())).time_length
 
@@ -152,17 +166,13 @@ def ingest_grid(
                   for name, s in manifest.stores.items()}
         if start == 0:
             transaction.created_dir(collection_path)
-        _write(sources, times, start, manifest, stores, report_progress)
+        _write(sources, times, start, manifest, stores, progress)
         _update_manifest(manifest, sources, times, version)
         for name, store in stores.items():
             _finish_store(store, manifest, manifest.stores[name])
         write_manifest(lake, collection_path, manifest)
-
-    for message in report.warnings:
-        warnings.warn(f"{collection}: {message}", LakeWarning, stacklevel=2)
     report.version = version
     report.added = [s.name for s in sources]
-    return report
 
 
 def open_grid(
@@ -310,51 +320,60 @@ def _open_source(url: str, **kwargs) -> xr.Dataset:
 
 
 def _read_source(url: str, size: int, digest: str) -> SourceGrid:
+    """Open a source (values as stored, times decoded) and read what the checks need.
+
+    The file stays open for the write: the caller closes ``source.dataset``.
+    """
     name = url.rstrip("/").rsplit("/", 1)[-1]
     try:
-        ds = _open_source(url, decode_times=xr.coders.CFDatetimeCoder(use_cftime=None),
-                          chunks=None)
+        ds = _open_source(url, mask_and_scale=False, chunks=None,
+                          decode_times=xr.coders.CFDatetimeCoder(use_cftime=None))
     except Exception as error:  # noqa: BLE001  (netCDF4/HDF5 raise many kinds)
         raise IngestError(url, f"cannot be read as NetCDF ({type(error).__name__}: {error})",
                           "the file is truncated or corrupt; fetch it again") from None
-    with ds:
-        axes = {}
-        for axis, what in (("T", "time"), ("Y", "latitude"), ("X", "longitude")):
-            try:
-                axes[axis] = ds.cf[axis].name
-            except KeyError:
-                raise IngestError(url, f"has no {what} coordinate (no variable with axis={axis} "
-                                  f"or standard_name {what})",
-                                  "add the coordinate or its CF attributes") from None
-        t, y, x = axes["T"], axes["Y"], axes["X"]
-        data_vars = [v for v in ds.data_vars if {t, y, x} <= set(ds[v].dims)]
-        if not data_vars:
-            raise IngestError(url, f"has no variable on ({t}, {y}, {x})",
-                              "is it a gridded file?")
-        variables = {}
-        for v in data_vars:
-            attrs = ds[v].attrs
-            if not attrs.get("units"):
-                raise IngestError(f"{url}:{v}", "has no units attribute",
-                                  "add CF units (e.g. 'K') to the source")
-            if ds[v].dims[0] != t:
-                raise IngestError(f"{url}:{v}", f"has dimensions {ds[v].dims}, time not first",
-                                  "transpose the variable so that time comes first")
-            variables[v] = Variable(standard_name=attrs.get("standard_name"),
-                                    long_name=attrs.get("long_name"), units=attrs["units"],
-                                    dims=list(ds[v].dims), dtype=str(ds[v].encoding.get(
-                                        "dtype", ds[v].dtype)), packing=_packing(ds[v]))
-        times = ds[t].values
-        if len(np.unique(times)) != len(times):
-            raise IngestError(f"{url}:{t}", "holds duplicated times",
-                              "remove the repeated time steps")
-        calendar = ds[t].encoding.get("calendar", "standard")
-        bounds = [ds[c].attrs["bounds"] for c in ds.coords if ds[c].attrs.get("bounds") in ds]
-        template = ds[data_vars + bounds].isel({t: slice(0, 1)}).copy(deep=False)
-        return SourceGrid(url=url, name=name, size=size, sha256=digest, time_name=t,
-                          y_name=y, x_name=x, times=times, calendar=calendar,
-                          y=ds[y].values, x=ds[x].values, variables=variables,
-                          attrs=dict(ds.attrs), template=template)
+    try:
+        return _describe_source(url, name, size, digest, ds)
+    except BaseException:
+        ds.close()
+        raise
+
+
+def _describe_source(url: str, name: str, size: int, digest: str, ds: xr.Dataset) -> SourceGrid:
+    axes = {}
+    for axis, what in (("T", "time"), ("Y", "latitude"), ("X", "longitude")):
+        try:
+            axes[axis] = ds.cf[axis].name
+        except KeyError:
+            raise IngestError(url, f"has no {what} coordinate (no variable with axis={axis} "
+                              f"or standard_name {what})",
+                              "add the coordinate or its CF attributes") from None
+    t, y, x = axes["T"], axes["Y"], axes["X"]
+    data_vars = [v for v in ds.data_vars if {t, y, x} <= set(ds[v].dims)]
+    if not data_vars:
+        raise IngestError(url, f"has no variable on ({t}, {y}, {x})", "is it a gridded file?")
+    variables = {}
+    for v in data_vars:
+        attrs = ds[v].attrs
+        if not attrs.get("units"):
+            raise IngestError(f"{url}:{v}", "has no units attribute",
+                              "add CF units (e.g. 'K') to the source")
+        if ds[v].dims[0] != t:
+            raise IngestError(f"{url}:{v}", f"has dimensions {ds[v].dims}, time not first",
+                              "transpose the variable so that time comes first")
+        variables[v] = Variable(standard_name=attrs.get("standard_name"),
+                                long_name=attrs.get("long_name"), units=attrs["units"],
+                                dims=list(ds[v].dims), dtype=str(ds[v].dtype),
+                                packing=_packing(ds[v]))
+    times = ds[t].values
+    if len(np.unique(times)) != len(times):
+        raise IngestError(f"{url}:{t}", "holds duplicated times", "remove the repeated time steps")
+    bounds = [ds[c].attrs["bounds"] for c in ds.coords if ds[c].attrs.get("bounds") in ds]
+    # The template is decoded, so that its encoding carries the packing to the new stores.
+    template = xr.decode_cf(ds[data_vars + bounds].isel({t: slice(0, 1)}), decode_times=False)
+    return SourceGrid(url=url, name=name, size=size, sha256=digest, time_name=t, y_name=y,
+                      x_name=x, times=times, calendar=ds[t].encoding.get("calendar", "standard"),
+                      y=ds[y].values, x=ds[x].values, variables=variables, attrs=dict(ds.attrs),
+                      template=template, dataset=ds)
 
 
 def _check_consistent(sources: list[SourceGrid], manifest: Manifest | None) -> None:
@@ -586,14 +605,13 @@ def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid
     for source in dict.fromkeys(s for s, _ in located):
         indices = [i for s, i in located if s is source]
         steps = {t: slice(indices[0], indices[-1] + 1)}
+        ds = source.dataset
         try:
-            with _open_source(source.url, chunks=None, mask_and_scale=False,
-                              decode_times=xr.coders.CFDatetimeCoder(use_cftime=None)) as ds:
-                for name, values in stored.items():
-                    values[filled:filled + len(indices)] = ds[name].isel(steps).values
-                names = [v for v in reference.template.variables
-                         if t in ds[v].dims and v not in stored]
-                time_variables.append(ds[names].isel(steps).load())
+            for name, values in stored.items():
+                values[filled:filled + len(indices)] = ds[name].isel(steps).values
+            names = [v for v in reference.template.variables
+                     if t in ds[v].dims and v not in stored]
+            time_variables.append(ds[names].isel(steps).load())
             filled += len(indices)
         except (OSError, RuntimeError, ValueError) as error:
             raise IngestError(source.url, f"cannot be read ({error})",
@@ -608,11 +626,10 @@ def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid
 def _packing(variable: xr.DataArray) -> dict[str, str]:
     """How a variable's values are stored, as comparable strings (numpy prints a float32 0.01
     as "0.01", where a JSON round trip would give 0.009999999776482582)."""
-    encoding = variable.encoding
-    packing = {"dtype": str(encoding.get("dtype", variable.dtype))}
+    packing = {"dtype": str(variable.dtype)}
     for key in ("scale_factor", "add_offset", "_FillValue", "missing_value"):
-        if key in encoding:
-            packing[key] = str(np.asarray(encoding[key]).reshape(-1)[0])
+        if key in variable.attrs:
+            packing[key] = str(np.asarray(variable.attrs[key]).reshape(-1)[0])
     return packing
 
 
