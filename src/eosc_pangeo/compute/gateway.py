@@ -51,7 +51,7 @@ def check_gateway(address: str) -> None:
 
 
 def requested_options(spec: ClusterSpec, settings: Settings) -> dict:
-    """The user-facing options of ``spec`` (plus lake settings and default image) as user names."""
+    """The options of ``spec`` the user set, by user-facing name; ``env`` includes the lake's."""
     requested = {
         "cores": spec.cores,
         "memory": spec.memory,

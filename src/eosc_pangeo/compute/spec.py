@@ -30,7 +30,7 @@ class ClusterSpec:
     Attributes
     ----------
     workers : int
-        Workers to start with (ignored by nothing: adaptive clusters start with ``adaptive[0]``).
+        Workers to wait for before the cluster is returned (``adaptive[0]`` when adaptive).
     cores : int or None
         Cores (threads) per worker; None leaves the backend's or site's default.
     memory : int or None

@@ -40,7 +40,11 @@ SERVICE_NAME = "dask-gateway"
 
 
 class Limits(BaseModel):
-    """Limits of one user (resolved from their groups); memory accepts ``"16GiB"`` or bytes."""
+    """Limits of one user (resolved from their groups); memory accepts ``"16GiB"`` or bytes.
+
+    ``max_cluster_*`` bound one cluster, its scheduler included (dask-gateway's
+    ``cluster_max_*``); ``max_user_*`` bound the workers of all of a user's clusters together.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
