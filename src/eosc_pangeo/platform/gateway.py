@@ -239,10 +239,6 @@ class FairUseMixin(LoggingConfigurable):
         return await super().on_cluster_heartbeat(cluster_name, msg)
 
 
-class PlatformLocalClusterConfig(QuotaClusterConfig):
-    """Configuration of clusters of :class:`PlatformLocalBackend`."""
-
-
 class PlatformLocalBackend(FairUseMixin, SafeLocalBackend):
     """Clusters as local processes of the hub user's namesake system user, with fair use.
 
@@ -251,7 +247,7 @@ class PlatformLocalBackend(FairUseMixin, SafeLocalBackend):
     """
 
     cluster_config_class = Type(
-        "eosc_pangeo.platform.gateway.PlatformLocalClusterConfig",
+        "eosc_pangeo.platform.gateway.QuotaClusterConfig",
         klass="eosc_pangeo.platform.gateway.QuotaClusterConfig",
         help="The cluster config class to use",
         config=True,
