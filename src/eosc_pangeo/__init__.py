@@ -6,10 +6,12 @@ A notebook needs nothing more than::
     hits = eosc_pangeo.search(variables=["sst"], bbox=(-10, 40, 0, 50), datetime="2020-01/2020-03")
     ds = hits[0].open()                      # only the box and months asked for, lazily
     ds = eosc_pangeo.open_dataset("sst", bbox=(-10, 40, 0, 50), time=("2020-01", "2020-03"))
+    client = eosc_pangeo.cluster(workers=4).get_client()   # Gateway, Slurm/PBS or local
 """
 
 from ._version import __version__
 from .catalog import open_catalog, search
+from .compute import cluster
 from .lake import open_dataset
 
-__all__ = ["__version__", "open_catalog", "open_dataset", "search"]
+__all__ = ["__version__", "cluster", "open_catalog", "open_dataset", "search"]

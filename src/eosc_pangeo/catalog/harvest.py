@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pystac
-import pystac_client
 
 from ..lake.storage import Lake
 from .index import CatalogError, CatalogIndex
@@ -110,13 +109,17 @@ def _read_source(source: str) -> tuple[str, list[Harvested]]:
     if source.endswith((".yaml", ".yml")):
         return "intake", list(_intake_collections(source))
     if source.startswith(("http://", "https://")):
+        # Imported here: pystac-client pulls in jsonschema's format checkers, over a second of
+        # start-up that every `import eosc_pangeo` and CLI call would otherwise pay.
+        import pystac_client
+
         client = pystac_client.Client.open(source)
         if client.conforms_to(pystac_client.ConformanceClasses.ITEM_SEARCH):
             return "stac-api", list(_api_collections(client))
     return "stac-static", list(_static_collections(source))
 
 
-def _api_collections(client: pystac_client.Client) -> Iterator[Harvested]:
+def _api_collections(client) -> Iterator[Harvested]:
     for collection in client.get_collections():
         items = client.search(collections=[collection.id], limit=1000).items_as_dicts()
         yield collection.to_dict(transform_hrefs=False), list(items)
