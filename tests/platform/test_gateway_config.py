@@ -7,9 +7,16 @@ import pwd
 import types
 
 import pytest
+from dask_gateway_server.backends.local import LocalBackend, UnsafeLocalBackend
 from traitlets.config import Config
 
-from eosc_pangeo.platform.gateway import FairUsePolicy, Limits, SafeLocalBackend
+from eosc_pangeo.platform.gateway import (
+    FairUsePolicy,
+    Limits,
+    PlatformLocalBackend,
+    SafeLocalBackend,
+    check_backend_is_safe,
+)
 from eosc_pangeo.platform.hub import grant_service_access
 from eosc_pangeo.platform.local import ensure_system_user
 
@@ -96,3 +103,13 @@ def test_the_local_backend_gives_the_user_only_the_clusters_working_directory(
     ] + [workdir]
     assert len(owned) == 5  # workdir, .certs, logs, dask.crt, dask.pem
     assert all(os.stat(path).st_uid == system_user.pw_uid for path in owned)
+
+
+def test_the_gateway_refuses_to_run_the_stock_local_backend_as_root():
+    with pytest.raises(ValueError, match="would chown / to the users"):
+        check_backend_is_safe(LocalBackend, euid=0)
+
+
+def test_the_gateway_runs_the_platform_backend_as_root():
+    for backend in (PlatformLocalBackend, SafeLocalBackend, UnsafeLocalBackend):
+        check_backend_is_safe(backend, euid=0)

@@ -345,9 +345,30 @@ def write_gateway_config(config: Config, path: str) -> str:
     return path
 
 
+def check_backend_is_safe(backend_class: type, euid: int) -> None:
+    """Refuse, as root, a LocalBackend that keeps the stock ``set_file_permissions``.
+
+    That method chowns ``/`` (see :class:`SafeLocalBackend`); ``UnsafeLocalBackend``, which
+    changes no ownership at all, is fine.
+    """
+    if (
+        euid == 0
+        and issubclass(backend_class, LocalBackend)
+        and backend_class.set_file_permissions is LocalBackend.set_file_permissions
+    ):
+        raise ValueError(
+            f"{backend_class.__module__}.{backend_class.__name__} would chown / to the users of "
+            "its clusters when run as root; use eosc_pangeo.platform.gateway.PlatformLocalBackend "
+            "(or SafeLocalBackend)"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the gateway (same command line as ``dask-gateway-server``, e.g. ``-f config.json``)."""
-    DaskGateway.launch_instance(argv)
+    gateway = DaskGateway.instance()
+    gateway.initialize(argv)
+    check_backend_is_safe(gateway.backend_class, os.geteuid())
+    gateway.start()
 
 
 if __name__ == "__main__":
