@@ -8,7 +8,6 @@ from typing import Literal
 from distributed.deploy.cluster import Cluster
 
 from eosc_pangeo.compute.gateway import start_gateway
-from eosc_pangeo.compute.jobqueue import start_jobqueue
 from eosc_pangeo.compute.local import start_local
 from eosc_pangeo.compute.spec import BACKENDS, ClusterSpec, ClusterStartError
 from eosc_pangeo.config import Settings, get_settings
@@ -108,6 +107,10 @@ def cluster(
     elif chosen == "local":
         dask_cluster = start_local(spec, settings)
     else:
+        # Imported here: dask_jobqueue installs a signal handler at import, which fails outside
+        # the main thread, and workers import eosc_pangeo (for its settings) in task threads.
+        from eosc_pangeo.compute.jobqueue import start_jobqueue
+
         dask_cluster = start_jobqueue(chosen, spec, settings)
     try:
         if spec.adaptive is not None:
