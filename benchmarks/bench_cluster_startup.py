@@ -9,7 +9,9 @@ counted). Backends, in one process so that the baseline shares the machine's sta
   :func:`eosc_pangeo.platform.local.run_local_hub`; needs root (clusters run as a system user);
 * ``slurm``: one Slurm job through dask-jobqueue on the single-node Slurm of ``.ci/slurm-up.sh``.
 
-A backend that cannot run here is reported as skipped, with the reason.
+A backend that cannot run here is reported as skipped, with the reason. Note: LocalCluster
+workers are spawned processes that re-import this script's modules (eosc_pangeo and its stack),
+which costs about 2 s here; a LocalCluster from a notebook starts in about 1 s.
 
 Run: ``python benchmarks/bench_cluster_startup.py`` (``--quick``: 1 run per backend, else 5).
 """
