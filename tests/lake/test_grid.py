@@ -193,6 +193,18 @@ def test_lake_on_s3_ingests_appends_and_reads(s3_lake, sst_files):
     assert [f for f in validate(s3_lake) if not f.ok] == []
 
 
+def test_sources_on_the_object_store_are_read_with_the_lake_credentials(s3_lake, sst_files):
+    fs = s3_lake.fs
+    sources = []
+    for file in sst_files[:3]:
+        fs.put_file(str(file), s3_lake.path("incoming", file.name))
+        sources.append(s3_lake.uri("incoming", file.name))
+    ingest_grid(s3_lake, "sst", "ocean", sources)
+    ds = open_dataset(s3_lake, "sst")
+    xr.testing.assert_allclose(ds.analysed_sst.load(), source_dataset(sst_files[:3]).analysed_sst,
+                               rtol=0, atol=1e-4)
+
+
 # --- bad input: a clear error naming the file, and the lake byte for byte as it was --------
 
 

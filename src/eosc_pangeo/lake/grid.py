@@ -18,13 +18,12 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from contextlib import ExitStack
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Literal
 
 import cf_xarray  # noqa: F401  (registers the .cf accessor used to find axes)
-import fsspec
 import numpy as np
 import xarray as xr
 import zarr
@@ -39,6 +38,7 @@ from .manifest import (
     IngestReport,
     Manifest,
     Source,
+    SourceCheck,
     Variable,
     ZarrStore,
     collection_to_ingest,
@@ -46,7 +46,7 @@ from .manifest import (
     utcnow,
     write_manifest,
 )
-from .storage import Lake, sha256_of
+from .storage import Lake, sha256_of, source_fs, source_name
 from .transaction import Transaction
 
 Chunking = Literal["map", "timeseries", "both"]
@@ -139,8 +139,8 @@ def ingest_grid(
 
     with ExitStack() as open_sources:
         sources = []
-        for url, size, digest in new_files:
-            sources.append(_read_source(url, size, digest))
+        for new_file in new_files:
+            sources.append(_read_source(*new_file))
             open_sources.callback(sources[-1].dataset.close)
         _ingest(lake, collection_path, manifest, sources, chunking, report, report_progress)
     for message in report.warnings:
@@ -281,52 +281,38 @@ def check_grid(lake: Lake, collection_path: str, manifest: Manifest) -> list[Fin
 
 
 def _new_sources(lake, manifest, files, progress):
-    """Hash the files; keep those the collection does not hold yet."""
+    """Hash the files; keep those the collection does not hold yet, as (url, fs, path, size,
+    sha256)."""
     if not files:
         raise IngestError("FILES", "no source files given", "pass one or more NetCDF files")
-    new, skipped, seen = [], [], {}
+    check, new = SourceCheck(manifest), []
     for done, url in enumerate(files, start=1):
-        fs, path = fsspec.core.url_to_fs(url)
-        name = path.rsplit("/", 1)[-1]
+        fs, path = source_fs(lake, url)
         try:
-            size = fs.size(path)
-            digest = sha256_of(fs, path)
+            size, digest = fs.size(path), sha256_of(fs, path)
         except FileNotFoundError:
             raise IngestError(url, "does not exist", "check the path") from None
-        if name in seen:
-            if seen[name] != digest:
-                raise IngestError(url, f"has the same name as another file given ({name}) "
-                                  "but different content", "rename one of them")
-            continue
-        seen[name] = digest
-        known = manifest.source(name) if manifest else None
-        if known is None:
-            new.append((url, size, digest))
-        elif known.sha256 == digest:
-            skipped.append(name)
-        else:
-            raise IngestError(url, f"was ingested before (version {known.version}) with other "
-                              "content", "a changed source needs a new collection or a new name")
+        if check.is_new(url, digest):
+            new.append((url, fs, path, size, digest))
         progress("hash", done, len(files))
-    return new, skipped
+    return new, check.skipped
 
 
-def _open_source(url: str, **kwargs) -> xr.Dataset:
-    fs, path = fsspec.core.url_to_fs(url)
+def _open_source(fs, path: str, **kwargs) -> xr.Dataset:
     if isinstance(fs, LocalFileSystem):
         return xr.open_dataset(path, engine="netcdf4", **kwargs)
     # netCDF4 reads only local files; h5netcdf reads any file-like object fsspec opens.
     return xr.open_dataset(fs.open(path, "rb"), engine="h5netcdf", **kwargs)
 
 
-def _read_source(url: str, size: int, digest: str) -> SourceGrid:
+def _read_source(url: str, fs, path: str, size: int, digest: str) -> SourceGrid:
     """Open a source (values as stored, times decoded) and read what the checks need.
 
     The file stays open for the write: the caller closes ``source.dataset``.
     """
-    name = url.rstrip("/").rsplit("/", 1)[-1]
+    name = source_name(url)
     try:
-        ds = _open_source(url, mask_and_scale=False, chunks=None,
+        ds = _open_source(fs, path, mask_and_scale=False, chunks=None,
                           decode_times=xr.coders.CFDatetimeCoder(use_cftime=None))
     except Exception as error:  # noqa: BLE001  (netCDF4/HDF5 raise many kinds)
         raise IngestError(url, f"cannot be read as NetCDF ({type(error).__name__}: {error})",

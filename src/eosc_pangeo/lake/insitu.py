@@ -44,7 +44,6 @@ from .insitu_sources import (
     SourceObservations,
     read_source,
     read_source_bytes,
-    source_name,
 )
 from .manifest import (
     Extent,
@@ -52,12 +51,13 @@ from .manifest import (
     Manifest,
     ParquetFile,
     Source,
+    SourceCheck,
     collection_to_ingest,
     read_manifest,
     utcnow,
     write_manifest,
 )
-from .storage import Lake, sha256_of
+from .storage import Lake, sha256_of, source_fs
 from .transaction import Transaction
 
 Progress = Callable[[str, int, int], None]
@@ -126,7 +126,7 @@ def ingest_insitu(
     collection_path, manifest = collection_to_ingest(lake, collection, domain, "insitu")
     report_progress = progress or (lambda stage, done, total: None)
 
-    sources, skipped = _read_new_sources(files, manifest, report_progress)
+    sources, skipped = _read_new_sources(lake, files, manifest, report_progress)
     report = IngestReport(collection=collection, domain=domain,
                           version=manifest.version if manifest else 0, skipped=skipped)
     if not sources:
@@ -268,31 +268,19 @@ def check_insitu(lake: Lake, collection_path: str, manifest: Manifest) -> list[F
 # --- ingest ----------------------------------------------------------------------------------
 
 
-def _read_new_sources(files, manifest, progress) -> tuple[list[SourceObservations], list[str]]:
+def _read_new_sources(lake, files, manifest, progress
+                      ) -> tuple[list[SourceObservations], list[str]]:
     """Read and check every file the collection does not hold yet (nothing is written)."""
     if not files:
         raise IngestError("FILES", "no source files given",
                           "pass Argo profile files (*.nc) or station CSVs (*.csv)")
-    sources, skipped, seen = [], [], {}
+    check, sources = SourceCheck(manifest), []
     for done, url in enumerate(files, start=1):
-        data = read_source_bytes(url)
-        name, digest = source_name(url), hashlib.sha256(data).hexdigest()
-        if name in seen:
-            if seen[name] != digest:
-                raise IngestError(url, f"has the same name as another file given ({name}) "
-                                  "but different content", "rename one of them")
-            continue
-        seen[name] = digest
-        known = manifest.source(name) if manifest else None
-        if known is None:
+        data = read_source_bytes(url, *source_fs(lake, url))
+        if check.is_new(url, hashlib.sha256(data).hexdigest()):
             sources.append(read_source(url, data))
-        elif known.sha256 == digest:
-            skipped.append(name)
-        else:
-            raise IngestError(url, f"was ingested before (version {known.version}) with other "
-                              "content", "a changed source needs a new collection or a new name")
         progress("read", done, len(files))
-    return sources, skipped
+    return sources, check.skipped
 
 
 def _remove_uncommitted_files(lake: Lake, collection_path: str, manifest: Manifest) -> None:

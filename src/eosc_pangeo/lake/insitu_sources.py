@@ -24,6 +24,7 @@ import pyarrow.csv as pa_csv
 
 from .errors import IngestError
 from .manifest import Variable
+from .storage import source_name
 
 ARGO = "argo_float"
 STATION = "coastal_station"
@@ -97,16 +98,10 @@ class SourceObservations:
     warnings: list[str] = field(default_factory=list)
 
 
-def source_name(url: str) -> str:
-    """The name a source file is known by in a collection: its file name."""
-    return url.rstrip("/").rsplit("/", 1)[-1]
-
-
-def read_source_bytes(url: str) -> bytes:
-    """The bytes of a source file (local path or fsspec URL)."""
+def read_source_bytes(url: str, fs: fsspec.AbstractFileSystem, path: str) -> bytes:
+    """The bytes of a source file (``url``, at ``path`` on ``fs``)."""
     try:
-        with fsspec.open(url, "rb") as f:
-            return f.read()
+        return fs.cat_file(path)
     except FileNotFoundError:
         raise IngestError(url, "does not exist", "check the path") from None
 

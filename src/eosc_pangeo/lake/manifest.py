@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .errors import IngestError
-from .storage import DOMAINS, MANIFEST, Domain, Lake, atomic_write
+from .storage import DOMAINS, MANIFEST, Domain, Lake, atomic_write, source_name
 
 FORMAT = "eosc-pangeo/manifest/1"
 
@@ -123,6 +123,46 @@ def read_manifest(lake: Lake, collection_path: str) -> Manifest | None:
         return Manifest.model_validate_json(lake.fs.cat_file(path))
     except FileNotFoundError:
         return None
+
+
+class SourceCheck:
+    """Sorts an ingest's files, one by one: new, already in the collection, or in conflict.
+
+    Parameters
+    ----------
+    manifest
+        The collection's committed manifest (None for a new collection).
+    """
+
+    def __init__(self, manifest: Manifest | None) -> None:
+        self.manifest = manifest
+        self.skipped: list[str] = []
+        self._given: dict[str, str] = {}
+
+    def is_new(self, url: str, sha256: str) -> bool:
+        """Whether the file at ``url`` with this checksum is to be ingested.
+
+        Raises
+        ------
+        IngestError
+            If two files given share a name but not their content, or the collection holds a
+            file of that name with other content.
+        """
+        name = source_name(url)
+        if name in self._given:
+            if self._given[name] != sha256:
+                raise IngestError(url, f"has the same name as another file given ({name}) "
+                                  "but different content", "rename one of them")
+            return False
+        self._given[name] = sha256
+        known = self.manifest.source(name) if self.manifest else None
+        if known is None:
+            return True
+        if known.sha256 != sha256:
+            raise IngestError(url, f"was ingested before (version {known.version}) with other "
+                              "content", "a changed source needs a new collection or a new name")
+        self.skipped.append(name)
+        return False
 
 
 def collection_to_ingest(

@@ -104,6 +104,24 @@ class Lake:
         return sorted(posixpath.basename(posixpath.dirname(m)) for m in manifests)
 
 
+def source_name(url: str) -> str:
+    """The name a source file is known by in a collection: its file name."""
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def source_fs(lake: Lake, url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """File system and path of a source file (local path or fsspec URL).
+
+    Sources on the lake's kind of store (e.g. ``s3://`` next to an ``s3://`` lake) are read with
+    the lake's storage options, so that one endpoint and one set of credentials serve both.
+    """
+    protocol = fsspec.core.split_protocol(url)[0] or "file"
+    lake_protocols = lake.fs.protocol if isinstance(lake.fs.protocol, tuple) else (
+        lake.fs.protocol,)
+    options = lake.storage_options if protocol in lake_protocols else {}
+    return fsspec.core.url_to_fs(url, **options)
+
+
 def atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new content, never a mix.
 
