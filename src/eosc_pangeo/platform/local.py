@@ -10,6 +10,7 @@ both answer.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import secrets
@@ -32,6 +33,7 @@ ADMIN_SERVICE = "eosc-admin"
 
 HUB_CONFIG = """\
 # Written by eosc_pangeo.platform.local.run_local_hub.
+import ctypes
 import json
 from eosc_pangeo.platform.hub import add_dask_gateway, local_hub
 
@@ -100,6 +102,17 @@ class LocalHub:
             self.api("POST", "/groups", json={"groups": [group]})
             self.api("POST", f"/groups/{group}/users", json={"users": [name]})
         return self.api("POST", f"/users/{name}/tokens", json={"note": "local"}).json()["token"]
+
+
+# Looked up once in the parent: the child between fork and exec must not load libraries.
+PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+PR_SET_PDEATHSIG = 1
+
+
+def stop_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the parent dies (Linux), so that a killed
+    test run or runner leaves no hub behind; the hub then stops its proxy, gateway and clusters."""
+    PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def wait_for_http(url: str, timeout: float, process: subprocess.Popen, log: Path) -> None:
@@ -184,6 +197,7 @@ def run_local_hub(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=stop_with_parent,  # noqa: PLW1509 (one foreign call, no locks taken)
         )
     try:
         running = LocalHub(url, scheduler_address, params["admin_token"], log)
