@@ -164,7 +164,11 @@ def main() -> None:
     parser.add_argument("--static-items", type=int, default=2_000)
     parser.add_argument("--static-queries", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 10,000 items, 50 queries, 200 static items")
     args = parser.parse_args()
+    if args.quick:
+        args.items, args.queries, args.static_items = 10_000, 50, 200
     rng = np.random.default_rng(args.seed)
 
     with tempfile.TemporaryDirectory(prefix="bench-search-") as scratch:
