@@ -7,6 +7,7 @@ with exit code 1 and its one-line message; nothing here holds logic of its own.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -191,7 +192,7 @@ def up_command(
         catalog = build_catalog(lake_url, progress=progress)
     list_command(lake_url, as_json=False)
     console.print(f"lake     {lake_url}\nSTAC     {catalog.stac}\nIntake   {catalog.intake}\n"
-                  f"try      eosc-pangeo catalog search --lake {lake_url} -v sst --bbox "
+                  f"try      {sys.argv[0]} catalog search --lake {lake_url} -v sst --bbox "
                   "-30,30,0,60", highlight=False)
 
 
@@ -309,3 +310,19 @@ def catalog_export_dcat_command(
     else:
         output.write_text(text)
         console.print(f"wrote {output}", highlight=False)
+
+
+@catalog_app.command("load-pgstac")
+def catalog_load_pgstac_command(
+    dsn: Annotated[str, typer.Option(
+        help="PostgreSQL database migrated with `pypgstac migrate`, e.g. "
+        "postgresql://user:pass@host:5432/stac.")],
+    lake: LakeOption = None,
+) -> None:
+    """Upsert the catalogue index into a pgstac database, for stac-fastapi-pgstac (needs the
+    pgstac extra; incremental)."""
+    from .catalog.pgstac import load_into_pgstac
+
+    with failures_as_exit():
+        items = load_into_pgstac(lake, dsn)
+    console.print(f"loaded {items} item(s) into pgstac", highlight=False)

@@ -222,59 +222,55 @@ def open_grid(
         cheapest = min(touched, key=touched.get)
         if cheapest != first:
             ds = open_store(cheapest)
-    return _select(ds, bbox, time, variables)
+    return select(ds, bbox, time, variables)
 
 
 def check_grid(lake: Lake, collection_path: str, manifest: Manifest) -> list[Finding]:
     """Check every store of a gridded collection: consolidated metadata, CF attributes,
     monotonic coordinates, unique times, chunk sizes, and agreement with the manifest."""
     findings = []
-
-    def finding(check: str, ok: bool, message: str, target: str = "") -> None:
-        findings.append(Finding(manifest.id, check, ok, message, target))
-
-    for store_info in manifest.stores.values():
-        url = f"{collection_path}/{store_info.path}"
-        store = _zarr_store(lake, url)
+    for info in manifest.stores.values():
         try:
-            group = zarr.open_group(store, mode="r", use_consolidated=True)
-        except Exception as error:  # noqa: BLE001  (any failure to open is the finding)
-            finding("consolidated-metadata", False, f"cannot open with consolidated metadata: "
-                    f"{error}", store_info.path)
-            continue
-        finding("consolidated-metadata", True, "opens from consolidated metadata", store_info.path)
-        ds = xr.open_zarr(store, consolidated=True, chunks=None)
-        time_name = ds.cf["T"].name
-        length_ok = ds.sizes[time_name] == store_info.time_length
-        finding("manifest", length_ok, f"time length {ds.sizes[time_name]}, manifest says "
-                f"{store_info.time_length}", store_info.path)
-        bounds = {ds[c].attrs.get("bounds") for c in ds.coords}
-        for name in set(ds.data_vars) - bounds:
-            attrs = ds[name].attrs
-            missing = [a for a in ("units", "standard_name") if a not in attrs]
-            finding("cf-attributes", not missing,
-                    f"missing {', '.join(missing)}" if missing else "units and standard_name set",
-                    f"{store_info.path}:{name}")
-        for axis in ("T", "Y", "X"):
-            values = ds.cf[axis].values
-            steps = np.diff(values) if values.dtype.kind in "fiuM" else np.array(
-                [(b - a).total_seconds() for a, b in zip(values[:-1], values[1:], strict=True)])
-            zero = np.timedelta64(0) if values.dtype.kind == "M" else 0
-            monotonic = bool(np.all(steps > zero) or np.all(steps < zero))
-            finding("monotonic", monotonic, f"{axis} axis {'is' if monotonic else 'is not'} "
-                    "strictly monotonic", f"{store_info.path}:{ds.cf[axis].name}")
-        duplicates = ds.indexes[time_name].duplicated().sum()
-        finding("unique-times", duplicates == 0, f"{duplicates} duplicated times",
-                store_info.path)
-        for name, array in group.arrays():
-            if array.ndim < 3:
-                continue
-            nbytes = math.prod(array.chunks) * array.dtype.itemsize
-            low, high = CHUNK_BYTES_BOUNDS
-            finding("chunk-size", low <= nbytes <= high, f"chunks of {nbytes / 1024:.0f} KiB "
-                    f"(bounds {low // 1024} KiB..{high // 1024**2} MiB)",
-                    f"{store_info.path}:{name}")
+            for check, ok, message, target in _store_checks(lake, collection_path, info):
+                findings.append(Finding(manifest.id, check, ok, message, target))
+        except Exception as error:  # noqa: BLE001  (a store too broken to check is the finding)
+            findings.append(Finding(manifest.id, "readable", False,
+                                    f"{type(error).__name__}: {error}", info.path))
     return findings
+
+
+def _store_checks(lake: Lake, collection_path: str, info: ZarrStore):
+    """Yield (check, ok, message, target) for one Zarr store."""
+    store = _zarr_store(lake, f"{collection_path}/{info.path}")
+    try:
+        group = zarr.open_group(store, mode="r", use_consolidated=True)
+    except ValueError as error:
+        yield "consolidated-metadata", False, f"no consolidated metadata ({error})", info.path
+        return
+    yield "consolidated-metadata", True, "opens from consolidated metadata", info.path
+    ds = xr.open_zarr(store, consolidated=True, chunks=None)
+    time_name = ds.cf["T"].name
+    yield ("manifest", ds.sizes[time_name] == info.time_length,
+           f"time length {ds.sizes[time_name]}, manifest says {info.time_length}", info.path)
+    bounds = {ds[c].attrs.get("bounds") for c in ds.coords}
+    for name in sorted(set(ds.data_vars) - bounds):
+        missing = [a for a in ("units", "standard_name") if a not in ds[name].attrs]
+        yield ("cf-attributes", not missing, f"missing {', '.join(missing)}" if missing
+               else "units and standard_name set", f"{info.path}:{name}")
+    for axis in ("T", "Y", "X"):
+        values = ds.cf[axis].values
+        steps = np.diff(values) if values.dtype.kind in "fiu" else _seconds(values)
+        monotonic = bool(np.all(steps > 0) or np.all(steps < 0))
+        yield ("monotonic", monotonic, f"{axis} axis {'is' if monotonic else 'is not'} strictly "
+               "monotonic", f"{info.path}:{ds.cf[axis].name}")
+    duplicates = int(ds.indexes[time_name].duplicated().sum())
+    yield "unique-times", duplicates == 0, f"{duplicates} duplicated times", info.path
+    low, high = CHUNK_BYTES_BOUNDS
+    for name, array in group.arrays():
+        if array.ndim >= 3:
+            nbytes = math.prod(array.chunks) * array.dtype.itemsize
+            yield ("chunk-size", low <= nbytes <= high, f"chunks of {nbytes / 1024:.0f} KiB "
+                   f"(bounds {low // 1024} KiB..{high // 1024**2} MiB)", f"{info.path}:{name}")
 
 
 # --- sources -------------------------------------------------------------------------------
@@ -701,7 +697,9 @@ def _index_range(index, bounds) -> tuple[int, int]:
     return positions.start or 0, positions.stop if positions.stop is not None else len(index)
 
 
-def _select(ds: xr.Dataset, bbox, time, variables) -> xr.Dataset:
+def select(ds: xr.Dataset, bbox, time, variables) -> xr.Dataset:
+    """The part of a gridded Dataset in ``bbox`` and the ``time`` period, with ``variables``
+    only (each may be None for all), as :func:`open_grid` selects it."""
     if variables is not None:
         unknown = set(variables) - set(ds.data_vars)
         if unknown:
