@@ -46,6 +46,7 @@ LakeOption = Annotated[
     typer.Option("--lake", help="Lake URL (path, file://, s3://...); default: EOSC_PANGEO_LAKE."),
 ]
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 CollectionOption = Annotated[str, typer.Option(help="Collection id, unique in the lake.")]
 DomainOption = Annotated[Domain, typer.Option(help="Scientific domain of the collection.")]
 
@@ -132,8 +133,7 @@ def print_report(report) -> None:
 
 
 @lake_app.command("list")
-def list_command(lake: LakeOption = None,
-                 as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def list_command(lake: LakeOption = None, as_json: JsonOption = False) -> None:
     """List the collections of the lake with their extents and sizes."""
     from .lake import list_collections
 
@@ -156,7 +156,7 @@ def list_command(lake: LakeOption = None,
 def validate_command(
     collection: Annotated[str | None, typer.Argument(help="Only this collection.")] = None,
     lake: LakeOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Check formats, CF/GeoParquet metadata and checksums; exit 1 if anything fails."""
     from .lake import validate
@@ -229,7 +229,7 @@ def catalog_search_command(
     collection: Annotated[list[str] | None, typer.Option(help="Only these collections.")] = None,
     limit: Annotated[int, typer.Option(help="Most hits shown.")] = 10,
     lake: LakeOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Find collections across domains by place, time, variable and words."""
     from .catalog import search

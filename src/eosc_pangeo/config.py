@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     )
     catalog_url: str | None = Field(
         default=None,
-        description="URL of the meta-catalogue (STAC API or static catalog); defaults to the lake's.",
+        description="URL of the meta-catalogue (STAC API or static catalog); default: the "
+        "lake's.",
     )
     gateway_address: str | None = Field(
         default=None, description="Dask Gateway address; set inside the hub."
@@ -45,13 +46,14 @@ class Settings(BaseSettings):
     )
     jobqueue: Literal["slurm", "pbs"] | None = Field(
         default=None,
-        description="Batch system of this HPC site, used by cluster(backend='auto') when no gateway "
-        "is configured; its queue, account, walltime... come from dask-jobqueue's configuration.",
+        description="Batch system of this HPC site, used by cluster(backend='auto') when no "
+        "gateway is configured; its queue, account, walltime... come from dask-jobqueue's "
+        "configuration.",
     )
     notebook_image: str | None = Field(
         default=None,
-        description="Image (or Python environment path) of this notebook; clusters use it by default "
-        "so that workers run the same versions. Set by the hub in each notebook server.",
+        description="Image (or Python environment path) of this notebook; clusters use it by "
+        "default so that workers run the same versions. Set by the hub in each notebook server.",
     )
     cluster_start_timeout: float = Field(
         default=120.0,

@@ -43,6 +43,12 @@ def source_dataset(files) -> xr.Dataset:
                              decode_times=xr.coders.CFDatetimeCoder(use_cftime=None)).load()
 
 
+def assert_same_values(lake_values: xr.DataArray, source_values: xr.DataArray) -> None:
+    # JSON stores scale_factor as float64, so the lake decodes in float64 where netCDF4 decodes
+    # in the float32 of the source's attributes: the two differ by float32 rounding only.
+    xr.testing.assert_allclose(lake_values.load(), source_values, rtol=0, atol=1e-4)
+
+
 @pytest.fixture(scope="module")
 def sst_files(tmp_path_factory) -> list[Path]:
     out = tmp_path_factory.mktemp("sources")
@@ -77,11 +83,9 @@ def test_ingest_copies_every_stored_value_of_the_sources_exactly(sst_lake, sst_f
 
 
 def test_decoded_values_match_the_sources(sst_lake, sst_files):
-    # JSON stores scale_factor as float64, so the lake decodes in float64 where netCDF4 decodes
-    # in the float32 of the source's attributes: the two differ by float32 rounding only.
     ds = open_dataset(sst_lake.url, "sst")
     expected = source_dataset(sst_files[:6])
-    xr.testing.assert_allclose(ds.analysed_sst.load(), expected.analysed_sst, rtol=0, atol=1e-4)
+    assert_same_values(ds.analysed_sst, expected.analysed_sst)
 
 
 def test_opened_dataset_is_lazy(sst_lake):
@@ -153,7 +157,7 @@ def test_new_days_are_appended(sst_lake, sst_files):
     assert report.added == [f.name for f in sst_files[6:]] and report.version == 2
     for chunking in ("map", "timeseries"):
         ds = open_dataset(sst_lake.url, "sst", chunking=chunking)
-        xr.testing.assert_allclose(ds.analysed_sst.load(), source_dataset(sst_files).analysed_sst, rtol=0, atol=1e-4)
+        assert_same_values(ds.analysed_sst, source_dataset(sst_files).analysed_sst)
 
 
 def test_noleap_calendar_and_bounds_survive_the_round_trip(local_lake, climate_files):
@@ -189,7 +193,7 @@ def test_lake_on_s3_ingests_appends_and_reads(s3_lake, sst_files):
     ingest_grid(s3_lake, "sst", "ocean", sst_files[:4])
     ingest_grid(s3_lake, "sst", "ocean", sst_files[:6])
     ds = open_dataset(s3_lake, "sst")
-    xr.testing.assert_allclose(ds.analysed_sst.load(), source_dataset(sst_files[:6]).analysed_sst, rtol=0, atol=1e-4)
+    assert_same_values(ds.analysed_sst, source_dataset(sst_files[:6]).analysed_sst)
     assert [f for f in validate(s3_lake) if not f.ok] == []
 
 
@@ -201,8 +205,7 @@ def test_sources_on_the_object_store_are_read_with_the_lake_credentials(s3_lake,
         sources.append(s3_lake.uri("incoming", file.name))
     ingest_grid(s3_lake, "sst", "ocean", sources)
     ds = open_dataset(s3_lake, "sst")
-    xr.testing.assert_allclose(ds.analysed_sst.load(), source_dataset(sst_files[:3]).analysed_sst,
-                               rtol=0, atol=1e-4)
+    assert_same_values(ds.analysed_sst, source_dataset(sst_files[:3]).analysed_sst)
 
 
 # --- bad input: a clear error naming the file, and the lake byte for byte as it was --------
@@ -322,7 +325,7 @@ def test_ingest_killed_mid_write_leaves_the_previous_version_and_rerun_completes
     report = ingest_grid(local_lake, "sst", "ocean", files)
     assert len(report.added) == 58
     ds = open_dataset(local_lake.url, "sst", chunking="timeseries")
-    xr.testing.assert_allclose(ds.analysed_sst.load(), source_dataset(files).analysed_sst, rtol=0, atol=1e-4)
+    assert_same_values(ds.analysed_sst, source_dataset(files).analysed_sst)
     assert [f for f in validate(local_lake) if not f.ok] == []
 
 

@@ -128,7 +128,7 @@ def assert_same_observations(lake_frame: pd.DataFrame, expected: pd.DataFrame) -
 def lake_bytes(lake: Lake) -> dict[str, bytes | None]:
     """Every file (with its bytes) and folder under a local lake."""
     state = {}
-    for folder, dirs, files in os.walk(lake.url):
+    for folder, _, files in os.walk(lake.url):
         state[folder] = None
         for name in files:
             state[os.path.join(folder, name)] = Path(folder, name).read_bytes()
@@ -363,8 +363,8 @@ BAD_INPUTS = {
     "csv row with a missing field": (".csv", lambda s, t: _edit_csv(
         s, t, lambda ls: ls[:4] + [ls[4].rsplit(",", 1)[0]] + ls[5:]), "lines 5"),
     "csv without a lat column": (".csv", lambda s, t: _edit_csv(
-        s, t, lambda ls: [",".join(f for i, f in enumerate(l.split(",")) if i != 3)
-                          for l in ls]), "no column lat"),
+        s, t, lambda ls: [",".join(f for i, f in enumerate(line.split(",")) if i != 3)
+                          for line in ls]), "no column lat"),
     "csv latitude out of range": (".csv", lambda s, t: _edit_csv(
         s, t, lambda ls: ls[:3] + [_set_field(ls[3], 3, "95.0")] + ls[4:]), "lines 4"),
     "csv time without a zone": (".csv", lambda s, t: _edit_csv(
