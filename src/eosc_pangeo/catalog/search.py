@@ -6,6 +6,9 @@ variables asked for (exact name, alias, or word of a CF standard name), free-tex
 how much of the requested box and period they cover. Each hit knows how many of its Items
 (granules, platforms) match, and :meth:`Hit.open` returns the data for the queried box and
 period only.
+
+The index searched is the lake's own, an index folder, or a remote STAC API (``catalog=
+"https://.../stac"`` or ``EOSC_PANGEO_CATALOG_URL``), filtered and ranked the same way.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import get_settings
 from ..lake.storage import Lake
-from .index import LAKE_SOURCE, CatalogError, CatalogIndex, IndexedCollection, ItemQuery
+from .index import LAKE_SOURCE, CatalogError, CatalogIndex, ItemQuery
 from .query import BBox, Interval, check_limit, parse_bbox, parse_datetime
+from .remote import StacApiCatalog, is_stac_api_url, naive_iso_interval, open_assets
 from .vocabulary import match_variables, text_score
 
 
@@ -33,7 +38,8 @@ class Hit:
     source: str
     bbox: BBox | None = field(repr=False, default=None)
     interval: Interval | None = field(repr=False, default=None)
-    index: CatalogIndex | None = field(repr=False, default=None, compare=False)
+    index: CatalogIndex | StacApiCatalog | None = field(repr=False, default=None,
+                                                        compare=False)
     lake: Lake | None = field(repr=False, default=None, compare=False)
 
     @property
@@ -69,19 +75,25 @@ class Hit:
             observations for in-situ collections. Only the matched variables are kept when
             the search asked for variables.
 
+        Collections from a STAC API or a harvested catalogue open from their assets when
+        these are Zarr stores with ``xarray:open_kwargs`` or Parquet tables, as
+        ``eosc-pangeo catalog build`` describes the lake.
+
         Raises
         ------
         CatalogError
-            For harvested collections, whose data lives outside the lake: open their assets
-            with the tools their catalogue documents.
+            For collections from elsewhere whose assets cannot be opened so: open them with
+            the tools their catalogue documents.
         """
         if self.source != LAKE_SOURCE:
-            raise CatalogError(
-                f"{self.id} was harvested from {self.source}; its data is not in the lake. "
-                f"Its assets: {', '.join(a['href'] for a in self.collection.get('assets', {}).values()) or 'none'}")
-        # Naive ISO strings select on both datetime64 and cftime (noleap, 360-day) time axes.
-        time = None if self.interval is None else tuple(
-            None if t is None else t.strftime("%Y-%m-%dT%H:%M:%S") for t in self.interval)
+            data = open_assets(self.collection, self.bbox, self.interval, self.variables or None)
+            if data is None:
+                raise CatalogError(
+                    f"{self.id} comes from {self.source}; its data is not in the lake "
+                    "and none of its assets is a Zarr store with xarray:open_kwargs or a "
+                    f"Parquet table. Its assets: {', '.join(a['href'] for a in self.collection.get('assets', {}).values()) or 'none'}")
+            return data
+        time = naive_iso_interval(self.interval)
         if self.kind == "insitu":
             from ..lake.insitu import read_insitu
 
@@ -126,7 +138,8 @@ def search(
     lake: str | Lake | None = None,
     catalog: str | CatalogIndex | None = None,
 ) -> SearchResults:
-    """Find collections of the lake (and of harvested catalogues) across every domain.
+    """Find collections of the lake (and of harvested catalogues), or of a STAC API, across
+    every domain.
 
     Parameters
     ----------
@@ -148,14 +161,21 @@ def search(
     limit
         Most hits returned.
     lake
-        The lake whose index to search; default: the configured ``EOSC_PANGEO_LAKE``.
+        The lake whose index to search. With neither ``lake`` nor ``catalog``: the configured
+        ``EOSC_PANGEO_CATALOG_URL`` if set, else ``EOSC_PANGEO_LAKE``.
     catalog
-        Another index to search (URL of an index folder or a :class:`CatalogIndex`).
+        Another index to search: an ``http(s)://`` URL of a STAC API (searched with
+        pystac-client), the URL of an index folder, or a :class:`CatalogIndex`.
 
     Returns
     -------
     SearchResults
         Hits, best first; ``results[0].open()`` gives the data.
+
+    Raises
+    ------
+    CatalogError
+        For a bad query, or a STAC API that cannot be reached.
 
     Examples
     --------
@@ -167,38 +187,52 @@ def search(
     check_limit(limit)
     wanted = [variables] if isinstance(variables, str) else list(variables or [])
     domains = {domain} if isinstance(domain, str) else set(domain or [])
-    lake = None if catalog is not None else Lake.from_url(lake)
-    index = _index(lake, catalog)
+    if lake is None and catalog is None:
+        catalog = get_settings().catalog_url
+    if is_stac_api_url(catalog):
+        lake, index = None, StacApiCatalog(catalog)
+        # Trust the API's own free-text search where it has one; text_score still ranks.
+        text_searched = bool(q) and index.searches_collection_text
+        listed = [(stac, catalog) for stac in index.collection_stacs(q)]
+    else:
+        lake = None if catalog is not None else Lake.from_url(lake)
+        index = _index(lake, catalog)
+        text_searched = False
+        listed = [(c.stac, c.source) for c in index.collections()]
 
-    candidates: list[tuple[IndexedCollection, float, list[str]]] = []
-    for indexed in index.collections():
-        stac = indexed.stac
-        if collections is not None and indexed.id not in collections:
+    candidates: list[tuple[dict[str, Any], str, float, list[str]]] = []
+    for stac, source in listed:
+        if collections is not None and stac["id"] not in collections:
             continue
-        if domains and indexed.domain not in domains:
+        if domains and stac.get("eosc:domain") not in domains:
             continue
         variable_score, names = match_variables(wanted, stac) if wanted else (0.0, [])
         if wanted and not variable_score:
             continue
         relevance = text_score(q, stac) if q else 0.0
-        if q and not relevance:
+        if q and not relevance and not text_searched:
             continue
-        candidates.append((indexed, variable_score + relevance, names))
+        candidates.append((stac, source, variable_score + relevance, names))
     if not candidates:
         return SearchResults()
 
     start, end = interval or (None, None)
-    counts = index.count_items(ItemQuery(collections=[c.id for c, _, _ in candidates],
+    counts = index.count_items(ItemQuery(collections=[stac["id"] for stac, *_ in candidates],
                                          bbox=box, start=start, end=end))
+    in_extent = {stac["id"]: extent_overlap(stac, box, interval) for stac, *_ in candidates}
+    # A collection without Items (a single store) matches when its extent overlaps the query.
+    unmatched_in_extent = [i for i, overlap in in_extent.items() if overlap and not counts.get(i)]
+    holding_items = index.count_items(ItemQuery(collections=unmatched_in_extent)) \
+        if unmatched_in_extent else {}
     hits = []
-    for indexed, score, names in candidates:
-        matched = counts.get(indexed.id, 0)
-        in_extent = extent_overlap(indexed.stac, box, interval)
-        if (box or interval) and not (matched or (indexed.item_count == 0 and in_extent)):
+    for stac, source, score, names in candidates:
+        matched = counts.get(stac["id"], 0)
+        if (box or interval) and not (matched or (in_extent[stac["id"]]
+                                                  and stac["id"] not in holding_items)):
             continue
-        hits.append(Hit(collection=indexed.stac, score=score + in_extent, matched_items=matched,
-                        variables=names, source=indexed.source, bbox=box, interval=interval,
-                        index=index, lake=lake))
+        hits.append(Hit(collection=stac, score=score + in_extent[stac["id"]],
+                        matched_items=matched, variables=names, source=source, bbox=box,
+                        interval=interval, index=index, lake=lake))
     hits.sort(key=lambda h: (-h.score, h.id))
     return SearchResults(hits[:limit])
 

@@ -1,0 +1,90 @@
+"""``search(catalog="http://.../")``: a STAC API (ours, served on loopback) searched and opened
+like the local index."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pytest
+import xarray as xr
+from test_catalog_api import start_server
+
+from eosc_pangeo.catalog import CatalogError, search
+from eosc_pangeo.catalog.api import create_app
+from eosc_pangeo.config import get_settings
+
+QUERIES = [
+    {"bbox": (-30, 30, 0, 60), "datetime": "2020-01", "variables": ["temperature"]},
+    {"variables": "psal", "datetime": "2020-02"},
+    {"q": "sst argo"},
+    {"domain": "ocean", "bbox": (-180, -90, 180, 90)},
+]
+
+
+@pytest.fixture(scope="module")
+def stac_api(demo_lake):
+    server, thread, url = start_server(create_app(demo_lake))
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def settings_env(monkeypatch):
+    """Set EOSC_PANGEO_* variables for one test, with the cached settings re-read around it."""
+    def set_env(**variables: str) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(f"EOSC_PANGEO_{name.upper()}", value)
+        get_settings.cache_clear()
+
+    yield set_env
+    get_settings.cache_clear()
+
+
+def ids(hits) -> list[str]:
+    return [h.id for h in hits]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_remote_search_finds_and_ranks_like_the_local_search(demo_lake, stac_api, query):
+    local = search(**query, lake=demo_lake)
+    remote = search(**query, catalog=stac_api)
+    assert ids(local) and ids(remote) == ids(local)
+    assert [(h.score, h.matched_items, h.variables) for h in remote] == [
+        (h.score, h.matched_items, h.variables) for h in local]
+    assert {h.source for h in remote} == {stac_api}
+
+
+def test_catalog_url_setting_comes_before_the_lake(demo_lake, stac_api, settings_env):
+    settings_env(lake="/nonexistent/lake", catalog_url=stac_api)
+    hits = search(variables="sst")
+    assert ids(hits) == ["sst"] and hits[0].source == stac_api
+
+
+def test_remote_grid_hit_opens_like_the_local_hit(demo_lake, stac_api):
+    query = {"variables": "sst", "bbox": (-30, 30, 0, 50), "datetime": "2020-01-02/2020-01-04"}
+    remote = search(**query, catalog=stac_api)[0].open()
+    assert remote.analysed_sst.chunks is not None
+    xr.testing.assert_identical(remote.load(), search(**query, lake=demo_lake)[0].open().load())
+
+
+def test_remote_insitu_hit_opens_the_observations_of_the_box_and_period(stac_api):
+    df = search(variables="psal", bbox=(-180, -90, 180, 90), datetime="2020-02",
+                catalog=stac_api)[0].open()
+    assert isinstance(df, pd.DataFrame) and len(df) > 0 and "PSAL" in df
+    assert df["time"].min() >= pd.Timestamp("2020-02-01", tz="UTC")
+    assert df["time"].max() < pd.Timestamp("2020-03-01", tz="UTC")
+
+
+def test_remote_hit_lists_its_matching_items(stac_api):
+    hit = search(collections=["sst"], datetime="2020-01-02/2020-01-04", catalog=stac_api)[0]
+    assert hit.matched_items == 3
+    assert len(hit.items()) == 3 and {i["collection"] for i in hit.items()} == {"sst"}
+
+
+def test_unreachable_stac_api_fails_fast_with_a_clear_error():
+    began = time.monotonic()
+    with pytest.raises(CatalogError, match="did not answer"):
+        search(variables="sst", catalog="http://127.0.0.1:9/stac")
+    assert time.monotonic() - began < 5
