@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from eosc_pangeo.config import get_settings
 from eosc_pangeo.lake.storage import Lake
 
 
@@ -59,3 +60,15 @@ def s3_lake(s3_server) -> Lake:
 @pytest.fixture
 def local_lake(tmp_path) -> Lake:
     return Lake(str(tmp_path / "lake"))
+
+
+@pytest.fixture
+def settings_env(monkeypatch):
+    """Set EOSC_PANGEO_* variables for one test, with the cached settings re-read around it."""
+    def set_env(**variables: str) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(f"EOSC_PANGEO_{name.upper()}", value)
+        get_settings.cache_clear()
+
+    yield set_env
+    get_settings.cache_clear()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 
 import pytest
+import uvicorn
 
 from eosc_pangeo.catalog import build_catalog
+from eosc_pangeo.catalog.api import create_app
 from eosc_pangeo.lake.demo import build_demo_lake
 from eosc_pangeo.lake.storage import Lake
 
@@ -24,3 +28,21 @@ def lake_copy(demo_lake, tmp_path) -> Lake:
     """A catalogued copy of the demo lake that a test may change."""
     shutil.copytree(demo_lake.url, tmp_path / "lake")
     return Lake(str(tmp_path / "lake"))
+
+
+@pytest.fixture(scope="session")
+def stac_api(demo_lake):
+    """The demo lake's STAC API, served by uvicorn on a free loopback port; yields its URL."""
+    # Port 0: the kernel picks a free port, so parallel runs never race for one.
+    server = uvicorn.Server(uvicorn.Config(create_app(demo_lake), host="127.0.0.1", port=0,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the STAC API server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -2,37 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import httpx
 import pytest
-import uvicorn
 from pystac_client import Client
-
-from eosc_pangeo.catalog.api import create_app
-
-
-def start_server(app) -> tuple[uvicorn.Server, threading.Thread, str]:
-    """uvicorn on a free loopback port (port 0: the kernel picks it, no race)."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the STAC API server did not start")
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture(scope="module")
-def stac_api(demo_lake):
-    server, thread, url = start_server(create_app(demo_lake))
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 def test_pystac_client_lists_every_collection(stac_api):

@@ -6,11 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from test_catalog_api import start_server
 
 import eosc_pangeo
-from eosc_pangeo.catalog.api import create_app
-from eosc_pangeo.config import get_settings
 
 PAGE = Path(__file__).parents[2] / "docs" / "find-data.md"
 DOCUMENTED_API_URL = "http://127.0.0.1:8080"
@@ -21,25 +18,18 @@ def python_blocks() -> list[str]:
 
 
 @pytest.fixture
-def configured_lake(demo_lake, monkeypatch):
-    monkeypatch.setenv("EOSC_PANGEO_LAKE", demo_lake.url)
-    get_settings.cache_clear()
-    yield demo_lake
-    get_settings.cache_clear()
+def configured_lake(demo_lake, settings_env):
+    settings_env(lake=demo_lake.url)
+    return demo_lake
 
 
-def test_every_python_example_runs(configured_lake, capsys):
+def test_every_python_example_runs(configured_lake, stac_api, capsys):
     if not hasattr(eosc_pangeo, "search") or not hasattr(eosc_pangeo, "open_catalog"):
         pytest.skip("eosc_pangeo does not re-export search and open_catalog yet (the page "
                     "documents the top-level names)")
-    server, thread, url = start_server(create_app(configured_lake))
-    try:
-        blocks = python_blocks()
-        assert len(blocks) >= 5
-        for block in blocks:
-            # The examples are this repository's own documentation, run as a reader would.
-            exec(compile(block.replace(DOCUMENTED_API_URL, url), str(PAGE), "exec"), {})  # noqa: S102
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    blocks = python_blocks()
+    assert len(blocks) >= 5
+    for block in blocks:
+        # The examples are this repository's own documentation, run as a reader would.
+        exec(compile(block.replace(DOCUMENTED_API_URL, stac_api), str(PAGE), "exec"), {})  # noqa: S102
     assert "analysed_sst" not in capsys.readouterr().err

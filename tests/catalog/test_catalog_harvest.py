@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from test_catalog_api import start_server
 
 from eosc_pangeo.catalog import CatalogIndex, search
-from eosc_pangeo.catalog.api import create_app
 from eosc_pangeo.catalog.harvest import harvest
-
-
-@pytest.fixture(scope="module")
-def remote_stac_api(demo_lake):
-    """Another platform's STAC API: the demo lake's index served over HTTP."""
-    server, thread, url = start_server(create_app(demo_lake))
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -28,8 +17,8 @@ def index_bytes(index: CatalogIndex) -> dict[str, bytes]:
     return {path: index.fs.cat_file(path) for path in index.fs.find(index.root)}
 
 
-def test_stac_api_harvest_indexes_every_collection_and_item(remote_stac_api, demo_lake, index):
-    report = harvest(remote_stac_api, index=index)
+def test_stac_api_harvest_indexes_every_collection_and_item(stac_api, demo_lake, index):
+    report = harvest(stac_api, index=index)
     assert report.ok and report.kind == "stac-api"
     assert sorted(report.added) == ["argo", "sst", "stations", "tas"]
     original = CatalogIndex.of_lake(demo_lake)
@@ -38,10 +27,10 @@ def test_stac_api_harvest_indexes_every_collection_and_item(remote_stac_api, dem
     assert [h.id for h in hits] == ["sst"] and hits[0].source != "lake"
 
 
-def test_reharvest_is_incremental(remote_stac_api, index):
-    harvest(remote_stac_api, index=index)
+def test_reharvest_is_incremental(stac_api, index):
+    harvest(stac_api, index=index)
     before = index_bytes(index)
-    report = harvest(remote_stac_api, index=index)
+    report = harvest(stac_api, index=index)
     assert report.added == report.updated == [] and len(report.unchanged) == 4
     assert index_bytes(index) == before
 
@@ -63,8 +52,8 @@ def test_intake_catalog_harvest_nests_domains(demo_lake, index):
 @pytest.mark.parametrize("source", ["http://127.0.0.1:9/", "/nonexistent/catalog.json",
                                     "broken"])
 def test_broken_or_unreachable_source_is_reported_and_changes_nothing(
-        remote_stac_api, index, tmp_path, source):
-    harvest(remote_stac_api, index=index)
+        stac_api, index, tmp_path, source):
+    harvest(stac_api, index=index)
     if source == "broken":
         source = str(tmp_path / "catalog.json")
         (tmp_path / "catalog.json").write_text('{"type": "Catalog", "id": ')
@@ -74,8 +63,8 @@ def test_broken_or_unreachable_source_is_reported_and_changes_nothing(
     assert index_bytes(index) == before
 
 
-def test_collection_ids_clashing_with_another_source_are_skipped(remote_stac_api, demo_lake,
+def test_collection_ids_clashing_with_another_source_are_skipped(stac_api, demo_lake,
                                                                  lake_copy):
-    report = harvest(remote_stac_api, lake=lake_copy)
+    report = harvest(stac_api, lake=lake_copy)
     assert report.ok and set(report.skipped) == {"sst", "tas", "argo", "stations"}
     assert {c.source for c in CatalogIndex.of_lake(lake_copy).collections()} == {"lake"}

@@ -8,11 +8,8 @@ import time
 import pandas as pd
 import pytest
 import xarray as xr
-from test_catalog_api import start_server
 
 from eosc_pangeo.catalog import CatalogError, search
-from eosc_pangeo.catalog.api import create_app
-from eosc_pangeo.config import get_settings
 
 QUERIES = [
     {"bbox": (-30, 30, 0, 60), "datetime": "2020-01", "variables": ["temperature"]},
@@ -20,26 +17,6 @@ QUERIES = [
     {"q": "sst argo"},
     {"domain": "ocean", "bbox": (-180, -90, 180, 90)},
 ]
-
-
-@pytest.fixture(scope="module")
-def stac_api(demo_lake):
-    server, thread, url = start_server(create_app(demo_lake))
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture
-def settings_env(monkeypatch):
-    """Set EOSC_PANGEO_* variables for one test, with the cached settings re-read around it."""
-    def set_env(**variables: str) -> None:
-        for name, value in variables.items():
-            monkeypatch.setenv(f"EOSC_PANGEO_{name.upper()}", value)
-        get_settings.cache_clear()
-
-    yield set_env
-    get_settings.cache_clear()
 
 
 def ids(hits) -> list[str]:
