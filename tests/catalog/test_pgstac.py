@@ -25,7 +25,7 @@ from eosc_pangeo.catalog.index import ItemQuery
 pytest.importorskip("pypgstac", reason="needs the pgstac extra")
 psycopg = pytest.importorskip("psycopg", reason="needs the pgstac extra")
 
-from eosc_pangeo.catalog.pgstac import load_into_pgstac  # noqa: E402
+from eosc_pangeo.catalog.pgstac import load_into_pgstac
 
 REPO = Path(__file__).resolve().parents[2]
 PG_CTL = "/usr/lib/postgresql/15/bin/pg_ctl"
