@@ -1,7 +1,8 @@
 """Gridded data: many NetCDF files in, one analysis-ready Zarr collection out.
 
 An ingest reads every new source file's metadata first and checks the lot (grid, variables,
-units, calendar, time axis) against each other and against what the collection already holds.
+units, packing, calendar, time axis) against each other and against what the collection already
+holds.
 Only then does it write, time block by time block, into one or two stores:
 
 ``map.zarr``
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import cf_xarray  # noqa: F401  (registers the .cf accessor used to find axes)
+import dask.array
 import numpy as np
 import xarray as xr
 import zarr
@@ -158,7 +160,7 @@ def _ingest(lake, collection_path, manifest, sources, chunking, report, progress
     version = (manifest.version if manifest else 0) + 1
     if manifest is None:
         manifest = Manifest(id=report.collection, domain=report.domain, kind="grid")
-        manifest.stores = _plan_stores(sources[0], len(times), chunking)
+        manifest.stores = _plan_stores(sources[0], times, chunking)
     start = next(iter(manifest.stores.values())).time_length
 
     with Transaction(lake) as transaction:
@@ -438,12 +440,13 @@ def _gaps(times: np.ndarray, sources: list[SourceGrid]) -> list[str]:
 # --- planning ------------------------------------------------------------------------------
 
 
-def _plan_stores(source: SourceGrid, length: int, chunking: Chunking) -> dict[str, ZarrStore]:
+def _plan_stores(source: SourceGrid, times: np.ndarray, chunking: Chunking
+                 ) -> dict[str, ZarrStore]:
     ny, nx = len(source.y), len(source.x)
     itemsize = max(np.dtype(np.float32).itemsize,
                    max(np.dtype(v.dtype).itemsize for v in source.variables.values()))
     field_bytes = ny * nx * itemsize
-    steps_per_year = _steps_per_year(source, length)
+    steps_per_year = _steps_per_year(times)
     plans = {}
     if chunking in ("map", "both"):
         tiles = max(1, math.ceil(field_bytes / (4 * TARGET_CHUNK_BYTES)))
@@ -461,11 +464,11 @@ def _plan_stores(source: SourceGrid, length: int, chunking: Chunking) -> dict[st
             for name, chunks in plans.items()}
 
 
-def _steps_per_year(source: SourceGrid, length: int) -> int:
-    if len(source.times) > 1:
-        step = float(np.median(_seconds(source.times)))
+def _steps_per_year(times: np.ndarray) -> int:
+    if len(times) > 1:
+        step = float(np.median(_seconds(times)))
     else:
-        step = 86400.0  # a single time step per file: daily files are by far the most common
+        step = 86400.0  # a single time step: daily files are by far the most common
     return max(1, round(365.25 * 86400 / step))
 
 
@@ -517,8 +520,6 @@ def _write(sources, times, start, manifest, stores, progress) -> None:
 
 def _template(reference: SourceGrid, times: np.ndarray) -> xr.Dataset:
     """A lazy dataset of the full new shape, with the reference's attributes and encodings."""
-    import dask.array
-
     t = reference.time_name
     ds = reference.template
     variables = {}
