@@ -24,7 +24,13 @@ import shapely
 
 from eosc_pangeo.demo_data import ArgoSpec, StationSpec, write_argo, write_stations
 from eosc_pangeo.lake.errors import IngestError
-from eosc_pangeo.lake.insitu import check_insitu, hilbert_index, ingest_insitu, read_insitu
+from eosc_pangeo.lake.insitu import (
+    PARALLEL_READ_FROM,
+    check_insitu,
+    hilbert_index,
+    ingest_insitu,
+    read_insitu,
+)
 from eosc_pangeo.lake.insitu_sources import depth_from_pressure
 from eosc_pangeo.lake.manifest import read_manifest
 from eosc_pangeo.lake.storage import Lake, sha256_of
@@ -405,6 +411,27 @@ def test_bad_input_into_a_new_collection_leaves_no_trace(local_lake, first_batch
     with pytest.raises(IngestError, match="bad.nc"):
         ingest_insitu(local_lake, COLLECTION, "ocean", [*first_batch, str(bad)])
 
+    assert not Path(local_lake.url).exists()
+
+
+@pytest.fixture(scope="module")
+def many_floats(tmp_path_factory) -> list[str]:
+    """Enough files for the ingest to decode them in worker processes."""
+    spec = ArgoSpec(floats=PARALLEL_READ_FROM, profiles=2, first_wmo=6901001)
+    return [str(p) for p in write_argo(spec, tmp_path_factory.mktemp("many"))]
+
+
+def test_many_files_are_decoded_in_parallel_into_the_same_observations(local_lake, many_floats):
+    ingest_insitu(local_lake, COLLECTION, "ocean", many_floats)
+    assert_same_observations(read_insitu(local_lake, COLLECTION), source_rows(many_floats))
+
+
+def test_a_bad_file_among_many_is_named_by_the_worker_that_found_it(local_lake, many_floats,
+                                                                     tmp_path):
+    bad = tmp_path / "7000000-prof.nc"
+    _truncate(many_floats[0], bad)
+    with pytest.raises(IngestError, match="7000000-prof.nc"):
+        ingest_insitu(local_lake, COLLECTION, "ocean", [*many_floats, str(bad)])
     assert not Path(local_lake.url).exists()
 
 

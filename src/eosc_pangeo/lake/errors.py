@@ -31,6 +31,10 @@ class IngestError(LakeError):
             message += f" ({hint})"
         super().__init__(message)
 
+    def __reduce__(self):
+        # Raised in worker processes too: travel back with the three fields, not the message.
+        return type(self), (self.source, self.problem, self.hint)
+
 
 class CollectionNotFound(LakeError, KeyError):
     """No collection of that id in the lake."""

@@ -41,6 +41,7 @@ from .manifest import (
     Manifest,
     Source,
     SourceCheck,
+    SourceFile,
     Variable,
     ZarrStore,
     collection_to_ingest,
@@ -48,7 +49,7 @@ from .manifest import (
     utcnow,
     write_manifest,
 )
-from .storage import Lake, sha256_of, source_fs, source_name
+from .storage import Lake, source_name
 from .transaction import Transaction
 
 Chunking = Literal["map", "timeseries", "both"]
@@ -142,7 +143,7 @@ def ingest_grid(
     with ExitStack() as open_sources:
         sources = []
         for new_file in new_files:
-            sources.append(_read_source(*new_file))
+            sources.append(_read_source(new_file))
             open_sources.callback(sources[-1].dataset.close)
         _ingest(lake, collection_path, manifest, sources, chunking, report, report_progress)
     for message in report.warnings:
@@ -278,20 +279,14 @@ def _store_checks(lake: Lake, collection_path: str, info: ZarrStore):
 # --- sources -------------------------------------------------------------------------------
 
 
-def _new_sources(lake, manifest, files, progress):
-    """Hash the files; keep those the collection does not hold yet, as (url, fs, path, size,
-    sha256)."""
+def _new_sources(lake, manifest, files, progress) -> tuple[list[SourceFile], list[str]]:
+    """Hash the files; keep those the collection does not hold yet."""
     if not files:
         raise IngestError("FILES", "no source files given", "pass one or more NetCDF files")
-    check, new = SourceCheck(manifest), []
+    check, new = SourceCheck(lake, manifest), []
     for done, url in enumerate(files, start=1):
-        fs, path = source_fs(lake, url)
-        try:
-            size, digest = fs.size(path), sha256_of(fs, path)
-        except FileNotFoundError:
-            raise IngestError(url, "does not exist", "check the path") from None
-        if check.is_new(url, digest):
-            new.append((url, fs, path, size, digest))
+        if source := check.new_file(url):
+            new.append(source)
         progress("hash", done, len(files))
     return new, check.skipped
 
@@ -303,26 +298,27 @@ def _open_source(fs, path: str, **kwargs) -> xr.Dataset:
     return xr.open_dataset(fs.open(path, "rb"), engine="h5netcdf", **kwargs)
 
 
-def _read_source(url: str, fs, path: str, size: int, digest: str) -> SourceGrid:
+def _read_source(file: SourceFile) -> SourceGrid:
     """Open a source (values as stored, times decoded) and read what the checks need.
 
     The file stays open for the write: the caller closes ``source.dataset``.
     """
-    name = source_name(url)
+    url = file.url
     try:
-        ds = _open_source(fs, path, mask_and_scale=False, chunks=None,
+        ds = _open_source(file.fs, file.path, mask_and_scale=False, chunks=None,
                           decode_times=xr.coders.CFDatetimeCoder(use_cftime=None))
     except Exception as error:  # noqa: BLE001  (netCDF4/HDF5 raise many kinds)
         raise IngestError(url, f"cannot be read as NetCDF ({type(error).__name__}: {error})",
                           "the file is truncated or corrupt; fetch it again") from None
     try:
-        return _describe_source(url, name, size, digest, ds)
+        return _describe_source(file, ds)
     except BaseException:
         ds.close()
         raise
 
 
-def _describe_source(url: str, name: str, size: int, digest: str, ds: xr.Dataset) -> SourceGrid:
+def _describe_source(file: SourceFile, ds: xr.Dataset) -> SourceGrid:
+    url = file.url
     axes = {}
     for axis, what in (("T", "time"), ("Y", "latitude"), ("X", "longitude")):
         try:
@@ -354,9 +350,10 @@ def _describe_source(url: str, name: str, size: int, digest: str, ds: xr.Dataset
     bounds = [ds[c].attrs["bounds"] for c in ds.coords if ds[c].attrs.get("bounds") in ds]
     # The template is decoded, so that its encoding carries the packing to the new stores.
     template = xr.decode_cf(ds[data_vars + bounds].isel({t: slice(0, 1)}), decode_times=False)
-    return SourceGrid(url=url, name=name, size=size, sha256=digest, time_name=t, y_name=y,
-                      x_name=x, times=times, calendar=ds[t].encoding.get("calendar", "standard"),
-                      y=ds[y].values, x=ds[x].values, variables=variables, attrs=dict(ds.attrs),
+    return SourceGrid(url=url, name=source_name(url), size=file.size, sha256=file.sha256,
+                      time_name=t, y_name=y, x_name=x, times=times,
+                      calendar=ds[t].encoding.get("calendar", "standard"), y=ds[y].values,
+                      x=ds[x].values, variables=variables, attrs=dict(ds.attrs),
                       template=template, dataset=ds)
 
 

@@ -9,13 +9,24 @@ Parquet files hold them, and the extents and variables the catalogue publishes.
 from __future__ import annotations
 
 import importlib.metadata
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+import fsspec
 from pydantic import BaseModel, Field
 
 from .errors import IngestError
-from .storage import DOMAINS, MANIFEST, Domain, Lake, atomic_write, source_name
+from .storage import (
+    DOMAINS,
+    MANIFEST,
+    Domain,
+    Lake,
+    atomic_write,
+    sha256_of,
+    source_fs,
+    source_name,
+)
 
 FORMAT = "eosc-pangeo/manifest/1"
 
@@ -125,44 +136,63 @@ def read_manifest(lake: Lake, collection_path: str) -> Manifest | None:
         return None
 
 
+@dataclass(frozen=True)
+class SourceFile:
+    """A source file an ingest will read: where it is and what it holds."""
+
+    url: str
+    fs: fsspec.AbstractFileSystem
+    path: str
+    size: int
+    sha256: str
+
+
 class SourceCheck:
     """Sorts an ingest's files, one by one: new, already in the collection, or in conflict.
 
     Parameters
     ----------
+    lake
+        The lake ingested into; sources on its kind of store are read with its options.
     manifest
         The collection's committed manifest (None for a new collection).
     """
 
-    def __init__(self, manifest: Manifest | None) -> None:
+    def __init__(self, lake: Lake, manifest: Manifest | None) -> None:
+        self.lake = lake
         self.manifest = manifest
         self.skipped: list[str] = []
         self._given: dict[str, str] = {}
 
-    def is_new(self, url: str, sha256: str) -> bool:
-        """Whether the file at ``url`` with this checksum is to be ingested.
+    def new_file(self, url: str) -> SourceFile | None:
+        """The file at ``url``, hashed, if it is to be ingested; None if it is already in.
 
         Raises
         ------
         IngestError
-            If two files given share a name but not their content, or the collection holds a
-            file of that name with other content.
+            If the file does not exist, if two files given share a name but not their content,
+            or if the collection holds a file of that name with other content.
         """
+        fs, path = source_fs(self.lake, url)
+        try:
+            source = SourceFile(url, fs, path, fs.size(path), sha256_of(fs, path))
+        except FileNotFoundError:
+            raise IngestError(url, "does not exist", "check the path") from None
         name = source_name(url)
         if name in self._given:
-            if self._given[name] != sha256:
+            if self._given[name] != source.sha256:
                 raise IngestError(url, f"has the same name as another file given ({name}) "
                                   "but different content", "rename one of them")
-            return False
-        self._given[name] = sha256
+            return None
+        self._given[name] = source.sha256
         known = self.manifest.source(name) if self.manifest else None
         if known is None:
-            return True
-        if known.sha256 != sha256:
+            return source
+        if known.sha256 != source.sha256:
             raise IngestError(url, f"was ingested before (version {known.version}) with other "
                               "content", "a changed source needs a new collection or a new name")
         self.skipped.append(name)
-        return False
+        return None
 
 
 def collection_to_ingest(
