@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
+import shapely.geometry
 from pystac_client import Client
 
 
@@ -81,7 +84,6 @@ def test_bad_get_queries_get_400_with_a_message(stac_api, path, params):
     {"datetime": "2020-02-01T00:00:00Z/2020-01-01T00:00:00Z"},
     {"collections": ["no-such-collection"]},
     {"limit": 10**9},
-    {"intersects": {"type": "Point", "coordinates": [0, 0]}},
 ])
 def test_bad_post_queries_get_400(stac_api, body):
     response = httpx.post(f"{stac_api}/search", json=body)
@@ -98,3 +100,49 @@ def test_post_search_body_must_be_a_json_object(stac_api):
     response = httpx.post(f"{stac_api}/search", content=b'{"limit": 1}',
                           headers={"content-type": "text/plain"})
     assert response.status_code == 415
+
+
+def test_intersects_polygon_returns_exactly_the_items_whose_footprints_intersect_it(stac_api):
+    # A triangle whose bounding box holds stations outside it: only the exact test leaves them out.
+    triangle = {"type": "Polygon", "coordinates": [[[-60, 0], [10, 0], [-60, 55], [-60, 0]]]}
+    client = Client.open(stac_api)
+    every = client.search(limit=100).items()
+    expected = {i.id for i in every
+                if shapely.geometry.shape(i.geometry).intersects(shapely.geometry.shape(triangle))}
+    found = [i.id for i in client.search(intersects=triangle, limit=3).items()]
+    assert "argo.6900001" in expected and "stations.ES-VIGO-01" not in expected
+    assert sorted(found) == sorted(expected)
+
+
+def test_intersects_point_finds_the_one_item_there(stac_api):
+    station = httpx.get(f"{stac_api}/collections/stations/items/stations.ES-VIGO-01").json()
+    found = httpx.get(f"{stac_api}/search", params={
+        "collections": "stations", "intersects": json.dumps(station["geometry"])}).json()
+    assert [f["id"] for f in found["features"]] == ["stations.ES-VIGO-01"]
+    assert found["numberMatched"] == 1
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_bbox_and_intersects_together_get_400(stac_api, method):
+    point = {"type": "Point", "coordinates": [0, 0]}
+    if method == "GET":
+        response = httpx.get(f"{stac_api}/search",
+                             params={"bbox": "-1,-1,1,1", "intersects": json.dumps(point)})
+    else:
+        response = httpx.post(f"{stac_api}/search", json={"bbox": [-1, -1, 1, 1],
+                                                          "intersects": point})
+    assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize("method, geometry", [
+    ("GET", "{not json"),
+    ("GET", json.dumps({"type": "Feature", "geometry": None, "properties": {}})),
+    ("GET", json.dumps({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]})),
+    ("POST", {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}),
+    ("POST", {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}),
+])
+def test_malformed_intersects_gets_400_with_a_message(stac_api, method, geometry):
+    response = (httpx.get(f"{stac_api}/search", params={"intersects": geometry})
+                if method == "GET" else httpx.post(f"{stac_api}/search", json={"intersects": geometry}))
+    assert response.status_code == 400, response.text
+    assert response.json().get("description") or response.json().get("detail")

@@ -2,12 +2,12 @@
 
 stac-fastapi provides the routes, request models, OpenAPI document and conformance; the backend
 (:class:`IndexClient`) answers from the stac-geoparquet index through DuckDB, so the embedded
-service needs no database server. Item search (GET and POST: bbox, datetime, collections, ids,
-limit, token paging), collection search and free text are implemented.
+service needs no database server. Item search (GET and POST: bbox, intersects, datetime,
+collections, ids, limit, token paging), collection search and free text are implemented.
 
 Every deliberate error of the catalogue (:class:`~eosc_pangeo.catalog.index.CatalogError`: bad
-bbox or datetime, unknown collection, limit out of range) becomes an HTTP 400 with its message;
-unknown collection or item paths are 404.
+bbox, geometry or datetime, unknown collection, limit out of range) becomes an HTTP 400 with its
+message; unknown collection or item paths are 404.
 
 For large deployments serve the same STAC with stac-fastapi-pgstac on PostgreSQL (see
 docs/find-data.md): ``pypgstac load`` reads the Items this index holds.
@@ -16,12 +16,18 @@ docs/find-data.md): ``pypgstac load`` reads the Items this index holds.
 from __future__ import annotations
 
 import json
+import math
+import typing
 from typing import Any
 from urllib.parse import urlencode
 
 import attr
+import shapely
+import shapely.geometry
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from shapely.geometry.base import BaseGeometry
 from stac_fastapi.api.app import StacApi
 from stac_fastapi.api.errors import DEFAULT_STATUS_CODES
 from stac_fastapi.api.models import create_get_request_model, create_post_request_model
@@ -36,6 +42,7 @@ from stac_fastapi.types.core import BaseCoreClient
 from stac_fastapi.types.errors import NotFoundError
 from stac_fastapi.types.links import CollectionLinks, ItemLinks
 from stac_fastapi.types.requests import get_base_url
+from stac_pydantic.api.search import Intersection
 
 from .._version import __version__
 from ..lake.storage import Lake
@@ -115,15 +122,16 @@ class IndexClient(BaseCoreClient):
         return self._search(
             request, method="POST", body=body, collections=search_request.collections,
             ids=search_request.ids, bbox=search_request.bbox,
-            intersects=search_request.intersects, datetime=body.get("datetime"),
+            intersects=body.get("intersects"), datetime=body.get("datetime"),
             limit=search_request.limit, token=getattr(search_request, "token", None),
             q=getattr(search_request, "q", None))
 
     def _search(self, request: Request, *, collections=None, ids=None, bbox=None,
                 intersects=None, datetime=None, limit=10, token=None, q=None,
                 method: str = "GET", body: dict | None = None) -> dict[str, Any]:
-        if intersects is not None:
-            raise CatalogError("intersects is not supported by this catalogue; use bbox")
+        if intersects is not None and bbox is not None:
+            raise CatalogError("bbox and intersects are mutually exclusive; give only one")
+        geometry = _parse_intersects(intersects)
         collections = list(collections) if collections else None
         if q:
             words = " ".join(q) if isinstance(q, list) else q
@@ -136,7 +144,7 @@ class IndexClient(BaseCoreClient):
         offset, limit = _offset(token), _limit(limit)
         items, matched = self.index.search_items(ItemQuery(
             collections=collections, ids=list(ids) if ids else None, bbox=parse_bbox(bbox),
-            start=start, end=end, limit=limit, offset=offset))
+            intersects=geometry, start=start, end=end, limit=limit, offset=offset))
         return self._item_collection(items, matched, offset, limit, request, method, body)
 
     def _item_collection(self, items, matched, offset, limit, request, method, body):
@@ -224,6 +232,48 @@ async def _reject_non_object_search_bodies(request: Request, call_next):
                                  "description": "the search body must be a JSON object"},
                                 status_code=400)
     return await call_next(request)
+
+
+#: The GeoJSON geometry models by ``type``: validating against the one named gives a precise
+#: message where the union of all of them would list every member's complaint.
+_GEOMETRIES = {model.__name__: model for model in typing.get_args(Intersection)}
+
+
+def _parse_intersects(value: str | dict[str, Any] | None) -> BaseGeometry | None:
+    """The ``intersects`` geometry as shapely, from GeoJSON text (GET) or an object (POST).
+
+    Raises
+    ------
+    CatalogError
+        If it is not JSON, not a GeoJSON geometry (a Feature, an open ring, too few positions),
+        empty, not finite, or invalid (a self-intersecting polygon, on which intersection
+        tests are undefined).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as error:
+            raise CatalogError(f"intersects is not JSON: {error}") from None
+    kind = value.get("type") if isinstance(value, dict) else type(value).__name__
+    if not isinstance(kind, str) or kind not in _GEOMETRIES:
+        raise CatalogError(f"intersects must be a GeoJSON geometry, an object whose type is one "
+                           f"of {', '.join(_GEOMETRIES)}; got {kind!r}")
+    try:
+        # geojson-pydantic checks what shapely accepts silently, such as rings left open.
+        _GEOMETRIES[kind].model_validate(value)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or kind}: {e['msg']}"
+                             for e in error.errors()[:3])
+        raise CatalogError(f"intersects is not a valid GeoJSON {kind}: {problems}") from None
+    geometry = shapely.geometry.shape(value)
+    if geometry.is_empty or not all(map(math.isfinite, geometry.bounds)):
+        raise CatalogError("intersects must be a non-empty geometry with finite coordinates")
+    if not geometry.is_valid:
+        raise CatalogError(f"intersects is not a valid geometry: "
+                           f"{shapely.is_valid_reason(geometry)}")
+    return geometry
 
 
 def _limit(limit: int | None) -> int:

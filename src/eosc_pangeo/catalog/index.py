@@ -16,7 +16,8 @@ collection row names are never read. One writer at a time is assumed (build or h
 
 DuckDB reads the Parquet files directly (no database server, no extension downloads): bbox
 filters work on the ``bbox`` struct columns and time filters on ``start_datetime`` and
-``end_datetime``, which every indexed Item carries.
+``end_datetime``, which every indexed Item carries. An ``intersects`` geometry narrows the Items
+by its bounding box in DuckDB, then shapely tests the exact intersection on those candidates.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import shapely
 import stac_geoparquet.arrow
+from shapely.geometry.base import BaseGeometry
 
 from ..lake.storage import Lake, atomic_write
 
@@ -88,13 +91,15 @@ class IndexedCollection:
 class ItemQuery:
     """An Item search, as the STAC API defines it.
 
-    ``bbox`` is (west, south, east, north), west > east crossing the antimeridian; ``start`` and
-    ``end`` are aware datetimes (either may be None for an open interval).
+    ``bbox`` is (west, south, east, north), west > east crossing the antimeridian;
+    ``intersects`` a geometry in longitude and latitude the Items' footprints must intersect;
+    ``start`` and ``end`` are aware datetimes (either may be None for an open interval).
     """
 
     collections: Sequence[str] | None = None
     ids: Sequence[str] | None = None
     bbox: tuple[float, float, float, float] | None = None
+    intersects: BaseGeometry | None = None
     start: datetime | None = None
     end: datetime | None = None
     limit: int = 10
@@ -170,14 +175,20 @@ class CatalogIndex:
         if table is None:
             return [], 0
         where, params = _item_filters(query)
+        order = "ORDER BY start_datetime DESC, id"
         with self._cursor() as cursor:
-            [(matched,)] = cursor.execute(f"SELECT count(*) FROM {table} WHERE {where}",
-                                          params).fetchall()
-            page = cursor.sql(
-                f"SELECT * FROM {table} WHERE {where} "
-                "ORDER BY start_datetime DESC, id LIMIT ? OFFSET ?",
-                params=[*params, query.limit, query.offset],
-            ).to_arrow_table()
+            if query.intersects is None:
+                [(matched,)] = cursor.execute(f"SELECT count(*) FROM {table} WHERE {where}",
+                                              params).fetchall()
+                page = cursor.sql(f"SELECT * FROM {table} WHERE {where} {order} LIMIT ? OFFSET ?",
+                                  params=[*params, query.limit, query.offset]).to_arrow_table()
+            else:
+                hits = [row for row, _ in _intersecting(cursor, table, where, params,
+                                                        query.intersects, order)]
+                matched = len(hits)
+                page = cursor.sql(f"SELECT * FROM {table} WHERE list_contains(?, rowid) {order}",
+                                  params=[hits[query.offset:query.offset + query.limit]],
+                                  ).to_arrow_table()
         items = [{"assets": {}, **_without_nulls(item)}  # files of asset-less Items lack the column
                  for item in stac_geoparquet.arrow.stac_table_to_items(page)]
         return items, matched
@@ -190,6 +201,12 @@ class CatalogIndex:
             return {}
         where, params = _item_filters(query)
         with self._cursor() as cursor:
+            if query.intersects is not None:
+                counts: dict[str, int] = {}
+                for _, collection in _intersecting(cursor, table, where, params,
+                                                   query.intersects, ""):
+                    counts[collection] = counts.get(collection, 0) + 1
+                return counts
             return dict(cursor.execute(
                 f"SELECT collection, count(*) FROM {table} WHERE {where} GROUP BY collection",
                 params).fetchall())
@@ -353,6 +370,12 @@ def _item_filters(query: ItemQuery) -> tuple[str, list[Any]]:
         else:  # crosses the antimeridian: either side of it
             clauses.append("(bbox.xmax >= ? OR bbox.xmin <= ?)")
             params += [west, east]
+    if query.intersects is not None:
+        # Only a prefilter: DuckDB without the spatial extension compares bounding boxes, and
+        # _intersecting tests the footprints themselves.
+        west, south, east, north = query.intersects.bounds
+        clauses.append("bbox.xmax >= ? AND bbox.xmin <= ? AND bbox.ymax >= ? AND bbox.ymin <= ?")
+        params += [west, east, south, north]
     if query.start is not None:
         clauses.append("end_datetime >= ?")
         params.append(query.start)
@@ -360,6 +383,24 @@ def _item_filters(query: ItemQuery) -> tuple[str, list[Any]]:
         clauses.append("start_datetime <= ?")
         params.append(query.end)
     return " AND ".join(clauses), params
+
+
+def _intersecting(cursor: duckdb.DuckDBPyConnection, table: str, where: str, params: list[Any],
+                  geometry: BaseGeometry, order: str) -> list[tuple[int, str]]:
+    """The (row id, collection) of the Items matching ``where`` whose footprint intersects
+    ``geometry``, in ``order``.
+
+    Only row ids and footprints of the bounding-box candidates are read, so a page of the
+    result costs one more query on row ids rather than loading every candidate Item (row ids,
+    unlike Item ids, are unique across collections).
+    """
+    rows = cursor.execute(f"SELECT rowid, collection, geometry::BLOB FROM {table} "
+                          f"WHERE {where} {order}", params).fetchall()
+    if not rows:
+        return []
+    footprints = shapely.from_wkb([footprint for _, _, footprint in rows])
+    hits = shapely.intersects(footprints, geometry)
+    return [(row, collection) for (row, collection, _), hit in zip(rows, hits) if hit]
 
 
 def _indexable(item: dict[str, Any], collection_id: str) -> dict[str, Any]:
