@@ -24,9 +24,7 @@ import contextlib
 import datetime as dt
 import functools
 import math
-import multiprocessing
 import os
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -35,6 +33,8 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import pandas as pd
+
+from ._processes import pool_context
 
 __all__ = [
     "KINDS",
@@ -346,7 +346,7 @@ def _write_files(
             write_one(spec, seed, index, path)
             _report(progress, kind, index + 1, len(paths))
         return sorted(paths)
-    with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
+    with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
         futures = [pool.submit(write_one, spec, seed, i, path) for i, path in enumerate(paths)]
         try:
             for done, future in enumerate(as_completed(futures), start=1):
@@ -356,17 +356,6 @@ def _write_files(
             pool.shutdown(cancel_futures=True)
             raise
     return sorted(paths)
-
-
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """Fork while this process runs a single thread, else spawn.
-
-    Forking is fast and, unlike spawning, does not re-run an unguarded ``__main__`` script; but
-    forking a process in which other threads run (a progress bar's, say) can deadlock.
-    """
-    single = threading.active_count() == 1
-    fork = single and "fork" in multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if fork else "spawn")
 
 
 def _axis(resolution: float, start: float, stop: float) -> np.ndarray:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import uuid
 import warnings
@@ -39,6 +38,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs
 import pyarrow.parquet as pq
 
+from .._processes import pool_context
 from .errors import Finding, IngestError, LakeWarning
 from .insitu_sources import (
     OBSERVATION_SCHEMA,
@@ -293,8 +293,7 @@ def _read_all(files: list[SourceFile], progress) -> list[SourceObservations]:
     workers = os.cpu_count() or 1
     if len(files) < PARALLEL_READ_FROM or workers < 2:
         return [_read_one(file) for file in _reporting(files, progress)]
-    # spawn, not fork: the caller may run threads (a progress bar, a Dask client).
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(workers, mp_context=pool_context())
     try:
         decoded = pool.map(_read_one, files, chunksize=8)
         return [source for source, _ in zip(decoded, _reporting(files, progress), strict=True)]
