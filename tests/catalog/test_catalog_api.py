@@ -140,9 +140,13 @@ def test_bbox_and_intersects_together_get_400(stac_api, method):
     ("GET", json.dumps({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]})),
     ("POST", {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}),
     ("POST", {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}),
+    # found by schemathesis: positions of mixed dimensions, and coordinates off the globe
+    ("POST", {"type": "LineString", "coordinates": [[1, 2, 3], [1e16, -1e16], [4, 5, 6]]}),
+    ("POST", {"type": "Point", "coordinates": [500, 10]}),
 ])
 def test_malformed_intersects_gets_400_with_a_message(stac_api, method, geometry):
     response = (httpx.get(f"{stac_api}/search", params={"intersects": geometry})
-                if method == "GET" else httpx.post(f"{stac_api}/search", json={"intersects": geometry}))
+                if method == "GET"
+                else httpx.post(f"{stac_api}/search", json={"intersects": geometry}))
     assert response.status_code == 400, response.text
     assert response.json().get("description") or response.json().get("detail")

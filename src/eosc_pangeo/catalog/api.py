@@ -267,9 +267,17 @@ def _parse_intersects(value: str | dict[str, Any] | None) -> BaseGeometry | None
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or kind}: {e['msg']}"
                              for e in error.errors()[:3])
         raise CatalogError(f"intersects is not a valid GeoJSON {kind}: {problems}") from None
-    geometry = shapely.geometry.shape(value)
+    try:
+        geometry = shapely.geometry.shape(value)
+    except (ValueError, TypeError, shapely.errors.GEOSException) as error:
+        # e.g. positions of mixed dimensions, which the GeoJSON models above let through
+        raise CatalogError(f"intersects is not a valid GeoJSON {kind}: {error}") from None
     if geometry.is_empty or not all(map(math.isfinite, geometry.bounds)):
         raise CatalogError("intersects must be a non-empty geometry with finite coordinates")
+    west, south, east, north = geometry.bounds
+    if west < -180 or east > 180 or south < -90 or north > 90:
+        raise CatalogError("intersects coordinates must be longitudes in [-180, 180] and "
+                           "latitudes in [-90, 90] (WGS 84)")
     if not geometry.is_valid:
         raise CatalogError(f"intersects is not a valid geometry: "
                            f"{shapely.is_valid_reason(geometry)}")
