@@ -1,8 +1,8 @@
 """Grid ingest throughput, in MB of source NetCDF per second, against two references.
 
 The data are the first 92 days (January to March 2020) of the 366 daily global 0.25-degree SST
-files of the ``large`` demo size: the lake ingests about 1 MB/s here, so the whole year would
-take over 6 minutes per method (``--days 366`` runs it anyway). Measured in the same run, each in a fresh process with a cold page cache:
+files of the ``large`` demo size (``--days 366`` ingests the whole year). Measured in the same run,
+each in a fresh process with a cold page cache:
 
 ``lake both`` / ``lake map``
     ``eosc_pangeo.lake.ingest_grid`` with ``chunking="both"`` (writes a map store and a

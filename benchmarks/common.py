@@ -90,7 +90,9 @@ def build_once(folder: Path, build: Callable[[Path], None]) -> Path:
     return folder
 
 
-def source_files(spec: demo_data.SstSpec | demo_data.ArgoSpec | demo_data.StationSpec) -> list[Path]:
+def source_files(
+    spec: demo_data.SstSpec | demo_data.ArgoSpec | demo_data.StationSpec,
+) -> list[Path]:
     """Generate (once) the source files of ``spec`` with seed 0 and return them, sorted.
 
     Files are written by one process per CPU; the values do not depend on it.
@@ -138,7 +140,9 @@ class Timing:
         return statistics.median(self.runs)
 
 
-def time_runs(func: Callable[[], object], repeat: int, *, before: Callable[[], None] | None = None) -> Timing:
+def time_runs(
+    func: Callable[[], object], repeat: int, *, before: Callable[[], None] | None = None,
+) -> Timing:
     """Call ``func`` ``repeat`` times; ``before`` (untimed) runs ahead of each call."""
     runs = []
     for _ in range(repeat):

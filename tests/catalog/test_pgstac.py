@@ -25,7 +25,7 @@ from eosc_pangeo.catalog.index import ItemQuery
 pytest.importorskip("pypgstac", reason="needs the pgstac extra")
 psycopg = pytest.importorskip("psycopg", reason="needs the pgstac extra")
 
-from eosc_pangeo.catalog.pgstac import load_into_pgstac
+from eosc_pangeo.catalog.pgstac import load_into_pgstac  # noqa: E402  (after the skips above)
 
 REPO = Path(__file__).resolve().parents[2]
 PG_CTL = "/usr/lib/postgresql/15/bin/pg_ctl"
@@ -96,8 +96,8 @@ def test_pgstac_search_finds_the_items_our_index_finds(demo_lake, pgstac_dsn):
 
     with psycopg.connect(pgstac_dsn) as connection:
         connection.execute("SET search_path TO pgstac, public")  # search() calls pgstac by name
-        [(found,)] = connection.execute("SELECT pgstac.search(%s)",
-                                        [psycopg.types.json.Jsonb({**QUERY, "limit": 1000})]).fetchall()
+        query = psycopg.types.json.Jsonb({**QUERY, "limit": 1000})
+        [(found,)] = connection.execute("SELECT pgstac.search(%s)", [query]).fetchall()
     assert sorted(f["id"] for f in found["features"]) == sorted(item["id"] for item in ours)
 
 

@@ -1,4 +1,4 @@
-"""The meta-catalogue index: every Collection and Item, stored as stac-geoparquet, queried with DuckDB.
+"""The meta-catalogue index: every Collection and Item as stac-geoparquet, queried with DuckDB.
 
 Layout under the index location (``<lake>/_catalog/index`` for the lake's own index)::
 
@@ -194,7 +194,7 @@ class CatalogIndex:
         return items, matched
 
     def count_items(self, query: ItemQuery) -> dict[str, int]:
-        """How many Items of each collection match ``query`` (collections with none are left out)."""
+        """How many Items of each collection match ``query`` (collections with none left out)."""
         self._check_known(query.collections)
         table = self._items_table()
         if table is None:
@@ -400,7 +400,7 @@ def _intersecting(cursor: duckdb.DuckDBPyConnection, table: str, where: str, par
         return []
     footprints = shapely.from_wkb([footprint for _, _, footprint in rows])
     hits = shapely.intersects(footprints, geometry)
-    return [(row, collection) for (row, collection, _), hit in zip(rows, hits) if hit]
+    return [(row, collection) for (row, collection, _), hit in zip(rows, hits, strict=True) if hit]
 
 
 def _indexable(item: dict[str, Any], collection_id: str) -> dict[str, Any]:

@@ -91,7 +91,7 @@ class Hit:
                 raise CatalogError(
                     f"{self.id} comes from {self.source}; its data is not in the lake "
                     "and none of its assets is a Zarr store with xarray:open_kwargs or a "
-                    f"Parquet table. Its assets: {', '.join(a['href'] for a in self.collection.get('assets', {}).values()) or 'none'}")
+                    f"Parquet table. Its assets: {self._asset_hrefs() or 'none'}")
             return data
         time = naive_iso_interval(self.interval)
         if self.kind == "insitu":
@@ -103,6 +103,9 @@ class Hit:
 
         return open_grid(self.lake, self.id, bbox=self.bbox, time=time,
                          variables=self.variables or None)
+
+    def _asset_hrefs(self) -> str:
+        return ", ".join(a["href"] for a in self.collection.get("assets", {}).values())
 
     def _item_query(self, limit: int) -> ItemQuery:
         start, end = self.interval or (None, None)

@@ -146,8 +146,9 @@ def _describe_grid(lake: Lake, manifest: Manifest, collection: pystac.Collection
         asset = pystac.Asset(
             href=lake.uri(manifest.domain, manifest.id, store.path),
             title=f"Zarr store chunked for {'maps' if name == 'map' else 'time series'}",
-            description=f"Chunks {store.chunks}: read it for "
-                        f"{'maps and spatial statistics' if name == 'map' else 'long time series at few points'}.",
+            description=f"Chunks {store.chunks}: read it for " + (
+                "maps and spatial statistics." if name == "map"
+                else "long time series at few points."),
             media_type=ZARR_MEDIA_TYPE,
             roles=["data", "zarr", name],
         )
@@ -309,7 +310,7 @@ def _keywords(value: object) -> list[str]:
 
 
 def _spdx_license(value: object) -> str:
-    """STAC wants an SPDX id (or "other"); ACDD licences are free text that often starts with one."""
+    """STAC wants an SPDX id (or "other"); ACDD licences are free text often starting with one."""
     if not value:
         return "other"
     first = str(value).split()[0].strip("();,")

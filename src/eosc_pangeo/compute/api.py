@@ -7,10 +7,10 @@ from typing import Literal
 
 from distributed.deploy.cluster import Cluster
 
-from eosc_pangeo.compute.gateway import start_gateway
-from eosc_pangeo.compute.local import start_local
-from eosc_pangeo.compute.spec import BACKENDS, ClusterSpec, ClusterStartError
-from eosc_pangeo.config import Settings, get_settings
+from ..config import Settings, get_settings
+from .gateway import start_gateway
+from .local import start_local
+from .spec import BACKENDS, ClusterSpec, ClusterStartError
 
 Backend = Literal["auto", "gateway", "slurm", "pbs", "local"]
 
@@ -109,7 +109,7 @@ def cluster(
     else:
         # Imported here: dask_jobqueue installs a signal handler at import, which fails outside
         # the main thread, and workers import eosc_pangeo (for its settings) in task threads.
-        from eosc_pangeo.compute.jobqueue import start_jobqueue
+        from .jobqueue import start_jobqueue
 
         dask_cluster = start_jobqueue(chosen, spec, settings)
     try:

@@ -16,8 +16,8 @@ from dask_gateway import Gateway, GatewayCluster
 from dask_gateway.client import ClusterStatus
 from distributed.utils import LoopRunner
 
-from eosc_pangeo.compute.spec import ClusterSpec, ClusterStartError, UnsupportedOption
-from eosc_pangeo.config import Settings
+from ..config import Settings
+from .spec import ClusterSpec, ClusterStartError, UnsupportedOption
 
 # User option -> (server option, conversion). Memory is in GiB on the server's form, as in
 # dask-gateway's own examples, so that the notebook widget shows readable numbers.

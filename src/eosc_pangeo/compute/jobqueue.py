@@ -16,8 +16,8 @@ import subprocess
 import dask.config
 from dask_jobqueue import JobQueueCluster, PBSCluster, SLURMCluster
 
-from eosc_pangeo.compute.spec import ClusterSpec, ClusterStartError, UnsupportedOption
-from eosc_pangeo.config import Settings
+from ..config import Settings
+from .spec import ClusterSpec, ClusterStartError, UnsupportedOption
 
 CLUSTER_CLASSES: dict[str, type[JobQueueCluster]] = {"slurm": SLURMCluster, "pbs": PBSCluster}
 
@@ -81,8 +81,8 @@ def check_batch_system(system: str) -> None:
         subprocess.run(command, capture_output=True, text=True, check=True, timeout=HEALTH_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise ClusterStartError(
-            f"backend {system!r}: {' '.join(command)} did not answer within {HEALTH_TIMEOUT:.0f} s; "
-            "the batch server looks down or unreachable."
+            f"backend {system!r}: {' '.join(command)} did not answer within "
+            f"{HEALTH_TIMEOUT:.0f} s; the batch server looks down or unreachable."
         ) from None
     except subprocess.CalledProcessError as error:
         raise ClusterStartError(

@@ -7,8 +7,8 @@ import sys
 
 from distributed import LocalCluster
 
-from eosc_pangeo.compute.spec import ClusterSpec, UnsupportedOption
-from eosc_pangeo.config import Settings
+from ..config import Settings
+from .spec import ClusterSpec, UnsupportedOption
 
 
 def start_local(spec: ClusterSpec, settings: Settings) -> LocalCluster:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from dask.utils import parse_bytes
 
-from eosc_pangeo.config import Settings
+from ..config import Settings
 
 BACKENDS = ("gateway", "slurm", "pbs", "local")
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from eosc_pangeo.platform.gateway import SERVICE_NAME, gateway_config, write_gateway_config
+from .gateway import SERVICE_NAME, gateway_config, write_gateway_config
 
 ADMIN_SERVICE = "eosc-admin"
 
@@ -35,7 +35,7 @@ HUB_CONFIG = """\
 # Written by eosc_pangeo.platform.local.run_local_hub.
 import ctypes
 import json
-from eosc_pangeo.platform.hub import add_dask_gateway, local_hub
+from .hub import add_dask_gateway, local_hub
 
 params = json.loads({params!r})
 local_hub(c, **params["hub"])
