@@ -4,7 +4,7 @@ the hook that stops a user's clusters when their notebook server stops.
 Each piece edits a traitlets ``Config`` (the ``c`` of ``jupyterhub_config.py``), so the same code
 serves the single-machine runner and a Helm chart's ``hub.extraConfig``::
 
-    from .hub import add_dask_gateway
+    from eosc_pangeo.platform.hub import add_dask_gateway
     add_dask_gateway(c, gateway_url=..., public_gateway_url=..., scheduler_address=...)
 """
 

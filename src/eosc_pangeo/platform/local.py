@@ -35,7 +35,7 @@ HUB_CONFIG = """\
 # Written by eosc_pangeo.platform.local.run_local_hub.
 import ctypes
 import json
-from .hub import add_dask_gateway, local_hub
+from eosc_pangeo.platform.hub import add_dask_gateway, local_hub
 
 params = json.loads({params!r})
 local_hub(c, **params["hub"])
