@@ -23,11 +23,6 @@ def open_dataset(lake_or_collection: str | Lake, collection: str | None = None, 
     """
     lake, collection = (None, lake_or_collection) if collection is None else (
         lake_or_collection, collection)
-    lake = Lake.from_url(lake)
-    manifest = read_manifest(lake, lake.find_collection(collection))
-    if manifest.kind == "insitu":
-        raise LakeError(f"collection {collection!r} holds in-situ observations, not a grid: "
-                        f"read it with eosc_pangeo.lake.read_insitu(lake, {collection!r}, ...)")
     return open_grid(lake, collection, **selection)
 
 __all__ = [

@@ -34,7 +34,7 @@ from zarr.codecs import BloscCodec
 from zarr.storage import FsspecStore, LocalStore
 
 from ..config import get_settings
-from .errors import Finding, IngestError, LakeWarning
+from .errors import Finding, IngestError, LakeError, LakeWarning
 from .manifest import (
     Extent,
     IngestReport,
@@ -165,10 +165,13 @@ def _ingest(lake, collection_path, manifest, sources, chunking, report, progress
     start = next(iter(manifest.stores.values())).time_length
 
     with Transaction(lake) as transaction:
-        stores = {name: transaction.zarr_store(_zarr_store(lake, f"{collection_path}/{s.path}"))
+        stores = {name: _zarr_store(lake, f"{collection_path}/{s.path}")
                   for name, s in manifest.stores.items()}
         if start == 0:
+            # Undoing a new collection is deleting its folder: no need to log (and GET) each key.
             transaction.created_dir(collection_path)
+        else:
+            stores = {name: transaction.zarr_store(store) for name, store in stores.items()}
         _write(sources, times, start, manifest, stores, progress)
         _update_manifest(manifest, sources, times, version)
         for name, store in stores.items():
@@ -207,6 +210,9 @@ def open_grid(
     lake = Lake.from_url(lake)
     collection_path = lake.find_collection(collection)
     manifest = read_manifest(lake, collection_path)
+    if manifest.kind != "grid":
+        raise LakeError(f"collection {collection!r} holds in-situ observations, not a grid: "
+                        f"read it with eosc_pangeo.lake.read_insitu(lake, {collection!r}, ...)")
     if chunking != "auto" and chunking not in manifest.stores:
         raise ValueError(f"collection {manifest.id!r} has no {chunking!r} store "
                          f"(it has {', '.join(manifest.stores)})")

@@ -250,7 +250,3 @@ class IngestReport(BaseModel):
     )
     rows: int | None = Field(default=None, description="Observations added (in-situ).")
     warnings: list[str] = Field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added)

@@ -17,6 +17,7 @@ import hashlib
 import posixpath
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import fsspec
@@ -58,14 +59,19 @@ class Lake:
         options = settings.storage_options if storage_options is None else storage_options
         return cls(str(url).rstrip("/") or "/", dict(options))
 
+    @cached_property
+    def _fs_and_root(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        # Every path of the lake goes through these: resolve the URL once, not per call.
+        return fsspec.core.url_to_fs(self.url, **self.storage_options)
+
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
-        return fsspec.core.url_to_fs(self.url, **self.storage_options)[0]
+        return self._fs_and_root[0]
 
     @property
     def root(self) -> str:
         """The lake's path as the file system names it (no protocol)."""
-        return fsspec.core.url_to_fs(self.url, **self.storage_options)[1]
+        return self._fs_and_root[1]
 
     @property
     def is_local(self) -> bool:
