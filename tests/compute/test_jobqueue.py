@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import dask.config
@@ -60,22 +61,25 @@ def test_a_machine_without_the_batch_commands_is_told_so(monkeypatch):
 
 
 def test_workers_that_never_start_are_a_clear_error_within_the_start_timeout(slurm_site):
-    # A held job stays pending, as in a full queue: no worker ever starts.
+    # A held job stays pending, as in a full queue: no worker ever starts. Its name is unique, as
+    # slurmctld restores from its saved state the jobs of runs that were killed before cleanup.
+    job_name = f"held-{uuid.uuid4().hex[:8]}"
+    held = {"jobqueue.slurm.job-extra-directives": ["--hold"], "jobqueue.slurm.name": job_name}
     started = time.monotonic()
     with (
-        dask.config.set({"jobqueue.slurm.job-extra-directives": ["--hold"]}),
+        dask.config.set(held),
         pytest.raises(ClusterStartError, match="0 of 1 workers started"),
     ):
         cluster(workers=1, backend="slurm", settings=Settings(cluster_start_timeout=5))
     assert time.monotonic() - started < 20
-    assert wait_for_empty_queue(), "the pending job must be cancelled with the cluster"
+    assert wait_until_gone(job_name), "the pending job must be cancelled with the cluster"
 
 
-def wait_for_empty_queue(timeout: float = 10.0) -> bool:
+def wait_until_gone(job_name: str, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         queue = subprocess.run(
-            ["squeue", "--noheader", "--name=dask-worker"],
+            ["squeue", "--noheader", f"--name={job_name}"],
             capture_output=True,
             text=True,
             check=True,
