@@ -128,8 +128,9 @@ def print_report(report) -> None:
                       f"in version {report.version})")
         return
     rows = f", {report.rows:,} observations" if report.rows is not None else ""
+    replaced = f" ({len(report.replaced)} replacing an earlier version)" if report.replaced else ""
     console.print(f"{report.collection}: version {report.version}, {len(report.added)} file(s) "
-                  f"added{rows}, {len(report.skipped)} already there")
+                  f"added{replaced}{rows}, {len(report.skipped)} already there")
 
 
 @lake_app.command("list")

@@ -4,11 +4,13 @@ on a real S3 server (moto), checked against values read straight from the source
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -289,6 +291,109 @@ def test_appending_files_rewrites_only_the_months_they_touch(ingested, first_bat
     assert not ingested.fs.exists(f"{path}/{before['month=03'].path}")
     assert_same_observations(read_insitu(ingested, COLLECTION),
                              source_rows(first_batch + second_batch))
+
+
+# --- new versions of sources ----------------------------------------------------------------
+
+
+def _float_file(batch: list[str]) -> str:
+    return next(p for p in batch if p.endswith(".nc"))
+
+
+def _others(batch: list[str], path: str) -> list[str]:
+    return [p for p in batch if Path(p).name != Path(path).name]
+
+
+def _updated_version(source: str, target: Path) -> Path:
+    """The file as a data centre republishes it: a value corrected in every profile, and the
+    first profile withdrawn (no position any more, so it cannot be placed)."""
+    def edit(nc):
+        for name in ("TEMP", "TEMP_ADJUSTED"):
+            values = nc.variables[name]
+            values.set_auto_mask(False)
+            data = values[:]
+            values[:] = np.where(data == values._FillValue, data, data + 0.25)
+        nc.variables["LATITUDE"][0] = nc.variables["LATITUDE"]._FillValue
+    _edit_netcdf(source, target, edit)
+    return target
+
+
+def _placed(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[rows["lat"].notna() & rows["time"].notna()]
+
+
+def test_an_updated_source_replaces_every_row_of_its_earlier_version(ingested, first_batch,
+                                                                     tmp_path):
+    argo = _float_file(first_batch)
+    updated = _updated_version(argo, tmp_path / Path(argo).name)
+
+    with pytest.warns(UserWarning, match="have no"):
+        report = ingest_insitu(ingested, COLLECTION, "ocean", [str(updated)])
+
+    assert report.added == report.replaced == [updated.name] and report.version == 2
+    expected = _placed(source_rows([*_others(first_batch, argo), str(updated)]))
+    assert_same_observations(read_insitu(ingested, COLLECTION), expected)
+    manifest = read_manifest(ingested, ingested.find_collection(COLLECTION))
+    assert [s.sha256 for s in manifest.sources if s.name == updated.name] == [
+        hashlib.sha256(updated.read_bytes()).hexdigest()]
+
+
+def _delayed_mode_version(source: str, target: Path) -> tuple[Path, int]:
+    """The last (real-time) profile of a float file, processed in delayed mode: adjusted
+    pressures, temperatures and salinities, in a file of another name."""
+    with netCDF4.Dataset(source) as nc:
+        profile = len(nc.dimensions["N_PROF"]) - 1
+        assert nc.variables["DATA_MODE"][profile] == b"R"
+
+    def edit(nc):
+        nc.variables["DATA_MODE"][profile] = b"D"
+        for name, correction in (("PRES", -0.3), ("TEMP", 0.01), ("PSAL", -0.002)):
+            raw = nc.variables[name]
+            raw.set_auto_mask(False)
+            values = raw[profile]
+            missing = values == raw._FillValue
+            nc.variables[f"{name}_ADJUSTED"][profile] = np.where(missing, raw._FillValue,
+                                                                  values + correction)
+            nc.variables[f"{name}_ADJUSTED_QC"][profile] = nc.variables[f"{name}_QC"][profile]
+    _edit_netcdf(source, target, edit)
+    return target, profile
+
+
+ARRIVALS = {
+    "delayed after real time": lambda realtime, delayed: [[realtime], [delayed]],
+    "delayed before real time": lambda realtime, delayed: [[delayed], [realtime]],
+    "both in one ingest": lambda realtime, delayed: [[delayed, realtime]],
+}
+
+
+@pytest.mark.parametrize("arrivals", ARRIVALS.values(), ids=ARRIVALS.keys())
+def test_a_delayed_mode_profile_supersedes_its_real_time_version(local_lake, first_batch,
+                                                                 tmp_path, arrivals):
+    realtime = _float_file(first_batch)
+    delayed, profile = _delayed_mode_version(realtime, tmp_path / "delayed-mode.nc")
+
+    for files in arrivals(realtime, str(delayed)):
+        ingest_insitu(local_lake, COLLECTION, "ocean", files)
+
+    got = read_insitu(local_lake, COLLECTION)
+    # Every profile as the delayed-mode file has it; no real-time level of the last one left.
+    assert_same_observations(got, source_rows([str(delayed)]))
+    last_cycle = got[got["cycle_number"] == profile + 1]
+    assert set(last_cycle["data_mode"]) == {"D"} and set(last_cycle["source"]) == {delayed.name}
+
+
+def test_an_ingest_leaves_no_temporary_files(local_lake, first_batch, tmp_path, monkeypatch):
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    bad = tmp_path / "bad.nc"
+    _truncate(_float_file(first_batch), bad)
+
+    ingest_insitu(local_lake, COLLECTION, "ocean", first_batch[:2])
+    with pytest.raises(IngestError):
+        ingest_insitu(local_lake, COLLECTION, "ocean", [*first_batch[2:], str(bad)])
+
+    assert not list(spool.iterdir())
 
 
 # --- GeoParquet for other readers ------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Literal
@@ -39,6 +39,7 @@ from .manifest import (
     Extent,
     IngestReport,
     Manifest,
+    Progress,
     Source,
     SourceCheck,
     SourceFile,
@@ -53,7 +54,6 @@ from .storage import Lake, source_name
 from .transaction import Transaction
 
 Chunking = Literal["map", "timeseries", "both"]
-Progress = Callable[[str, int, int], None]
 
 TARGET_CHUNK_BYTES = 1024**2
 TIME_INDEX_CHUNK = 65536
@@ -133,10 +133,10 @@ def ingest_grid(
     collection_path, manifest = collection_to_ingest(lake, collection, domain, "grid")
     report_progress = progress or (lambda stage, done, total: None)
 
-    new_files, skipped = _new_sources(lake, manifest, [os.fspath(f) for f in files],
-                                      report_progress)
+    check = SourceCheck(lake, manifest)
+    new_files = check.new_files([os.fspath(f) for f in files], report_progress)
     report = IngestReport(collection=collection, domain=domain,
-                          version=manifest.version if manifest else 0, skipped=skipped)
+                          version=manifest.version if manifest else 0, skipped=check.skipped)
     if not new_files:
         return report
 
@@ -283,18 +283,6 @@ def _store_checks(lake: Lake, collection_path: str, info: ZarrStore):
 
 
 # --- sources -------------------------------------------------------------------------------
-
-
-def _new_sources(lake, manifest, files, progress) -> tuple[list[SourceFile], list[str]]:
-    """Hash the files; keep those the collection does not hold yet."""
-    if not files:
-        raise IngestError("FILES", "no source files given", "pass one or more NetCDF files")
-    check, new = SourceCheck(lake, manifest), []
-    for done, url in enumerate(files, start=1):
-        if source := check.new_file(url):
-            new.append(source)
-        progress("hash", done, len(files))
-    return new, check.skipped
 
 
 def _open_source(fs, path: str, **kwargs) -> xr.Dataset:

@@ -11,12 +11,20 @@ then covers a compact region, so the min/max statistics of ``lon``/``lat`` (and 
 GeoParquet ``bbox`` covering column) let pyarrow and DuckDB skip every row group outside a query
 box, while the month folders (and the manifest's per-file time ranges) skip whole files.
 
-An ingest reads and checks every new source file before it writes anything. It then rewrites the
-months the new rows fall in (existing rows + new rows, duplicates dropped, sorted) under new file
-names and commits by writing the manifest, which lists the files of the new version; replaced
-files are deleted only after the commit. Readers go through the manifest, never by listing
-folders, so a crashed or killed ingest leaves the previous version readable, and the next ingest
-deletes what it left behind. One ingest at a time may write to a collection.
+An ingest reads and checks every new source file before it writes anything, spooling the decoded
+rows to a local temporary Arrow file per source (one record batch per month), so that it holds
+one month of rows in memory at a time, not the whole ingest. It then rewrites the months the new
+rows fall in (existing rows + new rows, superseded rows dropped, sorted) under new file names
+and commits by writing the manifest, which lists the files of the new version; replaced files
+are deleted only after the commit. Readers go through the manifest, never by listing folders, so
+a crashed or killed ingest leaves the previous version readable, and the next ingest deletes
+what it left behind. One ingest at a time may write to a collection.
+
+Which rows a collection keeps follows how data centres publish: a source file ingested again
+with other content (Argo GDAC files are updated in place) is a new version of it, whose rows
+replace every row of the old version; and a profile (a platform's cycle at one time, or a
+station's measurements at one time) comes from one source only: the one in the best Argo data
+mode (delayed ``D`` > adjusted ``A`` > real time ``R``), the latest ingested among equals.
 """
 
 from __future__ import annotations
@@ -24,10 +32,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
@@ -39,12 +49,11 @@ import pyarrow.fs
 import pyarrow.parquet as pq
 
 from .._processes import pool_context
-from .errors import Finding, IngestError, LakeWarning
+from .errors import Finding, LakeWarning
 from .insitu_sources import (
     OBSERVATION_SCHEMA,
     UTC_MICROSECONDS,
     VARIABLES,
-    SourceObservations,
     read_source,
     read_source_bytes,
 )
@@ -53,6 +62,7 @@ from .manifest import (
     IngestReport,
     Manifest,
     ParquetFile,
+    Progress,
     Source,
     SourceCheck,
     SourceFile,
@@ -64,7 +74,6 @@ from .manifest import (
 from .storage import Lake, sha256_of
 from .transaction import Transaction
 
-Progress = Callable[[str, int, int], None]
 BBox = tuple[float, float, float, float]
 
 OBSERVATIONS = "observations"
@@ -84,6 +93,11 @@ FILE_SCHEMA = OBSERVATION_SCHEMA.append(pa.field("geometry", pa.binary())).appen
 #: What identifies an observation: a second row with the same key replaces the first.
 #: Profiles are keyed by pressure (what the instrument measured), stations by depth.
 KEY_SQL = "platform_id, time, coalesce(pressure, depth)"
+#: What identifies a profile, whose rows all come from one source (stations have no cycle).
+PROFILE_SQL = "platform_id, coalesce(cycle_number, -1), time"
+#: Argo data modes, worst to best: a delayed-mode profile supersedes its real-time version
+#: whatever the order the files arrive in (their pressures differ, so row keys cannot).
+MODE_RANK_SQL = "CASE data_mode WHEN 'D' THEN 2 WHEN 'A' THEN 1 ELSE 0 END"
 # Columns every read returns, whatever the variables asked for.
 OBSERVATION_COLUMNS = [name for name in OBSERVATION_SCHEMA.names
                        if name not in VARIABLES and name.removesuffix("_QC") not in VARIABLES]
@@ -131,36 +145,38 @@ def ingest_insitu(
     lake = Lake.from_url(lake)
     collection_path, manifest = collection_to_ingest(lake, collection, domain, "insitu")
     report_progress = progress or (lambda stage, done, total: None)
-
-    sources, skipped = _read_new_sources(lake, files, manifest, report_progress)
+    check = SourceCheck(lake, manifest, replaces_changed=True)
+    files_to_read = check.new_files(files, report_progress)
     report = IngestReport(collection=collection, domain=domain,
-                          version=manifest.version if manifest else 0, skipped=skipped)
-    if not sources:
+                          version=manifest.version if manifest else 0, skipped=check.skipped)
+    if not files_to_read:
         return report
-    report.warnings = [note for source in sources for note in source.warnings]
 
-    is_new = manifest is None
-    manifest = manifest or Manifest(id=collection, domain=domain, kind="insitu")
-    version = manifest.version + 1
-    _remove_uncommitted_files(lake, collection_path, manifest)
-    arriving = _by_month(pa.concat_tables(source.table for source in sources))
-    with Transaction(lake) as transaction:
-        if is_new:
-            transaction.created_dir(collection_path)
-        written, replaced = _write_months(lake, collection_path, manifest, arriving, version,
-                                          transaction, report_progress)
-        _record(manifest, sources, written, replaced, version)
-        write_manifest(lake, collection_path, manifest)
+    with tempfile.TemporaryDirectory(prefix="eosc-pangeo-ingest-") as spool:
+        sources = _spool_all(files_to_read, spool, report_progress)
+        is_new = manifest is None
+        manifest = manifest or Manifest(id=collection, domain=domain, kind="insitu")
+        version = manifest.version + 1
+        _remove_uncommitted_files(lake, collection_path, manifest)
+        with Transaction(lake) as transaction:
+            if is_new:
+                transaction.created_dir(collection_path)
+            written, replaced = _write_months(lake, collection_path, manifest, sources, version,
+                                              transaction, report_progress)
+            _record(manifest, sources, written, replaced, version)
+            write_manifest(lake, collection_path, manifest)
     # Committed: the replaced files are unreachable. Should this fail or be killed, the next
     # ingest deletes them as leftovers.
     for file in replaced:
         lake.fs.rm(f"{collection_path}/{file.path}")
 
+    report.warnings = [note for source in sources for note in source.warnings]
     for message in report.warnings:
         warnings.warn(f"{collection}: {message}", LakeWarning, stacklevel=2)
     report.version = version
-    report.added = [source.name for source in sources]
-    report.rows = sum(source.table.num_rows for source in sources)
+    report.added = [source.file_name for source in sources]
+    report.replaced = [source.file_name for source in sources if source.file.previous]
+    report.rows = sum(source.rows for source in sources)
     return report
 
 
@@ -274,41 +290,65 @@ def check_insitu(lake: Lake, collection_path: str, manifest: Manifest) -> list[F
 # --- ingest ----------------------------------------------------------------------------------
 
 
-def _read_new_sources(lake, files, manifest, progress
-                      ) -> tuple[list[SourceObservations], list[str]]:
-    """Read and check every file the collection does not hold yet (nothing is written)."""
-    if not files:
-        raise IngestError("FILES", "no source files given",
-                          "pass Argo profile files (*.nc) or station CSVs (*.csv)")
-    check, new = SourceCheck(lake, manifest), []
-    for done, url in enumerate(files, start=1):
-        if source := check.new_file(url):
-            new.append(source)
-        progress("hash", done, len(files))
-    return _read_all(new, progress), check.skipped
+@dataclass(frozen=True)
+class SpooledSource:
+    """A source file read and checked, its rows in a local Arrow IPC file (``spool``) holding
+    one record batch per month, in time order (stable: rows of equal times keep file order)."""
+
+    file: SourceFile
+    file_name: str
+    spool: str
+    #: Month folder -> index of its record batch in ``spool``.
+    months: dict[str, int]
+    rows: int
+    time_start: str | None
+    time_end: str | None
+    warnings: list[str] = field(default_factory=list)
+
+    def month(self, month_dir: str) -> pa.RecordBatch | None:
+        if month_dir not in self.months:
+            return None
+        with pa.memory_map(self.spool) as stream:
+            return pa.ipc.open_file(stream).get_batch(self.months[month_dir])
 
 
-def _read_all(files: list[SourceFile], progress) -> list[SourceObservations]:
-    """Decode the files, in worker processes when there are many (netCDF4 holds the GIL)."""
+def _spool_all(files: list[SourceFile], spool_dir: str, progress) -> list[SpooledSource]:
+    """Decode the files into ``spool_dir``, in worker processes when there are many (netCDF4
+    holds the GIL); the workers send back only a description, not the rows."""
+    jobs = [(file, os.path.join(spool_dir, f"{number:06d}.arrow"))
+            for number, file in enumerate(files)]
     workers = os.cpu_count() or 1
     if len(files) < PARALLEL_READ_FROM or workers < 2:
-        return [_read_one(file) for file in _reporting(files, progress)]
+        return [_spool_one(job) for job in _reporting(jobs, progress)]
     pool = ProcessPoolExecutor(workers, mp_context=pool_context())
     try:
-        decoded = pool.map(_read_one, files, chunksize=8)
-        return [source for source, _ in zip(decoded, _reporting(files, progress), strict=True)]
+        spooled = pool.map(_spool_one, jobs, chunksize=8)
+        return [source for source, _ in zip(spooled, _reporting(jobs, progress), strict=True)]
     finally:
         pool.shutdown(cancel_futures=True)
 
 
-def _reporting(files, progress):
-    for done, file in enumerate(files, start=1):
-        yield file
-        progress("read", done, len(files))
+def _reporting(jobs, progress):
+    for done, job in enumerate(jobs, start=1):
+        yield job
+        progress("read", done, len(jobs))
 
 
-def _read_one(file: SourceFile) -> SourceObservations:
-    return read_source(file.url, read_source_bytes(file.url, file.fs, file.path))
+def _spool_one(job: tuple[SourceFile, str]) -> SpooledSource:
+    file, spool = job
+    source = read_source(file.url, read_source_bytes(file.url, file.fs, file.path))
+    table = source.table.take(pc.sort_indices(source.table["time"]))
+    months = {}
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    with pa.ipc.new_file(spool, OBSERVATION_SCHEMA, options=options) as writer:
+        for number, (month_dir, rows) in enumerate(_by_month(table).items()):
+            writer.write_batch(rows.combine_chunks().to_batches()[0])
+            months[month_dir] = number
+    times = table["time"]
+    return SpooledSource(
+        file=file, file_name=source.name, spool=spool, months=months, rows=table.num_rows,
+        time_start=_iso(pc.min(times)) if table.num_rows else None,
+        time_end=_iso(pc.max(times)) if table.num_rows else None, warnings=source.warnings)
 
 
 def _remove_uncommitted_files(lake: Lake, collection_path: str, manifest: Manifest) -> None:
@@ -331,21 +371,41 @@ def _by_month(table: pa.Table) -> dict[str, pa.Table]:
             for k in np.unique(key)}
 
 
-def _write_months(lake, collection_path, manifest, arriving, version, transaction, progress):
-    """Write each month of ``arriving`` merged with what the month holds, under new names.
+def _write_months(lake, collection_path, manifest, sources: list[SpooledSource], version,
+                  transaction, progress):
+    """Rewrite every month with arriving rows or rows of a replaced source version, under new
+    names: the month's rows less those of replaced versions, merged with the arriving ones.
 
     Returns the new files and the files they replace; nothing is visible before the commit.
     """
+    replaced_versions = [s.file.previous for s in sources if s.file.previous]
+    outdated = [name.name for name in replaced_versions]
+    months = {month for source in sources for month in source.months}
+    months |= {f.path.rsplit("/", 1)[0] for f in manifest.files
+               if any(_holds_rows_of(f, version) for version in replaced_versions)}
     written, replaced = [], []
-    for done, (month_dir, rows) in enumerate(arriving.items(), start=1):
+    for done, month_dir in enumerate(sorted(months), start=1):
         previous = [f for f in manifest.files if f.path.startswith(f"{month_dir}/")]
-        merged = _merge(_read_files(lake, collection_path, previous), rows)
-        relative = f"{month_dir}/part-{version:06d}-{uuid.uuid4().hex[:8]}.parquet"
-        transaction.created_file(f"{collection_path}/{relative}")
-        written.append(_write_observations(lake, collection_path, relative, merged))
+        existing = _read_files(lake, collection_path, previous)
+        if existing is not None and outdated:
+            existing = existing.filter(pc.invert(pc.is_in(existing["source"],
+                                                          pa.array(outdated))))
+        batches = [batch for source in sources if (batch := source.month(month_dir))]
+        arriving = pa.Table.from_batches(batches, OBSERVATION_SCHEMA)
+        merged = _merge(existing, arriving)
+        if merged.num_rows:
+            relative = f"{month_dir}/part-{version:06d}-{uuid.uuid4().hex[:8]}.parquet"
+            transaction.created_file(f"{collection_path}/{relative}")
+            written.append(_write_observations(lake, collection_path, relative, merged))
         replaced.extend(previous)
-        progress("write", done, len(arriving))
+        progress("write", done, len(months))
     return written, replaced
+
+
+def _holds_rows_of(file: ParquetFile, source: Source) -> bool:
+    """Whether ``file`` may hold rows of ``source`` (their time ranges overlap)."""
+    return source.time_start is not None and \
+        file.time_start <= source.time_end and source.time_start <= file.time_end
 
 
 def _read_files(lake: Lake, collection_path: str, files: list[ParquetFile]) -> pa.Table | None:
@@ -358,16 +418,24 @@ def _read_files(lake: Lake, collection_path: str, files: list[ParquetFile]) -> p
 
 
 def _merge(existing: pa.Table | None, arriving: pa.Table) -> pa.Table:
-    """Existing and arriving rows, one row per observation key (the latest wins), sorted."""
+    """Existing then arriving rows, reduced to one source per profile (the best data mode, the
+    latest among equals) and one row per observation key (the latest), sorted."""
     rows = arriving if existing is None else pa.concat_tables([existing, arriving])
     # Only the keys go through DuckDB; it returns which rows to keep, in which order.
-    keys = rows.select(["platform_id", "time", "pressure", "depth"]).append_column(
+    keys = rows.select(["platform_id", "time", "pressure", "depth", "cycle_number", "source",
+                        "data_mode"]).append_column(
         "arrival", pa.array(np.arange(rows.num_rows))).append_column(
         "curve", pa.array(hilbert_index(rows["lon"].to_numpy(), rows["lat"].to_numpy())))
     with duckdb.connect() as con:
         con.register("keys", keys)
         kept = con.sql(f"""
-            SELECT max(arrival) AS arrival FROM keys GROUP BY {KEY_SQL}
+            WITH ranked AS (
+                SELECT *, arg_max(source, ({MODE_RANK_SQL}, arrival))
+                          OVER (PARTITION BY {PROFILE_SQL}) AS profile_source
+                FROM keys
+            )
+            SELECT max(arrival) AS arrival FROM ranked WHERE source = profile_source
+            GROUP BY {KEY_SQL}
             ORDER BY arg_max(curve, arrival), time, {KEY_SQL}
         """).to_arrow_table()
     return rows.take(kept["arrival"])
@@ -447,18 +515,19 @@ def _write_observations(lake: Lake, collection_path: str, relative: str,
                        time_end=_iso(pc.max(times)))
 
 
-def _record(manifest: Manifest, sources, written, replaced, version: int) -> None:
+def _record(manifest: Manifest, sources: list[SpooledSource], written, replaced,
+            version: int) -> None:
     """Update ``manifest`` in place to describe the new version."""
     gone = {file.path for file in replaced}
     manifest.files = sorted([f for f in manifest.files if f.path not in gone] + written,
                             key=lambda f: f.path)
+    renewed = {source.file_name for source in sources}
+    manifest.sources = [s for s in manifest.sources if s.name not in renewed]
     for source in sources:
-        times = source.table["time"]
         manifest.sources.append(Source(
-            name=source.name, url=source.url, size=source.size, sha256=source.sha256,
-            time_start=_iso(pc.min(times)) if source.table.num_rows else None,
-            time_end=_iso(pc.max(times)) if source.table.num_rows else None,
-            rows=source.table.num_rows, version=version))
+            name=source.file_name, url=source.file.url, size=source.file.size,
+            sha256=source.file.sha256, time_start=source.time_start, time_end=source.time_end,
+            rows=source.rows, version=version))
     if manifest.files:  # sources whose every row was empty add no file
         boxes = np.array([f.bbox for f in manifest.files])
         manifest.extent = Extent(

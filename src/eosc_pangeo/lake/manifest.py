@@ -8,7 +8,9 @@ Parquet files hold them, and the extents and variables the catalogue publishes.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -29,6 +31,8 @@ from .storage import (
 )
 
 FORMAT = "eosc-pangeo/manifest/1"
+#: How ingests report progress: ``progress(stage, done, total)``.
+Progress = Callable[[str, int, int], None]
 
 
 def utcnow() -> str:
@@ -145,6 +149,8 @@ class SourceFile:
     path: str
     size: int
     sha256: str
+    #: The collection's record of an earlier version of this file (same name, other content).
+    previous: Source | None = None
 
 
 class SourceCheck:
@@ -156,13 +162,33 @@ class SourceCheck:
         The lake ingested into; sources on its kind of store are read with its options.
     manifest
         The collection's committed manifest (None for a new collection).
+    replaces_changed
+        Whether a file the collection holds with other content is a new version of it (data
+        centres update files in place, e.g. Argo's multi-profile files) rather than an error.
     """
 
-    def __init__(self, lake: Lake, manifest: Manifest | None) -> None:
+    def __init__(self, lake: Lake, manifest: Manifest | None, *,
+                 replaces_changed: bool = False) -> None:
         self.lake = lake
         self.manifest = manifest
+        self.replaces_changed = replaces_changed
         self.skipped: list[str] = []
         self._given: dict[str, str] = {}
+
+    def new_files(self, urls: Sequence[str], progress: Progress) -> list[SourceFile]:
+        """The files of ``urls`` to ingest, in order, hashed; the others go to ``skipped``.
+
+        ``progress("hash", done, total)`` is called after each file. Raises as
+        :meth:`new_file` does, and if ``urls`` is empty.
+        """
+        if not urls:
+            raise IngestError("FILES", "no source files given", "pass the files to ingest")
+        new = []
+        for done, url in enumerate(urls, start=1):
+            if source := self.new_file(url):
+                new.append(source)
+            progress("hash", done, len(urls))
+        return new
 
     def new_file(self, url: str) -> SourceFile | None:
         """The file at ``url``, hashed, if it is to be ingested; None if it is already in.
@@ -171,7 +197,8 @@ class SourceCheck:
         ------
         IngestError
             If the file does not exist, if two files given share a name but not their content,
-            or if the collection holds a file of that name with other content.
+            or if the collection holds a file of that name with other content and changed files
+            are not replaced.
         """
         fs, path = source_fs(self.lake, url)
         try:
@@ -188,11 +215,13 @@ class SourceCheck:
         known = self.manifest.source(name) if self.manifest else None
         if known is None:
             return source
-        if known.sha256 != source.sha256:
+        if known.sha256 == source.sha256:
+            self.skipped.append(name)
+            return None
+        if not self.replaces_changed:
             raise IngestError(url, f"was ingested before (version {known.version}) with other "
                               "content", "a changed source needs a new collection or a new name")
-        self.skipped.append(name)
-        return None
+        return dataclasses.replace(source, previous=known)
 
 
 def collection_to_ingest(
@@ -247,6 +276,9 @@ class IngestReport(BaseModel):
     added: list[str] = Field(default_factory=list, description="Source files ingested now.")
     skipped: list[str] = Field(
         default_factory=list, description="Source files already in the collection."
+    )
+    replaced: list[str] = Field(
+        default_factory=list, description="Source files whose earlier version was replaced."
     )
     rows: int | None = Field(default=None, description="Observations added (in-situ).")
     warnings: list[str] = Field(default_factory=list)
