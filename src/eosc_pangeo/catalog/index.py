@@ -15,9 +15,10 @@ so the next run redoes it, and readers never see a half-written file. Items file
 collection row names are never read. One writer at a time is assumed (build or harvest).
 
 DuckDB reads the Parquet files directly (no database server, no extension downloads): bbox
-filters work on the ``bbox`` struct columns and time filters on ``start_datetime`` and
-``end_datetime``, which every indexed Item carries. An ``intersects`` geometry narrows the Items
-by its bounding box in DuckDB, then shapely tests the exact intersection on those candidates.
+filters work on the ``bbox`` struct columns (a stored box crossing the antimeridian keeps STAC's
+west > east, so xmin > xmax) and time filters on ``start_datetime`` and ``end_datetime``, which
+every indexed Item carries. An ``intersects`` geometry narrows the Items by its bounding box in
+DuckDB, then shapely tests the exact intersection on those candidates.
 """
 
 from __future__ import annotations
@@ -361,21 +362,17 @@ def _item_filters(query: ItemQuery) -> tuple[str, list[Any]]:
         clauses.append("list_contains(?, collection)")
         params.append(list(query.collections))
     if query.bbox is not None:
-        west, south, east, north = query.bbox
-        clauses.append("bbox.ymax >= ? AND bbox.ymin <= ?")
-        params += [south, north]
-        if west <= east:
-            clauses.append("bbox.xmax >= ? AND bbox.xmin <= ?")
-            params += [west, east]
-        else:  # crosses the antimeridian: either side of it
-            clauses.append("(bbox.xmax >= ? OR bbox.xmin <= ?)")
-            params += [west, east]
+        clause, box_params = _overlapping_bbox_sql(_ITEM_BBOX_COLUMNS, query.bbox)
+        clauses.append(clause)
+        params += box_params
     if query.intersects is not None:
         # Only a prefilter: DuckDB without the spatial extension compares bounding boxes, and
-        # _intersecting tests the footprints themselves.
-        west, south, east, north = query.intersects.bounds
-        clauses.append("bbox.xmax >= ? AND bbox.xmin <= ? AND bbox.ymax >= ? AND bbox.ymin <= ?")
-        params += [west, east, south, north]
+        # _intersecting tests the footprints themselves. The bounds of a shapely geometry never
+        # cross (a GeoJSON geometry crossing the antimeridian is split at it), but the Items'
+        # boxes may.
+        clause, box_params = _overlapping_bbox_sql(_ITEM_BBOX_COLUMNS, query.intersects.bounds)
+        clauses.append(clause)
+        params += box_params
     if query.start is not None:
         clauses.append("end_datetime >= ?")
         params.append(query.start)
@@ -383,6 +380,45 @@ def _item_filters(query: ItemQuery) -> tuple[str, list[Any]]:
         clauses.append("start_datetime <= ?")
         params.append(query.end)
     return " AND ".join(clauses), params
+
+
+#: The columns of an Item's bbox in stac-geoparquet: west, south, east, north.
+_ITEM_BBOX_COLUMNS = ("bbox.xmin", "bbox.ymin", "bbox.xmax", "bbox.ymax")
+
+
+def _overlapping_bbox_sql(columns: Sequence[str], box: Sequence[float]) -> tuple[str, list[Any]]:
+    """A SQL condition true where the box stored in ``columns`` overlaps ``box``, and its
+    parameters.
+
+    Parameters
+    ----------
+    columns
+        SQL names of the stored box's west, south, east and north (``xmin``, ``ymin``,
+        ``xmax``, ``ymax``).
+    box
+        (west, south, east, north) of the query, in degrees.
+
+    Notes
+    -----
+    Either box may cross the antimeridian: STAC, like GeoJSON, writes such a box with
+    west > east, and it covers west..180 and -180..east. Comparing the stored xmin and xmax as an
+    ordinary interval would miss every Item and Collection that crosses, so the longitudes are
+    compared case by case: two boxes that do not cross overlap as intervals do; when exactly one
+    crosses, the other must reach one of its two parts (east of its west, or west of its east);
+    two crossing boxes always overlap, both holding the antimeridian.
+    """
+    xmin, ymin, xmax, ymax = columns
+    west, south, east, north = box
+    stored_crosses = f"{xmin} > {xmax}"
+    if west <= east:
+        longitudes = (f"CASE WHEN {stored_crosses} THEN {xmax} >= ? OR {xmin} <= ?"
+                      f" ELSE {xmax} >= ? AND {xmin} <= ? END")
+        longitude_params = [west, east, west, east]
+    else:
+        longitudes = f"CASE WHEN {stored_crosses} THEN TRUE ELSE {xmax} >= ? OR {xmin} <= ? END"
+        longitude_params = [west, east]
+    return (f"{ymax} >= ? AND {ymin} <= ? AND ({longitudes})",
+            [south, north, *longitude_params])
 
 
 def _intersecting(cursor: duckdb.DuckDBPyConnection, table: str, where: str, params: list[Any],
