@@ -47,13 +47,6 @@ both_sides = pytest.mark.parametrize("box", [WEST_OF_THE_ANTIMERIDIAN, EAST_OF_T
 far_boxes = pytest.mark.parametrize("box", FAR_FROM_THE_RIDGE.values(),
                                     ids=FAR_FROM_THE_RIDGE.keys())
 
-#: Collection search (``search()`` for collections without Items, and ``GET /collections``)
-#: compares extents in ``eosc_pangeo.catalog.search.extent_overlap``, which does not handle
-#: crossing boxes yet; strict, so that these cases fail loudly once it does.
-EXTENT_OVERLAP_IGNORES_THE_ANTIMERIDIAN = pytest.mark.xfail(
-    strict=True, reason="search.extent_overlap compares longitudes as plain intervals")
-
-
 def footprint(west: float, south: float, east: float, north: float) -> dict:
     """The GeoJSON footprint of a box: a Polygon, or a MultiPolygon split at ±180 if it
     crosses."""
@@ -175,10 +168,8 @@ def test_an_item_crossing_the_antimeridian_is_not_found_by_a_polygon_far_from_it
 # --- Collections --------------------------------------------------------------------------------
 
 #: The crossing Collection with Items is found by them; the one without, by its extent alone.
-crossing_collections = pytest.mark.parametrize("collection_id", [
-    "fiji-ridge",
-    pytest.param("fiji-ridge-bathymetry", marks=EXTENT_OVERLAP_IGNORES_THE_ANTIMERIDIAN),
-])
+crossing_collections = pytest.mark.parametrize("collection_id",
+                                               ["fiji-ridge", "fiji-ridge-bathymetry"])
 
 
 @crossing_collections
@@ -214,14 +205,12 @@ def test_the_api_intersects_search_finds_an_item_crossing_the_antimeridian(api, 
     assert {feature["id"] for feature in found["features"]} == {"fiji-ridge.survey"}
 
 
-@EXTENT_OVERLAP_IGNORES_THE_ANTIMERIDIAN
 @both_sides
 def test_the_api_collection_search_finds_collections_crossing_the_antimeridian(api, box):
     found = api.get("/collections", params={"bbox": ",".join(map(str, box))}).json()
     assert {c["id"] for c in found["collections"]} == {"fiji-ridge", "fiji-ridge-bathymetry"}
 
 
-@EXTENT_OVERLAP_IGNORES_THE_ANTIMERIDIAN
 def test_the_api_collection_search_by_a_crossing_box_finds_collections_on_either_side(api):
     found = api.get("/collections", params={"bbox": "175,45,-175,65"}).json()
     assert {c["id"] for c in found["collections"]} == {"kamchatka-shelf", "aleutian-arc"}
