@@ -5,7 +5,7 @@ everything, and a failed ingest leaves the lake byte for byte as it was.
 """
 
 from .demo import build_demo_lake
-from .errors import CollectionNotFound, Finding, IngestError, LakeError, LakeWarning
+from .errors import CollectionBusy, CollectionNotFound, Finding, IngestError, LakeError, LakeWarning
 from .grid import ingest_grid, open_grid
 from .insitu import ingest_insitu, read_insitu
 from .manifest import IngestReport, Manifest, list_collections, read_manifest
@@ -27,6 +27,7 @@ def open_dataset(lake_or_collection: str | Lake, collection: str | None = None, 
 
 __all__ = [
     "DOMAINS",
+    "CollectionBusy",
     "CollectionNotFound",
     "Finding",
     "IngestError",

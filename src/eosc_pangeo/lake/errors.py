@@ -36,6 +36,10 @@ class IngestError(LakeError):
         return type(self), (self.source, self.problem, self.hint)
 
 
+class CollectionBusy(LakeError):
+    """Another ingest is writing the collection; the message names it and its lock file."""
+
+
 class CollectionNotFound(LakeError, KeyError):
     """No collection of that id in the lake."""
 

@@ -130,17 +130,15 @@ def ingest_grid(
         written then.
     """
     lake = Lake.from_url(lake)
-    collection_path, manifest = collection_to_ingest(lake, collection, domain, "grid")
     report_progress = progress or (lambda stage, done, total: None)
-
-    check = SourceCheck(lake, manifest)
-    new_files = check.new_files([os.fspath(f) for f in files], report_progress)
-    report = IngestReport(collection=collection, domain=domain,
-                          version=manifest.version if manifest else 0, skipped=check.skipped)
-    if not new_files:
-        return report
-
-    with ExitStack() as open_sources:
+    with (collection_to_ingest(lake, collection, domain, "grid") as (collection_path, manifest),
+          ExitStack() as open_sources):
+        check = SourceCheck(lake, manifest)
+        new_files = check.new_files([os.fspath(f) for f in files], report_progress)
+        report = IngestReport(collection=collection, domain=domain,
+                              version=manifest.version if manifest else 0, skipped=check.skipped)
+        if not new_files:
+            return report
         sources = []
         for new_file in new_files:
             sources.append(_read_source(new_file))

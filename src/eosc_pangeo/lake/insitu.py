@@ -143,17 +143,25 @@ def ingest_insitu(
         QC flags); the lake is then left byte for byte as it was.
     """
     lake = Lake.from_url(lake)
-    collection_path, manifest = collection_to_ingest(lake, collection, domain, "insitu")
-    report_progress = progress or (lambda stage, done, total: None)
+    with collection_to_ingest(lake, collection, domain, "insitu") as (collection_path, manifest):
+        report = _ingest(lake, collection_path, manifest, collection, domain, files,
+                         progress or (lambda stage, done, total: None))
+    for message in report.warnings:
+        warnings.warn(f"{collection}: {message}", LakeWarning, stacklevel=2)
+    return report
+
+
+def _ingest(lake, collection_path, manifest, collection, domain, files, progress
+            ) -> IngestReport:
     check = SourceCheck(lake, manifest, replaces_changed=True)
-    files_to_read = check.new_files(files, report_progress)
+    files_to_read = check.new_files(files, progress)
     report = IngestReport(collection=collection, domain=domain,
                           version=manifest.version if manifest else 0, skipped=check.skipped)
     if not files_to_read:
         return report
 
     with tempfile.TemporaryDirectory(prefix="eosc-pangeo-ingest-") as spool:
-        sources = _spool_all(files_to_read, spool, report_progress)
+        sources = _spool_all(files_to_read, spool, progress)
         is_new = manifest is None
         manifest = manifest or Manifest(id=collection, domain=domain, kind="insitu")
         version = manifest.version + 1
@@ -162,7 +170,7 @@ def ingest_insitu(
             if is_new:
                 transaction.created_dir(collection_path)
             written, replaced = _write_months(lake, collection_path, manifest, sources, version,
-                                              transaction, report_progress)
+                                              transaction, progress)
             _record(manifest, sources, written, replaced, version)
             write_manifest(lake, collection_path, manifest)
     # Committed: the replaced files are unreachable. Should this fail or be killed, the next
@@ -171,8 +179,6 @@ def ingest_insitu(
         lake.fs.rm(f"{collection_path}/{file.path}")
 
     report.warnings = [note for source in sources for note in source.warnings]
-    for message in report.warnings:
-        warnings.warn(f"{collection}: {message}", LakeWarning, stacklevel=2)
     report.version = version
     report.added = [source.file_name for source in sources]
     report.replaced = [source.file_name for source in sources if source.file.previous]

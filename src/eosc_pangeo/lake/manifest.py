@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -19,6 +20,7 @@ import fsspec
 from pydantic import BaseModel, Field
 
 from .errors import IngestError
+from .lock import CollectionLock
 from .storage import (
     DOMAINS,
     MANIFEST,
@@ -224,16 +226,19 @@ class SourceCheck:
         return dataclasses.replace(source, previous=known)
 
 
+@contextmanager
 def collection_to_ingest(
     lake: Lake, collection: str, domain: str, kind: str
-) -> tuple[str, Manifest | None]:
-    """Check an ingest's target; return the collection's path and manifest (None if new).
+) -> Iterator[tuple[str, Manifest | None]]:
+    """Hold the collection's write lock; give its path and manifest (None if new).
 
     Raises
     ------
     IngestError
         If the domain is unknown, the id invalid, taken in another domain, or the collection
         holds the other kind of data.
+    CollectionBusy
+        If another ingest is writing the collection.
     """
     if domain not in DOMAINS:
         raise IngestError(f"domain {domain!r}", "is not a domain of the lake",
@@ -243,14 +248,16 @@ def collection_to_ingest(
         raise IngestError(f"collection {collection!r}", "is not a valid collection id",
                           "use letters, digits, '-', '_' and '.', not starting with '.' or '_'")
     path = lake.collection_path(domain, collection)
-    manifest = read_manifest(lake, path)
-    if manifest is None and collection in lake.collection_ids():
-        raise IngestError(f"collection {collection!r}", "exists in another domain",
-                          "collection ids are unique across the lake; choose another id")
-    if manifest is not None and manifest.kind != kind:
-        raise IngestError(f"collection {collection!r}", f"holds {manifest.kind} data, not {kind}",
-                          "choose another collection id")
-    return path, manifest
+    with CollectionLock(lake, path):
+        # Read under the lock: the version this ingest builds on cannot change any more.
+        manifest = read_manifest(lake, path)
+        if manifest is None and collection in lake.collection_ids():
+            raise IngestError(f"collection {collection!r}", "exists in another domain",
+                              "collection ids are unique across the lake; choose another id")
+        if manifest is not None and manifest.kind != kind:
+            raise IngestError(f"collection {collection!r}", f"holds {manifest.kind} data, not "
+                              f"{kind}", "choose another collection id")
+        yield path, manifest
 
 
 def list_collections(lake: str | Lake | None = None) -> list[Manifest]:
