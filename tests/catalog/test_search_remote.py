@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 
 from eosc_pangeo.catalog import CatalogError, search
+from eosc_pangeo.lake import Lake, read_manifest
 
 QUERIES = [
     {"bbox": (-30, 30, 0, 60), "datetime": "2020-01", "variables": ["temperature"]},
@@ -65,3 +66,29 @@ def test_unreachable_stac_api_fails_fast_with_a_clear_error():
     with pytest.raises(CatalogError, match="did not answer"):
         search(variables="sst", catalog="http://127.0.0.1:9/stac")
     assert time.monotonic() - began < 5
+
+
+def test_remote_insitu_hit_opens_like_the_local_hit(demo_lake, stac_api):
+    query = {"variables": "temperature", "bbox": (-40, 20, 0, 60), "datetime": "2020-01"}
+    remote = search(**query, catalog=stac_api)
+    local = search(**query, lake=demo_lake)
+    argo = next(h for h in local if h.kind == "insitu")
+    pd.testing.assert_frame_equal(next(h for h in remote if h.id == argo.id).open(), argo.open())
+
+
+def test_remote_insitu_hit_reads_only_the_committed_version(demo_lake, stac_api):
+    # A file an ingest under way has written, not yet listed in the manifest.
+    lake = Lake.from_url(demo_lake)
+    hit = next(h for h in search(variables="psal", datetime="2020-02", catalog=stac_api)
+               if h.kind == "insitu")
+    committed = read_manifest(lake, lake.find_collection(hit.id)).files[0]
+    folder = f"{lake.find_collection(hit.id)}/{committed.path.rsplit('/', 1)[0]}"
+    uncommitted = f"{folder}/part-999999-00000000.parquet"
+    lake.fs.cp_file(f"{lake.find_collection(hit.id)}/{committed.path}", uncommitted)
+    try:
+        df = hit.open()
+    finally:
+        lake.fs.rm(uncommitted)
+    assert not df.duplicated(["platform_id", "time", "pressure", "depth"]).any()
+    local = search(variables="psal", datetime="2020-02", lake=demo_lake, collections=[hit.id])
+    pd.testing.assert_frame_equal(df, local[0].open())

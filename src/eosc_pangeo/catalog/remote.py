@@ -16,6 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from ..lake.grid import select
+from ..lake.insitu import OBSERVATION_COLUMNS, OBSERVATIONS, read_insitu
+from ..lake.manifest import read_manifest
+from ..lake.storage import Lake
 from .index import CatalogError, ItemQuery
 from .query import BBox, Interval
 from .stac import PARQUET_MEDIA_TYPE, ZARR_MEDIA_TYPE
@@ -167,9 +170,12 @@ def _read_parquet(asset: dict[str, Any], bbox: BBox | None, interval: Interval |
     import fsspec
     import pyarrow.dataset as pads
 
-    from ..lake.insitu import OBSERVATION_COLUMNS
-
-    fs, path = fsspec.core.url_to_fs(asset["href"], **(asset.get("table:storage_options") or {}))
+    storage_options = asset.get("table:storage_options") or {}
+    if in_lake := _lake_collection(asset["href"], storage_options):
+        # Through the manifest: the committed version only (a folder listing would also take
+        # the files of an ingest under way), with the lake's file and row-group pruning.
+        return read_insitu(*in_lake, bbox=bbox, time=interval, variables=variables)
+    fs, path = fsspec.core.url_to_fs(asset["href"], **storage_options)
     # The lake's month folders are Hive partitions, but year and month are already in ``time``.
     dataset = pads.dataset(path, filesystem=fs, format="parquet", partitioning=None)
     columns = None if not variables else [
@@ -177,6 +183,20 @@ def _read_parquet(asset: dict[str, Any], bbox: BBox | None, interval: Interval |
         if name in OBSERVATION_COLUMNS or name.removesuffix("_QC") in variables]
     return dataset.to_table(columns=columns,
                             filter=_row_filter(dataset.schema, bbox, interval)).to_pandas()
+
+
+def _lake_collection(href: str, storage_options: dict) -> tuple[Lake, str] | None:
+    """The lake and id of the in-situ collection whose observations folder ``href`` is, if it
+    is one (a manifest of that id sits beside it); else None."""
+    collection_url, folder = href.rstrip("/").rsplit("/", 1)
+    if folder != OBSERVATIONS or collection_url.count("/") < 2:
+        return None
+    lake_url, domain, collection_id = collection_url.rsplit("/", 2)
+    lake = Lake(lake_url, storage_options)
+    manifest = read_manifest(lake, lake.collection_path(domain, collection_id))
+    if manifest is None or manifest.id != collection_id or manifest.kind != "insitu":
+        return None
+    return lake, collection_id
 
 
 def _row_filter(schema, bbox: BBox | None, interval: Interval | None):
