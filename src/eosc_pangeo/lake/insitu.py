@@ -18,7 +18,7 @@ rows fall in (existing rows + new rows, superseded rows dropped, sorted) under n
 and commits by writing the manifest, which lists the files of the new version; replaced files
 are deleted only after the commit. Readers go through the manifest, never by listing folders, so
 a crashed or killed ingest leaves the previous version readable, and the next ingest deletes
-what it left behind. One ingest at a time may write to a collection.
+what it left behind. One ingest at a time writes a collection (see :mod:`.lock`).
 
 Which rows a collection keeps follows how data centres publish: a source file ingested again
 with other content (Argo GDAC files are updated in place) is a new version of it, whose rows
