@@ -382,6 +382,22 @@ def test_a_delayed_mode_profile_supersedes_its_real_time_version(local_lake, fir
     assert set(last_cycle["data_mode"]) == {"D"} and set(last_cycle["source"]) == {delayed.name}
 
 
+def test_a_station_published_as_one_file_per_depth_keeps_every_depth(local_lake, first_batch,
+                                                                    tmp_path):
+    station = pd.read_csv(next(p for p in first_batch if p.endswith(".csv")), dtype=str)
+    depths = sorted(station["depth"].unique(), key=float)
+    assert len(depths) > 1
+    files = []
+    for depth in depths:
+        files.append(tmp_path / f"{station['station_id'][0]}-{depth}m.csv")
+        station[station["depth"] == depth].to_csv(files[-1], index=False)
+
+    ingest_insitu(local_lake, COLLECTION, "ocean", [str(f) for f in files])
+
+    assert_same_observations(read_insitu(local_lake, COLLECTION),
+                             source_rows([str(f) for f in files]))
+
+
 def test_an_ingest_leaves_no_temporary_files(local_lake, first_batch, tmp_path, monkeypatch):
     spool = tmp_path / "tmp"
     spool.mkdir()

@@ -22,9 +22,10 @@ what it left behind. One ingest at a time writes a collection (see :mod:`.lock`)
 
 Which rows a collection keeps follows how data centres publish: a source file ingested again
 with other content (Argo GDAC files are updated in place) is a new version of it, whose rows
-replace every row of the old version; and a profile (a platform's cycle at one time, or a
-station's measurements at one time) comes from one source only: the one in the best Argo data
-mode (delayed ``D`` > adjusted ``A`` > real time ``R``), the latest ingested among equals.
+replace every row of the old version; an Argo profile (a float's cycle at one time) comes from
+one source only: the one in the best data mode (delayed ``D`` > adjusted ``A`` > real time
+``R``), the latest ingested among equals; and a station observation (station, time, depth)
+from the latest source that holds it.
 """
 
 from __future__ import annotations
@@ -93,8 +94,10 @@ FILE_SCHEMA = OBSERVATION_SCHEMA.append(pa.field("geometry", pa.binary())).appen
 #: What identifies an observation: a second row with the same key replaces the first.
 #: Profiles are keyed by pressure (what the instrument measured), stations by depth.
 KEY_SQL = "platform_id, time, coalesce(pressure, depth)"
-#: What identifies a profile, whose rows all come from one source (stations have no cycle).
-PROFILE_SQL = "platform_id, coalesce(cycle_number, -1), time"
+#: What identifies an Argo profile, whose rows all come from one source. Station rows have no
+#: cycle: each is its own unit, as moorings publish one file per instrument depth.
+PROFILE_SQL = ("platform_id, coalesce(cycle_number, -1), time, "
+               "CASE WHEN cycle_number IS NULL THEN coalesce(pressure, depth) END")
 #: Argo data modes, worst to best: a delayed-mode profile supersedes its real-time version
 #: whatever the order the files arrive in (their pressures differ, so row keys cannot).
 MODE_RANK_SQL = "CASE data_mode WHEN 'D' THEN 2 WHEN 'A' THEN 1 ELSE 0 END"
