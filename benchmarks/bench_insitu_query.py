@@ -2,7 +2,7 @@
 
 The data are the ``large`` demo Argo floats (3400 multi-profile NetCDF files) and coastal
 stations (40 hourly CSVs), more than 10 million observations, ingested once into a cached lake
-(the ingest time, in observations per second, is measured when the cache is built).
+(``bench_insitu_ingest.py`` measures the ingest itself).
 
 The query is a 10 x 10 degree box off Iberia, March 2020, TEMP. ``read_insitu`` reads only the
 month's file and the row groups whose statistics overlap the box. The baseline is what a user
@@ -15,7 +15,6 @@ temperature, values masked only where they hold the fill value.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import common
@@ -36,13 +35,11 @@ ARGO_EPOCH = np.datetime64("1950-01-01T00:00:00", "us")
 
 
 def insitu_lake(specs, files: list[Path]) -> tuple[str, dict]:
-    """The cached lake holding ``files`` as one collection, and the figures of its ingest."""
+    """The cached lake holding ``files`` as one collection, and its ingest's row count."""
 
     def build(tmp: Path) -> None:
-        started = time.perf_counter()
         report = lake.ingest_insitu(str(tmp), COLLECTION, "ocean", [str(f) for f in files])
-        figures = {"seconds": time.perf_counter() - started, "rows": report.rows}
-        (tmp / "ingest.json").write_text(json.dumps(figures))
+        (tmp / "ingest.json").write_text(json.dumps({"rows": report.rows}))
 
     folder = common.build_once(common.cached_dir("lake-insitu", *specs, common.SEED), build)
     return str(folder), json.loads((folder / "ingest.json").read_text())
@@ -129,8 +126,6 @@ def main() -> None:
     size_mb = common.total_bytes(argo_files + station_files) / 1e6
     print(f"# {len(argo_files)} Argo files + {len(station_files)} station CSVs, {size_mb:.0f} MB, "
           f"{planned} observations in the files, {ingest['rows']} with a value ingested")
-    common.report("insitu ingest (when the cache was built)", ingest["rows"] / ingest["seconds"],
-                  "observations/s")
     got = lake_query(lake_url)
     baseline_rows = source_query(argo_files, station_files)
     check_same(got, baseline_rows)
