@@ -582,10 +582,11 @@ def _uncommitted_files(lake: Lake) -> set[str]:
 
 
 def test_an_ingest_killed_mid_write_leaves_the_previous_version_and_a_rerun_completes(
-        ingested, first_batch, second_batch):
+        ingested, first_batch, second_batch, tmp_path):
     before = read_insitu(ingested, COLLECTION)
+    # A killed process cannot remove its temporary files: keep them in the test's folder.
     child = subprocess.Popen([sys.executable, "-c", KILLED_INGEST, ingested.url, COLLECTION,
-                              *second_batch])
+                              *second_batch], env={**os.environ, "TMPDIR": str(tmp_path)})
     deadline = time.monotonic() + 60
     while not _uncommitted_files(ingested):
         assert child.poll() is None and time.monotonic() < deadline, "the ingest never wrote"
