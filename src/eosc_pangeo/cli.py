@@ -91,7 +91,8 @@ def demo_data_command(
 
 @lake_app.command("ingest-grid")
 def ingest_grid_command(
-    files: Annotated[list[str], typer.Argument(help="NetCDF files (paths or fsspec URLs).")],
+    files: Annotated[list[str], typer.Argument(
+        help="NetCDF files: paths or fsspec URLs, or quoted glob patterns ('s3://b/sst/*.nc').")],
     collection: CollectionOption,
     domain: DomainOption,
     lake: LakeOption = None,
@@ -109,7 +110,8 @@ def ingest_grid_command(
 
 @lake_app.command("ingest-insitu")
 def ingest_insitu_command(
-    files: Annotated[list[str], typer.Argument(help="Profile NetCDF and station CSV files.")],
+    files: Annotated[list[str], typer.Argument(
+        help="Profile NetCDF and station CSV files: paths, fsspec URLs or quoted glob patterns.")],
     collection: CollectionOption,
     domain: DomainOption,
     lake: LakeOption = None,

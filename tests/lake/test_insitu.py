@@ -189,6 +189,33 @@ def test_ingest_and_read_on_s3(s3_lake, first_batch):
     assert all(f.ok for f in check_insitu(s3_lake, path, read_manifest(s3_lake, path)))
 
 
+def test_rerunning_an_ingest_on_a_source_folder_syncs_the_collection_with_it(
+        s3_lake, first_batch, second_batch, tmp_path):
+    """A glob over an object store folder, ingested again after the data centre published new
+    files and updated one: the new are added, the updated replaced, the rest skipped."""
+    folder = s3_lake.url.rsplit("/", 1)[0] + "/sources"
+    s3_lake.fs.put(first_batch, folder + "/")
+    ingest_insitu(s3_lake, COLLECTION, "ocean", [f"{folder}/*"])
+    argo = _float_file(first_batch)
+    updated = _updated_version(argo, tmp_path / Path(argo).name)
+    s3_lake.fs.put([*second_batch, str(updated)], folder + "/")
+
+    with pytest.warns(UserWarning, match="have no"):
+        report = ingest_insitu(s3_lake, COLLECTION, "ocean", [f"{folder}/*"])
+
+    assert sorted(report.added) == sorted(Path(p).name for p in [*second_batch, argo])
+    assert report.replaced == [updated.name]
+    assert sorted(report.skipped) == sorted(Path(p).name for p in _others(first_batch, argo))
+    expected = _placed(source_rows([*_others(first_batch, argo), *second_batch, str(updated)]))
+    assert_same_observations(read_insitu(s3_lake, COLLECTION), expected)
+
+
+def test_a_pattern_that_matches_no_file_is_named(local_lake, tmp_path):
+    with pytest.raises(IngestError, match=r"argo/\*\.nc: matches no file"):
+        ingest_insitu(local_lake, COLLECTION, "ocean", [str(tmp_path / "argo" / "*.nc")])
+    assert not Path(local_lake.url).exists()
+
+
 QUERIES = {
     "bbox": dict(bbox=(-30.0, 20.0, 40.0, 70.0)),
     "time": dict(time=("2020-01-05", "2020-01-20T12:00:00")),

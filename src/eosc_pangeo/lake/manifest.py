@@ -27,6 +27,7 @@ from .storage import (
     Domain,
     Lake,
     atomic_write,
+    expand_sources,
     sha256_of,
     source_fs,
     source_name,
@@ -180,9 +181,13 @@ class SourceCheck:
     def new_files(self, urls: Sequence[str], progress: Progress) -> list[SourceFile]:
         """The files of ``urls`` to ingest, in order, hashed; the others go to ``skipped``.
 
+        ``urls`` may hold glob patterns (``s3://bucket/argo/*.nc``), see
+        :func:`~eosc_pangeo.lake.storage.expand_sources`.
+
         ``progress("hash", done, total)`` is called after each file. Raises as
         :meth:`new_file` does, and if ``urls`` is empty.
         """
+        urls = expand_sources(self.lake, urls)
         if not urls:
             raise IngestError("FILES", "no source files given", "pass the files to ingest")
         new = []

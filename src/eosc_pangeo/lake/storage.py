@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -23,7 +24,7 @@ from typing import Any, Literal
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from .errors import CollectionNotFound
+from .errors import CollectionNotFound, IngestError
 
 Domain = Literal["ocean", "atmosphere", "land", "solid-earth"]
 DOMAINS: tuple[Domain, ...] = ("ocean", "atmosphere", "land", "solid-earth")
@@ -126,6 +127,30 @@ def source_fs(lake: Lake, url: str) -> tuple[fsspec.AbstractFileSystem, str]:
         lake.fs.protocol,)
     options = lake.storage_options if protocol in lake_protocols else {}
     return fsspec.core.url_to_fs(url, **options)
+
+
+def expand_sources(lake: Lake, urls: Sequence[str]) -> list[str]:
+    """The source URLs with glob patterns (``s3://bucket/argo/*.nc``) replaced by the files they
+    match, in name order; a URL without ``*``, ``?`` or ``[`` is kept as it is.
+
+    Raises
+    ------
+    IngestError
+        If a pattern matches no file.
+    """
+    expanded = []
+    for url in urls:
+        if not any(magic in url for magic in "*?["):
+            expanded.append(url)
+            continue
+        fs, pattern = source_fs(lake, url)
+        matches = sorted(fs.glob(pattern))
+        if not matches:
+            raise IngestError(url, "matches no file", "check the pattern and the storage options")
+        # Remote matches keep their protocol so that they are read (and recorded) as URLs.
+        expanded += [m if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(m)
+                     for m in matches]
+    return expanded
 
 
 def atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
