@@ -128,25 +128,29 @@ def ingest_insitu(
     domain
         One of ``ocean``, ``atmosphere``, ``land``, ``solid-earth``.
     files
-        Paths or fsspec URLs of Argo profile files (``*.nc``) and station CSVs (``*.csv``).
-        A file already in the collection with the same checksum is skipped, so re-running an
-        ingest (also after a crash) adds only what is missing.
+        Paths, fsspec URLs or glob patterns of Argo profile files (``*.nc``) and station CSVs
+        (``*.csv``). A file already in the collection with the same checksum is skipped, so
+        re-running an ingest (also after a crash) adds only what is missing; a file of the same
+        name with other content is a new version of it and replaces its rows.
     progress
-        Called as ``progress(stage, done, total)`` with stage ``"read"`` (per source file)
-        and ``"write"`` (per month written).
+        Called as ``progress(stage, done, total)`` with stage ``"hash"`` and ``"read"`` (per
+        source file) and ``"write"`` (per month written).
 
     Returns
     -------
     IngestReport
-        ``rows`` counts the observations read from the added files; an observation already in
-        the collection (same platform, time and pressure, or depth for stations) is replaced,
-        not duplicated.
+        ``rows`` counts the observations read from the added files, ``replaced`` names the
+        files that were new versions. An Argo profile the collection holds from another file
+        is replaced if the new one is in a better data mode (D > A > R) or the same; a station
+        observation (station, time, depth) is replaced.
 
     Raises
     ------
     IngestError
         If any file cannot be read or fails a check (structure, units, coordinates, times,
         QC flags); the lake is then left byte for byte as it was.
+    CollectionBusy
+        If another ingest is writing the collection.
     """
     lake = Lake.from_url(lake)
     with collection_to_ingest(lake, collection, domain, "insitu") as (collection_path, manifest):
