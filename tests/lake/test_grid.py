@@ -208,6 +208,20 @@ def test_sources_on_the_object_store_are_read_with_the_lake_credentials(s3_lake,
     assert_same_values(ds.analysed_sst, source_dataset(sst_files[:3]).analysed_sst)
 
 
+def test_rerunning_an_ingest_on_a_source_folder_appends_its_new_days(s3_lake, sst_files):
+    folder = s3_lake.url.rsplit("/", 1)[0] + "/incoming"
+    s3_lake.fs.put([str(f) for f in sst_files[:3]], folder + "/")
+    ingest_grid(s3_lake, "sst", "ocean", [f"{folder}/*.nc"])
+    s3_lake.fs.put([str(f) for f in sst_files[3:5]], folder + "/")
+
+    report = ingest_grid(s3_lake, "sst", "ocean", [f"{folder}/*.nc"])
+
+    assert report.added == [f.name for f in sst_files[3:5]]
+    assert report.skipped == [f.name for f in sst_files[:3]]
+    ds = open_dataset(s3_lake, "sst")
+    assert_same_values(ds.analysed_sst, source_dataset(sst_files[:5]).analysed_sst)
+
+
 # --- bad input: a clear error naming the file, and the lake byte for byte as it was --------
 
 

@@ -176,8 +176,7 @@ def _hash_and_read(check: SourceCheck, urls: list[str], progress: Progress,
     A thread hashes the files one after another, ahead of the opening: hashing reads the whole
     file (and leaves it in the page cache for the opening) while the opening parses metadata.
     """
-    if not urls:
-        return [_read_source(f) for f in check.new_files(urls, progress)]  # raises: no files
+    urls = check.expand(urls)
     sources = []
     with ThreadPoolExecutor(1, thread_name_prefix="grid-hash") as hasher:
         hashed = [hasher.submit(check.new_file, url) for url in urls]

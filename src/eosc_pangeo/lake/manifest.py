@@ -178,6 +178,14 @@ class SourceCheck:
         self.skipped: list[str] = []
         self._given: dict[str, str] = {}
 
+    def expand(self, urls: Sequence[str]) -> list[str]:
+        """``urls`` with their glob patterns expanded (see
+        :func:`~eosc_pangeo.lake.storage.expand_sources`); raises if no file is given."""
+        urls = expand_sources(self.lake, urls)
+        if not urls:
+            raise IngestError("FILES", "no source files given", "pass the files to ingest")
+        return urls
+
     def new_files(self, urls: Sequence[str], progress: Progress) -> list[SourceFile]:
         """The files of ``urls`` to ingest, in order, hashed; the others go to ``skipped``.
 
@@ -185,11 +193,9 @@ class SourceCheck:
         :func:`~eosc_pangeo.lake.storage.expand_sources`.
 
         ``progress("hash", done, total)`` is called after each file. Raises as
-        :meth:`new_file` does, and if ``urls`` is empty.
+        :meth:`new_file` and :meth:`expand` do.
         """
-        urls = expand_sources(self.lake, urls)
-        if not urls:
-            raise IngestError("FILES", "no source files given", "pass the files to ingest")
+        urls = self.expand(urls)
         new = []
         for done, url in enumerate(urls, start=1):
             if source := self.new_file(url):
