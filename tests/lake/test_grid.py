@@ -292,6 +292,39 @@ def test_a_day_the_collection_already_holds_is_refused(sst_lake, sst_files, tmp_
     assert snapshot(sst_lake) == before
 
 
+def warmer(ds: xr.Dataset) -> xr.Dataset:
+    """A reprocessed field: the analysis half a kelvin warmer (packing kept)."""
+    ds["analysed_sst"].values[...] += 0.5
+    return ds
+
+
+def test_a_reprocessed_file_replaces_its_days_in_place_while_new_days_are_appended(
+        sst_lake, sst_files, tmp_path):
+    reprocessed = copy_with(sst_files[2], tmp_path / sst_files[2].name, warmer)
+
+    report = ingest_grid(sst_lake, "sst", "ocean", [reprocessed, sst_files[6]])
+
+    assert report.replaced == [reprocessed.name] and report.version == 2
+    assert sorted(report.added) == sorted([reprocessed.name, sst_files[6].name])
+    expected = source_dataset([*sst_files[:2], reprocessed, *sst_files[3:7]]).analysed_sst
+    for chunking in ("map", "timeseries"):
+        assert_same_values(open_dataset(sst_lake, "sst", chunking=chunking).analysed_sst,
+                           expected)
+    assert [f for f in validate(sst_lake) if not f.ok] == []
+    manifest = read_manifest(sst_lake, sst_lake.find_collection("sst"))
+    assert [s.sha256 for s in manifest.sources if s.name == reprocessed.name] == [
+        hashlib.sha256(reprocessed.read_bytes()).hexdigest()]
+
+
+def test_a_new_version_holding_other_days_is_refused(sst_lake, sst_files, tmp_path):
+    other_day = shutil.copy(sst_files[7], tmp_path / sst_files[2].name)
+    before = snapshot(sst_lake)
+    with pytest.raises(IngestError, match=f"new version of {sst_files[2].name} but holds "
+                                          "other times"):
+        ingest_grid(sst_lake, "sst", "ocean", [other_day])
+    assert snapshot(sst_lake) == before
+
+
 def test_overlapping_files_are_refused(local_lake, sst_files, tmp_path):
     copy = shutil.copy(sst_files[1], tmp_path / "copy-of-day-2.nc")
     with pytest.raises(IngestError, match="overlaps"):

@@ -105,6 +105,8 @@ class SourceGrid:
     dataset: xr.Dataset = field(repr=False)
     #: The data variables and their bounds, as the collection's template is made of them.
     template_names: list[str] = field(repr=False)
+    #: The collection's record of the earlier version this file replaces, if it is a new one.
+    previous: Source | None = None
 
     @functools.cached_property
     def template(self) -> xr.Dataset:
@@ -134,7 +136,10 @@ def ingest_grid(
     domain
         One of ``ocean``, ``atmosphere``, ``land``, ``solid-earth``.
     files
-        Paths or fsspec URLs of NetCDF files, in any order; they are combined along time.
+        Paths, fsspec URLs or glob patterns of NetCDF files, in any order; they are combined
+        along time after the collection's last time step. A file of the name of one the
+        collection holds, with other content, is a new version of it: it overwrites the same
+        time steps in place.
     chunking
         ``"map"``, ``"timeseries"`` or ``"both"`` (two stores). Fixed when the collection is
         created.
@@ -144,19 +149,22 @@ def ingest_grid(
     Returns
     -------
     IngestReport
-        ``report.added`` is empty when every file was already in the collection (a no-op).
+        ``report.added`` is empty when every file was already in the collection (a no-op);
+        ``report.replaced`` names the new versions.
 
     Raises
     ------
     IngestError
         If a file cannot be read or does not fit the others or the collection; nothing is
         written then.
+    CollectionBusy
+        If another ingest is writing the collection.
     """
     lake = Lake.from_url(lake)
     report_progress = progress or (lambda stage, done, total: None)
     with (collection_to_ingest(lake, collection, domain, "grid") as (collection_path, manifest),
           ExitStack() as open_sources):
-        check = SourceCheck(lake, manifest)
+        check = SourceCheck(lake, manifest, replaces_changed=True)
         sources = _hash_and_read(check, [os.fspath(f) for f in files], report_progress,
                                  open_sources)
         report = IngestReport(collection=collection, domain=domain,
@@ -194,11 +202,18 @@ def _hash_and_read(check: SourceCheck, urls: list[str], progress: Progress,
 
 
 def _ingest(lake, collection_path, manifest, sources, chunking, report, progress) -> None:
-    """Check the opened sources, then write them and commit a new version (told in report)."""
+    """Check the opened sources, then write them and commit a new version (told in report).
+
+    New versions of files the collection holds overwrite their time steps in place; other
+    files are appended after the collection's last time.
+    """
     _check_consistent(sources, manifest)
     sources.sort(key=lambda s: s.times[0])
-    times = _check_time_axis(sources, manifest)
-    report.warnings.extend(_gaps(times, sources))
+    renewed = [s for s in sources if s.previous is not None]
+    appended = [s for s in sources if s.previous is None]
+    in_place = _steps_of_earlier_versions(lake, manifest, renewed)
+    times = _check_time_axis(appended, manifest) if appended else np.array([])
+    report.warnings.extend(_gaps(times, appended))
 
     version = (manifest.version if manifest else 0) + 1
     if manifest is None:
@@ -214,13 +229,45 @@ def _ingest(lake, collection_path, manifest, sources, chunking, report, progress
             transaction.created_dir(collection_path)
         else:
             stores = {name: transaction.zarr_store(store) for name, store in stores.items()}
-        _write(sources, times, start, manifest, stores, progress)
+        if appended:
+            _write(appended, times, start, manifest, stores, progress)
+        for source, first_step in zip(renewed, in_place, strict=True):
+            _write([source], source.times, first_step, manifest, stores, progress)
         _update_manifest(manifest, sources, times, version)
         for name, store in stores.items():
             _finish_store(store, manifest, manifest.stores[name])
         write_manifest(lake, collection_path, manifest)
     report.version = version
     report.added = [s.name for s in sources]
+    report.replaced = [s.name for s in renewed]
+
+
+def _steps_of_earlier_versions(lake: Lake, manifest: Manifest | None,
+                               renewed: list[SourceGrid]) -> list[int]:
+    """The first time step each new version overwrites: where its earlier version's are.
+
+    Raises
+    ------
+    IngestError
+        If a new version does not hold exactly the time steps of the earlier one (a Zarr time
+        axis cannot lose or gain steps in its middle).
+    """
+    if not renewed:
+        return []
+    stored = [_iso(t) for t in open_grid(lake, manifest.id)[renewed[0].time_name].values]
+    first_steps = []
+    for source in renewed:
+        earlier = [i for i, t in enumerate(stored)
+                   if source.previous.time_start <= t <= source.previous.time_end]
+        new = [_iso(t) for t in source.times]
+        if [stored[i] for i in earlier] != new:
+            raise IngestError(source.url, f"is a new version of {source.name} but holds other "
+                              f"times ({new[0]}..{new[-1]}, {len(new)} steps) than the earlier "
+                              f"one ({source.previous.time_start}..{source.previous.time_end}, "
+                              f"{len(earlier)} steps)", "a new version must keep the time steps "
+                              "of the file it replaces; other periods need files of new names")
+        first_steps.append(earlier[0])
+    return first_steps
 
 
 def open_grid(
@@ -389,7 +436,7 @@ def _describe_source(file: SourceFile, ds: xr.Dataset) -> SourceGrid:
                       time_name=t, y_name=y, x_name=x, times=times,
                       calendar=ds[t].encoding.get("calendar", "standard"), y=ds[y].values,
                       x=ds[x].values, variables=variables, attrs=dict(ds.attrs),
-                      dataset=ds, template_names=data_vars + bounds)
+                      dataset=ds, template_names=data_vars + bounds, previous=file.previous)
 
 
 def _check_consistent(sources: list[SourceGrid], manifest: Manifest | None) -> None:
@@ -454,8 +501,8 @@ def _check_time_axis(sources: list[SourceGrid], manifest: Manifest | None) -> np
         last = manifest.extent.time[1]
         if _iso(times[0]) <= last:
             raise IngestError(sources[0].url, f"starts at {_iso(times[0])}, not after the end of "
-                              f"the collection ({last})", "only later times can be appended; "
-                              "a reprocessed period belongs in a new collection")
+                              f"the collection ({last})", "only later times can be appended; a "
+                              "reprocessed file replaces its earlier version if it keeps its name")
     return times
 
 
@@ -525,7 +572,7 @@ def _write(sources, times, start, manifest, stores, progress) -> None:
             template.to_zarr(store, mode="w", compute=False, consolidated=False,
                              encoding=encodings[name], zarr_format=3, safe_chunks=False)
         else:
-            _resize_time(store, reference.time_name, end)
+            _extend_time(store, reference.time_name, end)
 
     groups = [zarr.open_group(store, mode="r+", use_consolidated=False, zarr_format=3)
               for store in stores.values()]
@@ -618,11 +665,12 @@ def _zarr_encoding(encoding: dict) -> dict:
     return kept
 
 
-def _resize_time(store, time_name: str, length: int) -> None:
+def _extend_time(store, time_name: str, length: int) -> None:
+    """Grow the time dimension of every array of the store to ``length`` steps."""
     group = zarr.open_group(store, mode="r+", use_consolidated=False, zarr_format=3)
     for _, array in group.arrays():
         dims = array.metadata.dimension_names or ()
-        if dims and dims[0] == time_name and array.shape[0] != length:
+        if dims and dims[0] == time_name and array.shape[0] < length:
             array.resize((length,) + array.shape[1:])
 
 
@@ -797,23 +845,26 @@ def _packing(variable: xr.DataArray) -> dict[str, str]:
     return packing
 
 
-def _update_manifest(manifest: Manifest, sources, times, version: int) -> None:
+def _update_manifest(manifest: Manifest, sources, appended_times, version: int) -> None:
     reference = sources[0]
-    first = manifest.extent.time[0] if manifest.extent.time else _iso(times[0])
+    first = manifest.extent.time[0] if manifest.extent.time else _iso(appended_times[0])
+    last = _iso(appended_times[-1]) if len(appended_times) else manifest.extent.time[1]
     manifest.version = version
     manifest.updated = utcnow()
     manifest.software = Manifest.model_fields["software"].default_factory()
     manifest.variables = manifest.variables or reference.variables
-    manifest.extent = Extent(bbox=_bbox_of(reference), time=(first, _iso(times[-1])),
+    manifest.extent = Extent(bbox=_bbox_of(reference), time=(first, last),
                              calendar=reference.calendar)
     if not manifest.attributes:
         manifest.attributes = _collection_attrs(reference.attrs)
+    renewed = {source.name for source in sources}
+    manifest.sources = [s for s in manifest.sources if s.name not in renewed]
     for source in sources:
         manifest.sources.append(Source(name=source.name, url=source.url, size=source.size,
                                        sha256=source.sha256, time_start=_iso(source.times[0]),
                                        time_end=_iso(source.times[-1]), version=version))
     for store in manifest.stores.values():
-        store.time_length += len(times)
+        store.time_length += len(appended_times)
 
 
 def _finish_store(store, manifest: Manifest, info: ZarrStore) -> None:
