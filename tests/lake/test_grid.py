@@ -170,6 +170,20 @@ def test_noleap_calendar_and_bounds_survive_the_round_trip(local_lake, climate_f
     xr.testing.assert_equal(ds.tas.load(), source_dataset(climate_files).tas)
 
 
+def test_coordinates_known_only_by_their_standard_names_are_found(local_lake, sst_files,
+                                                                  tmp_path):
+    def without_axis_attributes(ds):
+        for name in ("time", "lat", "lon"):
+            ds[name].attrs.pop("axis", None)
+        return ds
+    plain = [copy_with(f, tmp_path / f.name, without_axis_attributes) for f in sst_files[:2]]
+
+    ingest_grid(local_lake, "sst", "ocean", plain)
+
+    assert_same_values(open_dataset(local_lake, "sst").analysed_sst,
+                       source_dataset(sst_files[:2]).analysed_sst)
+
+
 def test_a_gap_in_time_is_ingested_with_a_warning(local_lake, sst_files):
     with pytest.warns(LakeWarning, match="gap in time between 2020-01-03"):
         report = ingest_grid(local_lake, "sst", "ocean", sst_files[:3] + sst_files[4:6])

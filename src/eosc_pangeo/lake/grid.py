@@ -404,12 +404,15 @@ def _describe_source(file: SourceFile, ds: xr.Dataset) -> SourceGrid:
     url = file.url
     axes = {}
     for axis, what in (("T", "time"), ("Y", "latitude"), ("X", "longitude")):
-        try:
-            axes[axis] = ds.cf[axis].name
-        except KeyError:
+        # cf_xarray knows an axis by its ``axis`` attribute, a coordinate by its standard name
+        # or units: CF files may carry either.
+        candidates = ds.cf.axes.get(axis, []) + ds.cf.coordinates.get(what, [])
+        found = [name for name in candidates if name in ds.dims]
+        if not found:
             raise IngestError(url, f"has no {what} coordinate (no variable with axis={axis} "
                               f"or standard_name {what})",
-                              "add the coordinate or its CF attributes") from None
+                              "add the coordinate or its CF attributes")
+        axes[axis] = found[0]
     t, y, x = axes["T"], axes["Y"], axes["X"]
     data_vars = [v for v in ds.data_vars if {t, y, x} <= set(ds[v].dims)]
     if not data_vars:
