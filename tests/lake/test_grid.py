@@ -121,6 +121,33 @@ def test_selection_returns_only_the_requested_region_and_period(sst_lake):
     assert float(ds.lon.min()) >= 0 and float(ds.lon.max()) <= 10
 
 
+@pytest.mark.parametrize("chunking", ["map", "timeseries"])
+def test_a_box_crossing_the_antimeridian_gives_both_sides_contiguous(sst_lake, sst_files,
+                                                                     chunking):
+    ds = open_dataset(sst_lake, "sst", bbox=(170, -10, -170, 10), chunking=chunking)
+
+    assert np.all(np.diff(ds.lon.values) > 0)
+    assert ds.lon.values[0] > 170 and ds.lon.values[-1] < 190
+    source = source_dataset(sst_files[:6]).analysed_sst.sel(lat=slice(-10, 10))
+    assert_same_values(ds.analysed_sst.sel(lon=slice(180, 190)),
+                       source.sel(lon=slice(-180, -170)).assign_coords(lon=lambda d: d.lon + 360))
+
+
+@pytest.mark.parametrize("bbox", [(-10, 40, 10, 50), (-60, -10, -50, 0)],
+                         ids=["across Greenwich", "west of Greenwich"])
+def test_a_0_to_360_grid_is_cut_by_a_box_in_degrees_east_and_west(local_lake, climate_files,
+                                                                  bbox):
+    ingest_grid(local_lake, "tas", "atmosphere", climate_files)
+    west, _, east, _ = bbox
+
+    ds = open_dataset(local_lake, "tas", bbox=bbox)
+
+    assert west < ds.lon.values[0] and ds.lon.values[-1] < east  # labelled as the box is
+    source = source_dataset(climate_files).tas.sel(lat=slice(bbox[1], bbox[3]))
+    expected = source.sel(lon=(ds.lon.values % 360)).assign_coords(lon=ds.lon.values)
+    xr.testing.assert_equal(ds.tas.load(), expected)
+
+
 def test_stores_have_consolidated_metadata(sst_lake):
     path = sst_lake.path("ocean", "sst", "map.zarr")
     assert zarr.open_group(path, mode="r", use_consolidated=True).metadata.consolidated_metadata

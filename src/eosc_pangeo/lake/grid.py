@@ -640,6 +640,10 @@ def _template(reference: SourceGrid, times: np.ndarray) -> xr.Dataset:
                                           _zarr_encoding(var.encoding))
     out = xr.Dataset(variables, attrs=_collection_attrs(reference.attrs))
     out[t] = xr.Variable((t,), times, ds[t].attrs, _zarr_encoding(ds[t].encoding))
+    # CF axis attributes, whatever the sources said: readers (cf_xarray among them) then find
+    # the axes of every store the same way.
+    for name, axis in ((t, "T"), (reference.y_name, "Y"), (reference.x_name, "X")):
+        out[name].attrs.setdefault("axis", axis)
     return out.set_coords([c for c in ds.coords if c in out.variables])
 
 
@@ -912,20 +916,30 @@ def _collection_attrs(attrs: dict) -> dict:
 
 def _chunks_touched(ds: xr.Dataset, chunks: dict[str, int], bbox, time) -> int:
     """How many chunks of one variable a selection reads, as Copernicus Marine's client does."""
+    lon = ds.cf["X"]
+    if bbox is None:
+        lon_ranges = [(None, None)]
+    else:
+        lon_ranges = [(start, stop) for start, stop, _ in
+                      _longitude_ranges(lon.values, bbox[0], bbox[2])]
     total = 1
-    for axis, bounds in (("T", time), ("Y", bbox and (bbox[1], bbox[3])),
-                         ("X", bbox and (bbox[0], bbox[2]))):
-        coord = ds.cf[axis]
-        index = ds.indexes[coord.name]
-        n = len(index)
-        lo, hi = (0, n) if bounds is None else _index_range(index, bounds)
-        chunk = chunks[coord.name]
-        total *= max(1, (max(hi - 1, lo) // chunk) - (lo // chunk) + 1)
+    for axis, ranges in (("T", [time or (None, None)]),
+                         ("Y", [(bbox[1], bbox[3]) if bbox else (None, None)]),
+                         ("X", lon_ranges)):
+        name = ds.cf[axis].name
+        index, chunk = ds.indexes[name], chunks[name]
+        touched = 0
+        for bounds in ranges:
+            lo, hi = _index_range(index, bounds)
+            touched += max(1, (max(hi - 1, lo) // chunk) - (lo // chunk) + 1)
+        total *= touched
     return total
 
 
 def _index_range(index, bounds) -> tuple[int, int]:
     lo, hi = bounds
+    if lo is None and hi is None:
+        return 0, len(index)
     if index.is_monotonic_decreasing:
         positions = index.slice_indexer(hi, lo)
     else:
@@ -946,9 +960,39 @@ def select(ds: xr.Dataset, bbox, time, variables) -> xr.Dataset:
     if bbox is not None:
         west, south, east, north = bbox
         lat = ds.cf["Y"]
-        lat_slice = slice(north, south) if lat[0] > lat[-1] else slice(south, north)
-        ds = ds.cf.sel(Y=lat_slice, X=slice(west, east))
+        ds = ds.cf.sel(Y=slice(north, south) if lat[0] > lat[-1] else slice(south, north))
+        ds = _select_longitudes(ds, west, east)
     return ds
+
+
+def _select_longitudes(ds: xr.Dataset, west: float, east: float) -> xr.Dataset:
+    """The longitudes from ``west`` to ``east`` (west > east crosses the antimeridian), on a grid
+    in either convention (-180..180 or 0..360), labelled in the box's own convention and
+    contiguous: ``(-10, 10)`` on a 0..360 grid gives -10..10, ``(170, -170)`` gives 170..190."""
+    x = ds.cf["X"].name
+    parts = []
+    for start, stop, shift in _longitude_ranges(ds[x].values, west, east):
+        part = ds.sel({x: slice(start, stop)})
+        parts.append(part.assign_coords({x: part[x] + shift}) if shift else part)
+    if len(parts) == 1:
+        return parts[0]
+    return xr.concat(parts, dim=x, data_vars="minimal", coords="minimal", compat="override",
+                     join="override")
+
+
+def _longitude_ranges(lon: np.ndarray, west: float, east: float
+                      ) -> list[tuple[float, float, float]]:
+    """The ``(start, stop, shift)`` ranges of a grid's ascending longitudes ``lon`` that cover
+    ``west``..``east``; ``lon + shift`` labels them in the box's convention."""
+    if east - west >= 360:
+        return [(lon[0], lon[-1], 0.0)]
+    base = 0.0 if lon[-1] > 180 else -180.0  # the grid's convention
+    start = base + (west - base) % 360
+    stop = start + (east - west) % 360
+    shift = west - start  # a multiple of 360
+    if stop <= base + 360:
+        return [(start, stop, shift)]
+    return [(start, base + 360, shift), (base, stop - 360, shift + 360)]
 
 
 # --- helpers -------------------------------------------------------------------------------
