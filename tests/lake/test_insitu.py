@@ -20,6 +20,8 @@ import geopandas
 import netCDF4
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import shapely
@@ -661,6 +663,26 @@ def test_check_reports_a_file_without_geo_metadata_or_order(ingested):
     failed = {f.check for f in check_insitu(ingested, path, manifest) if not f.ok}
 
     assert failed == {"geoparquet", "sorted"}
+
+
+def test_check_reports_a_profile_mixing_rows_of_two_source_files(ingested):
+    path = ingested.find_collection(COLLECTION)
+    manifest = read_manifest(ingested, path)
+    file = manifest.files[0]
+    target = f"{path}/{file.path}"
+    table = pq.read_table(target, partitioning=None)
+    first_level_of_a_profile = pc.index(pc.is_valid(table["cycle_number"]), True).as_py()
+    sources = table["source"].to_pylist()
+    sources[first_level_of_a_profile] = "another-file.nc"
+    table = table.set_column(table.schema.get_field_index("source"),
+                             table.schema.field("source"), pa.array(sources))
+    pq.write_table(table, target)
+    file.size, file.sha256 = os.path.getsize(target), sha256_of(ingested.fs, target)
+
+    failed = [f for f in check_insitu(ingested, path, manifest) if not f.ok]
+
+    assert [f.check for f in failed] == ["unique-observations"]
+    assert "1 profiles mix rows of several source files" in failed[0].message
 
 
 # --- building blocks -------------------------------------------------------------------------

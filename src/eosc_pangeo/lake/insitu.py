@@ -268,7 +268,7 @@ def check_insitu(lake: Lake, collection_path: str, manifest: Manifest) -> list[F
     ``geo`` metadata with the bbox covering (``geoparquet``); the expected columns and types
     (``schema``); the recorded row count and times inside the file's month folder
     (``partition``); rows in Hilbert-curve then time order (``sorted``); no observation key
-    twice (``unique-observations``).
+    twice, and the rows of an Argo profile from one source file (``unique-observations``).
     """
     findings = []
     for file in manifest.files:
@@ -296,7 +296,7 @@ def check_insitu(lake: Lake, collection_path: str, manifest: Manifest) -> list[F
             finding("schema", actual.equals(expected), "columns and types as expected"
                     if actual.equals(expected) else f"schema is {actual}, expected {expected}")
             table = parquet.read(columns=["platform_id", "time", "lon", "lat", "depth",
-                                          "pressure"])
+                                          "pressure", "cycle_number", "source"])
         finding("partition", *_partition_state(file, table))
         finding("sorted", *_sort_state(table))
         finding("unique-observations", *_uniqueness_state(table))
@@ -731,4 +731,9 @@ def _uniqueness_state(table: pa.Table) -> tuple[bool, str]:
         con.register("rows", table)
         duplicated = con.execute(f"SELECT count(*) FROM (SELECT {KEY_SQL} FROM rows "
                                  f"GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
-    return duplicated == 0, f"{duplicated} observation keys appear more than once"
+        mixed = con.execute(f"SELECT count(*) FROM (SELECT {PROFILE_SQL} FROM rows "
+                            "GROUP BY ALL HAVING count(DISTINCT source) > 1)").fetchone()[0]
+    if duplicated or mixed:
+        return False, (f"{duplicated} observation keys appear more than once, {mixed} profiles "
+                       "mix rows of several source files")
+    return True, "every observation once, every profile from one source file"
