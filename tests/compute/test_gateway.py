@@ -172,7 +172,8 @@ def test_another_user_cannot_list_connect_to_or_stop_your_cluster(platform):
         # Connecting starts by reading the cluster's address and credentials.
         assert as_bob("GET", mine.name).status_code == 403
         assert as_bob("DELETE", mine.name).status_code == 403
-        assert [c.name for c in platform.gateway(ALICE).list_clusters()] == [mine.name]
+        with platform.gateway(ALICE) as owner:
+            assert [c.name for c in owner.list_clusters()] == [mine.name]
 
 
 def notebook_server_environment(platform, user: str) -> dict[str, str]:
@@ -208,12 +209,12 @@ def test_a_notebook_creates_clusters_with_only_what_the_hub_gave_its_server(plat
             check=False,
         )
         assert run.returncode == 0, run.stderr
-        owner = platform.gateway(BOB)
-        assert [c.name for c in owner.list_clusters()] == [run.stdout.split()[-1]]
+        with platform.gateway(BOB) as owner:
+            assert [c.name for c in owner.list_clusters()] == [run.stdout.split()[-1]]
 
-        platform.api("DELETE", f"/users/{BOB}/server")
+            platform.api("DELETE", f"/users/{BOB}/server")
 
-        assert wait_until(lambda: owner.list_clusters() == [], timeout=30)
+            assert wait_until(lambda: owner.list_clusters() == [], timeout=30)
     finally:
         platform.api("DELETE", f"/users/{BOB}/server")
 
@@ -221,9 +222,9 @@ def test_a_notebook_creates_clusters_with_only_what_the_hub_gave_its_server(plat
 def test_an_idle_cluster_stops_itself(platform):
     with platform.as_user(ALICE):
         idle = cluster(workers=0, idle_timeout=10, settings=platform.settings())
-    owner = platform.gateway(ALICE)
-    assert [c.name for c in owner.list_clusters()] == [idle.name]
-    assert wait_until(lambda: owner.list_clusters() == [], timeout=40)
+    with platform.gateway(ALICE) as owner:
+        assert [c.name for c in owner.list_clusters()] == [idle.name]
+        assert wait_until(lambda: owner.list_clusters() == [], timeout=40)
 
 
 def test_an_unreachable_gateway_fails_fast_with_a_clear_error():
