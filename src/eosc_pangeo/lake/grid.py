@@ -17,31 +17,28 @@ Chunks aim at about 1 MiB of decoded data, as the Copernicus Marine ARCO product
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 import os
 import warnings
 import zlib
-from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Literal
 
 import cf_xarray  # noqa: F401  (registers the .cf accessor used to find axes)
 import dask.array
-import h5py
 import numpy as np
 import xarray as xr
 import zarr
 from fsspec.implementations.local import LocalFileSystem
-from numcodecs import Shuffle
 from zarr.codecs import BloscCodec
 from zarr.storage import FsspecStore, LocalStore
 
 from ..config import get_settings
 from .errors import Finding, IngestError, LakeError, LakeWarning
+from .hdf5_chunks import ChunkDecoder, raw_chunks
 from .manifest import (
     Extent,
     IngestReport,
@@ -697,13 +694,13 @@ def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid
               for name, variable in reference.variables.items()}
     time_variables = []
     filled = 0
-    with _ChunkDecoder() as decoder:
+    with ChunkDecoder() as decoder:
         for source in dict.fromkeys(s for s, _ in located):
             indices = [i for s, i in located if s is source]
             steps = {t: slice(indices[0], indices[-1] + 1)}
             ds = source.dataset
             try:
-                with _raw_chunks(source) as h5:
+                with raw_chunks(source.path, source.local) as h5:
                     for name, values in stored.items():
                         out = values[filled:filled + len(indices)]
                         if not decoder.submit(source.url, h5, name, indices[0], out):
@@ -720,126 +717,6 @@ def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid
     drop = [v for v in times.variables if t not in times[v].dims]
     # Region writes skip indexed coordinates, and the new time values must be written too.
     return stored, times.drop_vars(drop).drop_indexes(t)
-
-
-@contextmanager
-def _raw_chunks(source: SourceGrid):
-    """The source's HDF5 file opened with h5py (None if it is not a local HDF5 file), for
-    reading its compressed chunks as they are stored."""
-    if not source.local:
-        yield None
-        return
-    try:
-        h5 = h5py.File(source.path, "r", locking=False)
-    except OSError:
-        yield None
-        return
-    with h5:
-        yield h5
-
-
-_H5Z_FILTER_DEFLATE = 1
-_H5Z_FILTER_SHUFFLE = 2
-
-
-class _ChunkDecoder:
-    """Inflates raw HDF5 chunks into their place in a block, in worker threads.
-
-    Reading stays in the calling thread (HDF5 is not thread-safe); only zlib and the unshuffle,
-    which release the GIL, run in the pool. At most a few chunks wait at once, so the compressed
-    bytes in flight stay small next to the block.
-    """
-
-    def __init__(self) -> None:
-        self.workers = max(1, os.cpu_count() or 1)
-        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="grid-inflate")
-        self.pending: deque[tuple[str, Future]] = deque()
-
-    def __enter__(self) -> _ChunkDecoder:
-        return self
-
-    def __exit__(self, kind, error, traceback) -> None:
-        try:
-            if kind is None:
-                while self.pending:
-                    self._wait_oldest()
-        finally:
-            for _, future in self.pending:
-                future.cancel()
-            self.pool.shutdown(wait=True)
-
-    def submit(self, url: str, h5, name: str, first: int, out: np.ndarray) -> bool:
-        """Queue the steps ``first: first + len(out)`` of variable ``name`` to be decoded into
-        ``out``; False (nothing queued) if its layout needs the generic reader."""
-        plan = _chunk_plan(h5, name, out)
-        if plan is None:
-            return False
-        dset, shuffle = plan
-        chunks = dset.chunks
-        last = first + out.shape[0]
-        grids = [range(0, n, c) for n, c in zip(dset.shape[1:], chunks[1:], strict=True)]
-        for t0 in range(first // chunks[0] * chunks[0], last, chunks[0]):
-            for corner in itertools.product(*grids):
-                offset = (t0, *corner)
-                mask, raw = dset.id.read_direct_chunk(offset)
-                if mask:
-                    raise ValueError(f"chunk {offset} of {name} skipped a filter")
-                while len(self.pending) >= 2 * self.workers:
-                    self._wait_oldest()
-                self.pending.append((url, self.pool.submit(
-                    _inflate_into, raw, dset.dtype, chunks, shuffle, offset, first, out)))
-        return True
-
-    def _wait_oldest(self) -> None:
-        url, future = self.pending.popleft()
-        try:
-            future.result()
-        except (ValueError, zlib.error) as error:
-            raise IngestError(url, f"cannot be read ({error})",
-                              "the file is corrupt; fetch it again") from None
-
-
-def _chunk_plan(h5, name: str, out: np.ndarray):
-    """(dataset, shuffled) if ``name`` is chunked, every chunk written, compressed with deflate
-    alone or after shuffle, in the dtype of ``out``; None otherwise."""
-    if h5 is None or name not in h5:
-        return None
-    dset = h5[name]
-    if (not isinstance(dset, h5py.Dataset) or dset.chunks is None or dset.dtype != out.dtype
-            or dset.shape[1:] != out.shape[1:]):
-        return None
-    plist = dset.id.get_create_plist()
-    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
-    if filters not in ([_H5Z_FILTER_DEFLATE], [_H5Z_FILTER_SHUFFLE, _H5Z_FILTER_DEFLATE]):
-        return None
-    chunks_per_step = math.prod(math.ceil(n / c) for n, c in
-                                zip(dset.shape[1:], dset.chunks[1:], strict=True))
-    if dset.id.get_num_chunks() != math.ceil(dset.shape[0] / dset.chunks[0]) * chunks_per_step:
-        return None  # unwritten chunks read as fill values: leave them to netCDF4
-    return dset, filters[0] == _H5Z_FILTER_SHUFFLE
-
-
-def _inflate_into(raw: bytes, dtype: np.dtype, chunks: tuple[int, ...], shuffle: bool,
-                  offset: tuple[int, ...], first: int, out: np.ndarray) -> None:
-    """Decode one raw chunk (starting at ``offset`` in the source) into the part of ``out``
-    (steps ``first:`` of the source) that it covers."""
-    data = zlib.decompress(raw)
-    count = math.prod(chunks)
-    if len(data) != count * dtype.itemsize:
-        raise ValueError(f"a chunk inflates to {len(data)} bytes, not {count * dtype.itemsize}")
-    flat = np.frombuffer(data, dtype=np.uint8)
-    if shuffle and dtype.itemsize > 1:
-        flat = Shuffle(dtype.itemsize).decode(flat)
-    chunk = flat.view(dtype).reshape(chunks)
-    source = []
-    target = []
-    for axis, (start, size) in enumerate(zip(offset, chunks, strict=True)):
-        base = first if axis == 0 else 0
-        length = out.shape[0] + first if axis == 0 else out.shape[axis]
-        lo, hi = max(start, base), min(start + size, length)
-        source.append(slice(lo - start, hi - start))
-        target.append(slice(lo - base, hi - base))
-    out[tuple(target)] = chunk[tuple(source)]
 
 
 def _packing(variable: xr.DataArray) -> dict[str, str]:
