@@ -211,6 +211,38 @@ def test_coordinates_known_only_by_their_standard_names_are_found(local_lake, ss
                        source_dataset(sst_files[:2]).analysed_sst)
 
 
+def hdf5_layout(source: Path, target: Path, chunks: tuple[int, int, int], shuffle: bool,
+                contiguous: bool = False) -> Path:
+    """The source rewritten with another HDF5 layout of ``analysed_sst``."""
+    def relayout(ds):
+        encoding = ds["analysed_sst"].encoding
+        for key in ("chunksizes", "zlib", "shuffle", "complevel", "contiguous"):
+            encoding.pop(key, None)
+        encoding.update({"contiguous": True} if contiguous else
+                        {"chunksizes": chunks, "zlib": True, "complevel": 4, "shuffle": shuffle})
+        return ds
+    return copy_with(source, target, relayout)
+
+
+LAYOUTS = {
+    "odd chunks, shuffled": dict(chunks=(1, 7, 13), shuffle=True),
+    "odd chunks, not shuffled": dict(chunks=(1, 7, 13), shuffle=False),
+    "two days a chunk": dict(chunks=(2, 90, 90), shuffle=True),
+    "contiguous": dict(chunks=(1, 1, 1), shuffle=False, contiguous=True),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
+def test_every_hdf5_layout_is_copied_exactly(local_lake, sst_files, tmp_path, layout):
+    files = [hdf5_layout(f, tmp_path / f.name, **layout) for f in sst_files[:3]]
+
+    ingest_grid(local_lake, "sst", "ocean", files, chunking="map")
+
+    stored = xr.open_zarr(local_lake.path("ocean", "sst", "map.zarr"), mask_and_scale=False)
+    with xr.open_mfdataset(files, mask_and_scale=False) as source:
+        np.testing.assert_array_equal(stored.analysed_sst.values, source.analysed_sst.values)
+
+
 def test_a_gap_in_time_is_ingested_with_a_warning(local_lake, sst_files):
     with pytest.warns(LakeWarning, match="gap in time between 2020-01-03"):
         report = ingest_grid(local_lake, "sst", "ocean", sst_files[:3] + sst_files[4:6])
