@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from eosc_pangeo.demo_data import StationSpec, write_stations
-from eosc_pangeo.lake import CollectionBusy, ingest_insitu, read_insitu, validate
+from eosc_pangeo.lake import CollectionBusy, ingest_insitu, lock, read_insitu, validate
 from eosc_pangeo.lake.lock import LOCK, STALE_AFTER
 from eosc_pangeo.lake.storage import Lake
 
@@ -107,3 +107,15 @@ def test_a_lock_of_a_dead_process_on_this_machine_is_taken_over(local_lake, stat
     local_lake.fs.pipe_file(lock_path(local_lake), json.dumps(holder).encode())
 
     assert ingest_insitu(local_lake, COLLECTION, "ocean", stations).version == 1
+
+
+def test_an_ingest_renews_its_lock_as_it_reports_progress(local_lake, stations, monkeypatch):
+    monkeypatch.setattr(lock, "RENEW_EVERY", 0.0)
+    renewals = []
+
+    def record_renewal(stage, done, total):
+        renewals.append(json.loads(local_lake.fs.cat_file(lock_path(local_lake)))["renewed"])
+
+    ingest_insitu(local_lake, COLLECTION, "ocean", stations, progress=record_renewal)
+
+    assert len(renewals) > 2 and renewals == sorted(renewals) and renewals[0] < renewals[-1]

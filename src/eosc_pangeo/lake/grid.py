@@ -158,8 +158,8 @@ def ingest_grid(
         If another ingest is writing the collection.
     """
     lake = Lake.from_url(lake)
-    report_progress = progress or (lambda stage, done, total: None)
-    with (collection_to_ingest(lake, collection, domain, "grid") as (collection_path, manifest),
+    with (collection_to_ingest(lake, collection, domain, "grid", progress) as (
+              collection_path, manifest, report_progress),
           ExitStack() as open_sources):
         check = SourceCheck(lake, manifest, replaces_changed=True)
         sources = _hash_and_read(check, [os.fspath(f) for f in files], report_progress,

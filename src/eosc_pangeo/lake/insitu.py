@@ -153,9 +153,9 @@ def ingest_insitu(
         If another ingest is writing the collection.
     """
     lake = Lake.from_url(lake)
-    with collection_to_ingest(lake, collection, domain, "insitu") as (collection_path, manifest):
-        report = _ingest(lake, collection_path, manifest, collection, domain, files,
-                         progress or (lambda stage, done, total: None))
+    with collection_to_ingest(lake, collection, domain, "insitu", progress) as (
+            collection_path, manifest, progress):
+        report = _ingest(lake, collection_path, manifest, collection, domain, files, progress)
     for message in report.warnings:
         warnings.warn(f"{collection}: {message}", LakeWarning, stacklevel=2)
     return report

@@ -4,10 +4,13 @@ A shared lake has many writers (notebook users, scheduled ingests). Two ingests 
 collection would each write a new version from the same old one, and the second to commit
 would drop the first's files, or delete them as leftovers while it is still writing. So an
 ingest first creates ``<collection>/_ingest.lock`` with an exclusive create: ``O_EXCL`` on file
-systems, a conditional PUT (``If-None-Match: *``) on object stores. The holder rewrites the lock
-every :data:`RENEW_EVERY` seconds, so a lock left by an ingest that was killed is recognised as
-stale (its process is gone on this host, or it was not renewed for :data:`STALE_AFTER` seconds)
-and taken over, and a live ingest elsewhere is never mistaken for a dead one.
+systems, a conditional PUT (``If-None-Match: *``) on object stores. The holder rewrites the lock at
+most every :data:`RENEW_EVERY` seconds as it reports progress (every few seconds: each file
+hashed or read, each block or month written), so a lock left by an ingest that was killed is
+recognised as stale (its process is gone on this host, or it was not renewed for
+:data:`STALE_AFTER` seconds) and taken over, and a live ingest elsewhere is not mistaken for a
+dead one. Renewing from the ingest's own progress, not from a thread, keeps the process
+single-threaded, so that its worker processes can be forked rather than spawned.
 """
 
 from __future__ import annotations
@@ -16,16 +19,15 @@ import getpass
 import json
 import os
 import socket
-import threading
 import time
 from datetime import UTC, datetime
 
 from .errors import CollectionBusy
-from .storage import Lake
+from .storage import Lake, Progress
 
 LOCK = "_ingest.lock"
 RENEW_EVERY = 30.0
-STALE_AFTER = 300.0
+STALE_AFTER = 600.0
 
 
 class CollectionLock:
@@ -49,8 +51,7 @@ class CollectionLock:
         self.lake = lake
         self.path = f"{collection_path}/{LOCK}"
         self._created_folders: list[str] = []
-        self._stop = threading.Event()
-        self._renewer: threading.Thread | None = None
+        self._renewed = 0.0
 
     def __enter__(self) -> CollectionLock:
         if self.lake.is_local:
@@ -70,14 +71,10 @@ class CollectionLock:
             if not self._create():
                 raise CollectionBusy(f"{self.path}: another ingest took over a stale lock of this "
                                      "collection just now; run yours when it has finished")
-        self._renewer = threading.Thread(target=self._renew, name="collection-lock", daemon=True)
-        self._renewer.start()
+        self._renewed = time.monotonic()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        if self._renewer is not None:
-            self._renewer.join()
         if self.lake.fs.exists(self.path):  # a failed first ingest removed the folder with it
             self.lake.fs.rm(self.path)
         self._remove_created_folders()
@@ -109,12 +106,17 @@ class CollectionLock:
         except ValueError:  # a lock being written right now, or damaged: judge it by its age
             return {"renewed": self.lake.fs.modified(self.path).timestamp()}
 
-    def _renew(self) -> None:
-        while not self._stop.wait(RENEW_EVERY):
-            try:
-                self.lake.fs.pipe_file(self.path, self._content())
-            except OSError:  # a network hiccup; the next renewal may pass, and the lock is ours
-                continue
+    def renewing(self, progress: Progress) -> Progress:
+        """``progress``, renewing the lock first when it is due."""
+        def report(stage: str, done: int, total: int) -> None:
+            if time.monotonic() - self._renewed >= RENEW_EVERY:
+                try:
+                    self.lake.fs.pipe_file(self.path, self._content())
+                    self._renewed = time.monotonic()
+                except OSError:  # a network hiccup: the next report tries again
+                    pass
+            progress(stage, done, total)
+        return report
 
     def _remove_created_folders(self) -> None:
         for folder in reversed(self._created_folders):

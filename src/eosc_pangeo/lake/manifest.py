@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from .storage import (
     MANIFEST,
     Domain,
     Lake,
+    Progress,
     atomic_write,
     expand_sources,
     sha256_of,
@@ -34,8 +35,6 @@ from .storage import (
 )
 
 FORMAT = "eosc-pangeo/manifest/1"
-#: How ingests report progress: ``progress(stage, done, total)``.
-Progress = Callable[[str, int, int], None]
 
 
 def utcnow() -> str:
@@ -239,9 +238,10 @@ class SourceCheck:
 
 @contextmanager
 def collection_to_ingest(
-    lake: Lake, collection: str, domain: str, kind: str
-) -> Iterator[tuple[str, Manifest | None]]:
-    """Hold the collection's write lock; give its path and manifest (None if new).
+    lake: Lake, collection: str, domain: str, kind: str, progress: Progress | None
+) -> Iterator[tuple[str, Manifest | None, Progress]]:
+    """Hold the collection's write lock; give its path, its manifest (None if new) and the
+    ingest's ``progress`` callback (None for none), which also renews the lock.
 
     Raises
     ------
@@ -259,7 +259,7 @@ def collection_to_ingest(
         raise IngestError(f"collection {collection!r}", "is not a valid collection id",
                           "use letters, digits, '-', '_' and '.', not starting with '.' or '_'")
     path = lake.collection_path(domain, collection)
-    with CollectionLock(lake, path):
+    with CollectionLock(lake, path) as lock:
         # Read under the lock: the version this ingest builds on cannot change any more.
         manifest = read_manifest(lake, path)
         if manifest is None and collection in lake.collection_ids():
@@ -268,7 +268,7 @@ def collection_to_ingest(
         if manifest is not None and manifest.kind != kind:
             raise IngestError(f"collection {collection!r}", f"holds {manifest.kind} data, not "
                               f"{kind}", "choose another collection id")
-        yield path, manifest
+        yield path, manifest, lock.renewing(progress or (lambda stage, done, total: None))
 
 
 def list_collections(lake: str | Lake | None = None) -> list[Manifest]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -109,6 +109,10 @@ class Lake:
         """Ids of every committed collection."""
         manifests = self.fs.glob(self.path("*", "*", MANIFEST))
         return sorted(posixpath.basename(posixpath.dirname(m)) for m in manifests)
+
+
+#: How ingests report progress: ``progress(stage, done, total)``.
+Progress = Callable[[str, int, int], None]
 
 
 def source_name(url: str) -> str:
