@@ -528,6 +528,9 @@ BAD_INPUTS = {
         "lines 3"),
     "csv bad QC flag": (".csv", lambda s, t: _edit_csv(
         s, t, lambda ls: ls[:5] + [_set_field(ls[5], 6, "12")] + ls[6:]), "TEMP_QC"),
+    "csv with a column the lake does not know": (".csv", lambda s, t: _edit_csv(
+        s, t, lambda ls: [f"{ls[0]},comment"] + [f"{line}," for line in ls[1:]]),
+        "does not know: comment"),
     "netcdf truncated": (".nc", _truncate, "cannot be read as NetCDF"),
     "netcdf corrupt header": (".nc", _overwrite_header, "cannot be read as NetCDF"),
     "netcdf without latitude": (".nc", lambda s, t: _edit_netcdf(

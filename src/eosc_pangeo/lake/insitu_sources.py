@@ -443,7 +443,8 @@ def _check_station_columns(url: str, names: list[str]) -> None:
     unknown = [c for c in names if c not in STATION_COLUMNS]
     if unknown:
         raise IngestError(url, f"has columns the lake does not know: {', '.join(unknown)}",
-                          f"known columns are {', '.join(STATION_COLUMNS)}")
+                          "rename them to the lake's columns or remove them; the lake's are "
+                          f"{', '.join(STATION_COLUMNS)}")
     for name in VARIABLES:
         if (name in names) != (f"{name}_QC" in names):
             raise IngestError(url, f"has only one of the columns {name}, {name}_QC",
