@@ -41,6 +41,12 @@ class Chunking(str, Enum):
     both = "both"
 
 
+class StoredValues(str, Enum):
+    auto = "auto"
+    packed = "packed"
+    decoded = "decoded"
+
+
 LakeOption = Annotated[
     str | None,
     typer.Option("--lake", help="Lake URL (path, file://, s3://...); default: EOSC_PANGEO_LAKE."),
@@ -98,13 +104,17 @@ def ingest_grid_command(
     lake: LakeOption = None,
     chunking: Annotated[Chunking, typer.Option(help="Chunk for maps, time series or both.")] = (
         Chunking.both),
+    values: Annotated[StoredValues, typer.Option(
+        help="Keep the sources' packed values, or decode them to float32 (for sources packed "
+             "each their own way, e.g. ERA5 from the CDS); auto: packed if they share it.")] = (
+        StoredValues.auto),
 ) -> None:
     """Combine gridded NetCDF files along time into an analysis-ready Zarr collection."""
     from .lake import ingest_grid
 
     with failures_as_exit(), progress_bars() as progress:
         report = ingest_grid(lake, collection, domain.value, files, chunking=chunking.value,
-                             progress=progress)
+                             values=values.value, progress=progress)
     print_report(report)
 
 

@@ -243,6 +243,36 @@ def test_every_hdf5_layout_is_copied_exactly(local_lake, sst_files, tmp_path, la
         np.testing.assert_array_equal(stored.analysed_sst.values, source.analysed_sst.values)
 
 
+def packed_with(scale_factor: float):
+    """A source repacked with its own scale factor, as CDS downloads of ERA5 are."""
+    def repack(ds):
+        ds["analysed_sst"].encoding["scale_factor"] = np.float32(scale_factor)
+        return ds
+    return repack
+
+
+def test_sources_packed_each_their_own_way_are_stored_decoded(local_lake, sst_files, tmp_path):
+    files = [copy_with(f, tmp_path / f.name, packed_with(scale))
+             for f, scale in zip(sst_files[:3], (0.01, 0.02, 0.005), strict=True)]
+
+    ingest_grid(local_lake, "sst", "ocean", files[:2])  # auto: their packings differ
+    ingest_grid(local_lake, "sst", "ocean", files[2:])
+
+    ds = open_dataset(local_lake, "sst")
+    assert ds.analysed_sst.dtype == np.float32
+    with xr.open_mfdataset(files) as source:
+        xr.testing.assert_equal(ds.analysed_sst.load(), source.analysed_sst.astype(np.float32))
+    assert [f for f in validate(local_lake) if not f.ok] == []
+
+
+def test_a_packed_collection_refuses_a_source_packed_otherwise(sst_lake, sst_files, tmp_path):
+    other = copy_with(sst_files[6], tmp_path / sst_files[6].name, packed_with(0.02))
+    before = snapshot(sst_lake)
+    with pytest.raises(IngestError, match="values='decoded'"):
+        ingest_grid(sst_lake, "sst", "ocean", [other])
+    assert snapshot(sst_lake) == before
+
+
 def test_a_gap_in_time_is_ingested_with_a_warning(local_lake, sst_files):
     with pytest.warns(LakeWarning, match="gap in time between 2020-01-03"):
         report = ingest_grid(local_lake, "sst", "ocean", sst_files[:3] + sst_files[4:6])

@@ -73,6 +73,11 @@ _NETCDF_ENCODING = ("zlib", "complevel", "shuffle", "fletcher32", "contiguous", 
                     "significant_digits", "endian", "least_significant_digit", "compression",
                     "preferred_chunks", "coordinates")
 # Per-file attributes that an ingest recomputes for the whole collection.
+#: How a variable is stored when it is not kept packed: decoded to float32, NaN where missing.
+DECODED = {"dtype": "float32", "_FillValue": "nan"}
+_PACKING = ("dtype", "scale_factor", "add_offset", "_FillValue", "missing_value")
+StoredValues = Literal["auto", "packed", "decoded"]
+
 _PER_FILE_ATTRS = ("time_coverage_start", "time_coverage_end", "date_created", "date_modified",
                    "date_issued", "uuid", "tracking_id", "creation_date", "history",
                    "time_coverage_duration")
@@ -120,6 +125,7 @@ def ingest_grid(
     files: Sequence[str | os.PathLike],
     *,
     chunking: Chunking = "both",
+    values: StoredValues = "auto",
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest gridded NetCDF files into a Zarr collection of the lake.
@@ -140,6 +146,12 @@ def ingest_grid(
     chunking
         ``"map"``, ``"timeseries"`` or ``"both"`` (two stores). Fixed when the collection is
         created.
+    values
+        ``"packed"`` copies the values as the sources store them (e.g. int16 with
+        ``scale_factor``/``add_offset``), bit for bit: the sources must share one packing.
+        ``"decoded"`` stores float32 (NaN where missing), for sources packed each their own way
+        (ERA5 files from the Copernicus CDS are). ``"auto"`` keeps a variable packed when the
+        sources of the first ingest share its packing. Fixed when the collection is created.
     progress
         Called as ``progress(stage, done, total)`` while hashing, checking and writing.
 
@@ -168,7 +180,8 @@ def ingest_grid(
                               version=manifest.version if manifest else 0, skipped=check.skipped)
         if not sources:
             return report
-        _ingest(lake, collection_path, manifest, sources, chunking, report, report_progress)
+        _ingest(lake, collection_path, manifest, sources, chunking, values, report,
+                report_progress)
     for message in report.warnings:
         warnings.warn(f"{collection}: {message}", LakeWarning, stacklevel=2)
     return report
@@ -198,13 +211,15 @@ def _hash_and_read(check: SourceCheck, urls: list[str], progress: Progress,
     return sources
 
 
-def _ingest(lake, collection_path, manifest, sources, chunking, report, progress) -> None:
+def _ingest(lake, collection_path, manifest, sources, chunking, values, report,
+            progress) -> None:
     """Check the opened sources, then write them and commit a new version (told in report).
 
     New versions of files the collection holds overwrite their time steps in place; other
     files are appended after the collection's last time.
     """
-    _check_consistent(sources, manifest)
+    decoded = _decoded_variables(sources, manifest, values, report.collection)
+    _check_consistent(sources, manifest, decoded)
     sources.sort(key=lambda s: s.times[0])
     renewed = [s for s in sources if s.previous is not None]
     appended = [s for s in sources if s.previous is None]
@@ -216,6 +231,10 @@ def _ingest(lake, collection_path, manifest, sources, chunking, report, progress
     if manifest is None:
         manifest = Manifest(id=report.collection, domain=report.domain, kind="grid")
         manifest.stores = _plan_stores(sources[0], times, chunking)
+        manifest.variables = {
+            name: variable.model_copy(update={"packing": DECODED, "dtype": DECODED["dtype"]})
+            if name in decoded
+            else variable for name, variable in sources[0].variables.items()}
     start = next(iter(manifest.stores.values())).time_length
 
     with Transaction(lake) as transaction:
@@ -237,6 +256,26 @@ def _ingest(lake, collection_path, manifest, sources, chunking, report, progress
     report.version = version
     report.added = [s.name for s in sources]
     report.replaced = [s.name for s in renewed]
+
+
+def _decoded_variables(sources: list[SourceGrid], manifest: Manifest | None,
+                       values: StoredValues, collection: str) -> set[str]:
+    """The variables the collection stores decoded: fixed at its creation by ``values``."""
+    if manifest is not None:
+        decoded = {name for name, v in manifest.variables.items() if v.packing == DECODED}
+        if values != "auto" and (values == "decoded") != bool(decoded):
+            raise IngestError(f"collection {collection!r}", f"stores its values "
+                              f"{'decoded' if decoded else 'packed'}, not {values}",
+                              "this is chosen when a collection is created; ingest into a new "
+                              "collection to choose otherwise")
+        return decoded
+    names = sources[0].variables
+    if values == "packed":
+        return set()
+    if values == "decoded":
+        return set(names)
+    return {name for name in names
+            if len({str(s.variables[name].packing) for s in sources if name in s.variables}) > 1}
 
 
 def _steps_of_earlier_versions(lake: Lake, manifest: Manifest | None,
@@ -439,8 +478,10 @@ def _describe_source(file: SourceFile, ds: xr.Dataset) -> SourceGrid:
                       dataset=ds, template_names=data_vars + bounds, previous=file.previous)
 
 
-def _check_consistent(sources: list[SourceGrid], manifest: Manifest | None) -> None:
-    """Every source must have the grid, variables, units and calendar of the reference."""
+def _check_consistent(sources: list[SourceGrid], manifest: Manifest | None,
+                      decoded: set[str]) -> None:
+    """Every source must have the grid, variables, units and calendar of the reference, and
+    the packing of the variables kept packed."""
     reference = sources[0]
     if manifest is not None:
         reference_vars = manifest.variables
@@ -465,10 +506,12 @@ def _check_consistent(sources: list[SourceGrid], manifest: Manifest | None) -> N
                 raise IngestError(f"{source.url}:{name}", f"has units {variable.units!r}, the "
                                   f"collection {expected.units!r}",
                                   f"convert the file to {expected.units!r}")
-            if variable.packing != expected.packing:
+            if name not in decoded and variable.packing != expected.packing:
                 raise IngestError(f"{source.url}:{name}", f"is stored as {variable.packing}, the "
                                   f"collection as {expected.packing}",
-                                  "repack it like the other files or use another collection")
+                                  "the collection keeps its sources' packed values; sources "
+                                  "packed each their own way need a collection created with "
+                                  "values='decoded' (--values decoded)")
         for axis, values, ref in ((source.y_name, source.y, reference.y),
                                   (source.x_name, source.x, reference.x)):
             if values.shape != ref.shape or not np.allclose(values, ref, atol=1e-6):
@@ -565,7 +608,8 @@ def _write(sources, times, start, manifest, stores, progress) -> None:
     """Write the new time steps ``start: start + len(times)`` into every store."""
     reference = sources[0]
     end = start + len(times)
-    template = _template(reference, times)
+    decoded = {name for name, v in manifest.variables.items() if v.packing == DECODED}
+    template = _template(reference, times, decoded)
     encodings = {name: _encoding(template, manifest.stores[name]) for name in stores}
     for name, store in stores.items():
         if start == 0:
@@ -598,7 +642,8 @@ def _write(sources, times, start, manifest, stores, progress) -> None:
             block_end = min(block_start + block, end)
             if writing is not None and not overlap:
                 writing.result()  # one block in memory at a time
-            loaded = _load(located[block_start - start:block_end - start], reference)
+            loaded = _load(located[block_start - start:block_end - start], reference,
+                           decoded)
             if writing is not None:
                 writing.result()
                 progress("write", done - 1, len(boundaries))
@@ -618,8 +663,9 @@ def _write_block(groups, stores, loaded, time_name: str, steps: slice) -> None:
                                zarr_format=3)
 
 
-def _template(reference: SourceGrid, times: np.ndarray) -> xr.Dataset:
-    """A lazy dataset of the full new shape, with the reference's attributes and encodings."""
+def _template(reference: SourceGrid, times: np.ndarray, decoded: set[str]) -> xr.Dataset:
+    """A lazy dataset of the full new shape, with the reference's attributes and encodings
+    (without the packing of the variables stored ``decoded``)."""
     t = reference.time_name
     ds = reference.template
     variables = {}
@@ -631,7 +677,11 @@ def _template(reference: SourceGrid, times: np.ndarray) -> xr.Dataset:
                 data = np.broadcast_to(times.reshape((-1,) + (1,) * (var.ndim - 1)), shape)
             else:
                 data = dask.array.zeros(shape, dtype=var.dtype, chunks=(1,) + var.shape[1:])
-            variables[name] = xr.Variable(var.dims, data, var.attrs, _zarr_encoding(var.encoding))
+            encoding = _zarr_encoding(var.encoding)
+            if name in decoded:
+                encoding = {k: v for k, v in encoding.items() if k not in _PACKING} | {
+                    "dtype": "float32", "_FillValue": np.float32(np.nan)}
+            variables[name] = xr.Variable(var.dims, data, var.attrs, encoding)
         elif name != t:
             variables[name] = xr.Variable(var.dims, var.values, var.attrs,
                                           _zarr_encoding(var.encoding))
@@ -678,11 +728,12 @@ def _extend_time(store, time_name: str, length: int) -> None:
             array.resize((length,) + array.shape[1:])
 
 
-def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid
+def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid, decoded: set[str]
           ) -> tuple[dict[str, np.ndarray], xr.Dataset]:
     """Read the time steps of one block: the data variables as stored (packed, fill values and
-    all: the sources share the collection's packing, so nothing needs decoding), and the small
-    time variables (time, its bounds) decoded, for xarray to encode like the store's.
+    all: the sources share the collection's packing, so nothing needs decoding) or, those in
+    ``decoded``, decoded to float32; and the small time variables (time, its bounds) decoded,
+    for xarray to encode like the store's.
 
     HDF5 chunks compressed with deflate (and shuffle) are read raw and inflated in a thread pool
     (zlib releases the GIL); other layouts are read through netCDF4.
@@ -690,7 +741,8 @@ def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid
     t = reference.time_name
     # Filled in place, file by file: a block can be most of the memory limit, no second copy.
     stored = {name: np.empty((len(located),) + reference.template[name].shape[1:],
-                             dtype=variable.packing["dtype"])
+                             dtype=DECODED["dtype"] if name in decoded
+                             else variable.packing["dtype"])
               for name, variable in reference.variables.items()}
     time_variables = []
     filled = 0
@@ -703,7 +755,11 @@ def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid
                 with raw_chunks(source.path, source.local) as h5:
                     for name, values in stored.items():
                         out = values[filled:filled + len(indices)]
-                        if not decoder.submit(source.url, h5, name, indices[0], out):
+                        if name in decoded:
+                            # Each source by its own scale_factor, add_offset and _FillValue.
+                            raw = ds[[name]].isel(steps)
+                            out[...] = xr.decode_cf(raw, decode_times=False)[name].values
+                        elif not decoder.submit(source.url, h5, name, indices[0], out):
                             out[...] = ds[name].isel(steps).values
                 names = [v for v in reference.template.variables
                          if t in ds[v].dims and v not in stored]
