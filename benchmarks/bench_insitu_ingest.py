@@ -33,15 +33,11 @@ from pathlib import Path
 
 import common
 import pyarrow as pa
+from bench_insitu_query import COLLECTION, sources
 
-from eosc_pangeo import demo_data, lake
+from eosc_pangeo import lake
 from eosc_pangeo._processes import pool_context
 from eosc_pangeo.lake.insitu_sources import read_source
-
-COLLECTION = "insitu-bench"
-LARGE = (demo_data.specs_for_size("large")["argo"], demo_data.specs_for_size("large")["stations"])
-QUICK = (demo_data.ArgoSpec(floats=100, profiles=36), demo_data.StationSpec(stations=4, days=366))
-MIN_OBSERVATIONS = 10_000_000
 
 
 def ingest(files: list[Path], out: Path) -> None:
@@ -87,10 +83,7 @@ def measure(func, files: list[Path]) -> tuple[common.ChildRun, dict]:
 
 def main() -> None:
     args = common.parse_args(__doc__.splitlines()[0])
-    specs = QUICK if args.quick else LARGE
-    planned = sum(spec.n_observations(common.SEED) for spec in specs)
-    assert args.quick or planned >= MIN_OBSERVATIONS, f"only {planned} observations planned"
-    argo_files, station_files = (common.source_files(spec) for spec in specs)
+    _, planned, argo_files, station_files = sources(args.quick)
     files = argo_files + station_files
     size_mb = common.total_bytes(files) / 1e6
     cold = common.drop_page_cache()

@@ -116,12 +116,19 @@ def p50(func, repeat: int, cold: bool) -> float:
     return common.time_runs(func, repeat, before=common.drop_page_cache if cold else None).median
 
 
+def sources(quick: bool) -> tuple[tuple, int, list[Path], list[Path]]:
+    """The specs of the run, the observations they plan, and their cached Argo and station
+    files (written on first use); at least :data:`MIN_OBSERVATIONS` unless ``quick``."""
+    specs = QUICK if quick else LARGE
+    planned = sum(spec.n_observations(common.SEED) for spec in specs)
+    assert quick or planned >= MIN_OBSERVATIONS, f"only {planned} observations planned"
+    argo_files, station_files = (common.source_files(spec) for spec in specs)
+    return specs, planned, argo_files, station_files
+
+
 def main() -> None:
     args = common.parse_args(__doc__.splitlines()[0])
-    specs = QUICK if args.quick else LARGE
-    planned = sum(spec.n_observations(common.SEED) for spec in specs)
-    assert args.quick or planned >= MIN_OBSERVATIONS, f"only {planned} observations planned"
-    argo_files, station_files = (common.source_files(spec) for spec in specs)
+    specs, planned, argo_files, station_files = sources(args.quick)
     lake_url, ingest = insitu_lake(specs, argo_files + station_files)
     size_mb = common.total_bytes(argo_files + station_files) / 1e6
     print(f"# {len(argo_files)} Argo files + {len(station_files)} station CSVs, {size_mb:.0f} MB, "

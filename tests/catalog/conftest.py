@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import uvicorn
@@ -30,12 +32,11 @@ def lake_copy(demo_lake, tmp_path) -> Lake:
     return Lake(str(tmp_path / "lake"))
 
 
-@pytest.fixture(scope="session")
-def stac_api(demo_lake):
-    """The demo lake's STAC API, served by uvicorn on a free loopback port; yields its URL."""
+@contextmanager
+def served(app) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port; yields its URL."""
     # Port 0: the kernel picks a free port, so parallel runs never race for one.
-    server = uvicorn.Server(uvicorn.Config(create_app(demo_lake), host="127.0.0.1", port=0,
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -43,6 +44,21 @@ def stac_api(demo_lake):
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the STAC API server did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """Serve a STAC API app on loopback: ``with serve(create_app(...)) as url: ...``."""
+    return served
+
+
+@pytest.fixture(scope="session")
+def stac_api(demo_lake):
+    """The demo lake's STAC API, served on a free loopback port; yields its URL."""
+    with served(create_app(demo_lake)) as url:
+        yield url

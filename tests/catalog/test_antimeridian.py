@@ -12,15 +12,12 @@ A static STAC catalog is harvested into an index of its own; it holds, in degree
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import UTC, datetime
 
 import httpx
 import pystac
 import pytest
 import shapely.geometry
-import uvicorn
 
 from eosc_pangeo.catalog import CatalogIndex, search
 from eosc_pangeo.catalog.api import create_app
@@ -88,23 +85,10 @@ def index(tmp_path_factory) -> CatalogIndex:
 
 
 @pytest.fixture(scope="module")
-def api(index):
-    """An HTTP client of the index's STAC API, served by uvicorn on a free loopback port as the
-    session's ``stac_api`` is."""
-    server = uvicorn.Server(uvicorn.Config(create_app(index=index), host="127.0.0.1", port=0,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the STAC API server did not start")
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+def api(index, serve):
+    """An HTTP client of the index's STAC API, served on a free loopback port."""
+    with serve(create_app(index=index)) as url, httpx.Client(base_url=url) as client:
         yield client
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 def item_ids(index: CatalogIndex, **query) -> set[str]:

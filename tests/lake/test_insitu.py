@@ -654,35 +654,34 @@ def test_check_reports_a_tampered_file(ingested):
     assert [(f.check, f.target) for f in failed] == [("checksum", tampered.path)]
 
 
-def test_check_reports_a_file_without_geo_metadata_or_order(ingested):
-    path = ingested.find_collection(COLLECTION)
-    manifest = read_manifest(ingested, path)
+def findings_after_rewriting_a_file(lake: Lake, rewrite) -> list:
+    """The failed checks of the collection once its first file holds ``rewrite(table)``, with
+    the manifest's size and checksum updated so that only the content is wrong."""
+    path = lake.find_collection(COLLECTION)
+    manifest = read_manifest(lake, path)
     file = manifest.files[0]
     target = f"{path}/{file.path}"
-    table = pq.read_table(target, partitioning=None)
-    pq.write_table(table.replace_schema_metadata({})[::-1], target)
-    file.size, file.sha256 = os.path.getsize(target), sha256_of(ingested.fs, target)
+    pq.write_table(rewrite(pq.read_table(target, partitioning=None)), target)
+    file.size, file.sha256 = os.path.getsize(target), sha256_of(lake.fs, target)
+    return [f for f in check_insitu(lake, path, manifest) if not f.ok]
 
-    failed = {f.check for f in check_insitu(ingested, path, manifest) if not f.ok}
 
-    assert failed == {"geoparquet", "sorted"}
+def test_check_reports_a_file_without_geo_metadata_or_order(ingested):
+    failed = findings_after_rewriting_a_file(
+        ingested, lambda table: table.replace_schema_metadata({})[::-1])
+
+    assert {f.check for f in failed} == {"geoparquet", "sorted"}
 
 
 def test_check_reports_a_profile_mixing_rows_of_two_source_files(ingested):
-    path = ingested.find_collection(COLLECTION)
-    manifest = read_manifest(ingested, path)
-    file = manifest.files[0]
-    target = f"{path}/{file.path}"
-    table = pq.read_table(target, partitioning=None)
-    first_level_of_a_profile = pc.index(pc.is_valid(table["cycle_number"]), True).as_py()
-    sources = table["source"].to_pylist()
-    sources[first_level_of_a_profile] = "another-file.nc"
-    table = table.set_column(table.schema.get_field_index("source"),
-                             table.schema.field("source"), pa.array(sources))
-    pq.write_table(table, target)
-    file.size, file.sha256 = os.path.getsize(target), sha256_of(ingested.fs, target)
+    def one_level_from_another_file(table):
+        first_level_of_a_profile = pc.index(pc.is_valid(table["cycle_number"]), True).as_py()
+        sources = table["source"].to_pylist()
+        sources[first_level_of_a_profile] = "another-file.nc"
+        return table.set_column(table.schema.get_field_index("source"),
+                                table.schema.field("source"), pa.array(sources))
 
-    failed = [f for f in check_insitu(ingested, path, manifest) if not f.ok]
+    failed = findings_after_rewriting_a_file(ingested, one_level_from_another_file)
 
     assert [f.check for f in failed] == ["unique-observations"]
     assert "1 profiles mix rows of several source files" in failed[0].message

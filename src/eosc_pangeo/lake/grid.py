@@ -246,9 +246,9 @@ def _ingest(lake, collection_path, manifest, sources, chunking, values, report,
         else:
             stores = {name: transaction.zarr_store(store) for name, store in stores.items()}
         if appended:
-            _write(appended, times, start, manifest, stores, progress)
+            _write(appended, times, start, manifest, stores, decoded, progress)
         for source, first_step in zip(renewed, in_place, strict=True):
-            _write([source], source.times, first_step, manifest, stores, progress)
+            _write([source], source.times, first_step, manifest, stores, decoded, progress)
         _update_manifest(manifest, sources, times, version)
         for name, store in stores.items():
             _finish_store(store, manifest, manifest.stores[name])
@@ -604,11 +604,11 @@ def _zarr_store(lake: Lake, path: str):
                                 storage_options=lake.storage_options)
 
 
-def _write(sources, times, start, manifest, stores, progress) -> None:
-    """Write the new time steps ``start: start + len(times)`` into every store."""
+def _write(sources, times, start, manifest, stores, decoded: set[str], progress) -> None:
+    """Write the time steps ``start: start + len(times)`` into every store (the variables in
+    ``decoded`` decoded to float32, the others as the sources store them)."""
     reference = sources[0]
     end = start + len(times)
-    decoded = {name for name, v in manifest.variables.items() if v.packing == DECODED}
     template = _template(reference, times, decoded)
     encodings = {name: _encoding(template, manifest.stores[name]) for name in stores}
     for name, store in stores.items():

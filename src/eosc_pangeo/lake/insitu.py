@@ -73,7 +73,7 @@ from .manifest import (
     utcnow,
     write_manifest,
 )
-from .storage import Lake, sha256_of
+from .storage import Lake, sha256_of, source_name
 from .transaction import Transaction
 
 BBox = tuple[float, float, float, float]
@@ -190,8 +190,8 @@ def _ingest(lake, collection_path, manifest, collection, domain, files, progress
 
     report.warnings = [note for source in sources for note in source.warnings]
     report.version = version
-    report.added = [source.file_name for source in sources]
-    report.replaced = [source.file_name for source in sources if source.file.previous]
+    report.added = [source.name for source in sources]
+    report.replaced = [source.name for source in sources if source.file.previous]
     report.rows = sum(source.rows for source in sources)
     return report
 
@@ -313,7 +313,6 @@ class SpooledSource:
     times keep their order in the file)."""
 
     file: SourceFile
-    file_name: str
     spool: str
     #: Month folder -> index of the record batch of its rows in ``spool``.
     months: dict[str, int]
@@ -321,6 +320,10 @@ class SpooledSource:
     time_start: str | None
     time_end: str | None
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return source_name(self.file.url)
 
 
 def _spool_all(files: list[SourceFile], spool_dir: str, progress) -> list[SpooledSource]:
@@ -364,7 +367,7 @@ def _spool_group(group: tuple[list[SourceFile], str]) -> list[SpooledSource]:
                 batches += 1
             times = table["time"]
             spooled.append(SpooledSource(
-                file=file, file_name=source.name, spool=spool, months=months,
+                file=file, spool=spool, months=months,
                 rows=table.num_rows, time_start=_iso(pc.min(times)) if table.num_rows else None,
                 time_end=_iso(pc.max(times)) if table.num_rows else None,
                 warnings=source.warnings))
@@ -563,11 +566,11 @@ def _record(manifest: Manifest, sources: list[SpooledSource], written, replaced,
     gone = {file.path for file in replaced}
     manifest.files = sorted([f for f in manifest.files if f.path not in gone] + written,
                             key=lambda f: f.path)
-    renewed = {source.file_name for source in sources}
+    renewed = {source.name for source in sources}
     manifest.sources = [s for s in manifest.sources if s.name not in renewed]
     for source in sources:
         manifest.sources.append(Source(
-            name=source.file_name, url=source.file.url, size=source.file.size,
+            name=source.name, url=source.file.url, size=source.file.size,
             sha256=source.file.sha256, time_start=source.time_start, time_end=source.time_end,
             rows=source.rows, version=version))
     if manifest.files:  # sources whose every row was empty add no file
