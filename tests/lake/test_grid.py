@@ -284,6 +284,50 @@ def test_validate_passes_on_a_fresh_collection(sst_lake):
     assert failed == []
 
 
+def regional_ta(target: Path, steps: int, levels: int, ny: int, nx: int) -> Path:
+    """A small regional subset of CMIP6 ``ta`` (Amon): monthly air temperature on pressure
+    levels, as users cut them from ESGF."""
+    times = [cftime.DatetimeNoLeap(2000 + m // 12, m % 12 + 1, 16) for m in range(steps)]
+    plev = np.linspace(100000.0, 10000.0, levels)
+    values = 288.0 - 60.0 * np.log(100000.0 / plev)[None, :, None, None] + np.zeros(
+        (steps, levels, ny, nx))
+    ds = xr.Dataset(
+        {"ta": (("time", "plev", "lat", "lon"), values.astype("float32"),
+                {"standard_name": "air_temperature", "units": "K"})},
+        coords={
+            "time": ("time", times, {"standard_name": "time", "axis": "T"}),
+            "plev": ("plev", plev, {"standard_name": "air_pressure", "units": "Pa",
+                                    "axis": "Z", "positive": "down"}),
+            "lat": ("lat", np.linspace(40.0, 42.5, ny),
+                    {"standard_name": "latitude", "units": "degrees_north"}),
+            "lon": ("lon", np.linspace(0.0, 2.5, nx),
+                    {"standard_name": "longitude", "units": "degrees_east"}),
+        },
+        attrs={"source_id": "EOSC-ESM", "table_id": "Amon", "variable_id": "ta"})
+    ds.to_netcdf(target)
+    return target
+
+
+@pytest.mark.parametrize("steps, levels, ny, nx", [(12, 1, 3, 4), (24, 2, 2, 2), (1, 8, 3, 3)],
+                         ids=["one-level", "two-levels-2x2", "one-month"])
+def test_validate_passes_on_a_small_4d_grid_chunked_both_ways(local_lake, tmp_path, steps, levels,
+                                                              ny, nx):
+    source = regional_ta(tmp_path / "ta_Amon_EOSC-ESM_historical_r1i1p1f1_gn.nc", steps, levels,
+                         ny, nx)
+    ingest_grid(local_lake, "ta", "atmosphere", [source], chunking="both")
+    assert [f for f in validate(local_lake) if not f.ok] == []
+    xr.testing.assert_equal(open_dataset(local_lake, "ta", chunking="timeseries").ta.load(),
+                            xr.open_dataset(source).ta)
+
+
+def test_map_chunks_of_a_grid_on_pressure_levels_count_the_levels(local_lake, tmp_path):
+    source = regional_ta(tmp_path / "ta.nc", steps=12, levels=19, ny=8, nx=8)
+    ingest_grid(local_lake, "ta", "atmosphere", [source], chunking="map")
+    array = zarr.open_group(local_lake.path("atmosphere", "ta", "map.zarr"), mode="r")["ta"]
+    assert array.chunks[1] == 19  # levels are kept whole
+    assert np.prod(array.chunks) * array.dtype.itemsize <= 2 * 1024**2  # about the 1 MiB target
+
+
 def test_validate_reports_a_store_that_lost_its_consolidated_metadata(sst_lake):
     root = Path(sst_lake.path("ocean", "sst", "timeseries.zarr", "zarr.json"))
     group = zarr.open_group(root.parent, mode="r+", use_consolidated=False)

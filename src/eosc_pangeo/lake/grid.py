@@ -63,6 +63,7 @@ TARGET_CHUNK_BYTES = 1024**2
 # Blocks written while the next is read, when the memory limit allows two of them.
 PIPELINE_BLOCK_BYTES = 128 * 1024**2
 TIME_INDEX_CHUNK = 65536
+# The chunk sizes `lake validate` accepts; _plan_stores keeps within them for every grid size.
 CHUNK_BYTES_BOUNDS = (16 * 1024, 64 * 1024**2)
 # zstd level 1: on packed int16 fields, 2.5x less CPU than level 3, and a year of 0.25-degree SST
 # came out 1.5 % smaller (392 MB, 398 MB at level 3).
@@ -567,7 +568,12 @@ def _plan_stores(source: SourceGrid, times: np.ndarray, chunking: Chunking
     ny, nx = len(source.y), len(source.x)
     itemsize = max(np.dtype(np.float32).itemsize,
                    max(np.dtype(v.dtype).itemsize for v in source.variables.values()))
-    field_bytes = ny * nx * itemsize
+    # Other dimensions (pressure levels, depths) are kept whole in every chunk.
+    axes = (source.time_name, source.y_name, source.x_name)
+    levels = max(math.prod(source.dataset.sizes[d] for d in v.dims if d not in axes)
+                 for v in source.variables.values())
+    cell_bytes = levels * itemsize
+    field_bytes = ny * nx * cell_bytes
     steps_per_year = _steps_per_year(times)
     plans = {}
     if chunking in ("map", "both"):
@@ -579,9 +585,12 @@ def _plan_stores(source: SourceGrid, times: np.ndarray, chunking: Chunking
         # A year per chunk (ten for monthly and coarser data): a multi-year point series reads
         # one chunk per year, and appending a day rewrites only the current year's chunks.
         time_chunk = max(steps_per_year, 120)
-        tile = max(1, int(math.sqrt(TARGET_CHUNK_BYTES / (time_chunk * itemsize))))
-        plans["timeseries"] = {source.time_name: time_chunk, source.y_name: min(ny, tile),
-                               source.x_name: min(nx, tile)}
+        tile = max(1, int(math.sqrt(TARGET_CHUNK_BYTES / (time_chunk * cell_bytes))))
+        ty, tx = min(ny, tile), min(nx, tile)
+        # A grid too small to fill the smallest chunk gets more years per chunk instead.
+        time_chunk = max(time_chunk, math.ceil(CHUNK_BYTES_BOUNDS[0] / (ty * tx * cell_bytes)))
+        plans["timeseries"] = {source.time_name: time_chunk, source.y_name: ty,
+                               source.x_name: tx}
     return {name: ZarrStore(path=f"{name}.zarr", chunking=name, chunks=chunks, time_length=0)
             for name, chunks in plans.items()}
 
