@@ -1,5 +1,11 @@
-"""Match what scientists type ("sst", "salinity", "tas") to CF standard names, and free text to
-Collections.
+"""Match what scientists type ("sst", "salinity", "sea_surface_temperature") to CF standard
+names, and free text to Collections.
+
+Standard names come from the CF standard name table as compliance-checker ships it
+(``compliance_checker/data/cf-standard-name-table.xml``), read once when a search first asks
+for a variable: its aliases (superseded names) match the names that replaced them, and a generic
+name matches its specific variants (``sea_surface_temperature`` finds the skin, subskin and
+foundation temperatures; ``air_temperature`` finds ``air_temperature_at_cloud_top``).
 
 A Collection's variables are read from its STAC metadata whatever its origin: ``cube:variables``
 (datacube extension, with the ``standard_name`` this platform adds), ``cf:parameter`` (CF
@@ -8,21 +14,26 @@ extension) and ``table:columns`` (table extension).
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import re
+import xml.etree.ElementTree as ElementTree
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-#: Short names and everyday words -> the CF standard names they mean. Words that appear inside
-#: standard names ("temperature", "salinity") need no entry: they match by word.
-ALIASES: dict[str, tuple[str, ...]] = {
-    "sst": ("sea_surface_temperature", "sea_surface_foundation_temperature",
-            "sea_surface_skin_temperature", "sea_surface_subskin_temperature"),
+#: Short names and everyday words -> the CF standard names they mean; the table has none of
+#: these. Specific variants of the names (``sea_surface_foundation_temperature``) need no entry,
+#: nor do words that appear inside standard names ("temperature", "salinity"): they match by word.
+ABBREVIATIONS: dict[str, tuple[str, ...]] = {
+    "sst": ("sea_surface_temperature",),
     "sss": ("sea_surface_salinity",),
     "temp": ("sea_water_temperature",),
     "psal": ("sea_water_practical_salinity",),
-    "ssh": ("sea_surface_height_above_geoid", "sea_surface_height_above_sea_level"),
-    "sla": ("sea_surface_height_above_sea_level",),
+    "ssh": ("sea_surface_height_above_geoid", "sea_surface_height_above_mean_sea_level"),
+    "sla": ("sea_surface_height_above_mean_sea_level",),
     "chl": ("mass_concentration_of_chlorophyll_a_in_sea_water",),
     "tas": ("air_temperature",),
     "t2m": ("air_temperature",),
@@ -41,6 +52,61 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "sm": ("volume_fraction_of_condensed_water_in_soil",),
     "snow": ("surface_snow_amount", "surface_snow_area_fraction", "surface_snow_thickness"),
 }
+
+#: Words that make a standard name a specific variant of the name without them: the layers
+#: of the ocean's surface at which a sea surface temperature is defined (GHRSST).
+VARIANT_WORDS = ("skin", "subskin", "foundation")
+
+
+@dataclass(frozen=True)
+class StandardNameTable:
+    """The CF standard name table: its names, aliases and generic -> specific relations."""
+
+    version: str
+    names: frozenset[str]
+    #: Superseded name -> the name that replaced it.
+    aliases: dict[str, str]
+    #: Generic name -> its specific variants (one of VARIANT_WORDS inserted, or ``_at_...``).
+    variants: dict[str, frozenset[str]]
+
+    def current(self, name: str) -> str:
+        """The name itself, or the one that replaced it if it is a superseded alias."""
+        return self.aliases.get(name, name)
+
+
+@functools.cache
+def cf_standard_names() -> StandardNameTable:
+    """The CF standard name table shipped by compliance-checker (read once, in about 0.2 s)."""
+    # Found without importing compliance_checker, which would load its whole checking stack.
+    package = importlib.util.find_spec("compliance_checker").submodule_search_locations[0]
+    root = ElementTree.parse(Path(package) / "data" / "cf-standard-name-table.xml").getroot()
+    names = frozenset(entry.get("id") for entry in root.iter("entry"))
+    aliases = {alias.get("id"): alias.findtext("entry_id").strip()
+               for alias in root.iter("alias")}
+    variants: dict[str, set[str]] = defaultdict(set)
+    for name in names:
+        generic, at, _ = name.partition("_at_")
+        if at and generic in names:
+            variants[generic].add(name)
+        words = name.split("_")
+        for i, word in enumerate(words):
+            generic = "_".join(words[:i] + words[i + 1:])
+            if word in VARIANT_WORDS and generic in names:
+                variants[generic].add(name)
+    return StandardNameTable(root.findtext("version_number", "").strip(), names, aliases,
+                             {g: frozenset(v) for g, v in variants.items()})
+
+
+@functools.cache
+def related_names(term: str) -> frozenset[str]:
+    """The standard names a term means besides itself: those of its abbreviation (``sst``), or,
+    for a standard name, its specific variants, each with its own variants."""
+    table = cf_standard_names()
+    meant = ABBREVIATIONS.get(term.replace("_", " "), ABBREVIATIONS.get(term))
+    generics = [table.current(n) for n in meant] if meant else [table.current(term)]
+    related = {*generics, *(v for g in generics for v in table.variants.get(g, ()))}
+    return frozenset(related if meant else related - {table.current(term)})
+
 
 EXACT, ALIAS, WORD = 3.0, 2.0, 1.0
 
@@ -86,15 +152,20 @@ def match_variables(wanted: Iterable[str], collection: dict[str, Any]
 
 
 def variable_score(term: str, variable: CollectionVariable) -> float:
-    """3 for the variable's own or standard name, 2 for an alias of it, 1 for a word of its
-    standard name; halved for a quantity derived from it (``... standard_error``)."""
+    """3 for the variable's own or standard name (or a CF alias of it), 2 for an abbreviation
+    of it or a generic name it is a variant of, 1 for a word of its standard name; halved for
+    a quantity derived from it (``... standard_error``)."""
     term = term.strip().lower().replace(" ", "_")
     base, _, modifier = (variable.standard_name or "").lower().partition(" ")
-    if term in (variable.name.lower(), base):
+    if term == variable.name.lower() or (base and term == base):
         score = EXACT
-    elif base and base in ALIASES.get(term.replace("_", " "), ALIASES.get(term, ())):
+    elif not base:
+        return 0.0
+    elif (current := cf_standard_names().current(base)) == cf_standard_names().current(term):
+        score = EXACT
+    elif current in related_names(term):
         score = ALIAS
-    elif base and term in base.split("_"):
+    elif term in base.split("_"):
         score = WORD
     else:
         return 0.0
