@@ -1,7 +1,9 @@
 """The ``eosc-pangeo`` command: a thin layer over the library, one sub-command per task.
 
-Every failure the library raises on purpose (bad input, missing collection, ...) ends the command
-with exit code 1 and its one-line message; nothing here holds logic of its own.
+Every failure the library raises on purpose (a ``LakeError`` or ``CatalogError``: bad input,
+missing collection, ...) ends the command with exit code 1 and its one-line message; anything else
+is a bug and shows its traceback. Nothing here holds logic of its own, and the library's modules
+load inside the commands, so that ``--help`` is quick.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import demo_data
-from .lake import DOMAINS, Lake, LakeError
+from .catalog.errors import CatalogError
+from .demo_sizes import SIZES
+from .lake.errors import LakeError
+from .lake.storage import DOMAINS, Lake
 
 app = typer.Typer(help="eosc-pangeo: a Pangeo platform for Earth-science data.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -32,7 +35,7 @@ console = Console(width=None if Console().is_terminal else 140)
 errors = Console(stderr=True)
 
 Domain = Enum("Domain", {d.replace("-", "_"): d for d in DOMAINS}, type=str)
-Size = Enum("Size", {s: s for s in demo_data.SIZES}, type=str)
+Size = Enum("Size", {s: s for s in SIZES}, type=str)
 
 
 class Chunking(str, Enum):
@@ -62,7 +65,7 @@ def failures_as_exit() -> Iterator[None]:
     """Turn the library's deliberate errors into a one-line message and exit code 1."""
     try:
         yield
-    except (LakeError, ValueError) as error:
+    except (LakeError, CatalogError) as error:
         errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
@@ -70,6 +73,14 @@ def failures_as_exit() -> Iterator[None]:
 @contextmanager
 def progress_bars() -> Iterator:
     """A rich progress display and a ``progress(stage, done, total)`` callback feeding it."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=errors, transient=False) as bars:
         tasks: dict[str, int] = {}
@@ -89,6 +100,8 @@ def demo_data_command(
     seed: Annotated[int, typer.Option(help="Seed of the random fields.")] = 0,
 ) -> None:
     """Write deterministic sample source files (NetCDF, CSV) as data centres publish them."""
+    from . import demo_data
+
     with progress_bars() as progress:
         written = demo_data.write_demo_data(out_dir, size.value, seed=seed, progress=progress)
     for kind, paths in written.items():

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ._processes import pool_context
+from .demo_sizes import SIZES
 
 __all__ = [
     "KINDS",
@@ -53,7 +54,6 @@ __all__ = [
     "write_stations",
 ]
 
-SIZES = ("small", "medium", "large")
 KINDS = ("sst", "climate", "argo", "stations")
 
 Progress = Callable[[str, int, int], None]

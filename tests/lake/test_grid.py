@@ -24,6 +24,8 @@ from eosc_pangeo.lake import (
     IngestError,
     Lake,
     LakeWarning,
+    SelectionError,
+    UnknownVariable,
     ingest_grid,
     open_dataset,
     read_manifest,
@@ -119,6 +121,16 @@ def test_selection_returns_only_the_requested_region_and_period(sst_lake):
     assert ds.sizes["time"] == 2
     assert float(ds.lat.min()) >= 0 and float(ds.lat.max()) <= 10
     assert float(ds.lon.min()) >= 0 and float(ds.lon.max()) <= 10
+
+
+def test_a_box_whose_south_is_north_of_its_north_is_refused(sst_lake):
+    with pytest.raises(SelectionError, match=r"south \(50.0\) is north of its north \(0.0\)"):
+        open_dataset(sst_lake, "sst", bbox=(10, 50, 0, 0))
+
+
+def test_an_unknown_variable_is_the_same_error_as_for_in_situ_collections(sst_lake):
+    with pytest.raises(UnknownVariable, match="no variable chlorophyll .variables: "):
+        open_dataset(sst_lake, "sst", variables=["chlorophyll"])
 
 
 @pytest.mark.parametrize("chunking", ["map", "timeseries"])

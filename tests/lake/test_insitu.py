@@ -27,7 +27,7 @@ import pytest
 import shapely
 
 from eosc_pangeo.demo_data import ArgoSpec, StationSpec, write_argo, write_stations
-from eosc_pangeo.lake.errors import IngestError
+from eosc_pangeo.lake.errors import IngestError, SelectionError, UnknownVariable
 from eosc_pangeo.lake.insitu import (
     PARALLEL_READ_FROM,
     check_insitu,
@@ -274,8 +274,13 @@ def test_read_outside_the_data_returns_an_empty_frame_with_the_columns(ingested)
 
 
 def test_read_refuses_an_unknown_variable(ingested):
-    with pytest.raises(ValueError, match="DOXY"):
+    with pytest.raises(UnknownVariable, match="DOXY"):
         read_insitu(ingested, COLLECTION, variables=["DOXY"])
+
+
+def test_read_refuses_a_box_whose_south_is_north_of_its_north(ingested):
+    with pytest.raises(SelectionError, match=r"south \(50.0\) is north of its north \(40.0\)"):
+        read_insitu(ingested, COLLECTION, bbox=(-30, 50, 0, 40))
 
 
 # --- appends and idempotence -----------------------------------------------------------------

@@ -1,20 +1,28 @@
 """The meta-catalogue: STAC, Intake and DCAT-AP descriptions of the lake, one search index
 across every domain (and harvested catalogues), and a STAC API serving it.
 
-Only describes and finds the lake: nothing here writes into its collections.
+Only describes and finds the lake: nothing here writes into its collections. Each export loads
+its libraries (DuckDB, pystac, rdflib...) when first used.
 """
 
-from .build import BuildReport, build_catalog
-from .dcat import export_dcat
-from .harvest import HarvestReport, harvest
-from .index import CatalogError, CatalogIndex, UnknownCollection
-from .intake import open_catalog
-from .search import Hit, SearchResults, search
+from typing import TYPE_CHECKING
+
+from .._lazy import export_lazily
+from .errors import CatalogError, CatalogNotBuilt, UnknownCollection
+
+if TYPE_CHECKING:
+    from .build import BuildReport, build_catalog
+    from .dcat import export_dcat
+    from .harvest import HarvestReport, harvest
+    from .index import CatalogIndex
+    from .intake import open_catalog
+    from .search import Hit, SearchResults, search
 
 __all__ = [
     "BuildReport",
     "CatalogError",
     "CatalogIndex",
+    "CatalogNotBuilt",
     "HarvestReport",
     "Hit",
     "SearchResults",
@@ -25,3 +33,9 @@ __all__ = [
     "open_catalog",
     "search",
 ]
+
+export_lazily(__name__, {
+    "BuildReport": "build", "build_catalog": "build", "export_dcat": "dcat",
+    "HarvestReport": "harvest", "harvest": "harvest", "CatalogIndex": "index",
+    "open_catalog": "intake", "Hit": "search", "SearchResults": "search", "search": "search",
+})

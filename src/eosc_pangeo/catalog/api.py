@@ -311,7 +311,15 @@ def _next_get_link(request: Request, offset: int) -> dict[str, Any]:
 
 
 def serve(lake: str | Lake | None = None, *, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve the lake's index as a STAC API with uvicorn until interrupted."""
+    """Serve the lake's index as a STAC API with uvicorn until interrupted.
+
+    Raises
+    ------
+    CatalogNotBuilt
+        If the lake's catalogue was never built: a server with no collections helps nobody.
+    """
     import uvicorn
 
-    uvicorn.run(create_app(lake), host=host, port=port, log_level="info")
+    from .build import built_index
+
+    uvicorn.run(create_app(index=built_index(lake)), host=host, port=port, log_level="info")

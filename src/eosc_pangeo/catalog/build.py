@@ -20,7 +20,8 @@ import pystac
 
 from ..lake.manifest import Manifest, list_collections
 from ..lake.storage import Lake
-from .index import CATALOG_DIR, LAKE_SOURCE, CatalogIndex, ItemQuery
+from .errors import CatalogNotBuilt
+from .index import CATALOG_DIR, COLLECTIONS_FILE, LAKE_SOURCE, CatalogIndex, ItemQuery
 from .intake import INTAKE_DIR, write_intake_catalogs
 from .stac import FsspecStacIO, describe_collection, describe_items, lake_catalog
 
@@ -87,6 +88,26 @@ def build_catalog(lake: str | Lake | None = None, *, progress: Progress | None =
                           index)
     report.intake = write_intake_catalogs(lake, manifests, lake.path(CATALOG_DIR, INTAKE_DIR))
     return report
+
+
+def built_index(lake: str | Lake | None = None) -> CatalogIndex:
+    """The lake's own index, for commands that read it (search, serve).
+
+    Raises
+    ------
+    CatalogNotBuilt
+        If ``eosc-pangeo catalog build`` never ran on the lake, or the URL holds no lake.
+    """
+    lake = Lake.from_url(lake)
+    index = CatalogIndex.of_lake(lake)
+    with lake.reaching():
+        built = index.fs.exists(f"{index.root}/{COLLECTIONS_FILE}")
+    if built:
+        return index
+    if not lake.collection_ids():
+        raise CatalogNotBuilt(str(lake.not_a_lake()))
+    raise CatalogNotBuilt(f"the catalogue of the lake {lake.url} was never built: run "
+                          f"eosc-pangeo catalog build --lake {lake.url}")
 
 
 def fingerprint(manifest: Manifest) -> str:

@@ -18,6 +18,7 @@ from rdflib import Literal as RDFLiteral
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, XSD
 
 from ..lake.storage import Lake
+from .errors import CatalogError
 from .index import CatalogIndex
 from .vocabulary import collection_variables
 
@@ -51,7 +52,7 @@ def export_dcat(lake: str | Lake | None = None, *, index: CatalogIndex | None = 
         ``<base_uri>/collections/<id>``. Default: the index's own URL.
     """
     if format not in ("turtle", "jsonld"):
-        raise ValueError(f"format must be turtle or jsonld, got {format!r}")
+        raise CatalogError(f"format must be turtle or jsonld, got {format!r}")
     index = index or CatalogIndex.of_lake(lake)
     return dcat_graph(index, base_uri or index.url).serialize(
         format="json-ld" if format == "jsonld" else "turtle")

@@ -43,6 +43,7 @@ import stac_geoparquet.arrow
 from shapely.geometry.base import BaseGeometry
 
 from ..lake.storage import Lake, atomic_write
+from .errors import CatalogError, UnknownCollection
 
 CATALOG_DIR = "_catalog"
 COLLECTIONS_FILE = "collections.parquet"
@@ -62,14 +63,6 @@ COLLECTION_SCHEMA = pa.schema([
     ("items_file", pa.string()),
     ("stac", pa.string()),
 ])
-
-
-class CatalogError(ValueError):
-    """A deliberate error of the catalogue: bad query, unknown collection, clashing source."""
-
-
-class UnknownCollection(CatalogError):
-    """A query named a collection the index does not hold."""
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from ..geometry import BBox, check_bbox
 from .index import CatalogError
 
-BBox = tuple[float, float, float, float]
 Interval = tuple[datetime | None, datetime | None]
 
 MAX_LIMIT = 10_000
@@ -21,30 +21,14 @@ _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
 
 
 def parse_bbox(value: str | Sequence[float] | None) -> BBox | None:
-    """``(west, south, east, north)`` from 4 numbers (or 6, with heights, which are dropped).
+    """``(west, south, east, north)`` from 4 numbers (or 6, with heights, which are dropped),
+    or their comma-separated text; checked by :func:`eosc_pangeo.geometry.check_bbox`.
 
     ``west > east`` is a box crossing the antimeridian, as in STAC.
     """
     if value is None:
         return None
-    if isinstance(value, str):
-        value = value.split(",")
-    try:
-        numbers = [float(v) for v in value]
-    except (TypeError, ValueError):
-        raise CatalogError(f"bbox {value!r} is not a list of numbers") from None
-    if len(numbers) == 6:
-        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
-    if len(numbers) != 4:
-        raise CatalogError(f"bbox needs 4 numbers (west, south, east, north) or 6 with heights, "
-                           f"got {len(numbers)}")
-    west, south, east, north = numbers
-    if not all(-180 <= x <= 180 for x in (west, east)) or not all(
-            -90 <= y <= 90 for y in (south, north)):
-        raise CatalogError(f"bbox {numbers} is outside [-180, -90, 180, 90] (degrees, CRS84)")
-    if south > north:
-        raise CatalogError(f"bbox south ({south}) is north of its north ({north})")
-    return west, south, east, north
+    return check_bbox(value.split(",") if isinstance(value, str) else value, CatalogError)
 
 
 def parse_datetime(value: str | datetime | Sequence[object] | None) -> Interval | None:

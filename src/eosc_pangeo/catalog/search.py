@@ -245,7 +245,9 @@ def _index(lake: Lake | None, catalog: str | CatalogIndex | None) -> CatalogInde
         return catalog
     if catalog is not None:
         return CatalogIndex(catalog)
-    return CatalogIndex.of_lake(lake)
+    from .build import built_index  # pystac and intake: only for the lake's own index
+
+    return built_index(lake)
 
 
 def extent_overlap(collection: dict[str, Any], box: BBox | None,

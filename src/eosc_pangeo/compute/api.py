@@ -10,7 +10,7 @@ from distributed.deploy.cluster import Cluster
 from ..config import Settings, get_settings
 from .gateway import start_gateway
 from .local import start_local
-from .spec import BACKENDS, ClusterSpec, ClusterStartError
+from .spec import BACKENDS, ClusterOptionError, ClusterSpec, ClusterStartError
 
 Backend = Literal["auto", "gateway", "slurm", "pbs", "local"]
 
@@ -22,7 +22,7 @@ def choose_backend(backend: str, settings: Settings) -> str:
             return "gateway"
         return settings.jobqueue or "local"
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
+        raise ClusterOptionError(f"backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
     return backend
 
 
@@ -75,10 +75,11 @@ def cluster(
 
     Raises
     ------
-    UnsupportedOption
-        The chosen backend cannot honour an option (e.g. ``image`` with ``"local"``).
+    ClusterOptionError
+        An invalid option; :class:`UnsupportedOption` when the chosen backend cannot honour it
+        (e.g. ``image`` with ``"local"``).
     ValueError
-        An invalid option, or one the platform's limits or quotas refuse (the message says which).
+        An option the gateway's limits or quotas refuse (dask-gateway's message says which).
     ClusterStartError
         The backend is unreachable, or workers did not start within
         ``settings.cluster_start_timeout`` seconds.

@@ -15,12 +15,17 @@ BACKENDS = ("gateway", "slurm", "pbs", "local")
 LAKE_SETTINGS = ("lake", "storage_options", "catalog_url")
 
 
-class UnsupportedOption(ValueError):
-    """An option that the chosen backend cannot honour (never silently dropped)."""
-
-
 class ClusterStartError(RuntimeError):
-    """A backend could not give a ready cluster within the allowed time."""
+    """No cluster could be given: its options were refused, the backend is unreachable, or its
+    workers did not start within the allowed time. Base of ``cluster()``'s deliberate errors."""
+
+
+class ClusterOptionError(ClusterStartError, ValueError):
+    """An option refused before anything starts; the message names it and what is accepted."""
+
+
+class UnsupportedOption(ClusterOptionError):
+    """An option that the chosen backend cannot honour (never silently dropped)."""
 
 
 @dataclass(frozen=True)
@@ -68,31 +73,31 @@ class ClusterSpec:
     ) -> ClusterSpec:
         """Validate user-facing values (memory as ``"4GiB"`` or bytes) into a spec."""
         if workers is not None and adaptive is not None:
-            raise ValueError(
+            raise ClusterOptionError(
                 "give either workers=N (a fixed size) or adaptive=(min, max), not both"
             )
         if adaptive is not None:
             minimum, maximum = adaptive
             if not 0 <= minimum <= maximum or maximum < 1:
-                raise ValueError(
+                raise ClusterOptionError(
                     f"adaptive=(min, max) needs 0 <= min <= max, max >= 1; got {adaptive}"
                 )
             workers = minimum
         elif workers is None:
             workers = 1
         if workers < 0:
-            raise ValueError(f"workers must be >= 0, got {workers}")
+            raise ClusterOptionError(f"workers must be >= 0, got {workers}")
         if cores is not None and cores < 1:
-            raise ValueError(f"cores must be >= 1, got {cores}")
+            raise ClusterOptionError(f"cores must be >= 1, got {cores}")
         memory_bytes = parse_bytes(memory) if isinstance(memory, str) else memory
         if memory_bytes is not None and memory_bytes <= 0:
-            raise ValueError(f"memory must be positive, got {memory!r}")
+            raise ClusterOptionError(f"memory must be positive, got {memory!r}")
         if idle_timeout is not None and idle_timeout <= 0:
-            raise ValueError(f"idle_timeout must be positive seconds, got {idle_timeout}")
+            raise ClusterOptionError(f"idle_timeout must be positive seconds, got {idle_timeout}")
         env = dict(env or {})
         for key, value in env.items():
             if not isinstance(key, str) or not isinstance(value, str):
-                raise TypeError(f"env must map str to str, got {key!r}: {value!r}")
+                raise ClusterOptionError(f"env must map str to str, got {key!r}: {value!r}")
         return cls(
             workers=workers,
             cores=cores,

@@ -4,13 +4,30 @@ Writes are atomic per collection: readers see the previous version until an inge
 everything, and a failed ingest leaves the lake byte for byte as it was.
 """
 
-from .demo import build_demo_lake
-from .errors import CollectionBusy, CollectionNotFound, Finding, IngestError, LakeError, LakeWarning
-from .grid import ingest_grid, open_grid
-from .insitu import ingest_insitu, read_insitu
-from .manifest import IngestReport, Manifest, list_collections, read_manifest
+from typing import TYPE_CHECKING
+
+from .._lazy import export_lazily
+from .errors import (
+    CollectionBusy,
+    CollectionNotFound,
+    Finding,
+    IngestError,
+    LakeError,
+    LakeUnreachable,
+    LakeWarning,
+    NoLakeGiven,
+    NotALake,
+    SelectionError,
+    UnknownVariable,
+)
 from .storage import DOMAINS, Lake
-from .validate import validate
+
+if TYPE_CHECKING:
+    from .demo import build_demo_lake
+    from .grid import ingest_grid, open_grid
+    from .insitu import ingest_insitu, read_insitu
+    from .manifest import IngestReport, Manifest, list_collections, read_manifest
+    from .validate import validate
 
 
 def open_dataset(lake_or_collection: str | Lake, collection: str | None = None, **selection):
@@ -21,9 +38,12 @@ def open_dataset(lake_or_collection: str | Lake, collection: str | None = None, 
     (``bbox``, ``time``, ``variables``, ``chunking``) are those of :func:`open_grid`.
     In-situ collections are tables: read them with :func:`read_insitu`.
     """
+    from .grid import open_grid
+
     lake, collection = (None, lake_or_collection) if collection is None else (
         lake_or_collection, collection)
     return open_grid(lake, collection, **selection)
+
 
 __all__ = [
     "DOMAINS",
@@ -34,8 +54,13 @@ __all__ = [
     "IngestReport",
     "Lake",
     "LakeError",
+    "LakeUnreachable",
     "LakeWarning",
     "Manifest",
+    "NoLakeGiven",
+    "NotALake",
+    "SelectionError",
+    "UnknownVariable",
     "build_demo_lake",
     "ingest_grid",
     "ingest_insitu",
@@ -46,3 +71,10 @@ __all__ = [
     "read_manifest",
     "validate",
 ]
+
+export_lazily(__name__, {
+    "build_demo_lake": "demo", "ingest_grid": "grid", "open_grid": "grid",
+    "ingest_insitu": "insitu", "read_insitu": "insitu", "IngestReport": "manifest",
+    "Manifest": "manifest", "list_collections": "manifest", "read_manifest": "manifest",
+    "validate": "validate",
+})

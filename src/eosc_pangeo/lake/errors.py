@@ -47,6 +47,29 @@ class CollectionNotFound(LakeError, KeyError):
         return str(self.args[0])
 
 
+class NoLakeGiven(LakeError, ValueError):
+    """Neither a lake URL nor ``EOSC_PANGEO_LAKE``."""
+
+
+class NotALake(LakeError):
+    """The URL given as a lake holds no collection (an empty folder, or not the lake's root)."""
+
+
+class LakeUnreachable(LakeError):
+    """The lake's store refused access (no or wrong credentials); the message says what to set."""
+
+
+class SelectionError(LakeError, ValueError):
+    """A selection (bbox, time, variables, store) that the collection cannot answer."""
+
+
+class UnknownVariable(SelectionError, KeyError):
+    """A variable asked for that the collection does not hold; the message lists those it does."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 class LakeWarning(UserWarning):
     """Something worth a look that does not stop an ingest (e.g. a gap in a time series)."""
 

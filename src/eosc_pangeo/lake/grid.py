@@ -37,7 +37,15 @@ from zarr.codecs import BloscCodec
 from zarr.storage import FsspecStore, LocalStore
 
 from ..config import get_settings
-from .errors import Finding, IngestError, LakeError, LakeWarning
+from ..geometry import check_bbox
+from .errors import (
+    Finding,
+    IngestError,
+    LakeError,
+    LakeWarning,
+    SelectionError,
+    UnknownVariable,
+)
 from .hdf5_chunks import ChunkDecoder, raw_chunks
 from .manifest import (
     Extent,
@@ -327,12 +335,21 @@ def open_grid(
         touches fewer chunks for the requested ``bbox`` and ``time`` (maps when nothing is
         selected).
     bbox
-        ``(west, south, east, north)`` in degrees: only this region is returned.
+        ``(west, south, east, north)`` in degrees: only this region is returned; ``west > east``
+        crosses the antimeridian.
     time
         ``(start, end)``: only this period is returned (either end may be None).
     variables
         Data variables to keep (default: all).
+
+    Raises
+    ------
+    SelectionError
+        For a bad ``bbox``, a store the collection does not have, or (:class:`UnknownVariable`)
+        a variable it does not hold.
     """
+    if bbox is not None:
+        bbox = check_bbox(bbox, SelectionError)
     lake = Lake.from_url(lake)
     collection_path = lake.find_collection(collection)
     manifest = read_manifest(lake, collection_path)
@@ -340,7 +357,7 @@ def open_grid(
         raise LakeError(f"collection {collection!r} holds in-situ observations, not a grid: "
                         f"read it with eosc_pangeo.lake.read_insitu(lake, {collection!r}, ...)")
     if chunking != "auto" and chunking not in manifest.stores:
-        raise ValueError(f"collection {manifest.id!r} has no {chunking!r} store "
+        raise SelectionError(f"collection {manifest.id!r} has no {chunking!r} store "
                          f"(it has {', '.join(manifest.stores)})")
 
     def open_store(name: str) -> xr.Dataset:
@@ -895,7 +912,8 @@ def select(ds: xr.Dataset, bbox, time, variables) -> xr.Dataset:
     if variables is not None:
         unknown = set(variables) - set(ds.data_vars)
         if unknown:
-            raise KeyError(f"no variable {sorted(unknown)} (variables: {sorted(ds.data_vars)})")
+            raise UnknownVariable(f"no variable {', '.join(sorted(unknown))} (variables: "
+                                  f"{', '.join(sorted(ds.data_vars))})")
         ds = ds[list(variables)]
     if time is not None:
         ds = ds.cf.sel(T=slice(*time))

@@ -51,7 +51,8 @@ import pyarrow.fs
 import pyarrow.parquet as pq
 
 from .._processes import pool_context
-from .errors import Finding, LakeWarning
+from ..geometry import BBox, check_bbox
+from .errors import Finding, LakeError, LakeWarning, SelectionError, UnknownVariable
 from .insitu_sources import (
     OBSERVATION_SCHEMA,
     UTC_MICROSECONDS,
@@ -75,8 +76,6 @@ from .manifest import (
 )
 from .storage import Lake, sha256_of, source_name
 from .transaction import Transaction
-
-BBox = tuple[float, float, float, float]
 
 OBSERVATIONS = "observations"
 #: Below this many new files, starting worker processes costs more than decoding in one.
@@ -238,11 +237,14 @@ def read_insitu(
         profile fields (``position_qc``, ``time_qc``, ``cycle_number``, ``data_mode``), in
         storage order (by region, then time).
     """
+    if bbox is not None:
+        bbox = check_bbox(bbox, SelectionError)
     lake = Lake.from_url(lake)
     collection_path = lake.find_collection(collection)
     manifest = read_manifest(lake, collection_path)
     if manifest.kind != "insitu":
-        raise ValueError(f"{collection} is a gridded collection; open it with open_grid")
+        raise LakeError(f"collection {collection!r} is a grid, not in-situ observations: open "
+                        f"it with eosc_pangeo.open_dataset(lake, {collection!r}, ...)")
     chosen = _chosen_variables(manifest, variables)
     start, end = (_utc(t) for t in (time or (None, None)))
     files = [f for f in manifest.files
@@ -597,7 +599,7 @@ def _chosen_variables(manifest: Manifest, variables: Sequence[str] | None) -> li
         return list(manifest.variables)
     unknown = sorted(set(variables) - set(manifest.variables))
     if unknown:
-        raise ValueError(f"{manifest.id} has no variable {', '.join(unknown)} "
+        raise UnknownVariable(f"{manifest.id} has no variable {', '.join(unknown)} "
                          f"(variables: {', '.join(manifest.variables)})")
     return list(dict.fromkeys(variables))
 
@@ -722,7 +724,8 @@ def _sort_state(table: pa.Table) -> tuple[bool, str]:
     curve = hilbert_index(table["lon"].to_numpy(), table["lat"].to_numpy())
     time = table["time"].to_numpy()
     curve_step = np.diff(curve.astype(np.int64))
-    out_of_order = (curve_step < 0) | ((curve_step == 0) & (np.diff(time) < np.timedelta64(0)))
+    backwards = np.diff(time) < np.timedelta64(0, "us")
+    out_of_order = (curve_step < 0) | ((curve_step == 0) & backwards)
     if out_of_order.any():
         return False, f"row {int(np.argmax(out_of_order)) + 1} breaks the (Hilbert curve, time) " \
                       "order"

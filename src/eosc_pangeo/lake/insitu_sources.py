@@ -273,7 +273,7 @@ def _argo_times(url: str, nc: netCDF4.Dataset) -> np.ndarray:
     days = _numbers(juld)
     # Argo times are given to the second or better; microseconds keep them exactly.
     offsets = np.rint(days * 86_400e6)
-    times = np.full(days.shape, np.datetime64("NaT"), dtype="datetime64[us]")
+    times = np.full(days.shape, np.datetime64("NaT", "us"), dtype="datetime64[us]")
     known = np.isfinite(offsets)
     times[known] = np.datetime64(reference.to_datetime64(), "us") + offsets[known].astype(
         "timedelta64[us]")

@@ -275,7 +275,7 @@ def list_collections(lake: str | Lake | None = None) -> list[Manifest]:
     """The manifests of every committed collection of the lake, sorted by domain and id."""
     lake = Lake.from_url(lake)
     manifests = [Manifest.model_validate_json(lake.fs.cat_file(path))
-                 for path in lake.fs.glob(lake.path("*", "*", MANIFEST))]
+                 for path in lake.manifest_paths()]
     return sorted(manifests, key=lambda m: (m.domain, m.id))
 
 

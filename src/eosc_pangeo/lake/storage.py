@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
+from .errors import CollectionNotFound, IngestError, LakeUnreachable, NoLakeGiven, NotALake
 
-from .errors import CollectionNotFound, IngestError
+if TYPE_CHECKING:
+    import fsspec
+
+# fsspec is imported where a file system is first needed: the command line's --help needs none.
 
 Domain = Literal["ocean", "atmosphere", "land", "solid-earth"]
 DOMAINS: tuple[Domain, ...] = ("ocean", "atmosphere", "land", "solid-earth")
@@ -56,13 +60,15 @@ class Lake:
         settings = get_settings()
         url = url or settings.lake
         if not url:
-            raise ValueError("no lake given: pass a lake URL or set EOSC_PANGEO_LAKE")
+            raise NoLakeGiven("no lake given: pass a lake URL or set EOSC_PANGEO_LAKE")
         options = settings.storage_options if storage_options is None else storage_options
         return cls(str(url).rstrip("/") or "/", dict(options))
 
     @cached_property
     def _fs_and_root(self) -> tuple[fsspec.AbstractFileSystem, str]:
         # Every path of the lake goes through these: resolve the URL once, not per call.
+        import fsspec
+
         return fsspec.core.url_to_fs(self.url, **self.storage_options)
 
     @property
@@ -76,7 +82,7 @@ class Lake:
 
     @property
     def is_local(self) -> bool:
-        return isinstance(self.fs, LocalFileSystem)
+        return is_local_fs(self.fs)
 
     def path(self, *parts: str) -> str:
         """File-system path of ``parts`` under the lake."""
@@ -97,9 +103,10 @@ class Lake:
         CollectionNotFound
             If no domain holds a committed collection of that id.
         """
-        for domain in DOMAINS:
-            if self.fs.exists(self.path(domain, collection, MANIFEST)):
-                return self.path(domain, collection)
+        with self.reaching():
+            for domain in DOMAINS:
+                if self.fs.exists(self.path(domain, collection, MANIFEST)):
+                    return self.path(domain, collection)
         known = ", ".join(sorted(self.collection_ids())) or "none"
         raise CollectionNotFound(
             f"no collection {collection!r} in the lake {self.url} (collections: {known})"
@@ -107,8 +114,43 @@ class Lake:
 
     def collection_ids(self) -> list[str]:
         """Ids of every committed collection."""
-        manifests = self.fs.glob(self.path("*", "*", MANIFEST))
-        return sorted(posixpath.basename(posixpath.dirname(m)) for m in manifests)
+        return sorted(posixpath.basename(posixpath.dirname(m)) for m in self.manifest_paths())
+
+    def manifest_paths(self) -> list[str]:
+        """The ``_manifest.json`` of every committed collection, in no particular order."""
+        with self.reaching():
+            return self.fs.glob(self.path("*", "*", MANIFEST))
+
+    def not_a_lake(self) -> NotALake:
+        """The error for a command that needs collections where this URL holds none."""
+        with self.reaching():
+            exists = self.fs.exists(self.root)
+        if not exists:
+            return NotALake(f"no lake at {self.url}: the folder does not exist (check the URL, "
+                            "or EOSC_PANGEO_LAKE)")
+        return NotALake(f"{self.url} is not a lake, or an empty one: it holds no collection "
+                        f"(no <domain>/<collection>/{MANIFEST}). Give the lake's root folder, or "
+                        "ingest a collection first (eosc-pangeo lake ingest-grid, ingest-insitu)")
+
+    @contextmanager
+    def reaching(self) -> Iterator[None]:
+        """Turn the store's refusals (no credentials, access denied) into :class:`LakeUnreachable`.
+        """
+        try:
+            yield
+        except PermissionError as error:
+            raise LakeUnreachable(f"{self.url}: access denied ({error}); check the credentials "
+                                  "in EOSC_PANGEO_STORAGE_OPTIONS, or the folder's permissions"
+                                  ) from error
+        except Exception as error:
+            botocore = sys.modules.get("botocore.exceptions")
+            if botocore is None or not isinstance(error, botocore.NoCredentialsError):
+                raise
+            raise LakeUnreachable(
+                f"{self.url}: no credentials to reach the object store. Give them in "
+                "EOSC_PANGEO_STORAGE_OPTIONS ('{\"key\": ..., \"secret\": ...}', or "
+                "'{\"anon\": true}' for a public bucket), the AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY variables or ~/.aws/credentials") from None
 
 
 #: How ingests report progress: ``progress(stage, done, total)``.
@@ -126,6 +168,8 @@ def source_fs(lake: Lake, url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     Sources on the lake's kind of store (e.g. ``s3://`` next to an ``s3://`` lake) are read with
     the lake's storage options, so that one endpoint and one set of credentials serve both.
     """
+    import fsspec
+
     protocol = fsspec.core.split_protocol(url)[0] or "file"
     lake_protocols = lake.fs.protocol if isinstance(lake.fs.protocol, tuple) else (
         lake.fs.protocol,)
@@ -152,9 +196,16 @@ def expand_sources(lake: Lake, urls: Sequence[str]) -> list[str]:
         if not matches:
             raise IngestError(url, "matches no file", "check the pattern and the storage options")
         # Remote matches keep their protocol so that they are read (and recorded) as URLs.
-        expanded += [m if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(m)
+        expanded += [m if is_local_fs(fs) else fs.unstrip_protocol(m)
                      for m in matches]
     return expanded
+
+
+def is_local_fs(fs: fsspec.AbstractFileSystem) -> bool:
+    """Whether ``fs`` is this machine's own disk (fsspec's LocalFileSystem)."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)
 
 
 def atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
@@ -163,7 +214,7 @@ def atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
     Object stores make a single PUT visible at once; on file systems the data goes to a
     temporary sibling that is then renamed over the target (rename is atomic on POSIX).
     """
-    if isinstance(fs, LocalFileSystem):
+    if is_local_fs(fs):
         fs.makedirs(posixpath.dirname(path), exist_ok=True)
         tmp = f"{path}.{uuid.uuid4().hex}.tmp"
         with fs.open(tmp, "wb") as f:

@@ -20,12 +20,19 @@ def validate(lake: str | Lake | None = None, collection: str | None = None) -> l
         Lake URL; default: the configured lake.
     collection
         Only this collection (raises :class:`~eosc_pangeo.lake.CollectionNotFound` if absent).
+
+    Raises
+    ------
+    NotALake
+        If the lake holds no collection: nothing to check is a failure, not a pass.
     """
     lake = Lake.from_url(lake)
     if collection is not None:
         paths = [lake.find_collection(collection)]
     else:
-        paths = sorted(p.rsplit("/", 1)[0] for p in lake.fs.glob(lake.path("*", "*", MANIFEST)))
+        paths = sorted(p.rsplit("/", 1)[0] for p in lake.manifest_paths())
+        if not paths:
+            raise lake.not_a_lake()
     findings = []
     for path in paths:
         name = path.rsplit("/", 1)[-1]
