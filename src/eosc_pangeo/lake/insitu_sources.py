@@ -1,4 +1,5 @@
-"""Readers of in-situ source files: Argo profile NetCDF and station CSV, to one long table.
+"""Readers of in-situ source files: Argo profile NetCDF, CF DSG NetCDF and station CSV, to one
+long table.
 
 Each reader checks its file completely (structure, units, coordinates, times, QC flags, physically
 possible values) and returns an Arrow table in :data:`OBSERVATION_SCHEMA`: one row per
@@ -21,7 +22,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+import xarray as xr
 
+from . import dsg
 from .errors import IngestError
 from .manifest import Variable
 from .storage import source_name
@@ -116,11 +119,12 @@ def read_source(url: str, data: bytes) -> SourceObservations:
     """
     name = source_name(url)
     readers: dict[str, Callable[[str, bytes], tuple[pa.Table, list[str]]]] = {
-        ".nc": read_argo_profiles, ".csv": read_station_csv}
+        ".nc": read_netcdf, ".csv": read_station_csv}
     suffix = name[name.rfind("."):].lower() if "." in name else ""
     if suffix not in readers:
         raise IngestError(url, f"has an unknown format ({suffix or 'no suffix'})",
-                          "give Argo profile files (*.nc) or station CSV files (*.csv)")
+                          "give Argo profile files or CF DSG files (*.nc), or station CSV "
+                          "files (*.csv)")
     table, notes = readers[suffix](url, data)
     return SourceObservations(url, name, len(data), hashlib.sha256(data).hexdigest(), table,
                               notes)
@@ -129,22 +133,18 @@ def read_source(url: str, data: bytes) -> SourceObservations:
 # --- Argo profiles -------------------------------------------------------------------------
 
 
-def read_argo_profiles(url: str, data: bytes) -> tuple[pa.Table, list[str]]:
-    """Observations of an Argo profile file (``<WMO>_prof.nc``, N_PROF x N_LEVELS).
-
-    In data mode ``A`` (adjusted) and ``D`` (delayed mode) the ``*_ADJUSTED`` values and flags
-    are taken, in ``R`` (real time) the raw ones, as the Argo user manual advises; the
-    ``data_mode`` column tells which. Depth comes from pressure and latitude (see
-    :func:`depth_from_pressure`). Profiles without a position or a time cannot be placed in
-    the lake and are left out with a warning (Argo flags such profiles, e.g. under ice).
-    """
+def read_netcdf(url: str, data: bytes) -> tuple[pa.Table, list[str]]:
+    """Observations of an Argo profile file (it has ``PLATFORM_NUMBER``) or of any other CF
+    Discrete Sampling Geometry file (see :func:`read_dsg`)."""
     try:
         nc = netCDF4.Dataset(source_name(url), memory=data)
     except (OSError, RuntimeError, ValueError) as error:
         raise _unreadable(url, error) from None
     try:
         with nc:
-            return _argo_observations(url, nc)
+            if "PLATFORM_NUMBER" in nc.variables:
+                return _argo_observations(url, nc)
+            return read_dsg(url, nc)
     except (OSError, RuntimeError) as error:  # HDF5 finds damage only when reading the data
         raise _unreadable(url, error) from None
 
@@ -155,6 +155,14 @@ def _unreadable(url: str, error: Exception) -> IngestError:
 
 
 def _argo_observations(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
+    """Observations of an Argo profile file (``<WMO>_prof.nc``, N_PROF x N_LEVELS).
+
+    In data mode ``A`` (adjusted) and ``D`` (delayed mode) the ``*_ADJUSTED`` values and flags
+    are taken, in ``R`` (real time) the raw ones, as the Argo user manual advises; the
+    ``data_mode`` column tells which. Depth comes from pressure and latitude (see
+    :func:`depth_from_pressure`). Profiles without a position or a time cannot be placed in
+    the lake and are left out with a warning (Argo flags such profiles, e.g. under ice).
+    """
     nc.set_auto_chartostring(False)
     for name in ("PLATFORM_NUMBER", "JULD", "LATITUDE", "LONGITUDE", "PRES"):
         if name not in nc.variables:
@@ -379,6 +387,219 @@ def _few(values, limit: int = 5) -> str:
     values = list(np.asarray(values).ravel())
     shown = ", ".join(str(v.decode() if isinstance(v, bytes) else v) for v in values[:limit])
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+# --- CF Discrete Sampling Geometries -------------------------------------------------------
+
+#: What the lake stores, by the standard names DSG files give it. ``sea_water_salinity`` is the
+#: name of practical salinity before CF 1.8 (OceanSITES and many moorings still use it).
+DSG_VARIABLES = {
+    "sea_water_temperature": "TEMP",
+    "sea_water_practical_salinity": "PSAL",
+    "sea_water_salinity": "PSAL",
+}
+#: The lake's QC flags are Argo reference table 2, which OceanSITES and Copernicus Marine share:
+#: a file's own flags are translated by their ``flag_meanings`` (IOOS QARTOD's ``not_evaluated``
+#: is 2 in the file and 0 here, for instance).
+FLAG_MEANINGS = {
+    **dict.fromkeys(("no_qc_performed", "no_qc", "not_evaluated", "unknown"), 0),
+    **dict.fromkeys(("good_data", "good", "pass", "passed"), 1),
+    **dict.fromkeys(("probably_good_data", "probably_good"), 2),
+    **dict.fromkeys(("bad_data_that_are_potentially_correctable", "probably_bad_data",
+                     "probably_bad", "suspect", "suspect_or_of_high_interest"), 3),
+    **dict.fromkeys(("bad_data", "bad", "fail", "failed"), 4),
+    **dict.fromkeys(("value_changed", "changed"), 5),
+    **dict.fromkeys(("value_below_detection", "not_used"), 6),
+    "nominal_value": 7,
+    **dict.fromkeys(("interpolated_value", "estimated_value"), 8),
+    **dict.fromkeys(("missing_value", "missing", "missing_data"), 9),
+}
+DEPTH_UNITS = {"m", "meter", "meters", "metre", "metres"}
+_SUPPORTED = ("the lake reads CF DSG files of featureType " + ", ".join(dsg.FEATURE_TYPES)
+              + ", Argo profile files and station CSVs")
+
+
+def read_dsg(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
+    """Observations of a CF Discrete Sampling Geometry file, any feature type and layout.
+
+    The variables the lake stores are found by standard name (:data:`DSG_VARIABLES`), their QC
+    flags as ``ancillary_variables`` and translated by ``flag_meanings`` to the lake's
+    (:data:`FLAG_MEANINGS`). Depth is the vertical coordinate (negated where ``positive`` is
+    ``up``), or comes from sea water pressure as for Argo; pressure is kept where the file
+    has it. The platform id is the ``cf_role`` id of the station or trajectory (of a profile
+    cast, for lone profiles), else the file name. Other variables are left out with a warning.
+    """
+    ds = _decoded(url, nc)
+    kind = dsg.feature_type(ds)
+    if kind is None:
+        declared = ds.attrs.get("featureType")
+        problem = (f"has featureType {declared!r}, which the lake does not read" if declared
+                   else "is neither an Argo profile file (it has no PLATFORM_NUMBER variable) "
+                   "nor a CF Discrete Sampling Geometry (it has no featureType attribute)")
+        raise IngestError(url, problem, _SUPPORTED)
+    measured = _dsg_measured(url, ds)
+    geometry = dsg.describe(ds, list(measured.values()), url)
+    flags = {lake: dsg.quality_flags(ds, name) for lake, name in measured.items()}
+    if geometry.pressure:
+        flags["PRES"] = dsg.quality_flags(ds, geometry.pressure)
+    flags["position_qc"] = dsg.quality_flags(ds, geometry.latitude)
+    flags["time_qc"] = dsg.quality_flags(ds, geometry.time)
+    wanted = [geometry.time, geometry.latitude, geometry.longitude, geometry.depth,
+              geometry.pressure, geometry.platform, *measured.values(), *flags.values()]
+    flat = dsg.flatten(ds, list(dict.fromkeys(n for n in wanted if n)), url)
+
+    time = flat[geometry.time]
+    if time.dtype.kind != "M":
+        raise IngestError(f"{url}:{geometry.time}", "holds times that xarray could not decode "
+                          f"to dates (units {ds[geometry.time].attrs.get('units')!r})",
+                          "use units '<unit> since <date>' in the standard calendar")
+    lat, lon = (flat[name].astype(np.float64) for name in (geometry.latitude, geometry.longitude))
+    columns: dict = {"time": time.astype("datetime64[us]")}
+    has_value = np.zeros(time.shape, dtype=bool)
+    for lake, name in measured.items():
+        _dsg_units(url, ds, name, lake)
+        values = flat[name].astype(np.float32)
+        columns[lake], columns[f"{lake}_QC"] = values, _dsg_flags(url, ds, flags[lake], flat)
+        has_value |= np.isfinite(values)
+    pressure = np.full(time.shape, np.nan, dtype=np.float32)
+    if geometry.pressure:
+        _dsg_units(url, ds, geometry.pressure, "PRES")
+        pressure = flat[geometry.pressure].astype(np.float32)
+        columns["PRES_QC"] = _dsg_flags(url, ds, flags["PRES"], flat)
+    columns["pressure"] = pressure
+    if geometry.depth:
+        columns["depth"] = _dsg_depth(url, ds, geometry.depth, flat[geometry.depth])
+    else:
+        columns["depth"] = depth_from_pressure(pressure, lat).astype(np.float32)
+    for name in ("position_qc", "time_qc"):
+        columns[name] = _dsg_flags(url, ds, flags[name], flat)
+    placed = np.isfinite(lat) & np.isfinite(lon) & ~np.isnat(time)
+    keep = placed & has_value & np.isfinite(columns["depth"])
+    notes = []
+    if (has_value & ~placed).any():
+        notes.append(f"{source_name(url)}: {int((has_value & ~placed).sum())} observations have "
+                     "no position or time and were left out")
+    _check_dsg_coordinates(url, geometry, lon[keep], lat[keep])
+    columns["lat"], columns["lon"] = lat, _normalised_lon(lon)
+    columns["platform_id"] = _dsg_platforms(url, flat.get(geometry.platform), time.shape)
+    rows = np.nonzero(keep)[0]
+    columns = {key: _take(value, rows) for key, value in columns.items()}
+    for lake in [*measured, *(["PRES"] if geometry.pressure else [])]:
+        values = columns["pressure" if lake == "PRES" else lake]
+        name = geometry.pressure if lake == "PRES" else measured[lake]
+        _check_possible(f"{url}:{name}", lake, values, columns.get(f"{lake}_QC"),
+                        lambda found: f"observations {found}", lambda index: index[0])
+    platform_type = re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
+    return _observation_table(columns, platform_type, source_name(url)), notes
+
+
+def _decoded(url: str, nc: netCDF4.Dataset) -> xr.Dataset:
+    """The file as xarray decodes it: CF times, fill values and scales; chars left as chars
+    (flags are single chars per observation, ids are joined by :func:`dsg.flatten`)."""
+    try:
+        return xr.open_dataset(xr.backends.NetCDF4DataStore(nc), concat_characters=False,
+                               decode_coords=False, decode_timedelta=False)
+    except ValueError as error:  # xarray's message names the variable it could not decode
+        raise IngestError(url, f"cannot be decoded as CF ({error})",
+                          "fix the attributes it names (time units, fill values)") from None
+
+
+def _dsg_measured(url: str, ds: xr.Dataset) -> dict[str, str]:
+    """Lake variable -> the file's variable holding it."""
+    measured: dict[str, list[str]] = {}
+    for name, variable in ds.variables.items():
+        lake = DSG_VARIABLES.get(variable.attrs.get("standard_name"))
+        if lake and variable.ndim:
+            measured.setdefault(lake, []).append(name)
+    for lake, names in measured.items():
+        if len(names) > 1:
+            raise IngestError(url, f"has several variables of {VARIABLES[lake].standard_name} "
+                              f"({', '.join(names)})", "the lake stores one per observation: "
+                              "ingest a file that keeps the one you want")
+    if not measured:
+        raise IngestError(url, "has no variable of standard_name "
+                          f"{', '.join(sorted(DSG_VARIABLES))}", "nothing to ingest")
+    return {lake: names[0] for lake, names in measured.items()}
+
+
+def _dsg_units(url: str, ds: xr.Dataset, name: str, lake: str) -> None:
+    units = ds.variables[name].attrs.get("units")
+    expected = VARIABLES.get(lake, PRESSURE).units
+    if units is None:
+        raise IngestError(f"{url}:{name}", "has no units attribute", f"set units to {expected}")
+    if str(units).strip().lower() not in ACCEPTED_UNITS[lake]:
+        raise IngestError(f"{url}:{name}", f"has units {units!r}, expected {expected}",
+                          "convert the file; the lake does not guess unit conversions")
+
+
+def _dsg_depth(url: str, ds: xr.Dataset, name: str, values: np.ndarray) -> np.ndarray:
+    attrs = ds.variables[name].attrs
+    units = str(attrs.get("units", "")).strip().lower()
+    if units not in DEPTH_UNITS:
+        raise IngestError(f"{url}:{name}", f"has units {attrs.get('units')!r}, expected m",
+                          "give the vertical coordinate in metres")
+    up = str(attrs.get("positive", "")).lower() == "up" or \
+        attrs.get("standard_name") in ("height", "altitude", "height_above_mean_sea_level")
+    return (-values if up else values).astype(np.float32)
+
+
+def _dsg_flags(url: str, ds: xr.Dataset, name: str | None, flat: dict) -> np.ndarray:
+    """A flag variable's values in the lake's flags (-1 where none), by their meanings."""
+    n = len(next(iter(flat.values())))
+    if name is None:
+        return np.full(n, -1, dtype=np.int8)
+    values, attrs = flat[name], ds.variables[name].attrs
+    if values.dtype.kind in "SO":  # Argo and EGO write flags as characters
+        chars = np.array([v if isinstance(v, bytes) else b" " for v in values], dtype="S1")
+        return _flags(url, name, chars)
+    if "flag_masks" in attrs and "flag_values" not in attrs:
+        raise IngestError(f"{url}:{name}", "holds bit-field flags (flag_masks)",
+                          "the lake reads flags that are values (flag_values, flag_meanings)")
+    if "flag_meanings" in attrs and "flag_values" in attrs:
+        meanings = str(attrs["flag_meanings"]).split()
+        codes = np.atleast_1d(attrs["flag_values"])
+        unknown = [m for m in meanings if m.lower() not in FLAG_MEANINGS]
+        if unknown or len(meanings) != codes.size:
+            problem = (f"has flag meanings {_few(unknown)} the lake does not know" if unknown
+                       else f"has {codes.size} flag_values for {len(meanings)} flag_meanings")
+            raise IngestError(f"{url}:{name}", problem, "the lake's flags are Argo reference "
+                              "table 2 (OceanSITES, Copernicus Marine) and IOOS QARTOD")
+        lake_flags = dict(zip(codes.tolist(), (FLAG_MEANINGS[m.lower()] for m in meanings),
+                              strict=True))
+    elif "reference table 2" in str(attrs.get("conventions", "")).lower():
+        lake_flags = {code: code for code in QC_FLAGS}
+    else:
+        raise IngestError(f"{url}:{name}", "holds QC flags without flag_values and "
+                          "flag_meanings", "describe the flags as CF section 3.5 says")
+    given = np.isfinite(values)
+    unexpected = sorted(set(values[given].tolist()) - set(lake_flags))
+    if unexpected:
+        raise IngestError(f"{url}:{name}", f"holds flags {_few(unexpected)} that are not among "
+                          f"its flag_values {_few(list(lake_flags))}", "fix the flags")
+    translated = np.full(n, -1, dtype=np.int8)
+    lookup = np.vectorize(lake_flags.__getitem__, otypes=[np.int8])
+    if given.any():
+        translated[given] = lookup(values[given])
+    return translated
+
+
+def _check_dsg_coordinates(url: str, geometry: dsg.Geometry, lon, lat) -> None:
+    for name, values, low, high in ((geometry.latitude, lat, -90, 90),
+                                    (geometry.longitude, lon, -180, 360)):
+        wrong = (values < low) | (values > high)
+        if wrong.any():
+            raise IngestError(f"{url}:{name}", f"holds positions {_few(values[wrong])} outside "
+                              f"[{low}, {high}]", "positions must be in degrees north and east")
+
+
+def _dsg_platforms(url: str, ids: np.ndarray | None, shape) -> pa.Array:
+    if ids is None:  # no cf_role id: the file is the platform
+        return pa.array(np.full(shape, source_name(url).rsplit(".", 1)[0]))
+    if ids.dtype.kind == "S":
+        ids = np.char.decode(ids, "utf-8", errors="replace")
+    elif ids.dtype.kind == "f":
+        ids = np.array([f"{v:.0f}" for v in ids])
+    return pa.array(np.char.strip(ids.astype(str)))
 
 
 # --- station CSV ---------------------------------------------------------------------------
