@@ -476,6 +476,11 @@ def read_dsg(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
     placed = np.isfinite(lat) & np.isfinite(lon) & ~np.isnat(time)
     keep = placed & has_value & np.isfinite(columns["depth"])
     notes = []
+    left_out = [name for name, variable in ds.variables.items()
+                if "coordinates" in variable.attrs and name not in wanted]
+    if left_out:
+        notes.append(f"{source_name(url)}: {', '.join(left_out)} left out: the lake stores "
+                     f"{', '.join(VARIABLES)} and pressure")
     if (has_value & ~placed).any():
         notes.append(f"{source_name(url)}: {int((has_value & ~placed).sum())} observations have "
                      "no position or time and were left out")

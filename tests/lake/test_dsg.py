@@ -1,0 +1,235 @@
+"""CF Discrete Sampling Geometry files in the lake: every feature type in every layout ingests to
+the observations that plain xarray reads from it, decoded here by hand from the DSG arrays."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from eosc_pangeo.demo_data import write_dsg
+from eosc_pangeo.demo_data.dsg import FEATURE_TYPES, LAYOUTS
+from eosc_pangeo.lake.errors import IngestError, LakeWarning
+from eosc_pangeo.lake.insitu import ingest_insitu, read_insitu
+
+# The lake's flags (Argo reference table 2) for the meanings the samples use: OceanSITES' are
+# the lake's own; IOOS QARTOD's "not_evaluated" is 2 in the file but 0 (no QC) in the lake.
+LAKE_FLAG = {
+    "no_qc_performed": 0, "good_data": 1, "probably_good_data": 2,
+    "bad_data_that_are_potentially_correctable": 3, "bad_data": 4, "value_changed": 5,
+    "not_used": 6, "nominal_value": 7, "interpolated_value": 8, "missing_value": 9,
+    "pass": 1, "not_evaluated": 0, "suspect": 3, "fail": 4, "missing": 9,
+}  # fmt: skip
+COMPARED = ["platform_id", "time", "lat", "lon", "depth", "pressure",
+            "TEMP", "TEMP_QC", "PSAL", "PSAL_QC"]
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> dict[str, Path]:
+    return {path.stem: path for path in write_dsg(tmp_path_factory.mktemp("dsg"))}
+
+
+# --- what the files hold, read with plain xarray ----------------------------------------------
+
+
+def observations(path: Path) -> pd.DataFrame:
+    """One row per observation holding a value, decoded from the DSG arrays as CF appendix H
+    describes each layout; xarray only decodes times, fill values and strings."""
+    feature_type, layout = path.stem.split("-")
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    instance = {"timeSeries": "station", "timeSeriesProfile": "station", "profile": "profile",
+                "trajectory": "trajectory", "trajectoryProfile": "trajectory"}[feature_type]
+    ds = ds.rename({f"{instance}_name": "platform_id"})
+    ds["platform_id"] = ds.platform_id.astype(str)
+    for name in ("temp_qc", "psal_qc"):
+        meanings = ds[name].attrs["flag_meanings"].split()
+        to_lake = dict(zip(ds[name].attrs["flag_values"].tolist(), meanings, strict=True))
+        ds[name] = xr.apply_ufunc(np.vectorize(
+            lambda v, meaning=to_lake: np.nan if np.isnan(v) else LAKE_FLAG[meaning[int(v)]],
+            otypes=[float]), ds[name])
+    if "pres" not in ds:
+        ds["pres"] = np.nan
+    names = ["platform_id", "time", "lat", "lon", "depth", "pres", "temp", "temp_qc", "psal",
+             "psal_qc"]
+    if layout in ("orthogonal", "incomplete"):
+        # Every variable broadcast over the instance and element dimensions, padding dropped.
+        frame = ds[names].to_dataframe().reset_index()[names]
+    elif layout == "contiguous":
+        frame = _contiguous(ds, names, instance)
+    else:
+        frame = _indexed(ds, names, instance)
+    frame = frame[frame.time.notna() & (frame.temp.notna() | frame.psal.notna())]
+    return frame.rename(columns={"pres": "pressure", "temp": "TEMP", "temp_qc": "TEMP_QC",
+                                 "psal": "PSAL", "psal_qc": "PSAL_QC"})
+
+
+def _contiguous(ds: xr.Dataset, names: list[str], instance: str) -> pd.DataFrame:
+    """The observations of profile (or instance) i are the row_size[i] after those of i - 1."""
+    parent = "profile" if "profile" in ds.row_size.dims and instance != "profile" else instance
+    rows, start = [], 0
+    for i, count in enumerate(ds.row_size.values):
+        for j in range(start, start + int(count)):
+            rows.append(_row(ds, names, instance, parent, i, j))
+        start += int(count)
+    return pd.DataFrame(rows, columns=names)
+
+
+def _indexed(ds: xr.Dataset, names: list[str], instance: str) -> pd.DataFrame:
+    """Observation j belongs to profile (or instance) <parent>_index[j]."""
+    parent = "profile" if "profile_index" in ds else instance
+    rows = [_row(ds, names, instance, parent, int(i), j)
+            for j, i in enumerate(ds[f"{parent}_index"].values)]
+    return pd.DataFrame(rows, columns=names)
+
+
+def _row(ds, names, instance, parent, i, j) -> list:
+    """The values of observation j of profile (or instance) i; a profile's station or
+    trajectory is <instance>_index[i] (CF H.5.3, H.6.2)."""
+    where = {"obs": j, parent: i}
+    if parent != instance:
+        where[instance] = int(ds[f"{instance}_index"].values[i])
+    return [ds[name].isel({d: where[d] for d in ds[name].dims}).item() for name in names]
+
+
+def lake_rows(lake, collection: str) -> pd.DataFrame:
+    return read_insitu(lake, collection)[COMPARED]
+
+
+def comparable(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.astype({"TEMP": np.float32, "PSAL": np.float32, "pressure": np.float32,
+                          "depth": np.float32, "lat": np.float64, "lon": np.float64,
+                          "TEMP_QC": float, "PSAL_QC": float})
+    frame["time"] = pd.to_datetime(frame.time, utc=True).astype("datetime64[us, UTC]")
+    frame["lat"] = frame.lat.astype(np.float32).astype(np.float64)
+    frame["lon"] = frame.lon.astype(np.float32).astype(np.float64)
+    frame["platform_id"] = frame.platform_id.astype(str)
+    return frame.sort_values(["platform_id", "time", "depth"]).reset_index(drop=True)
+
+
+# --- specifications ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("feature_type", FEATURE_TYPES)
+def test_every_feature_type_in_every_layout_ingests_to_what_xarray_reads(
+        local_lake, samples, feature_type, layout):
+    path = samples[f"{feature_type}-{layout}"]
+    report = ingest_insitu(local_lake, "dsg", "ocean", [str(path)])
+    expected = observations(path)
+    assert report.rows == len(expected) > 0
+    pd.testing.assert_frame_equal(comparable(lake_rows(local_lake, "dsg")), comparable(expected),
+                                  check_dtype=False)
+
+
+def test_layouts_of_one_feature_type_hold_the_same_observations(samples):
+    for feature_type in FEATURE_TYPES:
+        frames = [comparable(observations(samples[f"{feature_type}-{layout}"]))
+                  for layout in ("incomplete", "contiguous", "indexed")]
+        pd.testing.assert_frame_equal(frames[0], frames[1])
+        pd.testing.assert_frame_equal(frames[0], frames[2])
+
+
+def test_qartod_flags_are_translated_by_their_meanings(local_lake, samples):
+    path = samples["trajectory-contiguous"]
+    ingest_insitu(local_lake, "ship", "ocean", [str(path)])
+    with xr.open_dataset(path) as ds:
+        assert ds.temp_qc.attrs["flag_meanings"].split()[1] == "not_evaluated"
+        not_evaluated = int((ds.temp_qc == 2).sum())
+    lake = read_insitu(local_lake, "ship")
+    assert not_evaluated and (lake.TEMP_QC == 0).sum() == not_evaluated
+    assert (lake.TEMP_QC == 2).sum() == 0
+
+
+def test_glider_pressure_is_kept_beside_depth(local_lake, samples):
+    ingest_insitu(local_lake, "gliders", "ocean", [str(samples["trajectoryProfile-indexed"])])
+    rows = read_insitu(local_lake, "gliders")
+    assert rows.pressure.notna().all() and (rows.pressure > rows.depth).all()
+    assert set(rows.platform_type) == {"trajectory_profile"}
+
+
+def test_dsg_and_argo_files_share_one_collection(local_lake, samples, tmp_path):
+    from eosc_pangeo.demo_data import ArgoSpec, write_argo
+
+    argo = write_argo(ArgoSpec(floats=1, profiles=3), tmp_path)
+    ingest_insitu(local_lake, "mixed", "ocean", [str(argo[0]), str(samples["profile-indexed"])])
+    rows = read_insitu(local_lake, "mixed")
+    assert set(rows.platform_type) == {"argo_float", "profile"}
+
+
+# --- refusals ---------------------------------------------------------------------------------
+
+
+def _copy(source: Path, target: Path, edit) -> Path:
+    shutil.copy(source, target)
+    with netCDF4.Dataset(target, "a") as nc:
+        edit(nc)
+    return target
+
+
+def test_a_netcdf_that_is_no_dsg_says_which_feature_types_are_read(local_lake, samples,
+                                                                      tmp_path):
+    path = _copy(samples["timeSeries-indexed"], tmp_path / "plain.nc",
+                 lambda nc: nc.delncattr("featureType"))
+    with pytest.raises(IngestError) as error:
+        ingest_insitu(local_lake, "dsg", "ocean", [str(path)])
+    message = str(error.value)
+    assert "plain.nc" in message and "no featureType" in message
+    for feature_type in FEATURE_TYPES:
+        assert feature_type in message
+    assert "Argo profile files" in message and "station CSVs" in message
+    assert not local_lake.fs.exists(local_lake.path("ocean", "dsg"))
+
+
+def test_a_feature_type_the_lake_does_not_read_is_named(local_lake, samples, tmp_path):
+    path = _copy(samples["timeSeries-indexed"], tmp_path / "points.nc",
+                 lambda nc: nc.setncattr("featureType", "point"))
+    with pytest.raises(IngestError, match="featureType 'point'.*timeSeries, trajectory"):
+        ingest_insitu(local_lake, "dsg", "ocean", [str(path)])
+
+
+def test_flags_of_unknown_meaning_are_refused_with_the_variable(local_lake, samples, tmp_path):
+    def rename_meaning(nc):
+        var = nc.variables["temp_qc"]
+        var.flag_meanings = var.flag_meanings.replace("suspect", "dubious")
+
+    path = _copy(samples["trajectory-indexed"], tmp_path / "odd.nc", rename_meaning)
+    with pytest.raises(IngestError, match=r"odd.nc:temp_qc.*dubious"):
+        ingest_insitu(local_lake, "dsg", "ocean", [str(path)])
+
+
+def test_counts_that_do_not_add_up_are_refused(local_lake, samples, tmp_path):
+    def miscount(nc):
+        nc.variables["row_size"][0] = nc.variables["row_size"][0] + 1
+
+    path = _copy(samples["timeSeries-contiguous"], tmp_path / "miscounted.nc", miscount)
+    with pytest.raises(IngestError, match="miscounted.nc:row_size.*add up"):
+        ingest_insitu(local_lake, "dsg", "ocean", [str(path)])
+
+
+def test_temperature_in_kelvin_is_refused(local_lake, samples, tmp_path):
+    def kelvin(nc):
+        nc.variables["temp"].units = "K"
+
+    path = _copy(samples["profile-contiguous"], tmp_path / "kelvin.nc", kelvin)
+    with pytest.raises(IngestError, match="kelvin.nc:temp.*units 'K'"):
+        ingest_insitu(local_lake, "dsg", "ocean", [str(path)])
+
+
+def test_variables_the_lake_does_not_store_are_left_out_with_a_warning(local_lake, samples,
+                                                                         tmp_path):
+    def add_oxygen(nc):
+        var = nc.createVariable("doxy", "f4", ("obs",))
+        var.setncatts({"standard_name": "moles_of_oxygen_per_unit_mass_in_sea_water",
+                       "units": "umol kg-1", "coordinates": "time lat lon depth"})
+        var[:] = 250.0
+
+    path = _copy(samples["trajectory-indexed"], tmp_path / "oxygen.nc", add_oxygen)
+    with pytest.warns(LakeWarning, match="oxygen.nc: doxy"):
+        report = ingest_insitu(local_lake, "dsg", "ocean", [str(path)])
+    assert report.rows == len(observations(samples["trajectory-indexed"]))
