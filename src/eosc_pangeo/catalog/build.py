@@ -4,6 +4,7 @@ Everything goes under ``<lake>/_catalog/``::
 
     stac/catalog.json         static STAC: root -> domain catalogs -> collections -> items
     intake/catalog.yaml       Intake root catalog nesting one catalog per domain
+    esm/collection.json       intake-esm catalogue of the climate model output (+ .csv)
     index/                    the stac-geoparquet index that search and the STAC API query
 
 The build is incremental: a collection whose manifest (version and update time) has not changed
@@ -20,6 +21,7 @@ import pystac
 
 from ..lake.manifest import Manifest, list_collections
 from ..lake.storage import Lake
+from .esm import ESM_DIR, write_esm_catalog
 from .index import CATALOG_DIR, LAKE_SOURCE, CatalogIndex, ItemQuery
 from .intake import INTAKE_DIR, write_intake_catalogs
 from .stac import FsspecStacIO, describe_collection, describe_items, lake_catalog
@@ -36,6 +38,8 @@ class BuildReport:
     stac: str = field(metadata={"doc": "URL of the root STAC catalog."})
     intake: str = field(metadata={"doc": "URL of the root Intake catalog."})
     index: str = field(metadata={"doc": "URL of the index folder."})
+    esm: str | None = field(default=None, metadata={
+        "doc": "URL of the intake-esm collection JSON; None if no collection is model output."})
     described: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -86,6 +90,7 @@ def build_catalog(lake: str | Lake | None = None, *, progress: Progress | None =
     _write_static_catalog(lake, stac_root, manifests, set(report.described), report.removed,
                           index)
     report.intake = write_intake_catalogs(lake, manifests, lake.path(CATALOG_DIR, INTAKE_DIR))
+    report.esm = write_esm_catalog(lake, manifests, lake.path(CATALOG_DIR, ESM_DIR))
     return report
 
 
