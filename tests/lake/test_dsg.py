@@ -57,8 +57,9 @@ def observations(path: Path) -> pd.DataFrame:
         ds["pres"] = np.nan
     names = ["platform_id", "time", "lat", "lon", "depth", "pres", "temp", "temp_qc", "psal",
              "psal_qc"]
-    if layout in ("orthogonal", "incomplete"):
-        # Every variable broadcast over the instance and element dimensions, padding dropped.
+    if layout in ("orthogonal", "incomplete", "single"):
+        # Every variable broadcast over the instance and element dimensions (a single
+        # instance's are scalars), padding dropped.
         frame = ds[names].to_dataframe().reset_index()[names]
     elif layout == "contiguous":
         frame = _contiguous(ds, names, instance)
@@ -130,9 +131,12 @@ def test_every_feature_type_in_every_layout_ingests_to_what_xarray_reads(
 def test_layouts_of_one_feature_type_hold_the_same_observations(samples):
     for feature_type in FEATURE_TYPES:
         frames = [comparable(observations(samples[f"{feature_type}-{layout}"]))
-                  for layout in ("incomplete", "contiguous", "indexed")]
+                  for layout in ("incomplete", "contiguous", "indexed", "single")]
         pd.testing.assert_frame_equal(frames[0], frames[1])
         pd.testing.assert_frame_equal(frames[0], frames[2])
+        first = frames[3].platform_id.iloc[0]
+        alone = frames[0][frames[0].platform_id == first].reset_index(drop=True)
+        pd.testing.assert_frame_equal(alone, frames[3])
 
 
 def test_qartod_flags_are_translated_by_their_meanings(local_lake, samples):

@@ -14,7 +14,10 @@ the four layouts of CF appendix H as ``dsg/<featureType>-<layout>.nc``:
     ragged arrays with a count variable (``sample_dimension``); the two-level types index their
     profiles' station or trajectory (``instance_dimension``), as CF H.5.3 and H.6.2 do;
 ``indexed``
-    ragged arrays whose observations name their instance (``instance_dimension``), in time order.
+    ragged arrays whose observations name their instance (``instance_dimension``), in time order;
+``single``
+    one instance, its variables scalars (CF H.2.3, H.3.3, H.4.2, H.5.2): how a single mooring, a
+    CTD cast or an IOOS Glider DAC file (one trajectory) is often published.
 
 Moorings and CTD casts carry OceanSITES flags (0..9), the ship and the gliders IOOS QARTOD flags
 (1 pass .. 9 missing), as the Glider DAC publishes them.
@@ -34,7 +37,7 @@ from ._common import _DSG, _EPOCH_SST, _atomic, _days_since, _kind_dir, _sst_cli
 from .argo import _ts_profiles
 
 FEATURE_TYPES = ("timeSeries", "trajectory", "profile", "timeSeriesProfile", "trajectoryProfile")
-LAYOUTS = ("orthogonal", "incomplete", "contiguous", "indexed")
+LAYOUTS = ("orthogonal", "incomplete", "contiguous", "indexed", "single")
 
 _START = dt.datetime(2020, 1, 1)
 _TIME_UNITS = "seconds since 1970-01-01 00:00:00"
@@ -255,7 +258,13 @@ _FEATURES = {"timeSeries": _moorings, "trajectory": _ship, "profile": _casts,
 def _write(path: Path, features: _Features, layout: str, rng) -> None:
     kind = features.feature_type
     dims = [_INSTANCE[kind], *(["profile"] if len(features.counts) == 2 else []), "obs"]
-    if layout in ("orthogonal", "incomplete"):
+    if layout == "single":
+        features = _first_instance(features)
+        encoded, sizes = _multidimensional(features, dims, orthogonal=False)
+        encoded = {name: (var_dims[1:], values[0], attrs)
+                   for name, (var_dims, values, attrs) in encoded.items()}
+        del sizes[dims[0]]
+    elif layout in ("orthogonal", "incomplete"):
         encoded, sizes = _multidimensional(features, dims, layout == "orthogonal")
     else:
         encoded, sizes = _ragged(features, dims, layout == "indexed")
@@ -272,9 +281,11 @@ def _write(path: Path, features: _Features, layout: str, rng) -> None:
             ds.createDimension(name, size)
         width = max(len(i) for i in features.ids)
         ds.createDimension("name_strlen", width)
-        ids = ds.createVariable(f"{dims[0]}_name", "S1", (dims[0], "name_strlen"))
+        instances = () if layout == "single" else (dims[0],)
+        ids = ds.createVariable(f"{dims[0]}_name", "S1", (*instances, "name_strlen"))
         ids.setncatts({"cf_role": _ROLES[kind], "long_name": f"{dims[0]} name"})
-        ids[:] = netCDF4.stringtochar(np.array(features.ids, dtype=f"S{width}"))
+        chars = netCDF4.stringtochar(np.array(features.ids, dtype=f"S{width}"))
+        ids[:] = chars[0] if layout == "single" else chars
         coordinates = " ".join(n for n in ("time", "lat", "lon", "depth") if n in encoded)
         meanings, values = features.flags
         for name, (var_dims, data, extra) in encoded.items():
@@ -318,6 +329,22 @@ def _multidimensional(features: _Features, dims: list[str], orthogonal: bool):
         dense[tuple(index)] = values
         encoded[name] = (tuple(dims[: level + 1]), dense, {})
     return encoded, dict(zip(dims, shape, strict=True))
+
+
+def _first_instance(features: _Features) -> _Features:
+    """The first instance alone, with its profiles and observations."""
+    first = _Features(features.feature_type, features.ids[:1], [], flags=features.flags,
+                      shared=features.shared)
+    kept = np.array([0])  # elements of the current level that belong to the first instance
+    selected = {0: kept}
+    for level, counts in enumerate(features.counts, start=1):
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        first.counts.append(counts[kept])
+        kept = np.concatenate([np.arange(starts[k], starts[k] + counts[k]) for k in kept])
+        selected[level] = kept
+    for name, values in features.values.items():
+        first.add(name, features.levels[name], values[selected[features.levels[name]]])
+    return first
 
 
 def _positions_of_level(features: _Features, level: int) -> list[np.ndarray]:

@@ -64,7 +64,6 @@ class Geometry:
     """
 
     feature_type: str
-    layout: str
     time: str
     latitude: str
     longitude: str
@@ -110,12 +109,13 @@ def describe(ds: xr.Dataset, measured: Sequence[str], url: str) -> Geometry:
                               f"name exactly one {key} variable in the data variables' "
                               "coordinates attribute, with CF standard_name and units")
         chosen[key] = names[0]
-    candidates = listed + [n for n in chosen.values() if n not in listed]
-    depth = _one(ds, url, [n for n in candidates + list(measured)
-                           if ds.variables[n].attrs.get("standard_name") in DEPTH_NAMES
-                           or _is_vertical_length(ds.variables[n])], "depth")
-    pressure = _one(ds, url, [n for n in list(dict.fromkeys(candidates + list(ds.variables)))
-                              if ds.variables[n].attrs.get("standard_name") in PRESSURE_NAMES],
+    # Coordinates the data variables name come first; then any variable of the file (pressure
+    # is a coordinate of profiles, but a data variable of gliders and moorings).
+    depth = _one(ds, url, [n for n in listed if _is_depth(ds.variables[n])] or
+                 [n for n, v in ds.variables.items() if _is_depth(v) and n not in measured],
+                 "depth")
+    pressure = _one(ds, url, [n for n in listed if _is_pressure(ds.variables[n])] or
+                    [n for n, v in ds.variables.items() if _is_pressure(v)],
                     "sea_water_pressure")
     if depth is None and pressure is None:
         raise IngestError(url, "has no vertical coordinate (depth or sea water pressure)",
@@ -123,18 +123,8 @@ def describe(ds: xr.Dataset, measured: Sequence[str], url: str) -> Geometry:
                           "positive down), even a scalar one for instruments at a fixed depth")
     roles = ds.cf.cf_roles
     platform = next(iter(roles.get(PLATFORM_ROLE[kind], [])), None)
-    return Geometry(kind, layout(ds), chosen["time"], chosen["latitude"], chosen["longitude"],
+    return Geometry(kind, chosen["time"], chosen["latitude"], chosen["longitude"],
                     depth, pressure, platform)
-
-
-def layout(ds: xr.Dataset) -> str:
-    """The layout's name (see the module docstring), for messages and reports."""
-    if any("sample_dimension" in v.attrs for v in ds.variables.values()):
-        return "contiguous ragged array"
-    if any("instance_dimension" in v.attrs for v in ds.variables.values()):
-        return "indexed ragged array"
-    # Orthogonal: the time or vertical element coordinate is one-dimensional and shared.
-    return "multidimensional array"
 
 
 def flatten(ds: xr.Dataset, names: Sequence[str], url: str) -> dict[str, np.ndarray]:
@@ -196,9 +186,14 @@ def _cf_coordinates(ds: xr.Dataset, names: Sequence[str], key: str) -> list[str]
     return list(subset.cf.coordinates.get(key, []))
 
 
-def _is_vertical_length(variable: xr.Variable) -> bool:
-    return variable.attrs.get("axis") == "Z" and \
-        variable.attrs.get("standard_name") not in PRESSURE_NAMES
+def _is_depth(variable: xr.Variable) -> bool:
+    """A vertical coordinate in length units: by standard name, or ``axis: Z``."""
+    return variable.attrs.get("standard_name") in DEPTH_NAMES or (
+        variable.attrs.get("axis") == "Z" and not _is_pressure(variable))
+
+
+def _is_pressure(variable: xr.Variable) -> bool:
+    return variable.attrs.get("standard_name") in PRESSURE_NAMES
 
 
 def _one(ds: xr.Dataset, url: str, names: list[str], what: str) -> str | None:

@@ -427,16 +427,11 @@ def read_dsg(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
     (:data:`FLAG_MEANINGS`). Depth is the vertical coordinate (negated where ``positive`` is
     ``up``), or comes from sea water pressure as for Argo; pressure is kept where the file
     has it. The platform id is the ``cf_role`` id of the station or trajectory (of a profile
-    cast, for lone profiles), else the file name. Other variables are left out with a warning.
+    cast, for lone profiles), else the file name. Other data variables are left out with a
+    warning, as are observations with values but no time or position.
     """
     ds = _decoded(url, nc)
-    kind = dsg.feature_type(ds)
-    if kind is None:
-        declared = ds.attrs.get("featureType")
-        problem = (f"has featureType {declared!r}, which the lake does not read" if declared
-                   else "is neither an Argo profile file (it has no PLATFORM_NUMBER variable) "
-                   "nor a CF Discrete Sampling Geometry (it has no featureType attribute)")
-        raise IngestError(url, problem, _SUPPORTED)
+    kind = _dsg_feature_type(url, ds)
     measured = _dsg_measured(url, ds)
     geometry = dsg.describe(ds, list(measured.values()), url)
     flags = {lake: dsg.quality_flags(ds, name) for lake, name in measured.items()}
@@ -446,56 +441,92 @@ def read_dsg(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
     flags["time_qc"] = dsg.quality_flags(ds, geometry.time)
     wanted = [geometry.time, geometry.latitude, geometry.longitude, geometry.depth,
               geometry.pressure, geometry.platform, *measured.values(), *flags.values()]
-    flat = dsg.flatten(ds, list(dict.fromkeys(n for n in wanted if n)), url)
+    wanted = list(dict.fromkeys(name for name in wanted if name))
+    flat = dsg.flatten(ds, wanted, url)
 
+    columns = _dsg_where_and_when(url, ds, geometry, flat)
+    has_value = np.zeros(columns["time"].shape, dtype=bool)
+    for lake, name in {**measured, **({"PRES": geometry.pressure} if geometry.pressure else {})
+                       }.items():
+        _dsg_units(url, ds, name, lake)
+        columns["pressure" if lake == "PRES" else lake] = flat[name].astype(np.float32)
+        if lake != "PRES":
+            has_value |= np.isfinite(columns[lake])
+    for name, flag_variable in flags.items():
+        column = name if name.endswith("_qc") else f"{name}_QC"
+        columns[column] = _dsg_flags(url, ds, flag_variable, flat)
+    if "depth" not in columns:
+        columns["depth"] = depth_from_pressure(columns["pressure"], columns["lat"]).astype(
+            np.float32)
+
+    placed = np.isfinite(columns["lat"]) & np.isfinite(columns["lon"]) & \
+        ~np.isnat(columns["time"])
+    keep = np.nonzero(placed & has_value & np.isfinite(columns["depth"]))[0]
+    columns = {key: _take(value, keep) for key, value in columns.items()}
+    _check_dsg_values(url, geometry, measured, columns)
+    columns["lon"] = _normalised_lon(columns["lon"])
+    notes = [f"{source_name(url)}: {message}" for message in (
+        _left_out_variables(ds, wanted),
+        f"{int((has_value & ~placed).sum())} observations have no position or time and were "
+        "left out" if (has_value & ~placed).any() else None) if message]
+    platform_type = re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()  # timeSeries -> time_series
+    return _observation_table(columns, platform_type, source_name(url)), notes
+
+
+def _dsg_feature_type(url: str, ds: xr.Dataset) -> str:
+    kind = dsg.feature_type(ds)
+    if kind is None:
+        declared = ds.attrs.get("featureType")
+        problem = (f"has featureType {declared!r}, which the lake does not read" if declared
+                   else "is neither an Argo profile file (it has no PLATFORM_NUMBER variable) "
+                   "nor a CF Discrete Sampling Geometry (it has no featureType attribute)")
+        raise IngestError(url, problem, _SUPPORTED)
+    return kind
+
+
+def _dsg_where_and_when(url: str, ds: xr.Dataset, geometry: dsg.Geometry, flat: dict) -> dict:
+    """The platform, time, position and (if the file has one) depth of every element."""
     time = flat[geometry.time]
     if time.dtype.kind != "M":
         raise IngestError(f"{url}:{geometry.time}", "holds times that xarray could not decode "
                           f"to dates (units {ds[geometry.time].attrs.get('units')!r})",
                           "use units '<unit> since <date>' in the standard calendar")
-    lat, lon = (flat[name].astype(np.float64) for name in (geometry.latitude, geometry.longitude))
-    columns: dict = {"time": time.astype("datetime64[us]")}
-    has_value = np.zeros(time.shape, dtype=bool)
-    for lake, name in measured.items():
-        _dsg_units(url, ds, name, lake)
-        values = flat[name].astype(np.float32)
-        columns[lake], columns[f"{lake}_QC"] = values, _dsg_flags(url, ds, flags[lake], flat)
-        has_value |= np.isfinite(values)
-    pressure = np.full(time.shape, np.nan, dtype=np.float32)
-    if geometry.pressure:
-        _dsg_units(url, ds, geometry.pressure, "PRES")
-        pressure = flat[geometry.pressure].astype(np.float32)
-        columns["PRES_QC"] = _dsg_flags(url, ds, flags["PRES"], flat)
-    columns["pressure"] = pressure
+    columns = {
+        "platform_id": _dsg_platforms(url, flat.get(geometry.platform), time.shape),
+        "time": time.astype("datetime64[us]"),
+        "lat": flat[geometry.latitude].astype(np.float64),
+        "lon": flat[geometry.longitude].astype(np.float64),
+        "pressure": np.full(time.shape, np.nan, dtype=np.float32),
+    }
     if geometry.depth:
         columns["depth"] = _dsg_depth(url, ds, geometry.depth, flat[geometry.depth])
-    else:
-        columns["depth"] = depth_from_pressure(pressure, lat).astype(np.float32)
-    for name in ("position_qc", "time_qc"):
-        columns[name] = _dsg_flags(url, ds, flags[name], flat)
-    placed = np.isfinite(lat) & np.isfinite(lon) & ~np.isnat(time)
-    keep = placed & has_value & np.isfinite(columns["depth"])
-    notes = []
-    left_out = [name for name, variable in ds.variables.items()
-                if "coordinates" in variable.attrs and name not in wanted]
-    if left_out:
-        notes.append(f"{source_name(url)}: {', '.join(left_out)} left out: the lake stores "
-                     f"{', '.join(VARIABLES)} and pressure")
-    if (has_value & ~placed).any():
-        notes.append(f"{source_name(url)}: {int((has_value & ~placed).sum())} observations have "
-                     "no position or time and were left out")
-    _check_dsg_coordinates(url, geometry, lon[keep], lat[keep])
-    columns["lat"], columns["lon"] = lat, _normalised_lon(lon)
-    columns["platform_id"] = _dsg_platforms(url, flat.get(geometry.platform), time.shape)
-    rows = np.nonzero(keep)[0]
-    columns = {key: _take(value, rows) for key, value in columns.items()}
-    for lake in [*measured, *(["PRES"] if geometry.pressure else [])]:
+    return columns
+
+
+def _check_dsg_values(url: str, geometry: dsg.Geometry, measured: dict[str, str],
+                      columns: dict) -> None:
+    """Refuse positions off the globe and values no instrument reports, unless flagged bad."""
+    for name, values, low, high in ((geometry.latitude, columns["lat"], -90, 90),
+                                    (geometry.longitude, columns["lon"], -180, 360)):
+        wrong = (values < low) | (values > high)
+        if wrong.any():
+            raise IngestError(f"{url}:{name}", f"holds positions {_few(values[wrong])} outside "
+                              f"[{low}, {high}]", "positions must be in degrees north and east")
+    checked = {**measured, **({"PRES": geometry.pressure} if geometry.pressure else {})}
+    for lake, name in checked.items():
         values = columns["pressure" if lake == "PRES" else lake]
-        name = geometry.pressure if lake == "PRES" else measured[lake]
-        _check_possible(f"{url}:{name}", lake, values, columns.get(f"{lake}_QC"),
+        _check_possible(f"{url}:{name}", lake, values, columns[f"{lake}_QC"],
                         lambda found: f"observations {found}", lambda index: index[0])
-    platform_type = re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
-    return _observation_table(columns, platform_type, source_name(url)), notes
+
+
+def _left_out_variables(ds: xr.Dataset, used: list[str]) -> str | None:
+    """Which data variables (those naming their coordinates, as DSG data variables do) the
+    lake does not store."""
+    left_out = [name for name, variable in ds.variables.items()
+                if "coordinates" in variable.attrs and name not in used]
+    if not left_out:
+        return None
+    return f"{', '.join(left_out)} left out: the lake stores {', '.join(VARIABLES)} and pressure"
 
 
 def _decoded(url: str, nc: netCDF4.Dataset) -> xr.Dataset:
@@ -586,15 +617,6 @@ def _dsg_flags(url: str, ds: xr.Dataset, name: str | None, flat: dict) -> np.nda
     if given.any():
         translated[given] = lookup(values[given])
     return translated
-
-
-def _check_dsg_coordinates(url: str, geometry: dsg.Geometry, lon, lat) -> None:
-    for name, values, low, high in ((geometry.latitude, lat, -90, 90),
-                                    (geometry.longitude, lon, -180, 360)):
-        wrong = (values < low) | (values > high)
-        if wrong.any():
-            raise IngestError(f"{url}:{name}", f"holds positions {_few(values[wrong])} outside "
-                              f"[{low}, {high}]", "positions must be in degrees north and east")
 
 
 def _dsg_platforms(url: str, ids: np.ndarray | None, shape) -> pa.Array:
