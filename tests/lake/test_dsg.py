@@ -237,3 +237,118 @@ def test_variables_the_lake_does_not_store_are_left_out_with_a_warning(local_lak
     with pytest.warns(LakeWarning, match="oxygen.nc: doxy"):
         report = ingest_insitu(local_lake, "dsg", "ocean", [str(path)])
     assert report.rows == len(observations(samples["trajectory-indexed"]))
+
+
+# --- files shaped as data centres publish them ------------------------------------------------
+
+NGDAC_FLAGS = ("no_qc_performed good_data probably_good_data "
+               "bad_data_that_are_potentially_correctable bad_data value_changed not_used "
+               "not_used interpolated_value missing_value")
+
+
+def write_glider_dac_profile(path: Path) -> Path:
+    """One profile file as the IOOS Glider DAC (NGDAC NetCDF format 2) specifies it: variables
+    along ``time`` naming no coordinates, QC flags as ancillary variables, a scalar position
+    of the profile and of the depth-averaged current beside the per-observation one."""
+    n = 40
+    rng = np.random.default_rng(3)
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.setncatts({"Conventions": "CF-1.6", "featureType": "trajectory",
+                      "format_version": "IOOS_Glider_NetCDF_v2.0.nc", "platform_type":
+                      "Slocum Glider"})
+        nc.createDimension("time", n)
+        nc.createDimension("traj_strlen", 18)
+        trajectory = nc.createVariable("trajectory", "S1", ("traj_strlen",))
+        trajectory.cf_role = "trajectory_id"
+        trajectory[:] = netCDF4.stringtochar(np.array("ru30-20200101T0000", dtype="S18"))
+
+        def variable(name, values, attrs, dims=("time",), dtype="f8", fill=-999.0):
+            var = nc.createVariable(name, dtype, dims, fill_value=fill)
+            var.setncatts(attrs)
+            var[:] = values
+            if dims and name not in ("time",) and not name.endswith("_qc"):
+                flags = np.where(np.ma.getmaskarray(np.ma.masked_invalid(values)), 9,
+                                 rng.choice([1, 1, 1, 2, 3, 4], n))
+                variable(f"{name}_qc", flags, {"flag_values": np.arange(10, dtype="i1"),
+                                               "flag_meanings": NGDAC_FLAGS,
+                                               "standard_name": f"{attrs['standard_name']} "
+                                               "status_flag"}, dtype="i1", fill=np.int8(-127))
+                var.ancillary_variables = f"{name}_qc"
+
+        nc.createVariable("time", "f8", ("time",)).setncatts(
+            {"standard_name": "time", "units": "seconds since 1970-01-01T00:00:00Z",
+             "calendar": "gregorian", "ancillary_variables": "time_qc"})
+        nc["time"][:] = 1.5778368e9 + 10.0 * np.arange(n)
+        variable("time_qc", np.ones(n), {"flag_values": np.arange(10, dtype="i1"),
+                                         "flag_meanings": NGDAC_FLAGS}, dtype="i1",
+                 fill=np.int8(-127))
+        depth = np.linspace(2, 80, n)
+        variable("lat", 39.5 + 1e-4 * np.arange(n), {"standard_name": "latitude",
+                                                     "units": "degrees_north"})
+        variable("lon", -72.1 + 1e-4 * np.arange(n), {"standard_name": "longitude",
+                                                      "units": "degrees_east"})
+        variable("depth", depth, {"standard_name": "depth", "units": "m", "positive": "down"})
+        variable("pressure", depth * 1.007, {"standard_name": "sea_water_pressure",
+                                             "units": "dbar", "positive": "down"})
+        temperature = 18 - depth / 10
+        temperature[5] = np.nan
+        variable("temperature", temperature, {"standard_name": "sea_water_temperature",
+                                              "units": "Celsius"})
+        variable("salinity", 35 + depth / 100, {"standard_name": "sea_water_practical_salinity",
+                                                "units": "1"})
+        variable("conductivity", 4 + depth / 100, {
+            "standard_name": "sea_water_electrical_conductivity", "units": "S m-1"})
+        for name, standard_name, value in (
+                ("profile_time", "time", 1.5778368e9 + 200), ("profile_lat", "latitude", 39.5),
+                ("profile_lon", "longitude", -72.1), ("lat_uv", "latitude", 39.6),
+                ("lon_uv", "longitude", -72.0), ("time_uv", "time", 1.5778368e9 + 200)):
+            units = {"time": "seconds since 1970-01-01T00:00:00Z", "latitude": "degrees_north",
+                     "longitude": "degrees_east"}[standard_name]
+            variable(name, value, {"standard_name": standard_name, "units": units}, dims=())
+        profile = nc.createVariable("profile_id", "i4", ())
+        profile.cf_role = "profile_id"
+        profile.assignValue(1)
+    return path
+
+
+def test_an_ioos_glider_dac_profile_file_ingests_with_its_flags(local_lake, tmp_path):
+    path = write_glider_dac_profile(tmp_path / "ru30_20200101T000000Z_delayed.nc")
+    with pytest.warns(LakeWarning, match="conductivity left out"):
+        ingest_insitu(local_lake, "gliders", "ocean", [str(path)])
+    with xr.open_dataset(path) as ds:
+        expected = pd.DataFrame({
+            "platform_id": "ru30-20200101T0000", "time": ds.time.values, "lat": ds.lat.values,
+            "lon": ds.lon.values, "depth": ds.depth.values, "pressure": ds.pressure.values,
+            "TEMP": ds.temperature.values, "TEMP_QC": ds.temperature_qc.values,
+            "PSAL": ds.salinity.values, "PSAL_QC": ds.salinity_qc.values})
+        position_qc = ds.lat_qc.values
+    # The Glider DAC's flags are the lake's own (Argo reference table 2).
+    pd.testing.assert_frame_equal(comparable(lake_rows(local_lake, "gliders")),
+                                  comparable(expected), check_dtype=False)
+    rows = read_insitu(local_lake, "gliders").sort_values("time")
+    assert (rows.time_qc == 1).all()
+    np.testing.assert_array_equal(rows.position_qc.to_numpy(dtype=float), position_qc)
+
+
+def test_positions_on_a_dimension_of_their_own_are_refused(local_lake, tmp_path):
+    """Positions along a LATITUDE dimension as long as TIME are no DSG: pairing them with the
+    times by position would be a guess, and broadcasting them a silent wrong answer."""
+    path = tmp_path / "own-dimension.nc"
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.featureType = "trajectory"
+        for name in ("TIME", "DEPTH", "LATITUDE", "LONGITUDE"):
+            nc.createDimension(name, 1 if name == "DEPTH" else 3)
+        for name, dims, attrs in (
+                ("TIME", ("TIME",), {"standard_name": "time", "units": "days since 1950-01-01"}),
+                ("LATITUDE", ("LATITUDE",), {"standard_name": "latitude",
+                                             "units": "degrees_north"}),
+                ("LONGITUDE", ("LONGITUDE",), {"standard_name": "longitude",
+                                               "units": "degrees_east"}),
+                ("DEPH", ("TIME", "DEPTH"), {"standard_name": "depth", "units": "m"}),
+                ("TEMP", ("TIME", "DEPTH"), {"standard_name": "sea_water_temperature",
+                                             "units": "degrees_C"})):
+            var = nc.createVariable(name, "f8", dims)
+            var.setncatts(attrs)
+            var[:] = np.arange(3).reshape(var.shape) + 1.0
+    with pytest.raises(IngestError, match="own-dimension.nc:LATITUDE.*varies along LATITUDE"):
+        ingest_insitu(local_lake, "cmems", "ocean", [str(path)])

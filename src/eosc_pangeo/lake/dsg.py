@@ -86,22 +86,25 @@ def feature_type(ds: xr.Dataset) -> str | None:
 
 
 def describe(ds: xr.Dataset, measured: Sequence[str], url: str) -> Geometry:
-    """Find the feature type, layout, coordinates and platform id of a DSG file.
+    """Find the feature type, coordinates and platform id of a DSG file.
 
-    Coordinates are looked for among those the measured variables name (their ``coordinates``
-    attribute and dimension coordinates), by CF attributes, with cf-xarray.
+    Each coordinate is recognised by its CF attributes (cf-xarray) among, first, the variables
+    the measured ones name (``coordinates`` attribute, dimensions); then those on the measured
+    variables' dimensions (IOOS Glider DAC files name no coordinates, and carry a second,
+    scalar, position per profile); then those on fewer of them (scalars of a single feature);
+    then any (a ragged array's instance variables).
 
     Raises
     ------
     IngestError
-        If the time, latitude or longitude cannot be found, or is found twice.
+        If the time, latitude, longitude or vertical coordinate cannot be found, or is found
+        twice at the first level that has one.
     """
     kind = feature_type(ds)
-    listed = _coordinates_of(ds, measured)
+    tiers = _candidate_tiers(ds, measured)
     chosen = {}
     for key in ("time", "latitude", "longitude"):
-        names = _cf_coordinates(ds, listed, key) or _cf_coordinates(
-            ds, [n for n in ds.variables if n not in measured], key)
+        names = _first_found(tiers, lambda tier, key=key: _cf_coordinates(ds, tier, key))
         if len(names) != 1:
             problem = (f"has no {key} coordinate" if not names else
                        f"has several {key} coordinates ({', '.join(names)})")
@@ -109,49 +112,65 @@ def describe(ds: xr.Dataset, measured: Sequence[str], url: str) -> Geometry:
                               f"name exactly one {key} variable in the data variables' "
                               "coordinates attribute, with CF standard_name and units")
         chosen[key] = names[0]
-    # Coordinates the data variables name come first; then any variable of the file (pressure
-    # is a coordinate of profiles, but a data variable of gliders and moorings).
-    depth = _one(ds, url, [n for n in listed if _is_depth(ds.variables[n])] or
-                 [n for n, v in ds.variables.items() if _is_depth(v) and n not in measured],
-                 "depth")
-    pressure = _one(ds, url, [n for n in listed if _is_pressure(ds.variables[n])] or
-                    [n for n, v in ds.variables.items() if _is_pressure(v)],
-                    "sea_water_pressure")
-    if depth is None and pressure is None:
+    # Pressure is a coordinate of profiles, but a data variable of gliders and moorings.
+    vertical = {}
+    for what, test in (("depth", _is_depth), ("sea_water_pressure", _is_pressure)):
+        names = _first_found(tiers, lambda tier, test=test: [
+            n for n in tier if test(ds.variables[n])])
+        if len(names) > 1:
+            raise IngestError(url, f"has several {what} variables ({', '.join(names)})",
+                              "keep one per file; the lake stores one depth and one pressure "
+                              "per observation")
+        vertical[what] = names[0] if names else None
+    if vertical["depth"] is None and vertical["sea_water_pressure"] is None:
         raise IngestError(url, "has no vertical coordinate (depth or sea water pressure)",
                           "give the observations a depth (standard_name depth, units m, "
                           "positive down), even a scalar one for instruments at a fixed depth")
-    roles = ds.cf.cf_roles
-    platform = next(iter(roles.get(PLATFORM_ROLE[kind], [])), None)
+    platform = next(iter(ds.cf.cf_roles.get(PLATFORM_ROLE[kind], [])), None)
     return Geometry(kind, chosen["time"], chosen["latitude"], chosen["longitude"],
-                    depth, pressure, platform)
+                    vertical["depth"], vertical["sea_water_pressure"], platform)
 
 
-def flatten(ds: xr.Dataset, names: Sequence[str], url: str) -> dict[str, np.ndarray]:
-    """The values of ``names`` at every element of the file, as 1-D arrays of one length.
+def flatten(ds: xr.Dataset, names: Sequence[str], data: Sequence[str], url: str
+            ) -> dict[str, np.ndarray]:
+    """The values of ``names`` at every element of the ``data`` variables, as 1-D arrays of one
+    length.
 
     Instance variables (a station's position, a profile's time) are repeated for each of their
     elements, through the count and index variables of ragged arrays; in multidimensional
     arrays every variable is broadcast over the instance and element dimensions. Padding
     (incomplete arrays) is kept: its elements have missing values, to be left out by the caller.
+
+    Raises
+    ------
+    IngestError
+        If a variable varies along a dimension the data do not have: it cannot be placed at
+        one element (the positions of a file that is no DSG, on a dimension of their own).
     """
     to_sample = _sample_indices(ds, url)
+    character_dims = _character_dims(ds, to_sample)
     variables = {}
-    for name in names:
+    for name in dict.fromkeys([*data, *names]):
         variable = ds.variables[name]
-        if variable.dtype.kind == "S" and variable.dtype.itemsize == 1 and variable.ndim \
-                and variable.dims[-1] not in _element_dims(ds, to_sample):
+        if variable.dtype.kind == "S" and variable.ndim and variable.dims[-1] in character_dims:
             variable = _joined_chars(variable)
         for dim, (sample_dim, index) in to_sample.items():
             if dim in variable.dims:
                 variable = variable.isel({dim: xr.Variable((sample_dim,), index)})
         variables[name] = variable
-    shape: dict[str, int] = {}
-    for variable in variables.values():
-        for dim, size in zip(variable.dims, variable.shape, strict=True):
-            shape.setdefault(dim, size)
-    return {name: np.asarray(variable.set_dims(shape).transpose(*shape).values).reshape(-1)
-            for name, variable in variables.items()}
+    shape = {dim: size for name in data
+             for dim, size in zip(variables[name].dims, variables[name].shape, strict=True)}
+    for name, variable in variables.items():
+        foreign = [d for d, n in zip(variable.dims, variable.shape, strict=True)
+                   if d not in shape and n > 1]
+        if foreign:
+            raise IngestError(f"{url}:{name}", f"varies along {', '.join(foreign)}, a dimension "
+                              f"that {', '.join(data)} do not have",
+                              "CF DSG files give coordinates on the instance or observation "
+                              "dimensions of the data (CF chapter 9)")
+        variables[name] = variable.squeeze([d for d in variable.dims if d not in shape])
+    return {name: np.asarray(variables[name].set_dims(shape).transpose(*shape).values
+                             ).reshape(-1) for name in names}
 
 
 def quality_flags(ds: xr.Dataset, name: str) -> str | None:
@@ -168,16 +187,20 @@ def quality_flags(ds: xr.Dataset, name: str) -> str | None:
     return f"{name}_QC" if f"{name}_QC" in ds.variables else None
 
 
-def _coordinates_of(ds: xr.Dataset, measured: Sequence[str]) -> list[str]:
-    """The variables that the measured ones name as coordinates or dimensions."""
-    names: dict[str, None] = {}
+def _candidate_tiers(ds: xr.Dataset, measured: Sequence[str]) -> list[list[str]]:
+    """Where to look for coordinates, in order (see :func:`describe`)."""
+    named: dict[str, None] = {}
     for name in measured:
         variable = ds.variables[name]
-        listed = str(variable.attrs.get("coordinates", "")).split()
-        for candidate in [*listed, *variable.dims]:
+        for candidate in [*str(variable.attrs.get("coordinates", "")).split(), *variable.dims]:
             if candidate in ds.variables and candidate not in measured:
-                names[candidate] = None
-    return list(names)
+                named[candidate] = None
+    dims = {dim for name in measured for dim in ds.variables[name].dims}
+    others = [n for n, v in ds.variables.items() if n not in measured and n not in named]
+    return [list(named),
+            [n for n in others if ds.variables[n].dims and set(ds.variables[n].dims) == dims],
+            [n for n in others if set(ds.variables[n].dims) <= dims],
+            others]
 
 
 def _cf_coordinates(ds: xr.Dataset, names: Sequence[str], key: str) -> list[str]:
@@ -196,13 +219,9 @@ def _is_pressure(variable: xr.Variable) -> bool:
     return variable.attrs.get("standard_name") in PRESSURE_NAMES
 
 
-def _one(ds: xr.Dataset, url: str, names: list[str], what: str) -> str | None:
-    names = list(dict.fromkeys(names))
-    if len(names) > 1:
-        raise IngestError(url, f"has several {what} variables ({', '.join(names)})",
-                          "keep one per file; the lake stores one depth and one pressure per "
-                          "observation")
-    return names[0] if names else None
+def _first_found(tiers: list[list[str]], find) -> list[str]:
+    """What ``find`` finds in the first tier where it finds anything."""
+    return next((found for tier in tiers if (found := find(tier))), [])
 
 
 def _sample_indices(ds: xr.Dataset, url: str) -> dict[str, tuple[str, np.ndarray]]:
@@ -241,13 +260,14 @@ def _sample_indices(ds: xr.Dataset, url: str) -> dict[str, tuple[str, np.ndarray
     return result
 
 
-def _element_dims(ds: xr.Dataset, to_sample: dict[str, tuple[str, np.ndarray]]) -> set[str]:
-    """Dimensions that count instances or elements (not characters of a string)."""
-    dims = set(to_sample) | {sample for sample, _ in to_sample.values()}
+def _character_dims(ds: xr.Dataset, to_sample: dict[str, tuple[str, np.ndarray]]) -> set[str]:
+    """Dimensions that only char arrays have: the characters of strings (``name_strlen``),
+    not instances or elements (Argo-style flags are chars along the observations)."""
+    elements = set(to_sample) | {sample for sample, _ in to_sample.values()}
     for variable in ds.variables.values():
         if variable.dtype.kind != "S":
-            dims.update(variable.dims)
-    return dims
+            elements.update(variable.dims)
+    return {dim for dim in ds.dims if dim not in elements}
 
 
 def _joined_chars(variable: xr.Variable) -> xr.Variable:

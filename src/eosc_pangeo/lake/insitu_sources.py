@@ -398,21 +398,23 @@ DSG_VARIABLES = {
     "sea_water_practical_salinity": "PSAL",
     "sea_water_salinity": "PSAL",
 }
-#: The lake's QC flags are Argo reference table 2, which OceanSITES and Copernicus Marine share:
-#: a file's own flags are translated by their ``flag_meanings`` (IOOS QARTOD's ``not_evaluated``
-#: is 2 in the file and 0 here, for instance).
-FLAG_MEANINGS = {
-    **dict.fromkeys(("no_qc_performed", "no_qc", "not_evaluated", "unknown"), 0),
-    **dict.fromkeys(("good_data", "good", "pass", "passed"), 1),
-    **dict.fromkeys(("probably_good_data", "probably_good"), 2),
-    **dict.fromkeys(("bad_data_that_are_potentially_correctable", "probably_bad_data",
-                     "probably_bad", "suspect", "suspect_or_of_high_interest"), 3),
-    **dict.fromkeys(("bad_data", "bad", "fail", "failed"), 4),
-    **dict.fromkeys(("value_changed", "changed"), 5),
-    **dict.fromkeys(("value_below_detection", "not_used"), 6),
-    "nominal_value": 7,
-    **dict.fromkeys(("interpolated_value", "estimated_value"), 8),
-    **dict.fromkeys(("missing_value", "missing", "missing_data"), 9),
+#: The lake's QC flags are Argo reference table 2, which OceanSITES and Copernicus Marine share,
+#: with the names files give their meanings. A file's own flags are translated by their
+#: ``flag_meanings``: a flag keeps its number where the lake's flag of that number means the
+#: same (6 and 7 both mean "not used"), else takes the first that does (IOOS QARTOD's
+#: ``not_evaluated`` is 2 in the file and 0 here, for instance).
+LAKE_FLAGS = {
+    0: ("no_qc_performed", "no_qc", "not_evaluated", "unknown"),
+    1: ("good_data", "good", "pass", "passed"),
+    2: ("probably_good_data", "probably_good"),
+    3: ("bad_data_that_are_potentially_correctable", "probably_bad_data", "probably_bad",
+        "suspect", "suspect_or_of_high_interest"),
+    4: ("bad_data", "bad", "fail", "failed"),
+    5: ("value_changed", "changed"),
+    6: ("not_used", "value_below_detection"),
+    7: ("not_used", "nominal_value"),
+    8: ("interpolated_value", "estimated_value"),
+    9: ("missing_value", "missing", "missing_data"),
 }
 DEPTH_UNITS = {"m", "meter", "meters", "metre", "metres"}
 _SUPPORTED = ("the lake reads CF DSG files of featureType " + ", ".join(dsg.FEATURE_TYPES)
@@ -424,7 +426,7 @@ def read_dsg(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
 
     The variables the lake stores are found by standard name (:data:`DSG_VARIABLES`), their QC
     flags as ``ancillary_variables`` and translated by ``flag_meanings`` to the lake's
-    (:data:`FLAG_MEANINGS`). Depth is the vertical coordinate (negated where ``positive`` is
+    (:data:`LAKE_FLAGS`). Depth is the vertical coordinate (negated where ``positive`` is
     ``up``), or comes from sea water pressure as for Argo; pressure is kept where the file
     has it. The platform id is the ``cf_role`` id of the station or trajectory (of a profile
     cast, for lone profiles), else the file name. Other data variables are left out with a
@@ -442,7 +444,7 @@ def read_dsg(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
     wanted = [geometry.time, geometry.latitude, geometry.longitude, geometry.depth,
               geometry.pressure, geometry.platform, *measured.values(), *flags.values()]
     wanted = list(dict.fromkeys(name for name in wanted if name))
-    flat = dsg.flatten(ds, wanted, url)
+    flat = dsg.flatten(ds, wanted, list(measured.values()), url)
 
     columns = _dsg_where_and_when(url, ds, geometry, flat)
     has_value = np.zeros(columns["time"].shape, dtype=bool)
@@ -466,7 +468,7 @@ def read_dsg(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
     _check_dsg_values(url, geometry, measured, columns)
     columns["lon"] = _normalised_lon(columns["lon"])
     notes = [f"{source_name(url)}: {message}" for message in (
-        _left_out_variables(ds, wanted),
+        _left_out_variables(ds, wanted, list(measured.values())),
         f"{int((has_value & ~placed).sum())} observations have no position or time and were "
         "left out" if (has_value & ~placed).any() else None) if message]
     platform_type = re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()  # timeSeries -> time_series
@@ -503,6 +505,12 @@ def _dsg_where_and_when(url: str, ds: xr.Dataset, geometry: dsg.Geometry, flat: 
     return columns
 
 
+def _lake_flag(code: int, meaning: str) -> int:
+    if meaning in LAKE_FLAGS.get(code, ()):
+        return code
+    return next(flag for flag, meanings in LAKE_FLAGS.items() if meaning in meanings)
+
+
 def _check_dsg_values(url: str, geometry: dsg.Geometry, measured: dict[str, str],
                       columns: dict) -> None:
     """Refuse positions off the globe and values no instrument reports, unless flagged bad."""
@@ -519,11 +527,17 @@ def _check_dsg_values(url: str, geometry: dsg.Geometry, measured: dict[str, str]
                         lambda found: f"observations {found}", lambda index: index[0])
 
 
-def _left_out_variables(ds: xr.Dataset, used: list[str]) -> str | None:
-    """Which data variables (those naming their coordinates, as DSG data variables do) the
-    lake does not store."""
+def _left_out_variables(ds: xr.Dataset, used: list[str], measured: list[str]) -> str | None:
+    """Which data variables the lake does not store: those with a standard name, on the
+    measured variables' dimensions, that are neither flags nor what the lake took."""
+    dims = {dim for name in measured for dim in ds.variables[name].dims}
+    referenced = {other for variable in ds.variables.values() for attribute in (
+        "coordinates", "ancillary_variables") for other in str(
+        variable.attrs.get(attribute, "")).split()}
     left_out = [name for name, variable in ds.variables.items()
-                if "coordinates" in variable.attrs and name not in used]
+                if name not in used and name not in referenced and set(variable.dims) & dims
+                and "standard_name" in variable.attrs and "flag_values" not in variable.attrs
+                and not str(variable.attrs["standard_name"]).endswith("status_flag")]
     if not left_out:
         return None
     return f"{', '.join(left_out)} left out: the lake stores {', '.join(VARIABLES)} and pressure"
@@ -594,14 +608,15 @@ def _dsg_flags(url: str, ds: xr.Dataset, name: str | None, flat: dict) -> np.nda
     if "flag_meanings" in attrs and "flag_values" in attrs:
         meanings = str(attrs["flag_meanings"]).split()
         codes = np.atleast_1d(attrs["flag_values"])
-        unknown = [m for m in meanings if m.lower() not in FLAG_MEANINGS]
+        known = {meaning for names in LAKE_FLAGS.values() for meaning in names}
+        unknown = [m for m in meanings if m.lower() not in known]
         if unknown or len(meanings) != codes.size:
             problem = (f"has flag meanings {_few(unknown)} the lake does not know" if unknown
                        else f"has {codes.size} flag_values for {len(meanings)} flag_meanings")
             raise IngestError(f"{url}:{name}", problem, "the lake's flags are Argo reference "
                               "table 2 (OceanSITES, Copernicus Marine) and IOOS QARTOD")
-        lake_flags = dict(zip(codes.tolist(), (FLAG_MEANINGS[m.lower()] for m in meanings),
-                              strict=True))
+        lake_flags = {code: _lake_flag(code, meaning.lower())
+                      for code, meaning in zip(codes.tolist(), meanings, strict=True)}
     elif "reference table 2" in str(attrs.get("conventions", "")).lower():
         lake_flags = {code: code for code in QC_FLAGS}
     else:
