@@ -16,6 +16,7 @@ from eosc_pangeo.demo_data import write_dsg
 from eosc_pangeo.demo_data.dsg import FEATURE_TYPES, LAYOUTS
 from eosc_pangeo.lake.errors import IngestError, LakeWarning
 from eosc_pangeo.lake.insitu import ingest_insitu, read_insitu
+from eosc_pangeo.lake.insitu_sources import depth_from_pressure
 
 # The lake's flags (Argo reference table 2) for the meanings the samples use: OceanSITES' are
 # the lake's own; IOOS QARTOD's "not_evaluated" is 2 in the file but 0 (no QC) in the lake.
@@ -103,7 +104,7 @@ def lake_rows(lake, collection: str) -> pd.DataFrame:
 
 
 def comparable(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.astype({"TEMP": np.float32, "PSAL": np.float32, "pressure": np.float32,
+    frame = frame[COMPARED].astype({"TEMP": np.float32, "PSAL": np.float32, "pressure": np.float32,
                           "depth": np.float32, "lat": np.float64, "lon": np.float64,
                           "TEMP_QC": float, "PSAL_QC": float})
     frame["time"] = pd.to_datetime(frame.time, utc=True).astype("datetime64[us, UTC]")
@@ -328,6 +329,56 @@ def test_an_ioos_glider_dac_profile_file_ingests_with_its_flags(local_lake, tmp_
     rows = read_insitu(local_lake, "gliders").sort_values("time")
     assert (rows.time_qc == 1).all()
     np.testing.assert_array_equal(rows.position_qc.to_numpy(dtype=float), position_qc)
+
+
+def write_ego_glider(path: Path) -> Path:
+    """An EGO-style glider file: Argo-like names along N_MEASUREMENT, pressure but no depth,
+    character QC flags found by their ``<name>_QC`` names, GPS fixes on a dimension of their
+    own, no cf_role id."""
+    n, fixes = 30, 2
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.setncatts({"Conventions": "CF-1.6 EGO-1.2", "featureType": "trajectory"})
+        nc.createDimension("N_MEASUREMENT", n)
+        nc.createDimension("N_POSITION", fixes)
+        specs = {
+            "TIME": ("N_MEASUREMENT", 25567.0 + np.arange(n) / 1440,
+                     {"standard_name": "time", "units": "days since 1950-01-01T00:00:00Z",
+                      "axis": "T"}),
+            "LATITUDE": ("N_MEASUREMENT", np.linspace(43.0, 43.01, n),
+                         {"standard_name": "latitude", "units": "degree_north", "axis": "Y"}),
+            "LONGITUDE": ("N_MEASUREMENT", np.linspace(7.5, 7.52, n),
+                          {"standard_name": "longitude", "units": "degree_east", "axis": "X"}),
+            "LATITUDE_GPS": ("N_POSITION", [43.0, 43.01], {"standard_name": "latitude",
+                                                           "units": "degree_north"}),
+            "LONGITUDE_GPS": ("N_POSITION", [7.5, 7.52], {"standard_name": "longitude",
+                                                          "units": "degree_east"}),
+            "PRES": ("N_MEASUREMENT", np.linspace(5, 300, n),
+                     {"standard_name": "sea_water_pressure", "units": "decibar"}),
+            "TEMP": ("N_MEASUREMENT", np.linspace(14, 13, n),
+                     {"standard_name": "sea_water_temperature", "units": "degree_Celsius"}),
+        }
+        for name, (dim, values, attrs) in specs.items():
+            var = nc.createVariable(name, "f8", (dim,), fill_value=99999.0)
+            var.setncatts(attrs)
+            var[:] = values
+        qc = nc.createVariable("TEMP_QC", "S1", ("N_MEASUREMENT",), fill_value=b" ")
+        qc.conventions = "EGO reference table 2"
+        qc[:] = np.array([b"1", b"4", b" "] * (n // 3), dtype="S1")
+    return path
+
+
+def test_an_ego_glider_file_with_character_flags_ingests(local_lake, tmp_path):
+    path = write_ego_glider(tmp_path / "ego_glider.nc")
+    ingest_insitu(local_lake, "ego", "ocean", [str(path)])
+    with xr.open_dataset(path) as ds:
+        flags = [float(c) if c.strip() else np.nan for c in ds.TEMP_QC.values.astype(str)]
+        expected = pd.DataFrame({
+            "platform_id": "ego_glider", "time": ds.TIME.values, "lat": ds.LATITUDE.values,
+            "lon": ds.LONGITUDE.values, "pressure": ds.PRES.values,
+            "depth": depth_from_pressure(ds.PRES.values, ds.LATITUDE.values),
+            "TEMP": ds.TEMP.values, "TEMP_QC": flags, "PSAL": np.nan, "PSAL_QC": np.nan})
+    pd.testing.assert_frame_equal(comparable(lake_rows(local_lake, "ego")),
+                                  comparable(expected), check_dtype=False)
 
 
 def test_positions_on_a_dimension_of_their_own_are_refused(local_lake, tmp_path):

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cf_xarray  # noqa: F401  (registers the .cf accessor)
+import netCDF4
 import numpy as np
 import xarray as xr
 
@@ -70,6 +71,31 @@ class Geometry:
     depth: str | None
     pressure: str | None
     platform: str | None
+
+
+def open_dsg(nc: netCDF4.Dataset, url: str) -> xr.Dataset:
+    """An open NetCDF file as xarray decodes it (CF times, fill values, scales), with char
+    arrays kept as chars: flags are single chars per observation, ids are joined by
+    :func:`flatten`. Blank is what a char's fill value stands for, not NaN.
+
+    Raises
+    ------
+    IngestError
+        If xarray cannot decode it (its message names the variable).
+    """
+    try:
+        ds = xr.open_dataset(xr.backends.NetCDF4DataStore(nc), concat_characters=False,
+                             decode_coords=False, decode_timedelta=False)
+    except ValueError as error:
+        raise IngestError(url, f"cannot be decoded as CF ({error})",
+                          "fix the attributes it names (time units, fill values)") from None
+    for name, variable in ds.variables.items():
+        if variable.encoding.get("dtype") == np.dtype("S1") and variable.dtype.kind == "O":
+            values = variable.values
+            blank = np.array([not isinstance(v, bytes) for v in values.ravel()]).reshape(
+                values.shape)
+            ds[name] = variable.copy(data=np.where(blank, b" ", values).astype("S1"))
+    return ds
 
 
 def feature_type(ds: xr.Dataset) -> str | None:
@@ -205,7 +231,9 @@ def _candidate_tiers(ds: xr.Dataset, measured: Sequence[str]) -> list[list[str]]
 
 def _cf_coordinates(ds: xr.Dataset, names: Sequence[str], key: str) -> list[str]:
     """Which of ``names`` cf-xarray takes for the ``key`` coordinate (time, latitude...)."""
-    subset = xr.Dataset(coords={name: ds.variables[name] for name in names})
+    # A variable named like a dimension it does not lie along cannot be a coordinate here.
+    subset = xr.Dataset(coords={name: ds.variables[name] for name in names
+                                if name not in ds.dims or ds.variables[name].dims == (name,)})
     return list(subset.cf.coordinates.get(key, []))
 
 

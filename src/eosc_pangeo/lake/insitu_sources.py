@@ -432,7 +432,7 @@ def read_dsg(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
     cast, for lone profiles), else the file name. Other data variables are left out with a
     warning, as are observations with values but no time or position.
     """
-    ds = _decoded(url, nc)
+    ds = dsg.open_dsg(nc, url)
     kind = _dsg_feature_type(url, ds)
     measured = _dsg_measured(url, ds)
     geometry = dsg.describe(ds, list(measured.values()), url)
@@ -543,17 +543,6 @@ def _left_out_variables(ds: xr.Dataset, used: list[str], measured: list[str]) ->
     return f"{', '.join(left_out)} left out: the lake stores {', '.join(VARIABLES)} and pressure"
 
 
-def _decoded(url: str, nc: netCDF4.Dataset) -> xr.Dataset:
-    """The file as xarray decodes it: CF times, fill values and scales; chars left as chars
-    (flags are single chars per observation, ids are joined by :func:`dsg.flatten`)."""
-    try:
-        return xr.open_dataset(xr.backends.NetCDF4DataStore(nc), concat_characters=False,
-                               decode_coords=False, decode_timedelta=False)
-    except ValueError as error:  # xarray's message names the variable it could not decode
-        raise IngestError(url, f"cannot be decoded as CF ({error})",
-                          "fix the attributes it names (time units, fill values)") from None
-
-
 def _dsg_measured(url: str, ds: xr.Dataset) -> dict[str, str]:
     """Lake variable -> the file's variable holding it."""
     measured: dict[str, list[str]] = {}
@@ -599,9 +588,8 @@ def _dsg_flags(url: str, ds: xr.Dataset, name: str | None, flat: dict) -> np.nda
     if name is None:
         return np.full(n, -1, dtype=np.int8)
     values, attrs = flat[name], ds.variables[name].attrs
-    if values.dtype.kind in "SO":  # Argo and EGO write flags as characters
-        chars = np.array([v if isinstance(v, bytes) else b" " for v in values], dtype="S1")
-        return _flags(url, name, chars)
+    if values.dtype.kind == "S":  # Argo and EGO write flags as characters
+        return _flags(url, name, values)
     if "flag_masks" in attrs and "flag_values" not in attrs:
         raise IngestError(f"{url}:{name}", "holds bit-field flags (flag_masks)",
                           "the lake reads flags that are values (flag_values, flag_meanings)")
@@ -627,10 +615,10 @@ def _dsg_flags(url: str, ds: xr.Dataset, name: str | None, flat: dict) -> np.nda
     if unexpected:
         raise IngestError(f"{url}:{name}", f"holds flags {_few(unexpected)} that are not among "
                           f"its flag_values {_few(list(lake_flags))}", "fix the flags")
+    codes = np.array(sorted(lake_flags), dtype=np.float64)
     translated = np.full(n, -1, dtype=np.int8)
-    lookup = np.vectorize(lake_flags.__getitem__, otypes=[np.int8])
-    if given.any():
-        translated[given] = lookup(values[given])
+    translated[given] = np.array([lake_flags[c] for c in codes.tolist()], dtype=np.int8)[
+        np.searchsorted(codes, values[given])]
     return translated
 
 
