@@ -82,3 +82,18 @@ def test_a_lake_without_model_output_has_no_esm_catalogue(local_lake, tmp_path):
     report = build_catalog(local_lake)
     assert report.esm is None
     assert not local_lake.fs.exists(local_lake.path("_catalog", "esm", "collection.json"))
+
+
+def test_the_catalogue_of_a_lake_on_s3_opens_with_storage_options(s3_lake, tmp_path):
+    files = write_climate(ClimateSpec(2000, 2009, 5.0), tmp_path)
+    ingest_grid(s3_lake, "tas", "atmosphere", [str(p) for p in files], chunking="map")
+    report = build_catalog(s3_lake)
+    assert report.esm.startswith("s3://")
+    options = s3_lake.storage_options
+    cat = intake.open_esm_datastore(report.esm, storage_options=options)
+    (opened,) = cat.search(variable_id="tas").to_dataset_dict(
+        storage_options=options, progressbar=False).values()
+    assert opened.tas.sizes["time"] == 120
+    with xr.open_zarr(cat.df.path.iloc[0], storage_options=options) as direct:
+        xr.testing.assert_identical(opened.tas.isel(member_id=0, drop=True).compute(),
+                                    direct.tas.compute())

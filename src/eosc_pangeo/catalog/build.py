@@ -118,7 +118,8 @@ def _write_static_catalog(lake: Lake, stac_root: str, manifests: list[Manifest],
             collection.add_items(pystac.Item.from_dict(item) for item in items)
         collections.append(collection)
     root = lake_catalog(lake, collections)
-    root.normalize_hrefs(stac_root)
+    # On an object store the hrefs need the protocol, or pystac takes them for local paths.
+    root.normalize_hrefs(stac_root if lake.is_local else lake.fs.unstrip_protocol(stac_root))
     for catalog in [root, *root.get_children()]:
         catalog.save_object(include_self_link=False, stac_io=stac_io)
     for collection in collections:

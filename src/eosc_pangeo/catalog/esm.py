@@ -85,8 +85,9 @@ def write_esm_catalog(lake: Lake, manifests: Iterable[Manifest], folder: str) ->
         "esmcat_version": "0.1.0",
         "id": "eosc-pangeo-lake",
         "description": f"Climate model output in the eosc-pangeo data lake at {lake.url}",
-        # Relative to this file, so that the catalogue moves with the lake.
-        "catalog_file": CSV_FILE,
+        # A URL: intake-esm resolves a relative one against a local folder, also for a JSON
+        # read from an object store.
+        "catalog_file": lake.fs.unstrip_protocol(csv_path),
         "attributes": [{"column_name": name} for name in COLUMNS if name != "path"],
         "assets": {"column_name": "path", "format": "zarr"},
         "aggregation_control": {

@@ -101,7 +101,7 @@ def write_dsg(out_dir: str | os.PathLike[str], *, seed: int = 0) -> list[Path]:
             features = _FEATURES[feature_type](rng, seed, layout == "orthogonal")
             path = folder / f"{feature_type}-{layout}.nc"
             with _atomic(path) as tmp:
-                _write(tmp, features, layout, rng)
+                _write(tmp, features, layout)
             paths.append(path)
     return sorted(paths)
 
@@ -243,7 +243,7 @@ def _gliders(rng, seed: int, orthogonal: bool) -> _Features:
     features.add("lat", 1, np.round(lat, 4))
     features.add("lon", 1, np.round(lon, 4))
     features.add("depth", 2, depth)
-    # Pressure from depth, as the inverse of the UNESCO formula gives it to a few centibars.
+    # In the upper ocean, pressure in dbar is about 1 % more than depth in metres.
     features.add("pres", 2, np.round(depth * 1.0076 + 2.2e-6 * depth**2, 2))
     return _measure(rng, features, temp, psal)
 
@@ -255,7 +255,7 @@ _FEATURES = {"timeSeries": _moorings, "trajectory": _ship, "profile": _casts,
 # --- layouts ---------------------------------------------------------------------------------
 
 
-def _write(path: Path, features: _Features, layout: str, rng) -> None:
+def _write(path: Path, features: _Features, layout: str) -> None:
     kind = features.feature_type
     dims = [_INSTANCE[kind], *(["profile"] if len(features.counts) == 2 else []), "obs"]
     if layout == "single":
@@ -304,8 +304,9 @@ def _write(path: Path, features: _Features, layout: str, rng) -> None:
             else:
                 attrs |= _ATTRS.get(name, {})
             if name in ("temp", "psal", "pres"):
-                attrs |= {"coordinates": f"{coordinates} {dims[0]}_name",
-                          "ancillary_variables": f"{name}_qc"}
+                attrs["coordinates"] = f"{coordinates} {dims[0]}_name"
+            if f"{name}_qc" in encoded:
+                attrs["ancillary_variables"] = f"{name}_qc"
             var.setncatts(attrs)
             var[:] = np.ma.masked_invalid(data) if not flag else np.ma.masked_equal(data, -128)
 
