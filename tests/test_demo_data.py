@@ -123,7 +123,7 @@ def test_an_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
         Path(path).write_bytes(b"half a file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(demo_data, "_write_argo_netcdf", fail)
+    monkeypatch.setattr(demo_data.argo, "_write_argo_netcdf", fail)
     with pytest.raises(KeyboardInterrupt):
         write_argo(TINY_ARGO, tmp_path)
     assert list((tmp_path / "argo").iterdir()) == []
@@ -391,7 +391,7 @@ def test_argo_floats_stay_in_the_ocean(tmp_path):
     lat, lon = np.array(lat), np.array(lon)
     assert lat.min() >= -65 and lat.max() <= 70 and np.all(np.abs(lon) <= 180)
     for resolution in (2.0, 0.5, 0.25):  # the sst grids of the three sizes
-        land = demo_data._global_land(resolution)
+        land = demo_data._common._global_land(resolution)
         rows = ((lat + 90) // resolution).astype(int)
         cols = ((lon + 180) // resolution).astype(int)
         assert not land[rows, cols].any(), resolution
@@ -400,7 +400,7 @@ def test_argo_floats_stay_in_the_ocean(tmp_path):
 def test_sst_land_is_the_shared_land_mask(sst_files):
     with xr.open_dataset(sst_files[0]) as ds:
         land = ds.analysed_sst.isel(time=0).isnull().values
-    np.testing.assert_array_equal(land, demo_data._global_land(TINY_SST.resolution))
+    np.testing.assert_array_equal(land, demo_data._common._global_land(TINY_SST.resolution))
 
 
 # ---- stations ------------------------------------------------------------------------------------
@@ -443,7 +443,7 @@ def test_station_qc_flags_and_missing_values(station_files):
 
 
 def test_stations_sit_on_coastal_ocean_cells(station_files):
-    land = demo_data._global_land(0.25)
+    land = demo_data._common._global_land(0.25)
     for path in station_files:
         frame = pd.read_csv(path, nrows=1)
         row = int((frame.lat[0] + 90) / 0.25)

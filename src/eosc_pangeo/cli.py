@@ -238,8 +238,10 @@ def catalog_build_command(lake: LakeOption = None) -> None:
         report = build_catalog(lake, progress=progress)
     console.print(f"described {len(report.described)} collection(s) ({report.items} items), "
                   f"{len(report.unchanged)} unchanged, {len(report.removed)} removed")
-    for name, url in (("STAC", report.stac), ("Intake", report.intake), ("index", report.index)):
-        console.print(f"{name:<7}{url}", highlight=False)
+    for name, url in (("STAC", report.stac), ("Intake", report.intake), ("index", report.index),
+                      ("ESM", report.esm)):
+        if url:
+            console.print(f"{name:<7}{url}", highlight=False)
 
 
 @catalog_app.command("search")

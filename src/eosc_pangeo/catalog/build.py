@@ -4,6 +4,7 @@ Everything goes under ``<lake>/_catalog/``::
 
     stac/catalog.json         static STAC: root -> domain catalogs -> collections -> items
     intake/catalog.yaml       Intake root catalog nesting one catalog per domain
+    esm/collection.json       intake-esm catalogue of the climate model output (+ .csv)
     index/                    the stac-geoparquet index that search and the STAC API query
 
 The build is incremental: a collection whose manifest (version and update time) has not changed
@@ -21,6 +22,7 @@ import pystac
 from ..lake.manifest import Manifest, list_collections
 from ..lake.storage import Lake
 from .errors import CatalogNotBuilt
+from .esm import ESM_DIR, write_esm_catalog
 from .index import CATALOG_DIR, COLLECTIONS_FILE, LAKE_SOURCE, CatalogIndex, ItemQuery
 from .intake import INTAKE_DIR, write_intake_catalogs
 from .stac import FsspecStacIO, describe_collection, describe_items, lake_catalog
@@ -37,6 +39,8 @@ class BuildReport:
     stac: str = field(metadata={"doc": "URL of the root STAC catalog."})
     intake: str = field(metadata={"doc": "URL of the root Intake catalog."})
     index: str = field(metadata={"doc": "URL of the index folder."})
+    esm: str | None = field(default=None, metadata={
+        "doc": "URL of the intake-esm collection JSON; None if no collection is model output."})
     described: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -87,6 +91,7 @@ def build_catalog(lake: str | Lake | None = None, *, progress: Progress | None =
     _write_static_catalog(lake, stac_root, manifests, set(report.described), report.removed,
                           index)
     report.intake = write_intake_catalogs(lake, manifests, lake.path(CATALOG_DIR, INTAKE_DIR))
+    report.esm = write_esm_catalog(lake, manifests, lake.path(CATALOG_DIR, ESM_DIR))
     return report
 
 
@@ -134,7 +139,8 @@ def _write_static_catalog(lake: Lake, stac_root: str, manifests: list[Manifest],
             collection.add_items(pystac.Item.from_dict(item) for item in items)
         collections.append(collection)
     root = lake_catalog(lake, collections)
-    root.normalize_hrefs(stac_root)
+    # On an object store the hrefs need the protocol, or pystac takes them for local paths.
+    root.normalize_hrefs(stac_root if lake.is_local else lake.fs.unstrip_protocol(stac_root))
     for catalog in [root, *root.get_children()]:
         catalog.save_object(include_self_link=False, stac_io=stac_io)
     for collection in collections:

@@ -1,4 +1,5 @@
-"""Readers of in-situ source files: Argo profile NetCDF and station CSV, to one long table.
+"""Readers of in-situ source files: Argo profile NetCDF, CF DSG NetCDF and station CSV, to one
+long table.
 
 Each reader checks its file completely (structure, units, coordinates, times, QC flags, physically
 possible values) and returns an Arrow table in :data:`OBSERVATION_SCHEMA`: one row per
@@ -21,7 +22,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+import xarray as xr
 
+from . import dsg
 from .errors import IngestError
 from .manifest import Variable
 from .storage import source_name
@@ -116,11 +119,12 @@ def read_source(url: str, data: bytes) -> SourceObservations:
     """
     name = source_name(url)
     readers: dict[str, Callable[[str, bytes], tuple[pa.Table, list[str]]]] = {
-        ".nc": read_argo_profiles, ".csv": read_station_csv}
+        ".nc": read_netcdf, ".csv": read_station_csv}
     suffix = name[name.rfind("."):].lower() if "." in name else ""
     if suffix not in readers:
         raise IngestError(url, f"has an unknown format ({suffix or 'no suffix'})",
-                          "give Argo profile files (*.nc) or station CSV files (*.csv)")
+                          "give Argo profile files or CF DSG files (*.nc), or station CSV "
+                          "files (*.csv)")
     table, notes = readers[suffix](url, data)
     return SourceObservations(url, name, len(data), hashlib.sha256(data).hexdigest(), table,
                               notes)
@@ -129,22 +133,18 @@ def read_source(url: str, data: bytes) -> SourceObservations:
 # --- Argo profiles -------------------------------------------------------------------------
 
 
-def read_argo_profiles(url: str, data: bytes) -> tuple[pa.Table, list[str]]:
-    """Observations of an Argo profile file (``<WMO>_prof.nc``, N_PROF x N_LEVELS).
-
-    In data mode ``A`` (adjusted) and ``D`` (delayed mode) the ``*_ADJUSTED`` values and flags
-    are taken, in ``R`` (real time) the raw ones, as the Argo user manual advises; the
-    ``data_mode`` column tells which. Depth comes from pressure and latitude (see
-    :func:`depth_from_pressure`). Profiles without a position or a time cannot be placed in
-    the lake and are left out with a warning (Argo flags such profiles, e.g. under ice).
-    """
+def read_netcdf(url: str, data: bytes) -> tuple[pa.Table, list[str]]:
+    """Observations of an Argo profile file (it has ``PLATFORM_NUMBER``) or of any other CF
+    Discrete Sampling Geometry file (see :func:`read_dsg`)."""
     try:
         nc = netCDF4.Dataset(source_name(url), memory=data)
     except (OSError, RuntimeError, ValueError) as error:
         raise _unreadable(url, error) from None
     try:
         with nc:
-            return _argo_observations(url, nc)
+            if "PLATFORM_NUMBER" in nc.variables:
+                return _argo_observations(url, nc)
+            return read_dsg(url, nc)
     except (OSError, RuntimeError) as error:  # HDF5 finds damage only when reading the data
         raise _unreadable(url, error) from None
 
@@ -155,6 +155,14 @@ def _unreadable(url: str, error: Exception) -> IngestError:
 
 
 def _argo_observations(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
+    """Observations of an Argo profile file (``<WMO>_prof.nc``, N_PROF x N_LEVELS).
+
+    In data mode ``A`` (adjusted) and ``D`` (delayed mode) the ``*_ADJUSTED`` values and flags
+    are taken, in ``R`` (real time) the raw ones, as the Argo user manual advises; the
+    ``data_mode`` column tells which. Depth comes from pressure and latitude (see
+    :func:`depth_from_pressure`). Profiles without a position or a time cannot be placed in
+    the lake and are left out with a warning (Argo flags such profiles, e.g. under ice).
+    """
     nc.set_auto_chartostring(False)
     for name in ("PLATFORM_NUMBER", "JULD", "LATITUDE", "LONGITUDE", "PRES"):
         if name not in nc.variables:
@@ -379,6 +387,249 @@ def _few(values, limit: int = 5) -> str:
     values = list(np.asarray(values).ravel())
     shown = ", ".join(str(v.decode() if isinstance(v, bytes) else v) for v in values[:limit])
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+# --- CF Discrete Sampling Geometries -------------------------------------------------------
+
+#: What the lake stores, by the standard names DSG files give it. ``sea_water_salinity`` is the
+#: name of practical salinity before CF 1.8 (OceanSITES and many moorings still use it).
+DSG_VARIABLES = {
+    "sea_water_temperature": "TEMP",
+    "sea_water_practical_salinity": "PSAL",
+    "sea_water_salinity": "PSAL",
+}
+#: The lake's QC flags are Argo reference table 2, which OceanSITES and Copernicus Marine share,
+#: with the names files give their meanings. A file's own flags are translated by their
+#: ``flag_meanings``: a flag keeps its number where the lake's flag of that number means the
+#: same (6 and 7 both mean "not used"), else takes the first that does (IOOS QARTOD's
+#: ``not_evaluated`` is 2 in the file and 0 here, for instance).
+LAKE_FLAGS = {
+    0: ("no_qc_performed", "no_qc", "not_evaluated", "unknown"),
+    1: ("good_data", "good", "pass", "passed"),
+    2: ("probably_good_data", "probably_good"),
+    3: ("bad_data_that_are_potentially_correctable", "probably_bad_data", "probably_bad",
+        "suspect", "suspect_or_of_high_interest"),
+    4: ("bad_data", "bad", "fail", "failed"),
+    5: ("value_changed", "changed"),
+    6: ("not_used", "value_below_detection"),
+    7: ("not_used", "nominal_value"),
+    8: ("interpolated_value", "estimated_value"),
+    9: ("missing_value", "missing", "missing_data"),
+}
+DEPTH_UNITS = {"m", "meter", "meters", "metre", "metres"}
+_SUPPORTED = ("the lake reads CF DSG files of featureType " + ", ".join(dsg.FEATURE_TYPES)
+              + ", Argo profile files and station CSVs")
+
+
+def read_dsg(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
+    """Observations of a CF Discrete Sampling Geometry file, any feature type and layout.
+
+    The variables the lake stores are found by standard name (:data:`DSG_VARIABLES`), their QC
+    flags as ``ancillary_variables`` and translated by ``flag_meanings`` to the lake's
+    (:data:`LAKE_FLAGS`). Depth is the vertical coordinate (negated where ``positive`` is
+    ``up``), or comes from sea water pressure as for Argo; pressure is kept where the file
+    has it. The platform id is the ``cf_role`` id of the station or trajectory (of a profile
+    cast, for lone profiles), else the file name. Other data variables are left out with a
+    warning, as are observations with values but no time or position.
+    """
+    ds = dsg.open_dsg(nc, url)
+    kind = _dsg_feature_type(url, ds)
+    measured = _dsg_measured(url, ds)
+    geometry = dsg.describe(ds, list(measured.values()), url)
+    flags = {lake: dsg.quality_flags(ds, name) for lake, name in measured.items()}
+    if geometry.pressure:
+        flags["PRES"] = dsg.quality_flags(ds, geometry.pressure)
+    flags["position_qc"] = dsg.quality_flags(ds, geometry.latitude)
+    flags["time_qc"] = dsg.quality_flags(ds, geometry.time)
+    wanted = [geometry.time, geometry.latitude, geometry.longitude, geometry.depth,
+              geometry.pressure, geometry.platform, *measured.values(), *flags.values()]
+    wanted = list(dict.fromkeys(name for name in wanted if name))
+    flat = dsg.flatten(ds, wanted, list(measured.values()), url)
+
+    columns = _dsg_where_and_when(url, ds, geometry, flat)
+    has_value = np.zeros(columns["time"].shape, dtype=bool)
+    for lake, name in {**measured, **({"PRES": geometry.pressure} if geometry.pressure else {})
+                       }.items():
+        _dsg_units(url, ds, name, lake)
+        columns["pressure" if lake == "PRES" else lake] = flat[name].astype(np.float32)
+        if lake != "PRES":
+            has_value |= np.isfinite(columns[lake])
+    for name, flag_variable in flags.items():
+        column = name if name.endswith("_qc") else f"{name}_QC"
+        columns[column] = _dsg_flags(url, ds, flag_variable, flat)
+    if "depth" not in columns:
+        columns["depth"] = depth_from_pressure(columns["pressure"], columns["lat"]).astype(
+            np.float32)
+
+    placed = np.isfinite(columns["lat"]) & np.isfinite(columns["lon"]) & \
+        ~np.isnat(columns["time"])
+    keep = np.nonzero(placed & has_value & np.isfinite(columns["depth"]))[0]
+    columns = {key: _take(value, keep) for key, value in columns.items()}
+    _check_dsg_values(url, geometry, measured, columns)
+    columns["lon"] = _normalised_lon(columns["lon"])
+    notes = [f"{source_name(url)}: {message}" for message in (
+        _left_out_variables(ds, wanted, list(measured.values())),
+        f"{int((has_value & ~placed).sum())} observations have no position or time and were "
+        "left out" if (has_value & ~placed).any() else None) if message]
+    platform_type = re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()  # timeSeries -> time_series
+    return _observation_table(columns, platform_type, source_name(url)), notes
+
+
+def _dsg_feature_type(url: str, ds: xr.Dataset) -> str:
+    kind = dsg.feature_type(ds)
+    if kind is None:
+        declared = ds.attrs.get("featureType")
+        problem = (f"has featureType {declared!r}, which the lake does not read" if declared
+                   else "is neither an Argo profile file (it has no PLATFORM_NUMBER variable) "
+                   "nor a CF Discrete Sampling Geometry (it has no featureType attribute)")
+        raise IngestError(url, problem, _SUPPORTED)
+    return kind
+
+
+def _dsg_where_and_when(url: str, ds: xr.Dataset, geometry: dsg.Geometry, flat: dict) -> dict:
+    """The platform, time, position and (if the file has one) depth of every element."""
+    time = flat[geometry.time]
+    if time.dtype.kind != "M":
+        raise IngestError(f"{url}:{geometry.time}", "holds times that xarray could not decode "
+                          f"to dates (units {ds[geometry.time].attrs.get('units')!r})",
+                          "use units '<unit> since <date>' in the standard calendar")
+    columns = {
+        "platform_id": _dsg_platforms(url, flat.get(geometry.platform), time.shape),
+        "time": time.astype("datetime64[us]"),
+        "lat": flat[geometry.latitude].astype(np.float64),
+        "lon": flat[geometry.longitude].astype(np.float64),
+        "pressure": np.full(time.shape, np.nan, dtype=np.float32),
+    }
+    if geometry.depth:
+        columns["depth"] = _dsg_depth(url, ds, geometry.depth, flat[geometry.depth])
+    return columns
+
+
+def _lake_flag(code: int, meaning: str) -> int:
+    if meaning in LAKE_FLAGS.get(code, ()):
+        return code
+    return next(flag for flag, meanings in LAKE_FLAGS.items() if meaning in meanings)
+
+
+def _check_dsg_values(url: str, geometry: dsg.Geometry, measured: dict[str, str],
+                      columns: dict) -> None:
+    """Refuse positions off the globe and values no instrument reports, unless flagged bad."""
+    for name, values, low, high in ((geometry.latitude, columns["lat"], -90, 90),
+                                    (geometry.longitude, columns["lon"], -180, 360)):
+        wrong = (values < low) | (values > high)
+        if wrong.any():
+            raise IngestError(f"{url}:{name}", f"holds positions {_few(values[wrong])} outside "
+                              f"[{low}, {high}]", "positions must be in degrees north and east")
+    checked = {**measured, **({"PRES": geometry.pressure} if geometry.pressure else {})}
+    for lake, name in checked.items():
+        values = columns["pressure" if lake == "PRES" else lake]
+        _check_possible(f"{url}:{name}", lake, values, columns[f"{lake}_QC"],
+                        lambda found: f"observations {found}", lambda index: index[0])
+
+
+def _left_out_variables(ds: xr.Dataset, used: list[str], measured: list[str]) -> str | None:
+    """Which data variables the lake does not store: those with a standard name, on the
+    measured variables' dimensions, that are neither flags nor what the lake took."""
+    dims = {dim for name in measured for dim in ds.variables[name].dims}
+    referenced = {other for variable in ds.variables.values() for attribute in (
+        "coordinates", "ancillary_variables") for other in str(
+        variable.attrs.get(attribute, "")).split()}
+    left_out = [name for name, variable in ds.variables.items()
+                if name not in used and name not in referenced and set(variable.dims) & dims
+                and "standard_name" in variable.attrs and "flag_values" not in variable.attrs
+                and not str(variable.attrs["standard_name"]).endswith("status_flag")]
+    if not left_out:
+        return None
+    return f"{', '.join(left_out)} left out: the lake stores {', '.join(VARIABLES)} and pressure"
+
+
+def _dsg_measured(url: str, ds: xr.Dataset) -> dict[str, str]:
+    """Lake variable -> the file's variable holding it."""
+    measured: dict[str, list[str]] = {}
+    for name, variable in ds.variables.items():
+        lake = DSG_VARIABLES.get(variable.attrs.get("standard_name"))
+        if lake and variable.ndim:
+            measured.setdefault(lake, []).append(name)
+    for lake, names in measured.items():
+        if len(names) > 1:
+            raise IngestError(url, f"has several variables of {VARIABLES[lake].standard_name} "
+                              f"({', '.join(names)})", "the lake stores one per observation: "
+                              "ingest a file that keeps the one you want")
+    if not measured:
+        raise IngestError(url, "has no variable of standard_name "
+                          f"{', '.join(sorted(DSG_VARIABLES))}", "nothing to ingest")
+    return {lake: names[0] for lake, names in measured.items()}
+
+
+def _dsg_units(url: str, ds: xr.Dataset, name: str, lake: str) -> None:
+    units = ds.variables[name].attrs.get("units")
+    expected = VARIABLES.get(lake, PRESSURE).units
+    if units is None:
+        raise IngestError(f"{url}:{name}", "has no units attribute", f"set units to {expected}")
+    if str(units).strip().lower() not in ACCEPTED_UNITS[lake]:
+        raise IngestError(f"{url}:{name}", f"has units {units!r}, expected {expected}",
+                          "convert the file; the lake does not guess unit conversions")
+
+
+def _dsg_depth(url: str, ds: xr.Dataset, name: str, values: np.ndarray) -> np.ndarray:
+    attrs = ds.variables[name].attrs
+    units = str(attrs.get("units", "")).strip().lower()
+    if units not in DEPTH_UNITS:
+        raise IngestError(f"{url}:{name}", f"has units {attrs.get('units')!r}, expected m",
+                          "give the vertical coordinate in metres")
+    up = str(attrs.get("positive", "")).lower() == "up" or \
+        attrs.get("standard_name") in ("height", "altitude", "height_above_mean_sea_level")
+    return (-values if up else values).astype(np.float32)
+
+
+def _dsg_flags(url: str, ds: xr.Dataset, name: str | None, flat: dict) -> np.ndarray:
+    """A flag variable's values in the lake's flags (-1 where none), by their meanings."""
+    n = len(next(iter(flat.values())))
+    if name is None:
+        return np.full(n, -1, dtype=np.int8)
+    values, attrs = flat[name], ds.variables[name].attrs
+    if values.dtype.kind == "S":  # Argo and EGO write flags as characters
+        return _flags(url, name, values)
+    if "flag_masks" in attrs and "flag_values" not in attrs:
+        raise IngestError(f"{url}:{name}", "holds bit-field flags (flag_masks)",
+                          "the lake reads flags that are values (flag_values, flag_meanings)")
+    if "flag_meanings" in attrs and "flag_values" in attrs:
+        meanings = str(attrs["flag_meanings"]).split()
+        codes = np.atleast_1d(attrs["flag_values"])
+        known = {meaning for names in LAKE_FLAGS.values() for meaning in names}
+        unknown = [m for m in meanings if m.lower() not in known]
+        if unknown or len(meanings) != codes.size:
+            problem = (f"has flag meanings {_few(unknown)} the lake does not know" if unknown
+                       else f"has {codes.size} flag_values for {len(meanings)} flag_meanings")
+            raise IngestError(f"{url}:{name}", problem, "the lake's flags are Argo reference "
+                              "table 2 (OceanSITES, Copernicus Marine) and IOOS QARTOD")
+        lake_flags = {code: _lake_flag(code, meaning.lower())
+                      for code, meaning in zip(codes.tolist(), meanings, strict=True)}
+    elif "reference table 2" in str(attrs.get("conventions", "")).lower():
+        lake_flags = {code: code for code in QC_FLAGS}
+    else:
+        raise IngestError(f"{url}:{name}", "holds QC flags without flag_values and "
+                          "flag_meanings", "describe the flags as CF section 3.5 says")
+    given = np.isfinite(values)
+    unexpected = sorted(set(values[given].tolist()) - set(lake_flags))
+    if unexpected:
+        raise IngestError(f"{url}:{name}", f"holds flags {_few(unexpected)} that are not among "
+                          f"its flag_values {_few(list(lake_flags))}", "fix the flags")
+    codes = np.array(sorted(lake_flags), dtype=np.float64)
+    translated = np.full(n, -1, dtype=np.int8)
+    translated[given] = np.array([lake_flags[c] for c in codes.tolist()], dtype=np.int8)[
+        np.searchsorted(codes, values[given])]
+    return translated
+
+
+def _dsg_platforms(url: str, ids: np.ndarray | None, shape) -> pa.Array:
+    if ids is None:  # no cf_role id: the file is the platform
+        return pa.array(np.full(shape, source_name(url).rsplit(".", 1)[0]))
+    if ids.dtype.kind == "S":
+        ids = np.char.decode(ids, "utf-8", errors="replace")
+    elif ids.dtype.kind == "f":
+        ids = np.array([f"{v:.0f}" for v in ids])
+    return pa.array(np.char.strip(ids.astype(str)))
 
 
 # --- station CSV ---------------------------------------------------------------------------
