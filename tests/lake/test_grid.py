@@ -90,7 +90,15 @@ def test_decoded_values_match_the_sources(sst_lake, sst_files):
 
 def test_opened_dataset_is_lazy(sst_lake):
     ds = open_dataset(sst_lake.url, "sst")
-    assert ds.analysed_sst.chunks is not None
+    assert not ds.analysed_sst.variable._in_memory
+
+
+def test_opened_with_chunks_is_dask_backed_in_the_map_store_layout(sst_lake):
+    ds = open_dataset(sst_lake.url, "sst", chunks={})
+    map_chunks = read_manifest(sst_lake, sst_lake.path("ocean", "sst")).stores["map"].chunks
+    assert ds.analysed_sst.chunksizes["time"][0] == map_chunks["time"]
+    xr.testing.assert_identical(ds.load(), open_dataset(sst_lake.url, "sst",
+                                                        chunking="map").load())
 
 
 def test_packed_sources_stay_packed(sst_lake):
@@ -104,14 +112,57 @@ def test_timeseries_store_holds_a_year_per_chunk_in_small_tiles(sst_lake):
     assert chunks[0] >= 365 and chunks[1] * chunks[2] * chunks[0] * 2 <= 2 * 1024**2
 
 
-def test_point_time_series_is_read_from_the_timeseries_store(sst_lake):
-    ds = open_dataset(sst_lake.url, "sst", bbox=(-30, 40, -29, 41), time=(None, None))
-    assert ds.analysed_sst.encoding["chunks"][0] >= 365
+def without_chunks(lake: Lake, store: str) -> None:
+    """Delete the data chunks of a store: reading them now gives fill values, not the data."""
+    for folder in Path(lake.path("ocean", "sst", store)).glob("analys*/c"):
+        shutil.rmtree(folder)
 
 
-def test_one_map_is_read_from_the_map_store(sst_lake):
-    ds = open_dataset(sst_lake.url, "sst", time=("2020-01-02", "2020-01-02"))
-    assert ds.analysed_sst.encoding["chunks"][0] < 365
+SELECTIONS = {
+    "a point, nearest": lambda da: da.sel(lat=41.3, lon=-29.6, method="nearest"),
+    "a point by position": lambda da: da.isel(lat=130, lon=150),
+    "a small box": lambda da: da.isel(lat=slice(100, 103), lon=slice(10, 12)),
+    "a day's map": lambda da: da.sel(time="2020-01-02"),
+    "two days by list": lambda da: da.isel(time=[4, 1]),
+    "every third row, reversed": lambda da: da.isel(lat=slice(None, None, -3)),
+    "scattered cells": lambda da: da.isel(lat=[5, 170, 90], lon=[300, 2]),
+    "everything": lambda da: da,
+}
+
+
+@pytest.mark.parametrize("select", SELECTIONS.values(), ids=SELECTIONS.keys())
+def test_every_selection_reads_exactly_the_values_of_the_map_store(sst_lake, select):
+    routed = open_dataset(sst_lake.url, "sst").analysed_sst
+    stored = xr.open_zarr(sst_lake.path("ocean", "sst", "map.zarr")).analysed_sst
+    expected = select(stored).load()
+    got = select(routed).load()
+    xr.testing.assert_identical(got, expected)
+    np.testing.assert_array_equal(got.values.view(np.uint64), expected.values.view(np.uint64))
+
+
+def test_a_point_series_after_opening_reads_the_timeseries_store_only(sst_lake):
+    expected = open_dataset(sst_lake.url, "sst", chunking="timeseries").analysed_sst.sel(
+        lat=41.3, lon=-29.6, method="nearest").load()
+    ds = open_dataset(sst_lake.url, "sst")
+    without_chunks(sst_lake, "map.zarr")
+    series = ds.analysed_sst.sel(lat=41.3, lon=-29.6, method="nearest").load()
+    xr.testing.assert_identical(series, expected)
+
+
+def test_a_map_after_opening_reads_the_map_store_only(sst_lake):
+    expected = open_dataset(sst_lake.url, "sst", chunking="map").analysed_sst.sel(
+        time="2020-01-02").load()
+    ds = open_dataset(sst_lake.url, "sst")
+    without_chunks(sst_lake, "timeseries.zarr")
+    xr.testing.assert_identical(ds.analysed_sst.sel(time="2020-01-02").load(), expected)
+
+
+def test_a_one_cell_bbox_reads_the_timeseries_store_only(sst_lake):
+    bbox = (-30, 40, -29, 41)
+    expected = open_dataset(sst_lake.url, "sst", chunking="timeseries", bbox=bbox).load()
+    ds = open_dataset(sst_lake.url, "sst", bbox=bbox)
+    without_chunks(sst_lake, "map.zarr")
+    xr.testing.assert_equal(ds.load(), expected)
 
 
 def test_selection_returns_only_the_requested_region_and_period(sst_lake):

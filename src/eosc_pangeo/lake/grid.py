@@ -38,6 +38,7 @@ from zarr.storage import FsspecStore, LocalStore
 
 from ..config import get_settings
 from .errors import Finding, IngestError, LakeError, LakeWarning
+from .grid_backend import GridBackend
 from .hdf5_chunks import ChunkDecoder, raw_chunks
 from .manifest import (
     Extent,
@@ -314,23 +315,30 @@ def open_grid(
     bbox: tuple[float, float, float, float] | None = None,
     time: tuple[object, object] | None = None,
     variables: Sequence[str] | None = None,
+    chunks: int | str | dict | None = None,
 ) -> xr.Dataset:
-    """Open a gridded collection as a lazy, dask-backed :class:`xarray.Dataset`.
+    """Open a gridded collection as a lazy :class:`xarray.Dataset`.
 
     Parameters
     ----------
     lake, collection
         Where to read.
     chunking
-        Which store to read when the collection has both. ``"auto"`` picks the one that
-        touches fewer chunks for the requested ``bbox`` and ``time`` (maps when nothing is
-        selected).
+        Which store to read when the collection has both. ``"auto"`` reads each request
+        (what ``.sel``/``.isel`` and ``bbox``/``time`` select, once loaded) from the store it
+        touches fewer chunks of: a point or small-box series from the time-series store, a map
+        from the map store (see :mod:`~eosc_pangeo.lake.grid_backend`). The values are the
+        same, bit for bit, whichever store is read.
     bbox
         ``(west, south, east, north)`` in degrees: only this region is returned.
     time
         ``(start, end)``: only this period is returned (either end may be None).
     variables
         Data variables to keep (default: all).
+    chunks
+        As for :func:`xarray.open_dataset`: None (the default) gives lazily indexed arrays,
+        read when their values are needed; ``{}`` gives dask arrays chunked as the map store
+        (the store read, if ``chunking`` names one), for computations over whole arrays.
     """
     lake = Lake.from_url(lake)
     collection_path = lake.find_collection(collection)
@@ -341,21 +349,13 @@ def open_grid(
     if chunking != "auto" and chunking not in manifest.stores:
         raise ValueError(f"collection {manifest.id!r} has no {chunking!r} store "
                          f"(it has {', '.join(manifest.stores)})")
-
-    def open_store(name: str) -> xr.Dataset:
-        path = f"{collection_path}/{manifest.stores[name].path}"
-        return xr.open_zarr(_zarr_store(lake, path), consolidated=True, chunks={})
-
-    first = chunking if chunking != "auto" else "map" if "map" in manifest.stores else next(
-        iter(manifest.stores))
-    ds = open_store(first)
-    if chunking == "auto" and len(manifest.stores) > 1 and (bbox or time):
-        # Every store has the same coordinates: the opened one tells what each would read.
-        touched = {name: _chunks_touched(ds, info.chunks, bbox, time)
-                   for name, info in manifest.stores.items()}
-        cheapest = min(touched, key=touched.get)
-        if cheapest != first:
-            ds = open_store(cheapest)
+    names = list(manifest.stores) if chunking == "auto" else [chunking]
+    stores = {name: _zarr_store(lake, f"{collection_path}/{manifest.stores[name].path}")
+              for name in names}
+    if len(stores) == 1:
+        ds = xr.open_zarr(next(iter(stores.values())), consolidated=True, chunks=chunks)
+    else:
+        ds = xr.open_dataset(stores, engine=GridBackend, chunks=chunks)
     return select(ds, bbox, time, variables)
 
 
@@ -845,39 +845,6 @@ def _collection_attrs(attrs: dict) -> dict:
 
 
 # --- reading -------------------------------------------------------------------------------
-
-
-def _chunks_touched(ds: xr.Dataset, chunks: dict[str, int], bbox, time) -> int:
-    """How many chunks of one variable a selection reads, as Copernicus Marine's client does."""
-    lon = ds.cf["X"]
-    if bbox is None:
-        lon_ranges = [(None, None)]
-    else:
-        lon_ranges = [(start, stop) for start, stop, _ in
-                      _longitude_ranges(lon.values, bbox[0], bbox[2])]
-    total = 1
-    for axis, ranges in (("T", [time or (None, None)]),
-                         ("Y", [(bbox[1], bbox[3]) if bbox else (None, None)]),
-                         ("X", lon_ranges)):
-        name = ds.cf[axis].name
-        index, chunk = ds.indexes[name], chunks[name]
-        touched = 0
-        for bounds in ranges:
-            lo, hi = _index_range(index, bounds)
-            touched += max(1, (max(hi - 1, lo) // chunk) - (lo // chunk) + 1)
-        total *= touched
-    return total
-
-
-def _index_range(index, bounds) -> tuple[int, int]:
-    lo, hi = bounds
-    if lo is None and hi is None:
-        return 0, len(index)
-    if index.is_monotonic_decreasing:
-        positions = index.slice_indexer(hi, lo)
-    else:
-        positions = index.slice_indexer(lo, hi)
-    return positions.start or 0, positions.stop if positions.stop is not None else len(index)
 
 
 def select(ds: xr.Dataset, bbox, time, variables) -> xr.Dataset:
