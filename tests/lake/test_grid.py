@@ -294,6 +294,46 @@ def test_every_hdf5_layout_is_copied_exactly(local_lake, sst_files, tmp_path, la
         np.testing.assert_array_equal(stored.analysed_sst.values, source.analysed_sst.values)
 
 
+def test_sources_chunked_as_the_map_store_have_their_chunks_copied_unchanged(local_lake,
+                                                                            sst_files):
+    report = ingest_grid(local_lake, "sst", "ocean", sst_files[:3], chunking="map")
+
+    assert report.chunks == {"map.zarr/analysed_sst": "copied",
+                             "map.zarr/analysis_error": "copied"}
+    with h5py.File(sst_files[2]) as source:
+        _, stored = source["analysed_sst"].id.read_direct_chunk((0, 0, 0))
+    chunk = Path(local_lake.path("ocean", "sst", "map.zarr", "analysed_sst", "c", "2", "0", "0"))
+    assert chunk.read_bytes() == stored
+
+
+def test_copied_chunks_read_exactly_as_the_decoded_path_writes_them(local_lake, sst_files,
+                                                                    tmp_path):
+    recompressed = [hdf5_layout(f, tmp_path / f.name, **LAYOUTS["odd chunks, shuffled"])
+                    for f in sst_files[:3]]
+    copied = ingest_grid(local_lake, "copied", "ocean", sst_files[:3], chunking="map")
+    encoded = ingest_grid(local_lake, "encoded", "ocean", recompressed, chunking="map")
+
+    assert copied.chunks["map.zarr/analysed_sst"] == "copied"
+    assert encoded.chunks["map.zarr/analysed_sst"].startswith("encoded: ")
+    xr.testing.assert_identical(open_dataset(local_lake, "copied").analysed_sst.load(),
+                                open_dataset(local_lake, "encoded").analysed_sst.load())
+
+
+def test_a_layout_that_cannot_be_copied_is_encoded_and_the_report_says_why(local_lake,
+                                                                           sst_files, tmp_path):
+    ingest_grid(local_lake, "sst", "ocean", sst_files[:2], chunking="map")
+    other = hdf5_layout(sst_files[2], tmp_path / sst_files[2].name, chunks=(1, 90, 90),
+                        shuffle=True)
+
+    report = ingest_grid(local_lake, "sst", "ocean", [other], chunking="map")
+
+    assert report.chunks["map.zarr/analysed_sst"] == (
+        f"encoded: {other.name}: chunks (1, 90, 90), the store's (1, 180, 360)")
+    stored = xr.open_zarr(local_lake.path("ocean", "sst", "map.zarr"), mask_and_scale=False)
+    with xr.open_mfdataset(sst_files[:3], mask_and_scale=False) as source:
+        np.testing.assert_array_equal(stored.analysed_sst.values, source.analysed_sst.values)
+
+
 def packed_with(scale_factor: float):
     """A source repacked with its own scale factor, as CDS downloads of ERA5 are."""
     def repack(ds):
@@ -500,6 +540,21 @@ def test_data_found_unreadable_while_writing_is_rolled_back(sst_lake, sst_files,
     with pytest.raises(IngestError, match="20200108-sst.nc"):
         ingest_grid(sst_lake, "sst", "ocean", [sst_files[6], bad])
     assert snapshot(sst_lake) == before
+
+
+def test_a_corrupt_chunk_is_refused_even_where_chunks_are_copied(local_lake, sst_files,
+                                                                 tmp_path):
+    ingest_grid(local_lake, "sst", "ocean", sst_files[:2], chunking="map")
+    bad = Path(shutil.copy(sst_files[2], tmp_path / sst_files[2].name))
+    with h5py.File(bad, "r") as f:
+        chunk = f["analysed_sst"].id.get_chunk_info(0)
+    with bad.open("r+b") as f:
+        f.seek(chunk.byte_offset + chunk.size // 2)
+        f.write(b"\x00" * 64)
+    before = snapshot(local_lake)
+    with pytest.raises(IngestError, match=bad.name):
+        ingest_grid(local_lake, "sst", "ocean", [bad], chunking="map")
+    assert snapshot(local_lake) == before
 
 
 def test_ingest_killed_mid_write_leaves_the_previous_version_and_rerun_completes(
