@@ -136,6 +136,7 @@ def ingest_grid(
     *,
     chunking: Chunking = "both",
     values: StoredValues = "auto",
+    copy_chunks: bool = True,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest gridded NetCDF files into a Zarr collection of the lake.
@@ -162,6 +163,13 @@ def ingest_grid(
         ``"decoded"`` stores float32 (NaN where missing), for sources packed each their own way
         (ERA5 files from the Copernicus CDS are). ``"auto"`` keeps a variable packed when the
         sources of the first ingest share its packing. Fixed when the collection is created.
+    copy_chunks
+        Whether a new map store takes the sources' chunks and compression (zlib, shuffle) when
+        these suit it, so that their compressed chunks are copied unchanged (each is still
+        inflated once, to check it): the fastest ingest. Its codecs are numcodecs', which
+        zarr-python reads but other Zarr 3 readers may not; False compresses with Blosc-zstd,
+        a Zarr 3 codec. Fixed when the collection is created; ``report.chunks`` says how each
+        array was written.
     progress
         Called as ``progress(stage, done, total)`` while hashing, checking and writing.
 
@@ -191,8 +199,8 @@ def ingest_grid(
         if not sources:
             return report
         with source_codecs_accepted():
-            _ingest(lake, collection_path, manifest, sources, chunking, values, report,
-                    report_progress)
+            _ingest(lake, collection_path, manifest, sources, chunking, values, copy_chunks,
+                    report, report_progress)
     for message in report.warnings:
         warnings.warn(f"{collection}: {message}", LakeWarning, stacklevel=2)
     return report
@@ -222,7 +230,7 @@ def _hash_and_read(check: SourceCheck, urls: list[str], progress: Progress,
     return sources
 
 
-def _ingest(lake, collection_path, manifest, sources, chunking, values, report,
+def _ingest(lake, collection_path, manifest, sources, chunking, values, copy_chunks, report,
             progress) -> None:
     """Check the opened sources, then write them and commit a new version (told in report).
 
@@ -242,7 +250,8 @@ def _ingest(lake, collection_path, manifest, sources, chunking, values, report,
     if manifest is None:
         manifest = Manifest(id=report.collection, domain=report.domain, kind="grid")
         manifest.stores = _plan_stores(sources[0], times, chunking)
-        compressors = _store_source_chunks(manifest.stores.get("map"), sources, decoded)
+        compressors = _store_source_chunks(manifest.stores.get("map") if copy_chunks else None,
+                                           sources, decoded)
         manifest.variables = {
             name: variable.model_copy(update={"packing": DECODED, "dtype": DECODED["dtype"]})
             if name in decoded

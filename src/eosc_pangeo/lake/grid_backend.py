@@ -128,8 +128,10 @@ class GridBackend(BackendEntrypoint):
         groups = {name: zarr.open_group(store, mode="r", use_consolidated=True)
                   for name, store in stores.items()}
         first = next(iter(stores))
+        # xarray makes the indexes of what this returns: none needed here.
         raw = xr.open_dataset(stores[first], engine="zarr", consolidated=True, chunks=None,
-                              decode_cf=False, drop_variables=drop_variables)
+                              decode_cf=False, drop_variables=drop_variables,
+                              create_default_indexes=False)
         routed = {}
         for name, variable in raw.data_vars.items():
             arrays = {store: group[name] for store, group in groups.items()
