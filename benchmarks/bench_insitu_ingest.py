@@ -17,6 +17,11 @@ fresh process with a cold page cache:
     concatenated into one in-memory Arrow table. It writes nothing, so its time is a floor of
     any ingest's (decoding dominates) and its memory the peak such an ingest cannot go below.
 
+With ``--scale N`` (N years of the same floats and stations: about 100 million observations for
+N = 10) the baseline is instead the ingest of one year, measured in the same run: an ingest's
+rate should not fall, nor its memory grow, with the size of what it ingests. (Decoding all would
+hold N times the rows in memory.)
+
 Peak RSS is that of the measured process and its worker processes together, sampled every
 20 ms; forked workers count the pages they share with their parent once each, alike in both.
 The largest RSS of the measured process alone and of one worker (``getrusage``, exact) are
@@ -33,7 +38,7 @@ from pathlib import Path
 
 import common
 import pyarrow as pa
-from bench_insitu_query import COLLECTION, sources
+from bench_insitu_query import COLLECTION, argument_parser, sources
 
 from eosc_pangeo import lake
 from eosc_pangeo._processes import pool_context
@@ -82,7 +87,10 @@ def measure(func, files: list[Path]) -> tuple[common.ChildRun, dict]:
 
 
 def main() -> None:
-    args = common.parse_args(__doc__.splitlines()[0])
+    args = argument_parser(__doc__.splitlines()[0]).parse_args()
+    if args.scale > 1:
+        compare_scales(args.quick, args.scale)
+        return
     _, planned, argo_files, station_files = sources(args.quick)
     files = argo_files + station_files
     size_mb = common.total_bytes(files) / 1e6
@@ -93,10 +101,7 @@ def main() -> None:
     runs, figures = {}, {}
     for name, func in METHODS.items():
         runs[name], figures[name] = measure(func, files)
-        print(f"# {name}: {runs[name].seconds:.1f} s, {figures[name]['rows']} rows, peak RSS "
-              f"{runs[name].peak_rss / 1e6:.0f} MB with its workers, "
-              f"{figures[name]['self_peak_rss'] / 1e6:.0f} MB alone, largest worker "
-              f"{figures[name]['worker_peak_rss'] / 1e6:.0f} MB")
+        print_run(name, runs[name], figures[name])
     rows = figures["ingest"]["rows"]
     assert rows == figures["decode all"]["rows"], \
         f"ingest {rows} rows, decoding {figures['decode all']['rows']}"
@@ -110,6 +115,32 @@ def main() -> None:
                   baseline=decode_run.peak_rss / 1e6, target="> 1x")
     print(f"# ingest / decode all: {ingest_run.seconds / decode_run.seconds:.2f}x the time, "
           f"{ingest_run.peak_rss / decode_run.peak_rss:.2f}x the peak RSS")
+
+
+def print_run(name: str, run: common.ChildRun, figures: dict) -> None:
+    print(f"# {name}: {run.seconds:.1f} s, {figures['rows']} rows, peak RSS "
+          f"{run.peak_rss / 1e6:.0f} MB with its workers, "
+          f"{figures['self_peak_rss'] / 1e6:.0f} MB alone, largest worker "
+          f"{figures['worker_peak_rss'] / 1e6:.0f} MB", flush=True)
+
+
+def compare_scales(quick: bool, scale: int) -> None:
+    """Ingest one year and ``scale`` years of the same floats and stations, in one run."""
+    runs, figures = {}, {}
+    for years in (1, scale):
+        _, planned, argo_files, station_files = sources(quick, years)
+        files = argo_files + station_files
+        print(f"# {years} year(s): {len(argo_files)} Argo files + {len(station_files)} station "
+              f"CSVs, {common.total_bytes(files) / 1e6:.0f} MB, {planned} observations",
+              flush=True)
+        runs[years], figures[years] = measure(ingest, files)
+        print_run(f"ingest of {years} year(s)", runs[years], figures[years])
+    rate = {years: figures[years]["rows"] / runs[years].seconds for years in runs}
+    common.report(f"insitu ingest of {scale} years, {figures[scale]['rows']} observations",
+                  rate[scale], "observations/s", baseline=rate[1], higher_is_better=True,
+                  target="~1x")
+    common.report(f"insitu ingest peak RSS, {scale} years", runs[scale].peak_rss / 1e6, "MB",
+                  baseline=runs[1].peak_rss / 1e6, target="~1x (not growing)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ The data are the ``large`` demo Argo floats (3400 multi-profile NetCDF files) an
 stations (40 hourly CSVs), more than 10 million observations, ingested once into a cached lake
 (``bench_insitu_ingest.py`` measures the ingest itself).
 
-The query is a 10 x 10 degree box off Iberia, March 2020, TEMP. ``read_insitu`` reads only the
+The query is a 10 x 10 degree box off Iberia, March 2020, TEMP; ``--scale N`` makes the
+collection N years long (the same floats and stations; N = 10 gives about 100 million
+observations), the query's month and its answer staying the same. ``read_insitu`` reads only the
 month's file and the row groups whose statistics overlap the box. The baseline is what a user
 does without the lake, vectorised: open every Argo file with netCDF4 (skipping its levels when
 no profile is in the box and month), every CSV with pandas, filter, concatenate. It returns the
@@ -14,6 +16,7 @@ temperature, values masked only where they hold the fill value.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -116,10 +119,27 @@ def p50(func, repeat: int, cold: bool) -> float:
     return common.time_runs(func, repeat, before=common.drop_page_cache if cold else None).median
 
 
-def sources(quick: bool) -> tuple[tuple, int, list[Path], list[Path]]:
+def argument_parser(description: str):
+    """The options of the in-situ benchmarks: ``--quick`` and ``--scale``."""
+    parser = common.argument_parser(description)
+    parser.add_argument("--scale", type=int, default=1,
+                        help="years of data, the same floats and stations (default 1: 2020; "
+                             "10 gives about 100 million observations at full size)")
+    return parser
+
+
+def scaled(specs: tuple, scale: int) -> tuple:
+    """The specs over ``scale`` years: the floats keep profiling every ten days, the stations
+    recording every hour; the query's month (March 2020) holds the same observations."""
+    argo, stations = specs
+    return (dataclasses.replace(argo, profiles=argo.profiles * scale),
+            dataclasses.replace(stations, days=stations.days * scale))
+
+
+def sources(quick: bool, scale: int = 1) -> tuple[tuple, int, list[Path], list[Path]]:
     """The specs of the run, the observations they plan, and their cached Argo and station
     files (written on first use); at least :data:`MIN_OBSERVATIONS` unless ``quick``."""
-    specs = QUICK if quick else LARGE
+    specs = scaled(QUICK if quick else LARGE, scale)
     planned = sum(spec.n_observations(common.SEED) for spec in specs)
     assert quick or planned >= MIN_OBSERVATIONS, f"only {planned} observations planned"
     argo_files, station_files = (common.source_files(spec) for spec in specs)
@@ -127,8 +147,8 @@ def sources(quick: bool) -> tuple[tuple, int, list[Path], list[Path]]:
 
 
 def main() -> None:
-    args = common.parse_args(__doc__.splitlines()[0])
-    specs, planned, argo_files, station_files = sources(args.quick)
+    args = argument_parser(__doc__.splitlines()[0]).parse_args()
+    specs, planned, argo_files, station_files = sources(args.quick, args.scale)
     lake_url, ingest = insitu_lake(specs, argo_files + station_files)
     size_mb = common.total_bytes(argo_files + station_files) / 1e6
     print(f"# {len(argo_files)} Argo files + {len(station_files)} station CSVs, {size_mb:.0f} MB, "
@@ -143,11 +163,12 @@ def main() -> None:
         if cold and not common.drop_page_cache():
             print("# cold runs skipped: cannot drop the page cache (not root)")
             break
-        baseline = p50(lambda: source_query(argo_files, station_files), 1 if cold else 2, cold)
+        scans = 1 if cold or args.scale > 1 else 2
+        baseline = p50(lambda: source_query(argo_files, station_files), scans, cold)
         lake_p50 = p50(lambda: lake_query(lake_url), repeat if not cold else 5, cold)
         common.report(f"insitu query p50 ({cache})", lake_p50, "s", baseline=baseline,
                       target=">= 100x")
-        print(f"# lake query under 1 s ({cache}): {'yes' if lake_p50 < 1 else 'NO'}")
+        print(f"# lake query under 0.5 s ({cache}): {'yes' if lake_p50 < 0.5 else 'NO'}")
 
 
 if __name__ == "__main__":

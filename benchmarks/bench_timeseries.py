@@ -1,16 +1,22 @@
-"""Point time series over a year: the lake's Zarr stores vs ``xarray.open_mfdataset``.
+"""Point time series over a year: the lake's natural call vs ``xarray.open_mfdataset``.
 
 What is measured, per point, is what a user waits for: open the data, select the grid cell
 nearest the point, load its whole series. The lake's collection is one year (2020, 366 days) of
 daily global 0.25-degree SST (720 x 1440, the ``large`` demo size) ingested with
 ``chunking="both"``; the baseline opens the 366 daily NetCDF files with ``open_mfdataset``.
 
-The timeseries store holds a year of a small tile per chunk, so a point series reads one chunk;
-the map store and the NetCDF files hold one day of the whole globe per chunk, so they read (and
-decompress) 366 full fields. ``chunking="auto"`` is measured with a bbox around the point, the
-selection from which it chooses a store.
+``natural``
+    ``open_dataset(lake, id)["analysed_sst"].sel(lat=..., lon=..., method="nearest").load()``,
+    no hint: the read goes to the store it touches fewer chunks of (the timeseries store, one
+    chunk, for a point).
+``explicit timeseries`` / ``explicit map``
+    The same with ``chunking="timeseries"`` or ``chunking="map"``: the store named. The map
+    store and the NetCDF files hold one day of the globe per chunk, so they read (and
+    decompress) 366 full fields.
 
-Warm runs read from the OS page cache (after an untimed pass); cold runs drop it first.
+Each point is timed with every method in turn (interleaved: a change of load on a shared
+machine hits them alike); the median over the points is reported. Warm runs read from the OS
+page cache (after an untimed pass); cold runs drop it first.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ COLLECTION = "sst-bench"
 LARGE = demo_data.specs_for_size("large")["sst"]
 QUICK = demo_data.SstSpec(days=30, resolution=2.0)
 POINTS = 3  # random ocean points, each timed once per method and cache state
-STORES = ("timeseries", "map", "auto")
+METHODS = {"natural": "auto", "explicit timeseries": "timeseries", "explicit map": "map"}
 
 
 def sst_lake(spec: demo_data.SstSpec, files: list[Path]) -> str:
@@ -51,18 +57,10 @@ def ocean_points(source: Path, n: int) -> list[tuple[float, float]]:
         return [(float(sst.lat[rows[i]]), float(sst.lon[cols[i]])) for i in pick]
 
 
-def lake_series(lake_url: str, store: str, point: tuple[float, float], half_cell: float):
-    """Open the collection, select the cell nearest ``point``, load its series.
-
-    ``store="auto"`` passes a bbox of one cell around the point, as a user asking for that
-    place would, and lets the lake choose the store.
-    """
+def lake_series(lake_url: str, chunking: str, point: tuple[float, float]):
+    """Open the collection, select the cell nearest ``point``, load its series."""
     lat, lon = point
-    if store == "auto":
-        bbox = (lon - half_cell, lat - half_cell, lon + half_cell, lat + half_cell)
-        ds = lake.open_dataset(lake_url, COLLECTION, chunking="auto", bbox=bbox)
-    else:
-        ds = lake.open_dataset(lake_url, COLLECTION, chunking=store)
+    ds = lake.open_dataset(lake_url, COLLECTION, chunking=chunking)
     return ds.analysed_sst.sel(lat=lat, lon=lon, method="nearest").load()
 
 
@@ -73,30 +71,28 @@ def netcdf_series(files: list[Path], point: tuple[float, float]):
         return ds.analysed_sst.sel(lat=lat, lon=lon, method="nearest").load()
 
 
-def chosen_store(lake_url: str, point: tuple[float, float], half_cell: float) -> str:
-    """Which store ``chunking="auto"`` opened for a point, told by its time chunk length."""
-    time_chunks = lake_series(lake_url, "auto", point, half_cell).encoding["chunks"][0]
-    manifest = lake.read_manifest(lake.Lake.from_url(lake_url),
-                                  lake.Lake.from_url(lake_url).find_collection(COLLECTION))
-    return next(name for name, info in manifest.stores.items()
-                if info.chunks["time"] == time_chunks)
-
-
-def check_equal(lake_url: str, files: list[Path], points, half_cell: float) -> None:
-    """Every store returns the baseline's values and times (this also warms the caches)."""
+def check_equal(lake_url: str, files: list[Path], points) -> None:
+    """Every method returns the baseline's values and times (this also warms the caches), and
+    the natural call the explicit ones' exactly."""
     for point in points:
         expected = netcdf_series(files, point)
-        for store in STORES:
-            got = lake_series(lake_url, store, point, half_cell)
-            np.testing.assert_array_equal(got.time.values, expected.time.values)
-            np.testing.assert_allclose(got.values, expected.values, rtol=0, atol=1e-4)
+        got = {name: lake_series(lake_url, chunking, point) for name, chunking in METHODS.items()}
+        for series in got.values():
+            np.testing.assert_array_equal(series.time.values, expected.time.values)
+            np.testing.assert_allclose(series.values, expected.values, rtol=0, atol=1e-4)
+            xr.testing.assert_identical(series, got["explicit map"])
 
 
-def median_seconds(run, points, cold: bool) -> float:
-    """Median over the points of one open + select + load each; cold drops the cache first."""
+def interleaved_medians(methods: dict, points, cold: bool) -> dict[str, float]:
+    """Median over the points of one open + select + load per method, the methods timed in
+    turn for each point; cold drops the page cache before each."""
     before = common.drop_page_cache if cold else None
-    runs = [common.time_runs(lambda p=p: run(p), 1, before=before).best for p in points]
-    return float(np.median(runs))
+    runs = {name: [] for name in methods}
+    for point in points:
+        for name, run in methods.items():
+            runs[name].append(common.time_runs(lambda r=run, p=point: r(p), 1,
+                                               before=before).best)
+    return {name: float(np.median(seconds)) for name, seconds in runs.items()}
 
 
 def main() -> None:
@@ -104,25 +100,25 @@ def main() -> None:
     spec = QUICK if args.quick else LARGE
     files = common.source_files(spec)
     lake_url = sst_lake(spec, files)
-    half_cell = spec.resolution / 2
     points = ocean_points(files[0], POINTS)
     size_mb = common.total_bytes(files) / 1e6
     print(f"# {len(files)} daily files, {size_mb:.0f} MB, grid {180 / spec.resolution:.0f} x "
           f"{360 / spec.resolution:.0f}; {len(points)} points; median of the points")
-    check_equal(lake_url, files, points, half_cell)
-    print(f"# auto chose the {chosen_store(lake_url, points[0], half_cell)} store for a point bbox")
+    check_equal(lake_url, files, points)
+    methods = {"open_mfdataset": lambda p: netcdf_series(files, p)} | {
+        name: lambda p, c=chunking: lake_series(lake_url, c, p)
+        for name, chunking in METHODS.items()}
     for cache in ("warm", "cold"):
         cold = cache == "cold"
         if cold and not common.drop_page_cache():
             print("# cold runs skipped: cannot drop the page cache (not root)")
             break
-        baseline = median_seconds(lambda p: netcdf_series(files, p), points, cold)
+        medians = interleaved_medians(methods, points, cold)
+        baseline = medians.pop("open_mfdataset")
         common.report(f"point series open_mfdataset ({cache})", baseline, "s")
-        for store in STORES:
-            seconds = median_seconds(lambda p, s=store: lake_series(lake_url, s, p, half_cell),
-                                     points, cold)
-            target = ">= 100x" if store == "timeseries" else ""
-            common.report(f"point series lake {store} store ({cache})", seconds, "s",
+        for name, seconds in medians.items():
+            target = ">= 100x" if name != "explicit map" else ""
+            common.report(f"point series lake {name} ({cache})", seconds, "s",
                           baseline=baseline, target=target)
 
 

@@ -121,13 +121,17 @@ def ingest_grid_command(
         help="Keep the sources' packed values, or decode them to float32 (for sources packed "
              "each their own way, e.g. ERA5 from the CDS); auto: packed if they share it.")] = (
         StoredValues.auto),
+    copy_chunks: Annotated[bool, typer.Option(
+        help="Copy the sources' zlib/shuffle chunks into the map store unchanged where they "
+             "suit it (numcodecs codecs, read by zarr-python); --no-copy-chunks compresses "
+             "with Blosc-zstd for other Zarr 3 readers.")] = True,
 ) -> None:
     """Combine gridded NetCDF files along time into an analysis-ready Zarr collection."""
     from .lake import ingest_grid
 
     with failures_as_exit(), progress_bars() as progress:
         report = ingest_grid(lake, collection, domain.value, files, chunking=chunking.value,
-                             values=values.value, progress=progress)
+                             values=values.value, copy_chunks=copy_chunks, progress=progress)
     print_report(report)
 
 
@@ -156,6 +160,8 @@ def print_report(report) -> None:
     replaced = f" ({len(report.replaced)} replacing an earlier version)" if report.replaced else ""
     console.print(f"{report.collection}: version {report.version}, {len(report.added)} file(s) "
                   f"added{replaced}{rows}, {len(report.skipped)} already there")
+    for array, path in report.chunks.items():
+        console.print(f"  {array}: {path}", highlight=False)
 
 
 @lake_app.command("list")

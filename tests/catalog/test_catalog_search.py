@@ -68,7 +68,7 @@ def test_grid_hit_opens_lazily_for_the_queried_box_and_period_only(demo_lake):
                  lake=demo_lake)[0]
     ds = hit.open()
     assert isinstance(ds, xr.Dataset) and list(ds.data_vars) == ["analysed_sst"]
-    assert ds.analysed_sst.chunks is not None
+    assert not ds.analysed_sst.variable._in_memory
     assert float(ds.lon.min()) >= -30 and float(ds.lon.max()) <= 0
     assert float(ds.lat.min()) >= 30 and float(ds.lat.max()) <= 50
     assert ds.time.size == 3

@@ -92,7 +92,15 @@ def test_decoded_values_match_the_sources(sst_lake, sst_files):
 
 def test_opened_dataset_is_lazy(sst_lake):
     ds = open_dataset(sst_lake.url, "sst")
-    assert ds.analysed_sst.chunks is not None
+    assert not ds.analysed_sst.variable._in_memory
+
+
+def test_opened_with_chunks_is_dask_backed_in_the_map_store_layout(sst_lake):
+    ds = open_dataset(sst_lake.url, "sst", chunks={})
+    map_chunks = read_manifest(sst_lake, sst_lake.path("ocean", "sst")).stores["map"].chunks
+    assert ds.analysed_sst.chunksizes["time"][0] == map_chunks["time"]
+    xr.testing.assert_identical(ds.load(), open_dataset(sst_lake.url, "sst",
+                                                        chunking="map").load())
 
 
 def test_packed_sources_stay_packed(sst_lake):
@@ -106,14 +114,57 @@ def test_timeseries_store_holds_a_year_per_chunk_in_small_tiles(sst_lake):
     assert chunks[0] >= 365 and chunks[1] * chunks[2] * chunks[0] * 2 <= 2 * 1024**2
 
 
-def test_point_time_series_is_read_from_the_timeseries_store(sst_lake):
-    ds = open_dataset(sst_lake.url, "sst", bbox=(-30, 40, -29, 41), time=(None, None))
-    assert ds.analysed_sst.encoding["chunks"][0] >= 365
+def without_chunks(lake: Lake, store: str) -> None:
+    """Delete the data chunks of a store: reading them now gives fill values, not the data."""
+    for folder in Path(lake.path("ocean", "sst", store)).glob("analys*/c"):
+        shutil.rmtree(folder)
 
 
-def test_one_map_is_read_from_the_map_store(sst_lake):
-    ds = open_dataset(sst_lake.url, "sst", time=("2020-01-02", "2020-01-02"))
-    assert ds.analysed_sst.encoding["chunks"][0] < 365
+SELECTIONS = {
+    "a point, nearest": lambda da: da.sel(lat=41.3, lon=-29.6, method="nearest"),
+    "a point by position": lambda da: da.isel(lat=130, lon=150),
+    "a small box": lambda da: da.isel(lat=slice(100, 103), lon=slice(10, 12)),
+    "a day's map": lambda da: da.sel(time="2020-01-02"),
+    "two days by list": lambda da: da.isel(time=[4, 1]),
+    "every third row, reversed": lambda da: da.isel(lat=slice(None, None, -3)),
+    "scattered cells": lambda da: da.isel(lat=[5, 170, 90], lon=[300, 2]),
+    "everything": lambda da: da,
+}
+
+
+@pytest.mark.parametrize("select", SELECTIONS.values(), ids=SELECTIONS.keys())
+def test_every_selection_reads_exactly_the_values_of_the_map_store(sst_lake, select):
+    routed = open_dataset(sst_lake.url, "sst").analysed_sst
+    stored = xr.open_zarr(sst_lake.path("ocean", "sst", "map.zarr")).analysed_sst
+    expected = select(stored).load()
+    got = select(routed).load()
+    xr.testing.assert_identical(got, expected)
+    np.testing.assert_array_equal(got.values.view(np.uint64), expected.values.view(np.uint64))
+
+
+def test_a_point_series_after_opening_reads_the_timeseries_store_only(sst_lake):
+    expected = open_dataset(sst_lake.url, "sst", chunking="timeseries").analysed_sst.sel(
+        lat=41.3, lon=-29.6, method="nearest").load()
+    ds = open_dataset(sst_lake.url, "sst")
+    without_chunks(sst_lake, "map.zarr")
+    series = ds.analysed_sst.sel(lat=41.3, lon=-29.6, method="nearest").load()
+    xr.testing.assert_identical(series, expected)
+
+
+def test_a_map_after_opening_reads_the_map_store_only(sst_lake):
+    expected = open_dataset(sst_lake.url, "sst", chunking="map").analysed_sst.sel(
+        time="2020-01-02").load()
+    ds = open_dataset(sst_lake.url, "sst")
+    without_chunks(sst_lake, "timeseries.zarr")
+    xr.testing.assert_identical(ds.analysed_sst.sel(time="2020-01-02").load(), expected)
+
+
+def test_a_one_cell_bbox_reads_the_timeseries_store_only(sst_lake):
+    bbox = (-30, 40, -29, 41)
+    expected = open_dataset(sst_lake.url, "sst", chunking="timeseries", bbox=bbox).load()
+    ds = open_dataset(sst_lake.url, "sst", bbox=bbox)
+    without_chunks(sst_lake, "map.zarr")
+    xr.testing.assert_equal(ds.load(), expected)
 
 
 def test_selection_returns_only_the_requested_region_and_period(sst_lake):
@@ -252,6 +303,46 @@ def test_every_hdf5_layout_is_copied_exactly(local_lake, sst_files, tmp_path, la
 
     stored = xr.open_zarr(local_lake.path("ocean", "sst", "map.zarr"), mask_and_scale=False)
     with xr.open_mfdataset(files, mask_and_scale=False) as source:
+        np.testing.assert_array_equal(stored.analysed_sst.values, source.analysed_sst.values)
+
+
+def test_sources_chunked_as_the_map_store_have_their_chunks_copied_unchanged(local_lake,
+                                                                            sst_files):
+    report = ingest_grid(local_lake, "sst", "ocean", sst_files[:3], chunking="map")
+
+    assert report.chunks == {"map.zarr/analysed_sst": "copied",
+                             "map.zarr/analysis_error": "copied"}
+    with h5py.File(sst_files[2]) as source:
+        _, stored = source["analysed_sst"].id.read_direct_chunk((0, 0, 0))
+    chunk = Path(local_lake.path("ocean", "sst", "map.zarr", "analysed_sst", "c", "2", "0", "0"))
+    assert chunk.read_bytes() == stored
+
+
+def test_copied_chunks_read_exactly_as_the_decoded_path_writes_them(local_lake, sst_files,
+                                                                    tmp_path):
+    recompressed = [hdf5_layout(f, tmp_path / f.name, **LAYOUTS["odd chunks, shuffled"])
+                    for f in sst_files[:3]]
+    copied = ingest_grid(local_lake, "copied", "ocean", sst_files[:3], chunking="map")
+    encoded = ingest_grid(local_lake, "encoded", "ocean", recompressed, chunking="map")
+
+    assert copied.chunks["map.zarr/analysed_sst"] == "copied"
+    assert encoded.chunks["map.zarr/analysed_sst"].startswith("encoded: ")
+    xr.testing.assert_identical(open_dataset(local_lake, "copied").analysed_sst.load(),
+                                open_dataset(local_lake, "encoded").analysed_sst.load())
+
+
+def test_a_layout_that_cannot_be_copied_is_encoded_and_the_report_says_why(local_lake,
+                                                                           sst_files, tmp_path):
+    ingest_grid(local_lake, "sst", "ocean", sst_files[:2], chunking="map")
+    other = hdf5_layout(sst_files[2], tmp_path / sst_files[2].name, chunks=(1, 90, 90),
+                        shuffle=True)
+
+    report = ingest_grid(local_lake, "sst", "ocean", [other], chunking="map")
+
+    assert report.chunks["map.zarr/analysed_sst"] == (
+        f"encoded: {other.name}: chunks (1, 90, 90), the store's (1, 180, 360)")
+    stored = xr.open_zarr(local_lake.path("ocean", "sst", "map.zarr"), mask_and_scale=False)
+    with xr.open_mfdataset(sst_files[:3], mask_and_scale=False) as source:
         np.testing.assert_array_equal(stored.analysed_sst.values, source.analysed_sst.values)
 
 
@@ -505,6 +596,21 @@ def test_data_found_unreadable_while_writing_is_rolled_back(sst_lake, sst_files,
     with pytest.raises(IngestError, match="20200108-sst.nc"):
         ingest_grid(sst_lake, "sst", "ocean", [sst_files[6], bad])
     assert snapshot(sst_lake) == before
+
+
+def test_a_corrupt_chunk_is_refused_even_where_chunks_are_copied(local_lake, sst_files,
+                                                                 tmp_path):
+    ingest_grid(local_lake, "sst", "ocean", sst_files[:2], chunking="map")
+    bad = Path(shutil.copy(sst_files[2], tmp_path / sst_files[2].name))
+    with h5py.File(bad, "r") as f:
+        chunk = f["analysed_sst"].id.get_chunk_info(0)
+    with bad.open("r+b") as f:
+        f.seek(chunk.byte_offset + chunk.size // 2)
+        f.write(b"\x00" * 64)
+    before = snapshot(local_lake)
+    with pytest.raises(IngestError, match=bad.name):
+        ingest_grid(local_lake, "sst", "ocean", [bad], chunking="map")
+    assert snapshot(local_lake) == before
 
 
 def test_ingest_killed_mid_write_leaves_the_previous_version_and_rerun_completes(

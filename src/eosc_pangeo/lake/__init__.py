@@ -35,7 +35,9 @@ def open_dataset(lake_or_collection: str | Lake, collection: str | None = None, 
 
     ``open_dataset("sst")`` reads the configured lake (``EOSC_PANGEO_LAKE``);
     ``open_dataset("s3://bucket/lake", "sst")`` names the lake. Keyword arguments
-    (``bbox``, ``time``, ``variables``, ``chunking``) are those of :func:`open_grid`.
+    (``bbox``, ``time``, ``variables``, ``chunking``, ``chunks``) are those of
+    :func:`open_grid`: by default the arrays are lazily indexed and each read goes to the store
+    it touches fewer chunks of (a point series to the time-series store, a map to the map store).
     In-situ collections are tables: read them with :func:`read_insitu`.
     """
     from .grid import open_grid

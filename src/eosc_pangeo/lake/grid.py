@@ -16,14 +16,15 @@ Chunks aim at about 1 MiB of decoded data, as the Copernicus Marine ARCO product
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 import os
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,7 +34,9 @@ import numpy as np
 import xarray as xr
 import zarr
 from fsspec.implementations.local import LocalFileSystem
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, numcodecs
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
 
 from ..config import get_settings
@@ -46,7 +49,8 @@ from .errors import (
     SelectionError,
     UnknownVariable,
 )
-from .hdf5_chunks import ChunkDecoder, raw_chunks
+from .grid_backend import GridBackend
+from .hdf5_chunks import ChunkDecoder, DeflateLayout, deflate_layout, raw_chunks
 from .manifest import (
     Extent,
     IngestReport,
@@ -120,6 +124,12 @@ class SourceGrid:
     previous: Source | None = None
 
     @functools.cached_property
+    def layouts(self) -> dict[str, DeflateLayout | None]:
+        """How the file stores each data variable's chunks, where they can be read raw."""
+        with raw_chunks(self.path, self.local) as h5:
+            return {name: deflate_layout(h5, name) for name in self.variables}
+
+    @functools.cached_property
     def template(self) -> xr.Dataset:
         """The first time step of the data variables (and bounds), decoded, so that its
         encoding carries the packing to the new stores. Only the reference's is ever made."""
@@ -135,6 +145,7 @@ def ingest_grid(
     *,
     chunking: Chunking = "both",
     values: StoredValues = "auto",
+    copy_chunks: bool = True,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest gridded NetCDF files into a Zarr collection of the lake.
@@ -161,6 +172,13 @@ def ingest_grid(
         ``"decoded"`` stores float32 (NaN where missing), for sources packed each their own way
         (ERA5 files from the Copernicus CDS are). ``"auto"`` keeps a variable packed when the
         sources of the first ingest share its packing. Fixed when the collection is created.
+    copy_chunks
+        Whether a new map store takes the sources' chunks and compression (zlib, shuffle) when
+        these suit it, so that their compressed chunks are copied unchanged (each is still
+        inflated once, to check it): the fastest ingest. Its codecs are numcodecs', which
+        zarr-python reads but other Zarr 3 readers may not; False compresses with Blosc-zstd,
+        a Zarr 3 codec. Fixed when the collection is created; ``report.chunks`` says how each
+        array was written.
     progress
         Called as ``progress(stage, done, total)`` while hashing, checking and writing.
 
@@ -189,8 +207,9 @@ def ingest_grid(
                               version=manifest.version if manifest else 0, skipped=check.skipped)
         if not sources:
             return report
-        _ingest(lake, collection_path, manifest, sources, chunking, values, report,
-                report_progress)
+        with source_codecs_accepted():
+            _ingest(lake, collection_path, manifest, sources, chunking, values, copy_chunks,
+                    report, report_progress)
     for message in report.warnings:
         warnings.warn(f"{collection}: {message}", LakeWarning, stacklevel=2)
     return report
@@ -220,7 +239,7 @@ def _hash_and_read(check: SourceCheck, urls: list[str], progress: Progress,
     return sources
 
 
-def _ingest(lake, collection_path, manifest, sources, chunking, values, report,
+def _ingest(lake, collection_path, manifest, sources, chunking, values, copy_chunks, report,
             progress) -> None:
     """Check the opened sources, then write them and commit a new version (told in report).
 
@@ -240,10 +259,14 @@ def _ingest(lake, collection_path, manifest, sources, chunking, values, report,
     if manifest is None:
         manifest = Manifest(id=report.collection, domain=report.domain, kind="grid")
         manifest.stores = _plan_stores(sources[0], times, chunking)
+        compressors = _store_source_chunks(manifest.stores.get("map") if copy_chunks else None,
+                                           sources, decoded)
         manifest.variables = {
             name: variable.model_copy(update={"packing": DECODED, "dtype": DECODED["dtype"]})
             if name in decoded
             else variable for name, variable in sources[0].variables.items()}
+    else:
+        compressors = {}
     start = next(iter(manifest.stores.values())).time_length
 
     with Transaction(lake) as transaction:
@@ -255,9 +278,11 @@ def _ingest(lake, collection_path, manifest, sources, chunking, values, report,
         else:
             stores = {name: transaction.zarr_store(store) for name, store in stores.items()}
         if appended:
-            _write(appended, times, start, manifest, stores, decoded, progress)
+            _write(appended, times, start, manifest, stores, decoded, progress,
+                   compressors, report.chunks)
         for source, first_step in zip(renewed, in_place, strict=True):
-            _write([source], source.times, first_step, manifest, stores, decoded, progress)
+            _write([source], source.times, first_step, manifest, stores, decoded, progress,
+                   compressors, report.chunks)
         _update_manifest(manifest, sources, times, version)
         for name, store in stores.items():
             _finish_store(store, manifest, manifest.stores[name])
@@ -323,17 +348,20 @@ def open_grid(
     bbox: tuple[float, float, float, float] | None = None,
     time: tuple[object, object] | None = None,
     variables: Sequence[str] | None = None,
+    chunks: int | str | dict | None = None,
 ) -> xr.Dataset:
-    """Open a gridded collection as a lazy, dask-backed :class:`xarray.Dataset`.
+    """Open a gridded collection as a lazy :class:`xarray.Dataset`.
 
     Parameters
     ----------
     lake, collection
         Where to read.
     chunking
-        Which store to read when the collection has both. ``"auto"`` picks the one that
-        touches fewer chunks for the requested ``bbox`` and ``time`` (maps when nothing is
-        selected).
+        Which store to read when the collection has both. ``"auto"`` reads each request
+        (what ``.sel``/``.isel`` and ``bbox``/``time`` select, once loaded) from the store it
+        touches fewer chunks of: a point or small-box series from the time-series store, a map
+        from the map store (see :mod:`~eosc_pangeo.lake.grid_backend`). The values are the
+        same, bit for bit, whichever store is read.
     bbox
         ``(west, south, east, north)`` in degrees: only this region is returned; ``west > east``
         crosses the antimeridian.
@@ -341,6 +369,10 @@ def open_grid(
         ``(start, end)``: only this period is returned (either end may be None).
     variables
         Data variables to keep (default: all).
+    chunks
+        As for :func:`xarray.open_dataset`: None (the default) gives lazily indexed arrays,
+        read when their values are needed; ``{}`` gives dask arrays chunked as the map store
+        (the store read, if ``chunking`` names one), for computations over whole arrays.
 
     Raises
     ------
@@ -359,22 +391,26 @@ def open_grid(
     if chunking != "auto" and chunking not in manifest.stores:
         raise SelectionError(f"collection {manifest.id!r} has no {chunking!r} store "
                          f"(it has {', '.join(manifest.stores)})")
-
-    def open_store(name: str) -> xr.Dataset:
-        path = f"{collection_path}/{manifest.stores[name].path}"
-        return xr.open_zarr(_zarr_store(lake, path), consolidated=True, chunks={})
-
-    first = chunking if chunking != "auto" else "map" if "map" in manifest.stores else next(
-        iter(manifest.stores))
-    ds = open_store(first)
-    if chunking == "auto" and len(manifest.stores) > 1 and (bbox or time):
-        # Every store has the same coordinates: the opened one tells what each would read.
-        touched = {name: _chunks_touched(ds, info.chunks, bbox, time)
-                   for name, info in manifest.stores.items()}
-        cheapest = min(touched, key=touched.get)
-        if cheapest != first:
-            ds = open_store(cheapest)
+    names = list(manifest.stores) if chunking == "auto" else [chunking]
+    stores = {name: _zarr_store(lake, f"{collection_path}/{manifest.stores[name].path}")
+              for name in names}
+    with source_codecs_accepted():
+        if len(stores) == 1:
+            ds = xr.open_zarr(next(iter(stores.values())), consolidated=True, chunks=chunks)
+        else:
+            ds = xr.open_dataset(stores, engine=GridBackend, chunks=chunks)
     return select(ds, bbox, time, variables)
+
+
+@contextmanager
+def source_codecs_accepted() -> Iterator[None]:
+    """Silence zarr's note that numcodecs' codecs are not in the Zarr 3 specification: map
+    stores use its zlib and shuffle on purpose, to hold the sources' chunks unchanged
+    (zarr-python reads them; other Zarr 3 readers may not)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Numcodecs codecs are not in the Zarr",
+                                zarr.errors.ZarrUserWarning)
+        yield
 
 
 def check_grid(lake: Lake, collection_path: str, manifest: Manifest) -> list[Finding]:
@@ -383,7 +419,9 @@ def check_grid(lake: Lake, collection_path: str, manifest: Manifest) -> list[Fin
     findings = []
     for info in manifest.stores.values():
         try:
-            for check, ok, message, target in _store_checks(lake, collection_path, info):
+            with source_codecs_accepted():
+                checks = list(_store_checks(lake, collection_path, info))
+            for check, ok, message, target in checks:
                 findings.append(Finding(manifest.id, check, ok, message, target))
         except Exception as error:  # noqa: BLE001  (a store too broken to check is the finding)
             findings.append(Finding(manifest.id, "readable", False,
@@ -630,13 +668,18 @@ def _zarr_store(lake: Lake, path: str):
                                 storage_options=lake.storage_options)
 
 
-def _write(sources, times, start, manifest, stores, decoded: set[str], progress) -> None:
+def _write(sources, times, start, manifest, stores, decoded: set[str], progress,
+           compressors: dict[str, list], paths: dict[str, str]) -> None:
     """Write the time steps ``start: start + len(times)`` into every store (the variables in
-    ``decoded`` decoded to float32, the others as the sources store them)."""
+    ``decoded`` decoded to float32, the others as the sources store them, their compressed
+    chunks copied unchanged where the store allows it). A new map store compresses the
+    variables of ``compressors`` with these codecs. ``paths`` is told how each store's
+    variables were written."""
     reference = sources[0]
     end = start + len(times)
     template = _template(reference, times, decoded)
-    encodings = {name: _encoding(template, manifest.stores[name]) for name in stores}
+    encodings = {name: _encoding(template, manifest.stores[name],
+                                 compressors if name == "map" else {}) for name in stores}
     for name, store in stores.items():
         if start == 0:
             template.to_zarr(store, mode="w", compute=False, consolidated=False,
@@ -646,6 +689,10 @@ def _write(sources, times, start, manifest, stores, decoded: set[str], progress)
 
     groups = [zarr.open_group(store, mode="r+", use_consolidated=False, zarr_format=3)
               for store in stores.values()]
+    first_steps = dict(zip(sources, start + np.cumsum([0] + [len(s.times) for s in sources]),
+                           strict=False))
+    copies = _chunk_copies(sources, first_steps, dict(zip(stores, groups, strict=True)),
+                           manifest.stores, decoded, paths)
     time_chunk = max(s.chunks[reference.time_name] for s in manifest.stores.values())
     step_bytes = sum(np.dtype(v.dtype).itemsize * math.prod(template[name].shape[1:])
                      for name, v in reference.variables.items())
@@ -669,24 +716,111 @@ def _write(sources, times, start, manifest, stores, decoded: set[str], progress)
             if writing is not None and not overlap:
                 writing.result()  # one block in memory at a time
             loaded = _load(located[block_start - start:block_end - start], reference,
-                           decoded)
+                           decoded, copies, first_steps)
             if writing is not None:
                 writing.result()
                 progress("write", done - 1, len(boundaries))
-            writing = writer.submit(_write_block, groups, list(stores.values()), loaded,
+            writing = writer.submit(_write_block, groups, stores, loaded, copies,
                                     reference.time_name, slice(block_start, block_end))
         writing.result()
         progress("write", len(boundaries), len(boundaries))
 
 
-def _write_block(groups, stores, loaded, time_name: str, steps: slice) -> None:
-    """Write one block's values and time variables into every store."""
-    stored, time_variables = loaded
-    for group, store in zip(groups, stores, strict=True):
+def _store_source_chunks(store: ZarrStore | None, sources: list[SourceGrid],
+                         decoded: set[str]) -> dict[str, list]:
+    """Give a new map ``store`` the sources' own chunks when they can be copied into it
+    unchanged; return the codecs (equal to the sources' HDF5 filters) of its variables then.
+
+    They can when every source stores each variable kept packed in the same chunks of
+    deflate(+shuffle), whole time chunks per file, of a size within ``CHUNK_BYTES_BOUNDS``:
+    the layout of daily files of one field each, as most data centres publish them.
+    """
+    packed = [name for name in sources[0].variables if name not in decoded]
+    if store is None or not packed:
+        return {}
+    layouts = [source.layouts[name] for source in sources for name in packed]
+    if None in layouts or len({layout.chunks for layout in layouts}) > 1:
+        return {}
+    chunks = layouts[0].chunks
+    nbytes = math.prod(chunks) * max(layout.dtype.itemsize for layout in layouts)
+    low, high = CHUNK_BYTES_BOUNDS
+    if not low <= nbytes <= high or any(len(s.times) % chunks[0] for s in sources):
+        return {}
+    store.chunks = dict(zip(sources[0].variables[packed[0]].dims, chunks, strict=True))
+    return {name: _codecs_of(sources[0].layouts[name]) for name in packed}
+
+
+def _codecs_of(layout: DeflateLayout) -> list:
+    """The Zarr codecs that decode chunks stored with ``layout``'s HDF5 filters."""
+    shuffle = [numcodecs.Shuffle(elementsize=layout.dtype.itemsize)] if layout.shuffle else []
+    return [*shuffle, numcodecs.Zlib(level=layout.level)]
+
+
+def _chunk_copies(sources: list[SourceGrid], first_steps: dict[SourceGrid, int],
+                  groups: dict[str, zarr.Group], stores: dict[str, ZarrStore],
+                  decoded: set[str], paths: dict[str, str]) -> dict[str, dict[str, zarr.Array]]:
+    """The arrays of each store that every source's compressed chunks are copied into,
+    unchanged; the others are encoded from the decoded values. ``paths`` is told which
+    (``"<store>/<variable>"``: ``"copied"`` or ``"encoded: <why>"``)."""
+    copies = {}
+    for store_name, group in groups.items():
+        copies[store_name] = {}
+        for name in sources[0].variables:
+            array = group[name]
+            why = "stored decoded" if name in decoded else next(
+                (f"{source.name}: {problem}" for source in sources
+                 if (problem := _copy_problem(source, name, array, first_steps[source]))),
+                None)
+            path = f"{stores[store_name].path}/{name}"
+            if why is None:
+                copies[store_name][name] = array
+                paths.setdefault(path, "copied")
+            else:
+                paths[path] = f"encoded: {why}"
+    return copies
+
+
+def _copy_problem(source: SourceGrid, name: str, array: zarr.Array, first_step: int
+                  ) -> str | None:
+    """Why the stored chunks of variable ``name`` of ``source``, to be written from step
+    ``first_step`` on, cannot be copied into ``array`` unchanged; None if they can."""
+    layout = source.layouts[name]
+    if layout is None:
+        return "not a local HDF5 file with written chunks of deflate(+shuffle)"
+    if layout.chunks != array.chunks:
+        return f"chunks {layout.chunks}, the store's {array.chunks}"
+    if layout.dtype != array.dtype or layout.dtype.byteorder == ">":
+        return f"stored as {layout.dtype.str}, the store as {array.dtype}"
+    expected = [(type(c), c.codec_config.get("elementsize")) for c in _codecs_of(layout)]
+    codecs = [(type(c), getattr(c, "codec_config", {}).get("elementsize"))
+              for c in array.compressors]
+    if array.filters or codecs != expected:
+        return "compressed otherwise than the store"
+    if first_step % layout.chunks[0] or len(source.times) % layout.chunks[0]:
+        return "its time steps do not fill whole chunks of the store"
+    return None
+
+
+def _write_block(groups, stores, loaded, copies: dict[str, dict[str, zarr.Array]],
+                 time_name: str,
+                 steps: slice) -> None:
+    """Write one block's values, copied chunks and time variables into every store."""
+    stored, time_variables, copied = loaded
+    for group, (store_name, store) in zip(groups, stores.items(), strict=True):
         for name, values in stored.items():
-            group[name][steps] = values
+            if name not in copies[store_name]:
+                group[name][steps] = values
+        if copied[store_name]:
+            sync(_set_all(store, copied[store_name]))
         time_variables.to_zarr(store, region={time_name: steps}, consolidated=False,
                                zarr_format=3)
+
+
+async def _set_all(store, chunks: list[tuple[str, bytes]]) -> None:
+    """Write chunks as they are, under their keys, concurrently."""
+    prototype = default_buffer_prototype()
+    await asyncio.gather(*(store.set(key, prototype.buffer.from_bytes(data))
+                           for key, data in chunks))
 
 
 def _template(reference: SourceGrid, times: np.ndarray, decoded: set[str]) -> xr.Dataset:
@@ -720,8 +854,9 @@ def _template(reference: SourceGrid, times: np.ndarray, decoded: set[str]) -> xr
     return out.set_coords([c for c in ds.coords if c in out.variables])
 
 
-def _encoding(template: xr.Dataset, store: ZarrStore) -> dict:
-    """The template's CF encoding (units, packing) plus the store's chunks and compression."""
+def _encoding(template: xr.Dataset, store: ZarrStore, compressors: dict[str, list]) -> dict:
+    """The template's CF encoding (units, packing) plus the store's chunks and compression
+    (that of ``compressors`` for the variables it names)."""
     time_name = template.cf["T"].name
     encoding = {}
     for name, var in template.variables.items():
@@ -731,7 +866,8 @@ def _encoding(template: xr.Dataset, store: ZarrStore) -> dict:
         elif name in template.data_vars and var.dims[0] == time_name:
             chunks = tuple(store.chunks[d] if d == time_name else min(store.chunks.get(d, n), n)
                            for d, n in zip(var.dims, var.shape, strict=True))
-            encoding[name] = {**var.encoding, "chunks": chunks, "compressors": [COMPRESSOR]}
+            encoding[name] = {**var.encoding, "chunks": chunks,
+                              "compressors": compressors.get(name, [COMPRESSOR])}
     return encoding
 
 
@@ -754,22 +890,29 @@ def _extend_time(store, time_name: str, length: int) -> None:
             array.resize((length,) + array.shape[1:])
 
 
-def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid, decoded: set[str]
-          ) -> tuple[dict[str, np.ndarray], xr.Dataset]:
+def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid, decoded: set[str],
+          copies: dict[str, dict[str, zarr.Array]], first_steps: dict[SourceGrid, int]
+          ) -> tuple[dict[str, np.ndarray], xr.Dataset, dict[str, list[tuple[str, bytes]]]]:
     """Read the time steps of one block: the data variables as stored (packed, fill values and
     all: the sources share the collection's packing, so nothing needs decoding) or, those in
-    ``decoded``, decoded to float32; and the small time variables (time, its bounds) decoded,
-    for xarray to encode like the store's.
+    ``decoded``, decoded to float32; the compressed chunks of the variables that ``copies``
+    copies into a store (``{store name: [(key, bytes)]}``); and the small time variables (time,
+    its bounds) decoded, for xarray to encode like the store's. ``first_steps`` tells where
+    each source's first step is in the stores.
 
     HDF5 chunks compressed with deflate (and shuffle) are read raw and inflated in a thread pool
     (zlib releases the GIL); other layouts are read through netCDF4.
     """
     t = reference.time_name
     # Filled in place, file by file: a block can be most of the memory limit, no second copy.
+    # A variable copied into every store is not decoded at all (its chunks are still inflated
+    # once, to check them).
     stored = {name: np.empty((len(located),) + reference.template[name].shape[1:],
                              dtype=DECODED["dtype"] if name in decoded
                              else variable.packing["dtype"])
-              for name, variable in reference.variables.items()}
+              for name, variable in reference.variables.items()
+              if not all(name in names for names in copies.values())}
+    copied = {store: [] for store in copies}
     time_variables = []
     filled = 0
     with ChunkDecoder() as decoder:
@@ -779,16 +922,25 @@ def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid, decoded:
             ds = source.dataset
             try:
                 with raw_chunks(source.path, source.local) as h5:
-                    for name, values in stored.items():
-                        out = values[filled:filled + len(indices)]
-                        if name in decoded:
+                    for name in reference.variables:
+                        out = (stored[name][filled:filled + len(indices)] if name in stored
+                               else None)
+                        targets = [store for store, names in copies.items() if name in names]
+                        if targets:
+                            sink = _chunk_sink(first_steps[source], source.layouts[name],
+                                               [(copies[store][name], copied[store])
+                                                for store in targets])
+                            decoder.submit(source.url, h5, name, indices[0], len(indices),
+                                           out, sink)
+                        elif name in decoded:
                             # Each source by its own scale_factor, add_offset and _FillValue.
                             raw = ds[[name]].isel(steps)
                             out[...] = xr.decode_cf(raw, decode_times=False)[name].values
-                        elif not decoder.submit(source.url, h5, name, indices[0], out):
+                        elif not decoder.submit(source.url, h5, name, indices[0], len(indices),
+                                                out):
                             out[...] = ds[name].isel(steps).values
                 names = [v for v in reference.template.variables
-                         if t in ds[v].dims and v not in stored]
+                         if t in ds[v].dims and v not in reference.variables]
                 time_variables.append(ds[names].isel(steps).load())
                 filled += len(indices)
             except (OSError, RuntimeError, ValueError, zlib.error) as error:
@@ -798,7 +950,23 @@ def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid, decoded:
                       compat="override", join="override")
     drop = [v for v in times.variables if t not in times[v].dims]
     # Region writes skip indexed coordinates, and the new time values must be written too.
-    return stored, times.drop_vars(drop).drop_indexes(t)
+    return stored, times.drop_vars(drop).drop_indexes(t), copied
+
+
+def _chunk_sink(first_step: int, layout: DeflateLayout,
+                targets: list[tuple[zarr.Array, list[tuple[str, bytes]]]]):
+    """Where the checked chunks of a source variable whose first step is ``first_step`` in the
+    stores go: for each ``(array, chunks)`` of ``targets``, into ``chunks`` under the key of
+    the same chunk of ``array``."""
+    shift = first_step // layout.chunks[0]
+
+    def sink(index: tuple[int, ...], data: bytes) -> None:
+        for array, chunks in targets:
+            key = array.metadata.encode_chunk_key((index[0] + shift, *index[1:]))
+            # list.append is atomic: the decoder's threads share the lists.
+            chunks.append((f"{array.path}/{key}", data))
+
+    return sink
 
 
 def _packing(variable: xr.DataArray) -> dict[str, str]:
@@ -871,39 +1039,6 @@ def _collection_attrs(attrs: dict) -> dict:
 
 
 # --- reading -------------------------------------------------------------------------------
-
-
-def _chunks_touched(ds: xr.Dataset, chunks: dict[str, int], bbox, time) -> int:
-    """How many chunks of one variable a selection reads, as Copernicus Marine's client does."""
-    lon = ds.cf["X"]
-    if bbox is None:
-        lon_ranges = [(None, None)]
-    else:
-        lon_ranges = [(start, stop) for start, stop, _ in
-                      _longitude_ranges(lon.values, bbox[0], bbox[2])]
-    total = 1
-    for axis, ranges in (("T", [time or (None, None)]),
-                         ("Y", [(bbox[1], bbox[3]) if bbox else (None, None)]),
-                         ("X", lon_ranges)):
-        name = ds.cf[axis].name
-        index, chunk = ds.indexes[name], chunks[name]
-        touched = 0
-        for bounds in ranges:
-            lo, hi = _index_range(index, bounds)
-            touched += max(1, (max(hi - 1, lo) // chunk) - (lo // chunk) + 1)
-        total *= touched
-    return total
-
-
-def _index_range(index, bounds) -> tuple[int, int]:
-    lo, hi = bounds
-    if lo is None and hi is None:
-        return 0, len(index)
-    if index.is_monotonic_decreasing:
-        positions = index.slice_indexer(hi, lo)
-    else:
-        positions = index.slice_indexer(lo, hi)
-    return positions.start or 0, positions.stop if positions.stop is not None else len(index)
 
 
 def select(ds: xr.Dataset, bbox, time, variables) -> xr.Dataset:

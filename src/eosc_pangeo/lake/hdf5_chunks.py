@@ -1,10 +1,13 @@
-"""Raw HDF5 chunks inflated in threads: the fast path of reading NetCDF-4 sources.
+"""Raw HDF5 chunks, copied as they are or inflated in threads: the fast paths of reading
+NetCDF-4 sources.
 
 netCDF4 decodes a variable's chunks one after the other, holding the GIL. Deflate-compressed
 chunks (with or without shuffle), the layout of most NetCDF-4 files data centres publish, can be
 read as stored with h5py and inflated in a thread pool instead, as zlib and numcodecs' shuffle
-release the GIL: a grid ingest reads its sources about twice as fast. Any other layout (other
-filters, unwritten chunks, another dtype, files that are not local) is left to netCDF4.
+release the GIL: a grid ingest reads its sources about twice as fast. When a Zarr array has the
+source's chunks and the same filters as codecs (shuffle, zlib), the stored bytes are even copied
+unchanged: they are only inflated to check them. Any other layout (other filters, unwritten
+chunks, another dtype, files that are not local) is left to netCDF4.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import math
 import os
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -40,6 +44,9 @@ def raw_chunks(path: str, local: bool) -> Iterator[h5py.File | None]:
     with h5:
         yield h5
 
+
+#: Receives a checked chunk as stored: ``sink(index in the source's chunk grid, bytes)``.
+ChunkSink = Callable[[tuple[int, ...], bytes], None]
 
 _H5Z_FILTER_DEFLATE = 1
 _H5Z_FILTER_SHUFFLE = 2
@@ -71,17 +78,23 @@ class ChunkDecoder:
                 future.cancel()
             self.pool.shutdown(wait=True)
 
-    def submit(self, url: str, h5, name: str, first: int, out: np.ndarray) -> bool:
-        """Queue the steps ``first: first + len(out)`` of variable ``name`` to be decoded into
-        ``out``; False (nothing queued) if its layout needs the generic reader."""
-        plan = _chunk_plan(h5, name, out)
+    def submit(self, url: str, h5, name: str, first: int, steps: int,
+               out: np.ndarray | None = None, copy: ChunkSink | None = None) -> bool:
+        """Queue the steps ``first: first + steps`` of variable ``name`` to be decoded into
+        ``out`` and/or, each chunk once checked, handed as stored to ``copy(index, bytes)``
+        (``index`` in the source's chunk grid; called from the pool's threads); False
+        (nothing queued) if its layout needs the generic reader."""
+        if out is None:
+            layout = deflate_layout(h5, name)
+            plan = None if layout is None else (h5[name], layout.shuffle)
+        else:
+            plan = _chunk_plan(h5, name, out)
         if plan is None:
             return False
         dset, shuffle = plan
         chunks = dset.chunks
-        last = first + out.shape[0]
         grids = [range(0, n, c) for n, c in zip(dset.shape[1:], chunks[1:], strict=True)]
-        for t0 in range(first // chunks[0] * chunks[0], last, chunks[0]):
+        for t0 in range(first // chunks[0] * chunks[0], first + steps, chunks[0]):
             for corner in itertools.product(*grids):
                 offset = (t0, *corner)
                 mask, raw = dset.id.read_direct_chunk(offset)
@@ -90,7 +103,7 @@ class ChunkDecoder:
                 while len(self.pending) >= 2 * self.workers:
                     self._wait_oldest()
                 self.pending.append((url, self.pool.submit(
-                    _inflate_into, raw, dset.dtype, chunks, shuffle, offset, first, out)))
+                    _inflate_into, raw, dset.dtype, chunks, shuffle, offset, first, out, copy)))
         return True
 
     def _wait_oldest(self) -> None:
@@ -102,34 +115,62 @@ class ChunkDecoder:
                               "the file is corrupt; fetch it again") from None
 
 
-def _chunk_plan(h5, name: str, out: np.ndarray):
-    """(dataset, shuffled) if ``name`` is chunked, every chunk written, compressed with deflate
-    alone or after shuffle, in the dtype of ``out``; None otherwise."""
+@dataclass(frozen=True)
+class DeflateLayout:
+    """How an HDF5 dataset stores its chunks, when it is a layout this module reads raw."""
+
+    chunks: tuple[int, ...]
+    dtype: np.dtype
+    shuffle: bool
+    level: int
+
+
+def deflate_layout(h5, name: str) -> DeflateLayout | None:
+    """The layout of variable ``name`` if it is chunked, every chunk written, and compressed
+    with deflate alone or after shuffle; None otherwise (or if ``h5`` is None)."""
     if h5 is None or name not in h5:
         return None
     dset = h5[name]
-    if (not isinstance(dset, h5py.Dataset) or dset.chunks is None or dset.dtype != out.dtype
-            or dset.shape[1:] != out.shape[1:]):
+    if not isinstance(dset, h5py.Dataset) or dset.chunks is None:
         return None
     plist = dset.id.get_create_plist()
-    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
-    if filters not in ([_H5Z_FILTER_DEFLATE], [_H5Z_FILTER_SHUFFLE, _H5Z_FILTER_DEFLATE]):
+    filters = [plist.get_filter(i) for i in range(plist.get_nfilters())]
+    codes = [f[0] for f in filters]
+    if codes not in ([_H5Z_FILTER_DEFLATE], [_H5Z_FILTER_SHUFFLE, _H5Z_FILTER_DEFLATE]):
         return None
     chunks_per_step = math.prod(math.ceil(n / c) for n, c in
                                 zip(dset.shape[1:], dset.chunks[1:], strict=True))
     if dset.id.get_num_chunks() != math.ceil(dset.shape[0] / dset.chunks[0]) * chunks_per_step:
         return None  # unwritten chunks read as fill values: leave them to netCDF4
-    return dset, filters[0] == _H5Z_FILTER_SHUFFLE
+    level = int(filters[-1][2][0]) if filters[-1][2] else 6
+    return DeflateLayout(tuple(dset.chunks), dset.dtype, codes[0] == _H5Z_FILTER_SHUFFLE, level)
+
+
+def _chunk_plan(h5, name: str, out: np.ndarray):
+    """(dataset, shuffled) if ``name`` has a :func:`deflate_layout` in the dtype and field
+    shape of ``out``; None otherwise."""
+    layout = deflate_layout(h5, name)
+    if layout is None:
+        return None
+    dset = h5[name]
+    if layout.dtype != out.dtype or dset.shape[1:] != out.shape[1:]:
+        return None
+    return dset, layout.shuffle
 
 
 def _inflate_into(raw: bytes, dtype: np.dtype, chunks: tuple[int, ...], shuffle: bool,
-                  offset: tuple[int, ...], first: int, out: np.ndarray) -> None:
+                  offset: tuple[int, ...], first: int, out: np.ndarray | None,
+                  copy: ChunkSink | None) -> None:
     """Decode one raw chunk (starting at ``offset`` in the source) into the part of ``out``
-    (steps ``first:`` of the source) that it covers."""
-    data = zlib.decompress(raw)
+    (steps ``first:`` of the source) that it covers; hand it, checked, to ``copy``."""
+    data = zlib.decompress(raw)  # also checks the stream's Adler-32 checksum
     count = math.prod(chunks)
     if len(data) != count * dtype.itemsize:
         raise ValueError(f"a chunk inflates to {len(data)} bytes, not {count * dtype.itemsize}")
+    if copy is not None:
+        copy(tuple(o // c for o, c in zip(offset, chunks, strict=True)), raw)
+    if out is None:
+        return
     flat = np.frombuffer(data, dtype=np.uint8)
     if shuffle and dtype.itemsize > 1:
         flat = Shuffle(dtype.itemsize).decode(flat)

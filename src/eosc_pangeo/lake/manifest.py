@@ -299,4 +299,8 @@ class IngestReport(BaseModel):
         default_factory=list, description="Source files whose earlier version was replaced."
     )
     rows: int | None = Field(default=None, description="Observations added (in-situ).")
+    chunks: dict[str, str] = Field(
+        default_factory=dict, description="How each array was written (grid): "
+        "'<store>/<variable>': 'copied' (the sources' compressed chunks, unchanged) or "
+        "'encoded: <why not copied>' (decoded and compressed again).")
     warnings: list[str] = Field(default_factory=list)
