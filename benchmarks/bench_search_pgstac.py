@@ -58,7 +58,9 @@ SERVE_OURS = """
 import sys, uvicorn
 from eosc_pangeo.catalog.api import create_app
 from eosc_pangeo.catalog.index import CatalogIndex
-uvicorn.run(create_app(index=CatalogIndex(sys.argv[1])), host="127.0.0.1", port=int(sys.argv[2]),
+index = CatalogIndex(sys.argv[1])
+index.load()  # as `eosc-pangeo catalog serve` does
+uvicorn.run(create_app(index=index), host="127.0.0.1", port=int(sys.argv[2]),
             log_level="warning", access_log=False)
 """
 
@@ -103,7 +105,7 @@ def uvicorn_server(command: list[str], env: dict[str, str] | None = None) -> Ite
                               env={**os.environ, **(env or {})}, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 900
         while True:
             if server.poll() is not None:
                 log.seek(0)
@@ -114,7 +116,7 @@ def uvicorn_server(command: list[str], env: dict[str, str] | None = None) -> Ite
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{command} did not answer in 120 s")
+                raise RuntimeError(f"{command} did not answer in 900 s")
             time.sleep(0.2)
         yield url
     finally:
