@@ -31,12 +31,15 @@ import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
+import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import shapely
 import stac_geoparquet.arrow
@@ -121,9 +124,12 @@ class CatalogIndex:
             # DuckDB's own S3 support is an extension it downloads at run time: go through fsspec.
             self._connection.register_filesystem(self.fs)
         self._lock = threading.RLock()
-        self._loaded_table: str | None = None
+        self._loaded_items: ItemArrays | None = None
+        self._serialising: threading.Thread | None = None
+        self._serve_json = False
         self._loaded_version: tuple | None = None
-        self._generation = 0
+        self._collections_version: tuple | None = None
+        self._collections: list[IndexedCollection] = []
 
     @classmethod
     def of_lake(cls, lake: str | Lake | None = None) -> CatalogIndex:
@@ -135,13 +141,20 @@ class CatalogIndex:
 
     def collections(self, source: str | None = None) -> list[IndexedCollection]:
         """Every indexed Collection (of one source if given), sorted by id."""
-        rows = self._collection_table().to_pylist()
-        return sorted(
-            (IndexedCollection(r["id"], r["source"], r["fingerprint"], r["item_count"],
-                               r["items_file"], json.loads(r["stac"]))
-             for r in rows if source is None or r["source"] == source),
-            key=lambda c: c.id,
-        )
+        return [c for c in self._every_collection() if source is None or c.source == source]
+
+    def _every_collection(self) -> list[IndexedCollection]:
+        """The collections table as it is now, read again only when it changed."""
+        version = self._version()
+        with self._lock:
+            if version is None or version != self._collections_version:
+                self._collections = sorted(
+                    (IndexedCollection(r["id"], r["source"], r["fingerprint"], r["item_count"],
+                                       r["items_file"], json.loads(r["stac"]))
+                     for r in self._collection_table().to_pylist()),
+                    key=lambda c: c.id)
+                self._collections_version = version
+            return self._collections
 
     def collection(self, collection_id: str) -> IndexedCollection:
         """One Collection by id.
@@ -165,45 +178,38 @@ class CatalogIndex:
             If ``query.collections`` names a collection the index does not hold.
         """
         self._check_known(query.collections)
-        table = self._items_table()
-        if table is None:
+        items = self._items()
+        if items is None:
             return [], 0
-        where, params = _item_filters(query)
-        order = "ORDER BY start_datetime DESC, id"
-        with self._cursor() as cursor:
-            if query.intersects is None:
-                [(matched,)] = cursor.execute(f"SELECT count(*) FROM {table} WHERE {where}",
-                                              params).fetchall()
-                page = cursor.sql(f"SELECT * FROM {table} WHERE {where} {order} LIMIT ? OFFSET ?",
-                                  params=[*params, query.limit, query.offset]).to_arrow_table()
-            else:
-                hits = [row for row, _ in _intersecting(cursor, table, where, params,
-                                                        query.intersects, order)]
-                matched = len(hits)
-                page = cursor.sql(f"SELECT * FROM {table} WHERE list_contains(?, rowid) {order}",
-                                  params=[hits[query.offset:query.offset + query.limit]],
-                                  ).to_arrow_table()
-        items = [{"assets": {}, **_without_nulls(item)}  # files of asset-less Items lack the column
-                 for item in stac_geoparquet.arrow.stac_table_to_items(page)]
-        return items, matched
+        rows = items.matching(query)
+        return items.stac(rows[query.offset:query.offset + query.limit]), len(rows)
+
+    def load(self) -> None:
+        """Load the index into memory now, every Item converted to JSON, rather than at the
+        first search; when the index changes later, its Items are converted in a thread.
+
+        Servers call it before they answer: a page of Items is then sent as stored JSON rather
+        than rebuilt from the columns (about 60 microseconds per Item, most of a search's time;
+        a minute of CPU per million Items up front).
+        """
+        self._serve_json = True
+        if self._items() is not None and self._serialising is None:
+            self._loaded_items.serialise_all()
+
+    def search_serialised(self, query: ItemQuery) -> tuple[list[SerialisedItem], int]:
+        """:meth:`search_items` with the Items as JSON, for answers that are JSON themselves."""
+        self._check_known(query.collections)
+        items = self._items()
+        if items is None:
+            return [], 0
+        rows = items.matching(query)
+        return items.serialised(rows[query.offset:query.offset + query.limit]), len(rows)
 
     def count_items(self, query: ItemQuery) -> dict[str, int]:
         """How many Items of each collection match ``query`` (collections with none left out)."""
         self._check_known(query.collections)
-        table = self._items_table()
-        if table is None:
-            return {}
-        where, params = _item_filters(query)
-        with self._cursor() as cursor:
-            if query.intersects is not None:
-                counts: dict[str, int] = {}
-                for _, collection in _intersecting(cursor, table, where, params,
-                                                   query.intersects, ""):
-                    counts[collection] = counts.get(collection, 0) + 1
-                return counts
-            return dict(cursor.execute(
-                f"SELECT collection, count(*) FROM {table} WHERE {where} GROUP BY collection",
-                params).fetchall())
+        items = self._items()
+        return {} if items is None else items.count_by_collection(items.matching(query))
 
     @contextlib.contextmanager
     def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -215,34 +221,43 @@ class CatalogIndex:
         finally:
             cursor.close()
 
-    def _items_table(self) -> str | None:
-        """The in-memory DuckDB table holding every Item of the index as it is now.
+    def _items(self) -> ItemArrays | None:
+        """Every Item of the index as it is now, in memory (None if it holds none).
 
-        Queries on a table in memory answer in a few milliseconds where reading the Parquet
-        files each time takes tens. The table is reloaded when the collections table changes,
-        which every update of the index rewrites last.
+        Reloaded when the collections table changes, which every update of the index rewrites
+        last.
         """
         version = self._version()
         with self._lock:
             if version != self._loaded_version:
                 files = [self._full(c.items_file) for c in self.collections() if c.items_file]
-                self._generation += 1
-                name = f"items_{self._generation}" if files else None
-                if name:
-                    self._connection.execute(
-                        f"CREATE TABLE {name} AS SELECT * FROM "
-                        f"read_parquet({_sql_list(files)}, union_by_name = true)")
-                if self._loaded_table:
-                    self._connection.execute(f"DROP TABLE {self._loaded_table}")
-                self._loaded_table, self._loaded_version = name, version
-            return self._loaded_table
+                table = None
+                if files:
+                    with self._cursor() as cursor:
+                        # DuckDB reads the files as one table, their columns united by name.
+                        table = cursor.sql(f"SELECT * FROM read_parquet({_sql_list(files)}, "
+                                           "union_by_name = true)").to_arrow_table()
+                self._loaded_items = None if table is None else ItemArrays(table)
+                self._loaded_version = version
+                if self._loaded_items is not None and self._serve_json:
+                    # A server: have the new Items ready as JSON, as load() had the old ones.
+                    self._serialising = threading.Thread(
+                        target=self._loaded_items.serialise_all, daemon=True,
+                        name="eosc-pangeo-index-json")
+                    self._serialising.start()
+            return self._loaded_items
 
     def _version(self) -> tuple | None:
+        """What tells one state of the collections table from the next (None: there is none).
+
+        Every update replaces the file (``atomic_write``): on disk it gets a new inode.
+        """
         try:
             info = self.fs.info(self._path(COLLECTIONS_FILE))
         except FileNotFoundError:
             return None
-        return info.get("mtime") or info.get("LastModified") or info.get("ETag"), info["size"]
+        return (info.get("mtime") or info.get("LastModified"), info.get("ETag"), info.get("ino"),
+                info["size"])
 
     def _check_known(self, collections: Sequence[str] | None) -> None:
         known = {c.id for c in self.collections()}
@@ -346,90 +361,172 @@ class CatalogIndex:
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _item_filters(query: ItemQuery) -> tuple[str, list[Any]]:
-    clauses, params = ["TRUE"], []
-    if query.ids is not None:
-        clauses.append("list_contains(?, id)")
-        params.append(list(query.ids))
-    if query.collections is not None:
-        clauses.append("list_contains(?, collection)")
-        params.append(list(query.collections))
-    if query.bbox is not None:
-        clause, box_params = _overlapping_bbox_sql(_ITEM_BBOX_COLUMNS, query.bbox)
-        clauses.append(clause)
-        params += box_params
-    if query.intersects is not None:
-        # Only a prefilter: DuckDB without the spatial extension compares bounding boxes, and
-        # _intersecting tests the footprints themselves. The bounds of a shapely geometry never
-        # cross (a GeoJSON geometry crossing the antimeridian is split at it), but the Items'
-        # boxes may.
-        clause, box_params = _overlapping_bbox_sql(_ITEM_BBOX_COLUMNS, query.intersects.bounds)
-        clauses.append(clause)
-        params += box_params
-    if query.start is not None:
-        clauses.append("end_datetime >= ?")
-        params.append(query.start)
-    if query.end is not None:
-        clauses.append("start_datetime <= ?")
-        params.append(query.end)
-    return " AND ".join(clauses), params
+class SerialisedItem(NamedTuple):
+    """An Item as JSON: ``body`` is the object without its links, ``links`` their array."""
+
+    collection: str
+    id: str
+    body: bytes
+    links: bytes
 
 
-#: The columns of an Item's bbox in stac-geoparquet: west, south, east, north.
-_ITEM_BBOX_COLUMNS = ("bbox.xmin", "bbox.ymin", "bbox.xmax", "bbox.ymax")
+class ItemArrays:
+    """Every Item of the index in memory, sorted as searches return them (latest start first,
+    then id), with the columns searches filter on as NumPy arrays.
 
+    A search is a few vectorised comparisons over these arrays: no query to plan, no sort (rows
+    are sorted once, when the index is loaded) and the number of matches is the length of the
+    result. The rows starting before a query's end form one run of this order, found by binary
+    search; with the longest duration of any Item, so do those ending after its start: a
+    time-bounded search compares only the rows of its period. Only the page returned is
+    converted to STAC dicts.
 
-def _overlapping_bbox_sql(columns: Sequence[str], box: Sequence[float]) -> tuple[str, list[Any]]:
-    """A SQL condition true where the box stored in ``columns`` overlaps ``box``, and its
-    parameters.
+    Written here rather than queried with DuckDB: at a million Items, planning and running
+    ``SELECT ... ORDER BY ... LIMIT`` plus a ``count(*)`` took tens of milliseconds per
+    search, these comparisons take about one.
 
-    Parameters
-    ----------
-    columns
-        SQL names of the stored box's west, south, east and north (``xmin``, ``ymin``,
-        ``xmax``, ``ymax``).
-    box
-        (west, south, east, north) of the query, in degrees.
-
-    Notes
-    -----
-    Either box may cross the antimeridian: STAC, like GeoJSON, writes such a box with
-    west > east, and it covers west..180 and -180..east. Comparing the stored xmin and xmax as an
-    ordinary interval would miss every Item and Collection that crosses, so the longitudes are
-    compared case by case: two boxes that do not cross overlap as intervals do; when exactly one
-    crosses, the other must reach one of its two parts (east of its west, or west of its east);
-    two crossing boxes always overlap, both holding the antimeridian.
+    Missing values never match a filter, as SQL's NULL: a missing bbox is NaN, a missing start
+    or end lies beyond every query.
     """
-    xmin, ymin, xmax, ymax = columns
-    west, south, east, north = box
-    stored_crosses = f"{xmin} > {xmax}"
-    if west <= east:
-        longitudes = (f"CASE WHEN {stored_crosses} THEN {xmax} >= ? OR {xmin} <= ?"
-                      f" ELSE {xmax} >= ? AND {xmin} <= ? END")
-        longitude_params = [west, east, west, east]
-    else:
-        longitudes = f"CASE WHEN {stored_crosses} THEN TRUE ELSE {xmax} >= ? OR {xmin} <= ? END"
-        longitude_params = [west, east]
-    return (f"{ymax} >= ? AND {ymin} <= ? AND ({longitudes})",
-            [south, north, *longitude_params])
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table.sort_by([("start_datetime", "descending", "at_end"),
+                                    ("id", "ascending", "at_end")]).combine_chunks()
+        boxes = self.table.column("bbox") if "bbox" in self.table.column_names else None
+        self.west, self.south, self.east, self.north = (
+            _floats(boxes, side, len(self.table)) for side in ("xmin", "ymin", "xmax", "ymax"))
+        self.start = _microseconds(self.table.column("start_datetime"), _LATEST)
+        self.end = _microseconds(self.table.column("end_datetime"), _EARLIEST)
+        # Ascending, so that np.searchsorted applies; rows without a start come last.
+        self._negated_start = -self.start[self.start != _LATEST]
+        durations = (self.end - self.start)[(self.start != _LATEST) & (self.end != _EARLIEST)]
+        self._longest = int(durations.max(initial=0))
+        collections = pc.dictionary_encode(self.table.column("collection")).combine_chunks()
+        self.collection_codes = collections.indices.to_numpy(zero_copy_only=False)
+        self.collection_names: list[str] = collections.dictionary.to_pylist()
+        self._code_of = {name: code for code, name in enumerate(self.collection_names)}
+        self._rows_by_id: dict[str, list[int]] | None = None
+        self._serialised: list[SerialisedItem | None] = [None] * len(self.start)
+
+    def matching(self, query: ItemQuery) -> np.ndarray:
+        """The rows matching ``query`` (not its page), in search order."""
+        rows = self._candidates(query)
+        mask = np.ones(len(rows) if isinstance(rows, np.ndarray) else rows.stop - rows.start,
+                       dtype=bool)
+        if query.collections is not None:
+            codes = [self._code_of[c] for c in query.collections if c in self._code_of]
+            mask &= np.isin(self.collection_codes[rows], codes)
+        if query.start is not None:
+            mask &= self.end[rows] >= _to_microseconds(query.start)
+        if query.end is not None:
+            mask &= self.start[rows] <= _to_microseconds(query.end)
+        # The bounds of a shapely geometry never cross the antimeridian (a GeoJSON geometry
+        # crossing it is split there), but the Items' boxes may.
+        for box in filter(None, (query.bbox, query.intersects and query.intersects.bounds)):
+            mask &= self._overlapping(rows, box)
+        found = np.flatnonzero(mask)
+        found = rows[found] if isinstance(rows, np.ndarray) else found + rows.start
+        if query.intersects is not None:
+            # Only the boxes' candidates are tested exactly: their footprints, in order.
+            footprints = shapely.from_wkb(
+                self.table.column("geometry").take(found).to_numpy(zero_copy_only=False))
+            shapely.prepare(query.intersects)
+            found = found[shapely.intersects(footprints, query.intersects)]
+        return found
+
+    def stac(self, rows: np.ndarray) -> list[dict[str, Any]]:
+        """The Items of ``rows`` as STAC dicts."""
+        page = self.table.take(pa.array(rows, pa.int64()))
+        return [{"assets": {}, **_without_nulls(item)}  # files of asset-less Items lack it
+                for item in stac_geoparquet.arrow.stac_table_to_items(page)]
+
+    def serialised(self, rows: np.ndarray) -> list[SerialisedItem]:
+        """The Items of ``rows`` as JSON, converted now unless :meth:`serialise_all` did."""
+        missing = [row for row in rows.tolist() if self._serialised[row] is None]
+        if missing:
+            self._serialise(missing)
+        return [self._serialised[row] for row in rows.tolist()]
+
+    def serialise_all(self, block: int = 4096) -> None:
+        """Convert every Item to JSON ahead of the searches that will return it."""
+        for first in range(0, len(self._serialised), block):
+            self._serialise([row for row in range(first, min(first + block, len(self.start)))
+                             if self._serialised[row] is None])
+
+    def _serialise(self, rows: list[int]) -> None:
+        for row, item in zip(rows, self.stac(np.array(rows, dtype=np.int64)), strict=True):
+            links = item.pop("links", [])
+            self._serialised[row] = SerialisedItem(
+                item["collection"], item["id"],
+                orjson.dumps(item, option=orjson.OPT_SERIALIZE_NUMPY), orjson.dumps(links))
+
+    def count_by_collection(self, rows: np.ndarray) -> dict[str, int]:
+        """How many of ``rows`` each collection has (collections with none left out)."""
+        counts = np.bincount(self.collection_codes[rows], minlength=len(self.collection_names))
+        return {name: int(count) for name, count in zip(self.collection_names, counts,
+                                                        strict=True) if count}
+
+    def _candidates(self, query: ItemQuery) -> slice | np.ndarray:
+        """The rows that can match ``query``: those of its ids, else those of its period."""
+        if query.ids is not None:
+            if self._rows_by_id is None:
+                rows_by_id: dict[str, list[int]] = {}
+                for row, item_id in enumerate(self.table.column("id").to_pylist()):
+                    rows_by_id.setdefault(item_id, []).append(row)
+                self._rows_by_id = rows_by_id
+            return np.array(sorted({row for item_id in query.ids
+                                    for row in self._rows_by_id.get(item_id, ())}),
+                            dtype=np.int64)
+        if query.end is None:
+            return slice(0, len(self.start))
+        first = np.searchsorted(self._negated_start, -_to_microseconds(query.end), "left")
+        last = len(self._negated_start) if query.start is None else np.searchsorted(
+            self._negated_start, self._longest - _to_microseconds(query.start), "right")
+        return slice(int(first), int(max(first, last)))
+
+    def _overlapping(self, rows: slice | np.ndarray, box: Sequence[float]) -> np.ndarray:
+        """Whether the box of each of ``rows`` overlaps ``box`` (west, south, east, north).
+
+        Either box may cross the antimeridian: STAC, like GeoJSON, writes such a box with
+        west > east, and it covers west..180 and -180..east. Comparing longitudes as ordinary
+        intervals would miss every Item that crosses, so they are compared case by case: two
+        boxes that do not cross overlap as intervals do; when exactly one crosses, the other
+        must reach one of its two parts (east of its west, or west of its east); two crossing
+        boxes always overlap, both holding the antimeridian.
+        """
+        query_west, query_south, query_east, query_north = box
+        west, east = self.west[rows], self.east[rows]
+        overlapping = (self.north[rows] >= query_south) & (self.south[rows] <= query_north)
+        reaches_east_part, reaches_west_part = east >= query_west, west <= query_east
+        crossing = west > east
+        if query_west <= query_east:
+            longitudes = np.where(crossing, reaches_east_part | reaches_west_part,
+                                  reaches_east_part & reaches_west_part)
+        else:
+            longitudes = crossing | reaches_east_part | reaches_west_part
+        return overlapping & longitudes
 
 
-def _intersecting(cursor: duckdb.DuckDBPyConnection, table: str, where: str, params: list[Any],
-                  geometry: BaseGeometry, order: str) -> list[tuple[int, str]]:
-    """The (row id, collection) of the Items matching ``where`` whose footprint intersects
-    ``geometry``, in ``order``.
+_LATEST, _EARLIEST = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-    Only row ids and footprints of the bounding-box candidates are read, so a page of the
-    result costs one more query on row ids rather than loading every candidate Item (row ids,
-    unlike Item ids, are unique across collections).
-    """
-    rows = cursor.execute(f"SELECT rowid, collection, geometry::BLOB FROM {table} "
-                          f"WHERE {where} {order}", params).fetchall()
-    if not rows:
-        return []
-    footprints = shapely.from_wkb([footprint for _, _, footprint in rows])
-    hits = shapely.intersects(footprints, geometry)
-    return [(row, collection) for (row, collection, _), hit in zip(rows, hits, strict=True) if hit]
+
+def _floats(boxes: pa.ChunkedArray | None, side: str, rows: int) -> np.ndarray:
+    """One side of the Items' boxes, NaN where an Item has none."""
+    if boxes is None:
+        return np.full(rows, np.nan)
+    values = pc.struct_field(boxes, side).cast(pa.float64())
+    return pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False)
+
+
+def _microseconds(times: pa.ChunkedArray, missing: int) -> np.ndarray:
+    """Aware timestamps as integer microseconds since 1970, ``missing`` where absent."""
+    values = times.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return pc.fill_null(values, missing).to_numpy(zero_copy_only=False)
+
+
+def _to_microseconds(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _indexable(item: dict[str, Any], collection_id: str) -> dict[str, Any]:
