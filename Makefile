@@ -5,9 +5,8 @@ PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LAKE ?= $(CURDIR)/var/demo-lake
 
-.PHONY: up test docs bench venv clean lint
+.PHONY: up down status test docs bench venv clean lint
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +16,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The platform's state (configuration, users, logs): reused by the next `make up`.
+STATE ?= $(CURDIR)/var/platform
+PORT ?= 8000
+
 up: $(STAMP)
-	$(BIN)/eosc-pangeo up --lake $(LAKE)
+	$(BIN)/eosc-pangeo up --state $(STATE) --port $(PORT)
+
+down: $(STAMP)
+	$(BIN)/eosc-pangeo down --state $(STATE)
+
+status: $(STAMP)
+	$(BIN)/eosc-pangeo status --state $(STATE)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
