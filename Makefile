@@ -5,7 +5,6 @@ PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LAKE ?= $(CURDIR)/var/demo-lake
 
 # The lake and catalogue tests run a second time on Python 3.12 with the newest zarr (3.2+ has
 # synchronous store writes and the FusedCodecPipeline), which Python 3.12 users resolve.
@@ -13,7 +12,7 @@ PY312_HOME ?= $(shell pyenv prefix 3.12.1 2>/dev/null)
 VENV312 ?= .venv-py312
 STAMP312 := $(VENV312)/.installed
 
-.PHONY: up test test-py312 docs bench venv clean lint
+.PHONY: up down status test test-py312 docs bench venv clean lint
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,8 +32,18 @@ $(STAMP312): pyproject.toml
 
 venv: $(STAMP)
 
+# The platform's state (configuration, users, logs): reused by the next `make up`.
+STATE ?= $(CURDIR)/var/platform
+PORT ?= 8000
+
 up: $(STAMP)
-	$(BIN)/eosc-pangeo up --lake $(LAKE)
+	$(BIN)/eosc-pangeo up --state $(STATE) --port $(PORT)
+
+down: $(STAMP)
+	$(BIN)/eosc-pangeo down --state $(STATE)
+
+status: $(STAMP)
+	$(BIN)/eosc-pangeo status --state $(STATE)
 
 test: $(STAMP) $(STAMP312)
 	$(BIN)/python -m pytest

@@ -9,7 +9,6 @@ load inside the commands, so that ``--help`` is quick.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -209,23 +208,140 @@ def validate_command(
         raise typer.Exit(1)
 
 
+StateOption = Annotated[Path, typer.Option(
+    "--state", help="The platform's state directory (configuration, users, logs).")]
+DEFAULT_STATE = Path("var/platform")
+
+
+@contextmanager
+def platform_failures() -> Iterator[None]:
+    from .platform.auth import UserStoreError
+    from .platform.local import PlatformError
+
+    with failures_as_exit():
+        try:
+            yield
+        except (PlatformError, UserStoreError, RuntimeError) as error:
+            errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+
 @app.command("up")
 def up_command(
-    lake: LakeOption = None,
+    state: StateOption = DEFAULT_STATE,
+    lake: Annotated[str | None, typer.Option(
+        help="Lake to serve (default: a demo lake in the shared directory, built if "
+             "absent).")] = None,
+    ip: Annotated[str, typer.Option(help="Interface the hub listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The hub's port (0: any free one).")] = 8000,
     size: Annotated[Size, typer.Option(help="Size of the demo data.")] = "small",
 ) -> None:
-    """Run the platform on this machine (today: build the demo lake and its catalogue, and show
-    what they hold)."""
-    from .catalog import build_catalog
-    from .lake import build_demo_lake
+    """Run the platform on this machine: JupyterHub (with its proxy), Dask Gateway, the STAC
+    API and the idle culler, until `eosc-pangeo down`. A second `up` reuses the state."""
+    from .platform import local
 
-    with failures_as_exit(), progress_bars() as progress:
-        lake_url = build_demo_lake(lake, size.value, progress=progress)
-        catalog = build_catalog(lake_url, progress=progress)
-    list_command(lake_url, as_json=False)
-    console.print(f"lake     {lake_url}\nSTAC     {catalog.stac}\nIntake   {catalog.intake}\n"
-                  f"try      {sys.argv[0]} catalog search --lake {lake_url} -v sst --bbox "
-                  "-30,30,0,60", highlight=False)
+    with platform_failures(), progress_bars() as progress:
+        platform = local.prepare(state, ip=ip, port=port, lake=lake)
+        local.ensure_demo_lake(platform, size.value, progress=progress)
+        local.start(platform)
+    console.print(f"JupyterHub   {platform.url}\n"
+                  f"admin        {platform.admin_name} (password in "
+                  f"{platform.admin_password_file}, mode 600)\n"
+                  f"lake         {platform.lake}\nSTAC API     {platform.catalog_url}\n"
+                  f"logs         {platform.log}\nstop with    eosc-pangeo down --state {state}",
+                  highlight=False)
+
+
+@app.command("down")
+def down_command(state: StateOption = DEFAULT_STATE) -> None:
+    """Stop the platform: users' servers and clusters, the hub, its proxy and services."""
+    from .platform import local
+
+    with platform_failures():
+        stopped = local.stop(local.PlatformState.load(state))
+    console.print("stopped" if stopped else "not running")
+
+
+@app.command("status")
+def status_command(state: StateOption = DEFAULT_STATE, as_json: JsonOption = False) -> None:
+    """Say what runs and where (exit 1 if the hub does not run)."""
+    from .platform import local
+
+    with platform_failures():
+        report = local.status(local.PlatformState.load(state))
+    if as_json:
+        console.print_json(json.dumps(report))
+    else:
+        hub = report["hub"]
+        running = f"running (pid {hub['pid']})" if hub["running"] else "stopped"
+        console.print(f"hub          {running} at {report['url']}", highlight=False)
+        for name, up in report.get("services", {}).items():
+            console.print(f"{name:<13}{'answers' if up else 'DOES NOT ANSWER'}", highlight=False)
+        if "servers" in report:
+            console.print(f"servers      {', '.join(report['servers']) or '-'}", highlight=False)
+        console.print(f"state        {report['state']}\nlake         {report['lake']}\n"
+                      f"log          {report['log']}", highlight=False)
+    if not report["hub"]["running"]:
+        raise typer.Exit(1)
+
+
+users_app = typer.Typer(help="Accounts of the platform run by `eosc-pangeo up`.",
+                        no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add_command(
+    name: Annotated[str, typer.Argument(help="User name (also their Unix account, as root).")],
+    admin: Annotated[bool, typer.Option("--admin", help="Hub administrator.")] = False,
+    group: Annotated[list[str] | None, typer.Option(
+        "--group", help="Hub group (repeat); `ingest` may write the lake.")] = None,
+    password_file: Annotated[Path | None, typer.Option(
+        help="File holding the password (first line); default: generate one and print it "
+             "once.")] = None,
+    state: StateOption = DEFAULT_STATE,
+) -> None:
+    """Add an account (or replace its password, admin flag and groups)."""
+    from .platform import auth, local
+
+    with platform_failures():
+        platform = local.PlatformState.load(state)
+        password = (password_file.read_text().splitlines() or [""])[0] if password_file \
+            else auth.new_password()
+        local.add_account(platform, name, password, admin=admin, groups=tuple(group or ()))
+    console.print(f"added {name}" + ("" if password_file else f", password: {password}"),
+                  highlight=False)
+
+
+@users_app.command("list")
+def users_list_command(state: StateOption = DEFAULT_STATE, as_json: JsonOption = False) -> None:
+    """List the accounts with their groups."""
+    from .platform import local
+
+    with platform_failures():
+        users = local.PlatformState.load(state).users.load()
+    rows = [{"name": n, "admin": u.admin, "groups": u.groups} for n, u in users.items()]
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table("user", "admin", "groups", title=f"{len(rows)} user(s)")
+    for row in rows:
+        table.add_row(row["name"], "yes" if row["admin"] else "", ", ".join(row["groups"]))
+    console.print(table)
+
+
+@users_app.command("remove")
+def users_remove_command(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    state: StateOption = DEFAULT_STATE,
+) -> None:
+    """Remove an account: they can no longer log in; a running hub stops their server. Their
+    home directory (and Unix account) is kept."""
+    from .platform import local
+
+    with platform_failures():
+        local.remove_account(local.PlatformState.load(state), name)
+    console.print(f"removed {name}", highlight=False)
 
 
 # --- catalog ----------------------------------------------------------------------------------

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
         description="URL of the meta-catalogue (STAC API or static catalog); default: the "
         "lake's.",
     )
+    hub_api_token: str | None = Field(
+        default=None,
+        validation_alias="JUPYTERHUB_API_TOKEN",
+        description="The notebook server's JupyterHub token (set by the hub as "
+        "JUPYTERHUB_API_TOKEN): sent to the platform's own catalogue at catalog_url, and to "
+        "no other address.",
+    )
     gateway_address: str | None = Field(
         default=None, description="Dask Gateway address; set inside the hub."
     )

@@ -35,6 +35,18 @@ def is_stac_api_url(catalog: object) -> bool:
     return isinstance(catalog, str) and catalog.startswith(("http://", "https://"))
 
 
+def hub_headers(url: str) -> dict[str, str]:
+    """The hub token header for the platform's own catalogue (the hub's catalogue service
+    answers only hub users), and nothing for any other API: the token must not leak."""
+    from ..config import get_settings
+
+    settings = get_settings()
+    own = settings.catalog_url and url.rstrip("/") == settings.catalog_url.rstrip("/")
+    if own and settings.hub_api_token:
+        return {"Authorization": f"token {settings.hub_api_token}"}
+    return {}
+
+
 class StacApiCatalog:
     """A STAC API seen through the reading interface of :class:`CatalogIndex`.
 
@@ -55,7 +67,8 @@ class StacApiCatalog:
         from pystac_client import Client  # costs a second: only imported for remote searches
 
         self.url = url
-        self.client = self._request(Client.open, url, timeout=timeout)
+        self.client = self._request(Client.open, url, headers=hub_headers(url),
+                                    timeout=timeout)
 
     def collection_stacs(self, q: str | None = None) -> list[dict[str, Any]]:
         """Every Collection of the API as STAC dicts, sorted by id; only those matching the free

@@ -6,7 +6,7 @@ with ``python -m eosc_pangeo.platform.gateway -f <config.json>``) and by a Helm 
 
 Configuration, in dask-gateway's traitlets style::
 
-    c.DaskGateway.backend_class = "eosc_pangeo.platform.gateway.PlatformLocalBackend"
+    c.DaskGateway.backend_class = f"eosc_pangeo.platform.gateway.{backend}"
     c.FairUsePolicy.default_limits = {"max_clusters": 2, "max_user_cores": 8}
     c.FairUsePolicy.group_limits = {"staff": {"max_clusters": 5, "max_user_cores": 32}}
 
@@ -27,7 +27,11 @@ from typing import Any
 
 from dask_gateway_server.app import DaskGateway
 from dask_gateway_server.backends.base import PublicException
-from dask_gateway_server.backends.local import LocalBackend, LocalClusterConfig
+from dask_gateway_server.backends.local import (
+    LocalBackend,
+    LocalClusterConfig,
+    UnsafeLocalBackend,
+)
 from dask_gateway_server.options import Float, Integer, Mapping, Options, String
 from dask_gateway_server.traitlets import Type
 from pydantic import BaseModel, ByteSize, ConfigDict, PositiveInt
@@ -239,12 +243,10 @@ class FairUseMixin(LoggingConfigurable):
         return await super().on_cluster_heartbeat(cluster_name, msg)
 
 
-class PlatformLocalBackend(FairUseMixin, SafeLocalBackend):
-    """Clusters as local processes of the hub user's namesake system user, with fair use.
-
-    An ``image`` is the path of a Python environment (a venv or conda prefix) among
-    ``allowed_environments``; by default the notebook's, so workers run the same versions.
-    """
+class EnvironmentImages(FairUseMixin):
+    """Clusters as local processes with fair use; an ``image`` is the path of a Python
+    environment (a venv or conda prefix) among ``allowed_environments``; by default the
+    notebook's, so workers run the same versions."""
 
     cluster_config_class = Type(
         "eosc_pangeo.platform.gateway.QuotaClusterConfig",
@@ -282,6 +284,15 @@ class PlatformLocalBackend(FairUseMixin, SafeLocalBackend):
         }
 
 
+class PlatformLocalBackend(EnvironmentImages, SafeLocalBackend):
+    """Clusters run as the hub user's namesake system user (the gateway runs as root)."""
+
+
+class SingleAccountLocalBackend(EnvironmentImages, UnsafeLocalBackend):
+    """Clusters run as the account running the gateway: for a platform started without root,
+    where users are not separated from each other (see docs/platform.md)."""
+
+
 def gateway_config(
     *,
     api_address: str,
@@ -292,6 +303,7 @@ def gateway_config(
     default_limits: dict[str, Any] | None = None,
     group_limits: dict[str, dict[str, Any]] | None = None,
     environments: list[str] | None = None,
+    backend: str = "PlatformLocalBackend",
 ) -> Config:
     """Configuration of a gateway run as a JupyterHub service with local-process clusters.
 
@@ -311,6 +323,9 @@ def gateway_config(
         See :class:`FairUsePolicy`.
     environments : list of str
         Python environments users may choose as ``image``; the first is the default.
+    backend : str
+        ``PlatformLocalBackend`` (run as root: clusters run as their users) or
+        ``SingleAccountLocalBackend`` (without root: clusters run as the gateway's account).
 
     Returns
     -------
@@ -320,19 +335,19 @@ def gateway_config(
     environments = environments or [sys.prefix]
     c = Config()
     c.DaskGateway.address = api_address
-    c.DaskGateway.backend_class = "eosc_pangeo.platform.gateway.PlatformLocalBackend"
+    c.DaskGateway.backend_class = f"eosc_pangeo.platform.gateway.{backend}"
     c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenticator"
     # Only tokens with access:services!service=dask-gateway may use the gateway.
     c.JupyterHubAuthenticator.jupyterhub_service_name = SERVICE_NAME
     c.Proxy.address = proxy_address
     c.Proxy.tcp_address = scheduler_address
     c.Proxy.prefix = prefix
-    c.PlatformLocalBackend.clusters_directory = os.path.join(state_directory, "clusters")
-    c.PlatformLocalBackend.allowed_environments = environments
-    c.PlatformLocalBackend.default_image = environments[0]
+    c[backend].clusters_directory = os.path.join(state_directory, "clusters")
+    c[backend].allowed_environments = environments
+    c[backend].default_image = environments[0]
     # The database stays in memory (the default): clusters are stopped with the gateway, since
     # on a single machine nothing else would stop them, so no state needs to outlive it.
-    c.PlatformLocalBackend.stop_clusters_on_shutdown = True
+    c[backend].stop_clusters_on_shutdown = True
     c.FairUsePolicy.default_limits = default_limits or {}
     c.FairUsePolicy.group_limits = group_limits or {}
     return c

@@ -6,12 +6,17 @@ serves the single-machine runner and a Helm chart's ``hub.extraConfig``::
 
     from eosc_pangeo.platform.hub import add_dask_gateway
     add_dask_gateway(c, gateway_url=..., public_gateway_url=..., scheduler_address=...)
+
+The single-machine runner (:mod:`eosc_pangeo.platform.local`) puts them together with
+:mod:`eosc_pangeo.platform.auth`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import pwd
+import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -151,11 +156,22 @@ def add_dask_gateway(
 
 
 def local_hub(
-    c: Config, *, ip: str, port: int, hub_port: int, proxy_api_port: int, state_directory: str
+    c: Config,
+    *,
+    ip: str,
+    port: int,
+    hub_port: int,
+    proxy_api_port: int,
+    state_directory: str,
+    user_environment: str,
+    homes_directory: str | None = None,
 ) -> None:
     """A hub on one machine: the pure-Python proxy, local-process servers, state in a directory.
 
-    Runs as root too (as in a container): notebook servers then need ``allow_root``.
+    Run as root, each user's server runs as the Unix account of the same name
+    (``LocalProcessSpawner``), from ``user_environment`` (a Python prefix every user can read).
+    Without root, every server runs as the account running the hub, in
+    ``homes_directory/<name>`` (``SimpleLocalProcessSpawner``): users are not separated.
     """
     bin_directory = os.path.dirname(sys.executable)
     c.JupyterHub.ip = ip
@@ -167,7 +183,110 @@ def local_hub(
     c.JupyterHub.pid_file = os.path.join(state_directory, "jupyterhub.pid")
     c.ConfigurableHTTPProxy.command = [os.path.join(bin_directory, "configurable-http-proxy")]
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port}"
-    c.JupyterHub.spawner_class = "simple"
-    c.Spawner.cmd = [os.path.join(bin_directory, "jupyterhub-singleuser")]
+    # Servers outlive a hub restart (it finds them again); `eosc-pangeo down` stops them first.
+    c.JupyterHub.cleanup_servers = False
+    c.Spawner.cmd = [os.path.join(user_environment, "bin", "jupyterhub-singleuser")]
+    c.Spawner.default_url = "/lab"
+    # A killed server is noticed (and shown stopped) within ~10 s instead of 30.
+    c.Spawner.poll_interval = 10
     if os.geteuid() == 0:
-        c.Spawner.args = ["--ServerApp.allow_root=True"]
+        c.JupyterHub.spawner_class = "localprocess"
+    else:
+        c.JupyterHub.spawner_class = "simple"
+        c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(
+            homes_directory or os.path.join(state_directory, "homes"), "{username}"
+        )
+
+
+def user_home(spawner) -> str:
+    """Home directory of the spawner's user (their Unix account's, or the simple spawner's)."""
+    template = getattr(spawner, "home_dir_template", None)
+    if template:
+        return template.format(username=spawner.user.name)
+    return pwd.getpwnam(spawner.user.name).pw_dir
+
+
+def seed_home(notebooks: str) -> Callable[[Any], None]:
+    """A ``Spawner.pre_spawn_hook`` copying the example notebooks into ``~/notebooks`` once.
+
+    Only the first start copies (a marker file remembers it), so later starts never overwrite
+    a user's edits nor bring back a notebook they deleted.
+    """
+
+    def copy_notebooks(spawner) -> None:
+        home = user_home(spawner)
+        marker = os.path.join(home, ".eosc-pangeo", "notebooks-copied")
+        if os.path.exists(marker):
+            return
+        owner = None
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam(spawner.user.name)
+            owner = (entry.pw_uid, entry.pw_gid)
+        target = os.path.join(home, "notebooks")
+        made = []
+        for directory in (home, os.path.dirname(marker), target):
+            if not os.path.isdir(directory):
+                os.makedirs(directory, mode=0o700 if directory == home else 0o755)
+                made.append(directory)
+        for name in sorted(os.listdir(notebooks)):
+            source, copy = os.path.join(notebooks, name), os.path.join(target, name)
+            if os.path.isfile(source) and not os.path.exists(copy):
+                shutil.copyfile(source, copy)
+                made.append(copy)
+        with open(marker, "w") as file:
+            file.write("The example notebooks were copied into ~/notebooks on the first start.\n")
+        made.append(marker)
+        if owner is not None:
+            for path in made:
+                os.chown(path, *owner)
+
+    return copy_notebooks
+
+
+def user_servers(
+    c: Config, *, lake: str, catalog_url: str, notebooks: str | None = None
+) -> None:
+    """What every user's server gets: the lake, the catalogue, the example notebooks.
+
+    Parameters
+    ----------
+    lake : str
+        The lake's URL as notebooks reach it (read-only for them).
+    catalog_url : str
+        The STAC API (the hub's catalogue service).
+    notebooks : str, optional
+        Folder of example notebooks copied into each home on first start.
+    """
+    environment = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
+    environment.update({"EOSC_PANGEO_LAKE": lake, "EOSC_PANGEO_CATALOG_URL": catalog_url})
+    c.Spawner.environment = environment
+    if notebooks:
+        c.Spawner.pre_spawn_hook = seed_home(notebooks)
+
+
+def add_catalog(c: Config, *, url: str, command: list[str] | None = None) -> None:
+    """Add the STAC API as a hub service at ``/services/catalog/``, usable by every user."""
+    from .catalog_service import SERVICE_NAME as CATALOG
+
+    service: dict[str, Any] = {"name": CATALOG, "url": url, "display": False}
+    if command is not None:
+        service["command"] = command
+    services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
+    c.JupyterHub.services = [*services, service]
+    grant_service_access(c, CATALOG)
+
+
+def add_idle_culler(c: Config, *, timeout: int = 3600) -> None:
+    """Stop servers idle for ``timeout`` seconds (jupyterhub-idle-culler, as a hub service);
+    their clusters then stop too (:func:`stop_clusters_on_server_stop`)."""
+    services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
+    c.JupyterHub.services = [*services, {
+        "name": "idle-culler",
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={timeout}"],
+    }]
+    roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
+    c.JupyterHub.load_roles = [*roles, {
+        "name": "idle-culler",
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": ["idle-culler"],
+    }]

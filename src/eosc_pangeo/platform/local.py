@@ -1,16 +1,23 @@
-"""JupyterHub with Dask Gateway on one machine, as processes: for ``make up``, tests and benchmarks.
+"""The platform on one machine, as processes: behind ``make up``, the tests and the benchmarks.
 
-:func:`run_local_hub` writes the hub's and the gateway's configuration into a state directory
-(built with :func:`~eosc_pangeo.platform.hub.local_hub`,
-:func:`~eosc_pangeo.platform.hub.add_dask_gateway` and
-:func:`~eosc_pangeo.platform.gateway.gateway_config`, as a Helm chart would), starts
-``jupyterhub`` (which starts its proxy and the gateway as a managed service), and waits until
-both answer.
+One state directory holds everything that must survive a restart: ``platform.json`` (ports,
+paths, the admin service's token), the hub's database and cookie secret, the user store, the
+admin's password file and the logs. It is private (mode 700). What users' processes must reach
+(the lake, the clusters' working directories) lives in a *shared* directory: ``shared/`` inside
+the state directory when others can traverse it, otherwise ``/srv/eosc-pangeo/<digest>``.
+
+:func:`prepare` writes the configuration (the hub's is built by the same functions a Helm
+chart calls: :mod:`.hub`, :mod:`.auth`, :mod:`.gateway`), :func:`start` runs ``jupyterhub``,
+which starts its proxy, Dask Gateway, the catalogue and the idle culler as managed services,
+:func:`stop` ends them all, :func:`status` says what runs. :func:`run_local_hub` does all
+three for a ``with`` block.
 """
 
 from __future__ import annotations
 
 import ctypes
+import grp
+import hashlib
 import json
 import os
 import secrets
@@ -21,34 +28,33 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from .auth import UserStore, configure_passwords, new_password
+from .catalog_service import SERVICE_NAME as CATALOG_SERVICE
+from .environment import PROJECT_DIRECTORY, readable_by_others, user_environment
 from .gateway import SERVICE_NAME, gateway_config, write_gateway_config
 
 ADMIN_SERVICE = "eosc-admin"
+#: Unix (and hub) group whose members may write the lake.
+INGEST_GROUP = "ingest"
+SHARED_ROOT = Path("/srv/eosc-pangeo")
+PORT_NAMES = ("hub_api", "proxy_api", "gateway_api", "gateway_proxy", "scheduler", "catalog")
 
 HUB_CONFIG = """\
-# Written by eosc_pangeo.platform.local.run_local_hub.
-import ctypes
-import json
-from eosc_pangeo.platform.hub import add_dask_gateway, local_hub
+# Written by eosc_pangeo.platform.local.prepare; rewritten at every start.
+from eosc_pangeo.platform.local import PlatformState, configure_hub
 
-params = json.loads({params!r})
-local_hub(c, **params["hub"])
-add_dask_gateway(c, **params["gateway"])
-# A service with the admin token, to manage users, groups, tokens and servers over the API.
-c.JupyterHub.services.append({{"name": "{admin}", "api_token": params["admin_token"]}})
-c.JupyterHub.load_roles.append({{
-    "name": "{admin}",
-    "scopes": ["admin:users", "admin:servers", "admin:groups", "tokens",
-               "admin:server_state"],
-    "services": ["{admin}"],
-}})
+configure_hub(c, PlatformState.load({state!r}))
 """
+
+
+class PlatformError(RuntimeError):
+    """The platform could not be started or reached; the message names the log to read."""
 
 
 def free_ports(count: int) -> list[int]:
@@ -62,22 +68,291 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def ensure_system_user(name: str) -> None:
-    """Create system user ``name`` if missing: the gateway runs a hub user's clusters as it."""
+def port_is_free(port: int, ip: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        # As servers bind (connections of the previous run in TIME_WAIT do not count).
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((ip, port))
+        except OSError:
+            return False
+    return True
+
+
+def ensure_system_user(name: str, *, home: bool = False, groups: tuple[str, ...] = ()) -> None:
+    """Create system user ``name`` if missing (the hub runs their server, the gateway their
+    clusters, as it) and add it to the existing Unix groups among ``groups``."""
     if subprocess.run(["id", "-u", name], capture_output=True, check=False).returncode != 0:
-        subprocess.run(
-            ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True
+        options = ["--create-home", "--shell", "/bin/bash"] if home else [
+            "--no-create-home", "--shell", "/usr/sbin/nologin"]
+        subprocess.run(["useradd", *options, name], check=True, capture_output=True)
+    for group in groups:
+        if _group_exists(group):
+            subprocess.run(["usermod", "--append", "--groups", group, name], check=True,
+                           capture_output=True)
+
+
+def _group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+@dataclass
+class PlatformState:
+    """What ``platform.json`` records: kept from one ``make up`` to the next."""
+
+    state_directory: str
+    shared_directory: str
+    ip: str
+    port: int
+    ports: dict[str, int]
+    admin_token: str
+    admin_name: str
+    lake: str
+    environment: str
+    notebooks: str | None = None
+    default_limits: dict[str, Any] = field(default_factory=dict)
+    group_limits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cull_idle_seconds: int = 3600
+
+    @classmethod
+    def load(cls, state_directory: str | os.PathLike) -> PlatformState:
+        path = Path(state_directory) / "platform.json"
+        try:
+            return cls(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise PlatformError(
+                f"{state_directory} holds no platform (no platform.json): run `eosc-pangeo up`"
+            ) from None
+
+    def save(self) -> None:
+        path = Path(self.state_directory) / "platform.json"
+        path.write_text(json.dumps(asdict(self), indent=2))
+        path.chmod(0o600)
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.ip in ("", "0.0.0.0") else self.ip
+        return f"http://{host}:{self.port}"
+
+    @property
+    def state(self) -> Path:
+        return Path(self.state_directory)
+
+    @property
+    def log(self) -> Path:
+        return self.state / "jupyterhub.log"
+
+    @property
+    def users(self) -> UserStore:
+        return UserStore(self.state / "users.json")
+
+    @property
+    def admin_password_file(self) -> Path:
+        return self.state / "admin-password"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state / "jupyterhub.pid"
+
+    @property
+    def catalog_url(self) -> str:
+        return f"{self.url}/services/{CATALOG_SERVICE}/"
+
+    @property
+    def gateway_address(self) -> str:
+        return f"{self.url}/services/{SERVICE_NAME}"
+
+    @property
+    def scheduler_address(self) -> str:
+        return f"127.0.0.1:{self.ports['scheduler']}"
+
+
+def shared_directory_for(state_directory: Path) -> Path:
+    """Where users' processes find the lake and clusters' working directories."""
+    if readable_by_others(state_directory):
+        return state_directory / "shared"
+    digest = hashlib.sha256(str(state_directory.resolve()).encode()).hexdigest()[:12]
+    return SHARED_ROOT / digest
+
+
+def prepare(
+    state_directory: str | os.PathLike,
+    *,
+    ip: str = "127.0.0.1",
+    port: int = 8000,
+    admin_name: str = "admin",
+    lake: str | None = None,
+    default_limits: dict[str, Any] | None = None,
+    group_limits: dict[str, dict[str, Any]] | None = None,
+    cull_idle_seconds: int = 3600,
+) -> PlatformState:
+    """Create the platform's state (first run) or reuse it, and write its configuration.
+
+    Ports recorded by an earlier run are kept unless another process took them; ``port=0``
+    picks a free public port. The first run creates the admin account with a random password
+    in ``<state>/admin-password`` (mode 600).
+    """
+    state = Path(state_directory).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    state.chmod(0o700)
+    platform_json = state / "platform.json"
+    if platform_json.exists():
+        platform = PlatformState.load(state)
+        busy = [name for name, p in platform.ports.items() if not port_is_free(p)]
+        for name, new in zip(busy, free_ports(len(busy)), strict=True):
+            platform.ports[name] = new
+    else:
+        shared = shared_directory_for(state)
+        platform = PlatformState(
+            state_directory=str(state),
+            shared_directory=str(shared),
+            ip=ip,
+            port=port or free_ports(1)[0],
+            ports=dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True)),
+            admin_token=secrets.token_hex(32),
+            admin_name=admin_name,
+            lake=lake or str(shared / "lake"),
+            environment="",
+            notebooks=str(PROJECT_DIRECTORY / "notebooks") if PROJECT_DIRECTORY else None,
+            default_limits=default_limits or {},
+            group_limits=group_limits or {},
+            cull_idle_seconds=cull_idle_seconds,
         )
+    # Re-checked at every start: the source (hence the users' environment) may have changed.
+    platform.environment = user_environment()
+    platform.save()
+    shared = Path(platform.shared_directory)
+    (shared / "clusters").mkdir(parents=True, exist_ok=True)
+    for path in (shared, shared / "clusters"):
+        path.chmod(0o755)
+    if os.geteuid() == 0 and not _group_exists(INGEST_GROUP):
+        subprocess.run(["groupadd", "--system", INGEST_GROUP], check=True, capture_output=True)
+    if not platform.users.path.exists():
+        password = new_password()
+        add_account(platform, admin_name, password, admin=True)
+        platform.admin_password_file.write_text(password + "\n")
+        platform.admin_password_file.chmod(0o600)
+    write_gateway_config(
+        gateway_config(
+            api_address=f"127.0.0.1:{platform.ports['gateway_api']}",
+            proxy_address=f"127.0.0.1:{platform.ports['gateway_proxy']}",
+            scheduler_address=platform.scheduler_address,
+            state_directory=str(shared),
+            default_limits=platform.default_limits,
+            group_limits=platform.group_limits,
+            environments=[platform.environment],
+            backend="PlatformLocalBackend" if os.geteuid() == 0 else "SingleAccountLocalBackend",
+        ),
+        str(state / "gateway.json"),
+    )
+    (state / "jupyterhub_config.py").write_text(HUB_CONFIG.format(state=str(state)))
+    return platform
+
+
+def ensure_demo_lake(platform: PlatformState, size: str = "small", progress=None) -> bool:
+    """Build the demo lake and its catalogue if the platform's lake has no catalogue yet, and
+    share it: readable by everyone, writable by the ``ingest`` group only. True if built."""
+    from ..catalog import build_catalog
+    from ..lake import build_demo_lake
+
+    lake = Path(platform.lake)
+    built = not (lake / "_catalog").exists()
+    if built:
+        build_demo_lake(str(lake), size, progress=progress)
+        build_catalog(str(lake), progress=progress)
+    share_lake(lake)
+    return built
+
+
+def share_lake(lake: Path) -> None:
+    """Lake permissions: others read, the ``ingest`` group (as root) writes; new entries keep
+    the group (setgid directories)."""
+    group = grp.getgrnam(INGEST_GROUP).gr_gid if os.geteuid() == 0 else -1
+    for root, _, files in os.walk(lake):
+        os.chown(root, -1, group)
+        os.chmod(root, 0o2775 if group != -1 else 0o755)
+        for name in files:
+            path = os.path.join(root, name)
+            os.chown(path, -1, group)
+            os.chmod(path, 0o664 if group != -1 else 0o644)
+
+
+def add_account(platform: PlatformState, name: str, password: str, *, admin: bool = False,
+                groups: tuple[str, ...] = ()) -> None:
+    """Add an account to the platform's store and, as root, its Unix account with a home."""
+    platform.users.add(name, password, admin=admin, groups=groups)
+    if os.geteuid() == 0:
+        ensure_system_user(name, home=True, groups=groups)
+
+
+def remove_account(platform: PlatformState, name: str) -> None:
+    """Close account ``name``; if the hub runs, its hub user (and running server) goes too."""
+    platform.users.remove(name)
+    if running_pid(platform) is not None:
+        try:
+            hub_of(platform).api("DELETE", f"/users/{name}")
+        except requests.HTTPError as error:
+            if error.response.status_code != 404:  # never logged in: no hub user
+                raise
+
+
+def configure_hub(c, platform: PlatformState) -> None:
+    """The hub's whole configuration for ``platform`` (what ``jupyterhub_config.py`` runs)."""
+    from .hub import add_catalog, add_dask_gateway, add_idle_culler, local_hub, user_servers
+
+    state = platform.state
+    local_hub(
+        c,
+        ip=platform.ip,
+        port=platform.port,
+        hub_port=platform.ports["hub_api"],
+        proxy_api_port=platform.ports["proxy_api"],
+        state_directory=str(state),
+        user_environment=platform.environment,
+        homes_directory=os.path.join(platform.shared_directory, "homes"),
+    )
+    configure_passwords(c, users_file=str(platform.users.path))
+    add_dask_gateway(
+        c,
+        gateway_url=f"http://127.0.0.1:{platform.ports['gateway_proxy']}",
+        public_gateway_url=platform.gateway_address,
+        scheduler_address=platform.scheduler_address,
+        command=[sys.executable, "-m", "eosc_pangeo.platform.gateway",
+                 "-f", str(state / "gateway.json")],
+        notebook_image=platform.environment,
+    )
+    add_catalog(
+        c,
+        url=f"http://127.0.0.1:{platform.ports['catalog']}",
+        command=[sys.executable, "-m", "eosc_pangeo.platform.catalog_service",
+                 "--lake", platform.lake, "--port", str(platform.ports["catalog"])],
+    )
+    add_idle_culler(c, timeout=platform.cull_idle_seconds)
+    user_servers(c, lake=platform.lake, catalog_url=platform.catalog_url,
+                 notebooks=platform.notebooks)
+    # A service with the admin token: the CLI and tests manage users, tokens and servers with it.
+    c.JupyterHub.services.append({"name": ADMIN_SERVICE, "api_token": platform.admin_token})
+    c.JupyterHub.load_roles.append({
+        "name": ADMIN_SERVICE,
+        "scopes": ["admin:users", "admin:servers", "admin:groups", "tokens",
+                   "admin:server_state", "read:services"],
+        "services": [ADMIN_SERVICE],
+    })
 
 
 @dataclass
 class LocalHub:
-    """A running hub with its gateway, and an admin client of the hub's API."""
+    """A running platform, and an admin client of the hub's API."""
 
     url: str
     scheduler_address: str
     admin_token: str
     log: Path
+    platform: PlatformState | None = None
 
     @property
     def gateway_address(self) -> str:
@@ -104,6 +379,11 @@ class LocalHub:
         return self.api("POST", f"/users/{name}/tokens", json={"note": "local"}).json()["token"]
 
 
+def hub_of(platform: PlatformState) -> LocalHub:
+    return LocalHub(platform.url, platform.scheduler_address, platform.admin_token,
+                    platform.log, platform)
+
+
 # Looked up once in the parent: the child between fork and exec must not load libraries.
 PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 PR_SET_PDEATHSIG = 1
@@ -111,25 +391,146 @@ PR_SET_PDEATHSIG = 1
 
 def stop_with_parent() -> None:
     """In the child, before exec: get SIGTERM when the parent dies (Linux), so that a killed
-    test run or runner leaves no hub behind; the hub then stops its proxy, gateway and clusters."""
+    test run leaves no hub behind; the hub then stops its proxy, gateway and clusters."""
     PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def wait_for_http(url: str, timeout: float, process: subprocess.Popen, log: Path) -> None:
-    """Wait until ``url`` answers 200, failing early (with the log's end) if ``process`` exits."""
+def _log_tail(log: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log written)"
+
+
+def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None, log: Path,
+                  what: str) -> None:
+    """Wait until ``url`` answers 200; fail early, naming ``log`` and its end, if ``process``
+    exits or the time is up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"jupyterhub exited ({process.returncode}):\n{log.read_text()[-3000:]}"
-            )
+        if process is not None and process.poll() is not None:
+            raise PlatformError(f"jupyterhub exited ({process.returncode}) before {what} "
+                                f"answered; from {log}:\n{_log_tail(log)}")
         try:
             if requests.get(url, timeout=2).status_code == 200:
                 return
         except requests.ConnectionError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+    raise PlatformError(f"{what} ({url}) did not answer within {timeout:g} s; from {log}:\n"
+                        f"{_log_tail(log)}")
+
+
+def running_pid(platform: PlatformState) -> int | None:
+    """The hub's process id if it runs, else None."""
+    try:
+        pid = int(platform.pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid
+
+
+def start(platform: PlatformState, *, attached: bool = False,
+          timeout: float = 90.0) -> subprocess.Popen:
+    """Start the hub (and through it every service) and wait until all of them answer.
+
+    ``attached``: the hub stops when this process dies (tests); otherwise it runs on until
+    :func:`stop` (``make up``).
+    """
+    if running_pid(platform) is not None:
+        raise PlatformError(f"the platform of {platform.state} already runs at {platform.url} "
+                            "(`eosc-pangeo down` stops it)")
+    if not port_is_free(platform.port, platform.ip or "0.0.0.0"):
+        raise PlatformError(f"port {platform.port} is taken: stop what uses it, or start with "
+                            "another --port on a new --state directory")
+    with open(platform.log, "a") as log_file:
+        hub = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "jupyterhub"),
+             "-f", str(platform.state / "jupyterhub_config.py")],
+            cwd=platform.state,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=stop_with_parent if attached else None,  # noqa: PLW1509
+        )
+    try:
+        wait_for_http(f"{platform.url}/hub/api/", timeout, hub, platform.log, "the hub")
+        wait_for_http(f"{platform.gateway_address}/api/health", timeout, hub, platform.log,
+                      "Dask Gateway")
+        wait_for_http(f"{platform.catalog_url}_health", timeout, hub, platform.log,
+                      "the catalogue")
+    except PlatformError:
+        _terminate(hub.pid)
+        raise
+    return hub
+
+
+def _terminate(pid: int, timeout: float = 30.0) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.killpg(pid, signal.SIGKILL)
+
+
+def stop_servers(hub: LocalHub) -> list[str]:
+    """Stop every user's server (their clusters stop with them); the names stopped."""
+    stopped = []
+    for user in hub.api("GET", "/users").json():
+        for server_name, server in (user.get("servers") or {}).items():
+            if server.get("ready") or server.get("pending"):
+                path = f"/users/{user['name']}/servers/{server_name}" if server_name else \
+                    f"/users/{user['name']}/server"
+                hub.api("DELETE", path, json={"remove": False})
+                stopped.append(user["name"])
+    return stopped
+
+
+def stop(platform: PlatformState) -> bool:
+    """Stop the users' servers, then the hub with its proxy and services; False if not running."""
+    pid = running_pid(platform)
+    if pid is None:
+        return False
+    try:
+        stop_servers(hub_of(platform))
+    except requests.RequestException:
+        pass  # a hub that does not answer is stopped all the same
+    _terminate(pid)
+    return True
+
+
+def status(platform: PlatformState) -> dict[str, Any]:
+    """What runs and where: the hub, each service, the servers."""
+    pid = running_pid(platform)
+    report: dict[str, Any] = {"url": platform.url, "state": platform.state_directory,
+                              "lake": platform.lake, "log": str(platform.log),
+                              "hub": {"running": pid is not None, "pid": pid}}
+    if pid is None:
+        return report
+    hub = hub_of(platform)
+    services = {}
+    for name, url in ((SERVICE_NAME, f"{platform.gateway_address}/api/health"),
+                      (CATALOG_SERVICE, f"{platform.catalog_url}_health")):
+        try:
+            services[name] = requests.get(url, timeout=5).status_code == 200
+        except requests.RequestException:
+            services[name] = False
+    report["services"] = services
+    try:
+        users = hub.api("GET", "/users").json()
+        report["servers"] = sorted(u["name"] for u in users if u.get("servers"))
+    except requests.RequestException as error:
+        report["servers"] = f"hub API did not answer: {error}"
+    return report
 
 
 @contextmanager
@@ -138,75 +539,29 @@ def run_local_hub(
     *,
     default_limits: dict[str, Any] | None = None,
     group_limits: dict[str, dict[str, Any]] | None = None,
-    start_timeout: float = 60.0,
+    start_timeout: float = 90.0,
 ) -> Iterator[LocalHub]:
-    """Run JupyterHub + Dask Gateway on loopback until the ``with`` block ends.
+    """Run the platform on loopback (free ports) until the ``with`` block ends.
 
     Parameters
     ----------
     state_directory : Path
-        Empty directory for configuration, logs and clusters' working directories; it is made
-        world-traversable, as the clusters of every user work below it.
+        Directory for the platform's state (see :func:`prepare`); the lake in it must exist or
+        an empty one is served.
     default_limits, group_limits : dict, optional
         Fair-use limits, see :class:`eosc_pangeo.platform.gateway.FairUsePolicy`.
     start_timeout : float
-        Seconds to wait for the hub and then the gateway to answer.
+        Seconds to wait for each service to answer.
     """
-    clusters = state_directory / "clusters"
-    clusters.mkdir(parents=True)
-    for path in (state_directory, clusters):
-        path.chmod(0o755)
-    hub_port, hub_api_port, proxy_api_port, api_port, gateway_port, scheduler_port = free_ports(6)
-    scheduler_address = f"127.0.0.1:{scheduler_port}"
-    gateway_json = write_gateway_config(
-        gateway_config(
-            api_address=f"127.0.0.1:{api_port}",
-            proxy_address=f"127.0.0.1:{gateway_port}",
-            scheduler_address=scheduler_address,
-            state_directory=str(state_directory),
-            default_limits=default_limits,
-            group_limits=group_limits,
-        ),
-        str(state_directory / "gateway.json"),
-    )
-    url = f"http://127.0.0.1:{hub_port}"
-    params = {
-        "hub": {
-            "ip": "127.0.0.1",
-            "port": hub_port,
-            "hub_port": hub_api_port,
-            "proxy_api_port": proxy_api_port,
-            "state_directory": str(state_directory),
-        },
-        "gateway": {
-            "gateway_url": f"http://127.0.0.1:{gateway_port}",
-            "public_gateway_url": f"{url}/services/{SERVICE_NAME}",
-            "scheduler_address": scheduler_address,
-            "command": [sys.executable, "-m", "eosc_pangeo.platform.gateway", "-f", gateway_json],
-            "notebook_image": sys.prefix,
-        },
-        "admin_token": secrets.token_hex(16),
-    }
-    config_file = state_directory / "jupyterhub_config.py"
-    config_file.write_text(HUB_CONFIG.format(params=json.dumps(params), admin=ADMIN_SERVICE))
-    log = state_directory / "jupyterhub.log"
-    with open(log, "w") as log_file:
-        hub = subprocess.Popen(
-            [os.path.join(os.path.dirname(sys.executable), "jupyterhub"), "-f", str(config_file)],
-            cwd=state_directory,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=stop_with_parent,  # noqa: PLW1509 (one foreign call, no locks taken)
-        )
+    platform = prepare(state_directory, port=0, default_limits=default_limits,
+                       group_limits=group_limits)
+    Path(platform.lake).mkdir(parents=True, exist_ok=True)
+    hub = start(platform, attached=True, timeout=start_timeout)
     try:
-        running = LocalHub(url, scheduler_address, params["admin_token"], log)
-        wait_for_http(f"{url}/hub/api/", start_timeout, hub, log)
-        wait_for_http(f"{running.gateway_address}/api/health", start_timeout, hub, log)
-        yield running
+        yield hub_of(platform)
     finally:
-        hub.terminate()  # the hub stops its proxy and the gateway, which stops its clusters
         try:
-            hub.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(hub.pid, signal.SIGKILL)
+            stop_servers(hub_of(platform))
+        except requests.RequestException:
+            pass
+        _terminate(hub.pid)
