@@ -14,6 +14,10 @@ from typing import Any
 from ..lake.manifest import utcnow
 
 PROVENANCE_ATTR = "eosc_pangeo_provenance"
+# Tables have no attributes per column: these two (JSON) carry the CF attributes of columns and
+# the columns that are coordinates (where a value is), for export to NetCDF.
+COLUMN_ATTRS = "eosc_pangeo_column_attrs"
+COORDINATE_COLUMNS = "eosc_pangeo_coordinate_columns"
 
 
 def provenance_of(obj: Any) -> dict[str, list]:

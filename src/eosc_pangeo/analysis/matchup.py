@@ -13,6 +13,7 @@ so a lazy lake dataset reads only the chunks that hold a cell of some window.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from . import _coords
-from ._provenance import record_step
+from ._provenance import COLUMN_ATTRS, COORDINATE_COLUMNS, record_step
 from ._sphere import (
     Curvilinear,
     Grid,
@@ -175,6 +176,10 @@ def matchup(
     result.index = table.index
     if dropna:
         result = result[matched]
+    coordinates = [c for c in added if c.startswith("grid_")] + ["distance_km", "time_offset",
+                                                                  "window_size"]
+    result.attrs[COLUMN_ATTRS] = json.dumps(_column_attrs(grid, axes, names))
+    result.attrs[COORDINATE_COLUMNS] = json.dumps(coordinates)
     record_step(result, "eosc_pangeo.analysis.matchup", inputs=[grid, observations],
                 parameters={"variables": names, "radius_km": radius_km, "box": box,
                             "time_window": None if time_window is None else str(time_window),
@@ -254,8 +259,14 @@ def _observation_table(observations):
         frame = observations.reset_coords().to_dataframe()
 
         def to_dataset(result: pd.DataFrame) -> xr.Dataset:
+            attrs = dict(result.attrs)
             out = xr.Dataset.from_dataframe(result.rename_axis(dim))
-            out.attrs = {**observations.attrs, **result.attrs}
+            for name, column_attrs in json.loads(attrs.pop(COLUMN_ATTRS)).items():
+                out[name].attrs.update(column_attrs)
+            for name in observations.variables:
+                out[name].attrs.update(observations[name].attrs)
+            out = out.set_coords(json.loads(attrs.pop(COORDINATE_COLUMNS)))
+            out.attrs = {**observations.attrs, **attrs}
             return out
 
         return frame, to_dataset
@@ -403,6 +414,43 @@ def _nearest_columns(grid, axes, horizontal, nearest, distance, offset, matched)
     columns["distance_km"] = np.where(matched, distance, np.nan)
     columns["time_offset"] = pd.to_timedelta(np.where(matched, offset, np.timedelta64("NaT")))
     return columns
+
+
+def _column_attrs(grid: xr.Dataset, axes: _Axes, names: list[str]) -> dict[str, dict]:
+    """CF attributes of the columns matchup adds."""
+    attrs = {
+        f"grid_{axes.lat}": {"standard_name": "latitude", "units": "degrees_north",
+                             "long_name": "latitude of the nearest grid cell"},
+        f"grid_{axes.lon}": {"standard_name": "longitude", "units": "degrees_east",
+                             "long_name": "longitude of the nearest grid cell"},
+        f"grid_{axes.time}": {"standard_name": "time",
+                              "long_name": "time of the nearest grid step"},
+        "distance_km": {"units": "km", "long_name": "great-circle distance from the "
+                        "observation to the centre of the nearest grid cell"},
+        "time_offset": {"long_name": "observation time minus the time of the nearest grid step"},
+        "window_size": {"units": "1", "long_name": "grid cells in the match-up window"},
+    }
+    if axes.vertical:
+        kept = {k: v for k, v in grid[axes.vertical].attrs.items()
+                if k in ("standard_name", "units", "positive")}
+        attrs[f"grid_{axes.vertical}"] = kept | {"long_name": "level of the nearest grid cell"}
+    for name in names:
+        source = grid[name].attrs
+        label = source.get("long_name", name)
+        kept = {k: source[k] for k in ("standard_name", "units") if k in source}
+        attrs[name] = kept | {"long_name": f"{label} at the nearest grid cell"}
+        for stat, method in (("mean", "mean"), ("std", "standard_deviation"),
+                             ("median", "median")):
+            attrs[f"{name}_{stat}"] = kept | {
+                "long_name": f"{method.replace('_', ' ')} of {label} over the match-up window",
+                "cell_methods": f"area: time: {method}"}
+        attrs[f"{name}_count"] = {"units": "1", "long_name": f"valid cells of {label} in the "
+                                  "match-up window"}
+        if "standard_name" in source:
+            # CF allows one modifier: a count of "X standard_error" values counts X's cells.
+            base = source["standard_name"].split()[0]
+            attrs[f"{name}_count"]["standard_name"] = f"{base} number_of_observations"
+    return attrs
 
 
 def _window_statistics(name: str, values: np.ndarray, point: np.ndarray, n_points: int,
