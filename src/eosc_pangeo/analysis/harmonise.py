@@ -231,10 +231,13 @@ def cell_area(ds: xr.Dataset | xr.DataArray) -> xr.DataArray:
 
 
 def _bounds(ds: xr.Dataset, name: str) -> xr.DataArray:
-    try:
-        bounds = ds.cf.get_bounds(name)
-    except KeyError:
-        bounds = ds[[name]].cf.add_bounds(name, output_dim="bounds").cf.get_bounds(name)
+    if ds[name].attrs.get("bounds") in ds.variables:
+        bounds = ds[ds[name].attrs["bounds"]]
+    else:  # none, or not carried along (a DataArray keeps only its coordinates)
+        coordinate = ds[name].variable.to_base_variable()
+        coordinate.attrs.pop("bounds", None)
+        bounds = xr.Dataset(coords={name: coordinate}).cf.add_bounds(
+            name, output_dim="bounds").cf.get_bounds(name)
     bounds_dim = next(d for d in bounds.dims if d not in ds[name].dims)
     bounds = bounds.rename({bounds_dim: "bounds"})
     if name in ("lat", "latitude") or ds[name].attrs.get("standard_name") == "latitude":
