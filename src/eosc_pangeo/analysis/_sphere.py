@@ -1,0 +1,170 @@
+"""Nearest cells and neighbourhoods of points on the sphere, for regular and curvilinear grids.
+
+Distances are great-circle distances on a sphere of the Earth's mean radius, whatever the
+longitude convention (-180..180 or 0..360) of the grid or of the points.
+
+A regular latitude/longitude grid needs no tree: the nearest cell in longitude is the same for
+every row, and on that column the nearest row is the one closest to the latitude where the great
+circle through the point and the column's meridian peaks (see :meth:`Regular.nearest`), so two
+binary searches give the exact great-circle nearest cell. Curvilinear grids and radius searches
+use scipy's cKDTree on 3-D unit vectors, where the chord length orders points as the arc does.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+EARTH_RADIUS_KM = 6371.0088  # IUGG mean radius
+
+
+def unit_vectors(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
+    """``(n, 3)`` unit vectors of points given in degrees."""
+    phi, lam = np.radians(lat_deg), np.radians(lon_deg)
+    cos_phi = np.cos(phi)
+    return np.stack([cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)], axis=-1)
+
+
+def great_circle_km(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Haversine distance in km between points given in degrees (broadcasting)."""
+    phi1, phi2 = np.radians(lat1), np.radians(lat2)
+    dphi, dlam = phi2 - phi1, np.radians(np.asarray(lon2) - lon1)
+    h = np.sin(dphi / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlam / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+
+
+def chord_of_km(km: float) -> float:
+    """Chord length on the unit sphere of an arc of ``km``."""
+    return 2.0 * np.sin(min(km / EARTH_RADIUS_KM, np.pi) / 2.0)
+
+
+def wrapped_lon_delta(lon1, lon2) -> np.ndarray:
+    """``|lon1 - lon2|`` in degrees on the circle, in 0..180."""
+    return np.abs((np.asarray(lon1) - lon2 + 180.0) % 360.0 - 180.0)
+
+
+class Grid:
+    """The horizontal cells of a grid: ``lat`` and ``lon`` of shape ``shape`` (ny, nx)."""
+
+    shape: tuple[int, int]
+
+    @cached_property
+    def _tree(self):
+        from scipy.spatial import cKDTree
+
+        lat, lon = self.cell_coordinates()
+        return cKDTree(unit_vectors(lat.ravel(), lon.ravel()))
+
+    def cell_coordinates(self) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def nearest(self, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column indices of the nearest cell of every point."""
+        _, flat = self._tree.query(unit_vectors(lat, lon))
+        return np.unravel_index(flat, self.shape)
+
+    def within(self, lat: np.ndarray, lon: np.ndarray, radius_km: float):
+        """``(point, row, column)`` of every cell within ``radius_km`` of every point."""
+        found = self._tree.query_ball_point(unit_vectors(lat, lon), chord_of_km(radius_km),
+                                            return_sorted=False)
+        counts = np.fromiter((len(f) for f in found), dtype=np.int64, count=len(found))
+        flat = np.concatenate([np.asarray(f, dtype=np.int64) for f in found]) if counts.sum() \
+            else np.empty(0, dtype=np.int64)
+        rows, cols = np.unravel_index(flat, self.shape)
+        return np.repeat(np.arange(len(found)), counts), rows, cols
+
+    def box(self, rows: np.ndarray, cols: np.ndarray, size: int):
+        """``(point, row, column)`` of the ``size`` x ``size`` cells centred on each cell."""
+        half = size // 2
+        dy, dx = (a.ravel() for a in np.meshgrid(np.arange(-half, half + 1),
+                                                  np.arange(-half, half + 1), indexing="ij"))
+        point = np.repeat(np.arange(rows.size), dy.size)
+        r = np.repeat(rows, dy.size) + np.tile(dy, rows.size)
+        c = np.repeat(cols, dx.size) + np.tile(dx, cols.size)
+        if self.wraps:
+            c %= self.shape[1]
+        keep = (r >= 0) & (r < self.shape[0]) & (c >= 0) & (c < self.shape[1])
+        return point[keep], r[keep], c[keep]
+
+    wraps = False
+
+
+class Regular(Grid):
+    """A grid of 1-D latitudes (rows) and longitudes (columns), in any order and convention."""
+
+    def __init__(self, lat: np.ndarray, lon: np.ndarray) -> None:
+        self.lat = np.asarray(lat, dtype=float)
+        self.lon = np.asarray(lon, dtype=float)
+        self.shape = (self.lat.size, self.lon.size)
+        self._lat_order = np.argsort(self.lat, kind="stable")
+        self._lon_mod = self.lon % 360.0
+        self._lon_order = np.argsort(self._lon_mod, kind="stable")
+        if self.lon.size > 1:
+            step = np.median(np.diff(np.sort(self._lon_mod)))
+            self.wraps = bool(np.isclose(step * self.lon.size, 360.0, rtol=1e-6))
+
+    def cell_coordinates(self):
+        return np.meshgrid(self.lat, self.lon, indexing="ij")
+
+    def nearest(self, lat, lon):
+        lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
+        col = self._nearest_lon(lon)
+        # On the meridian of that column, cos(distance) = A cos(lat_cell - lat0): the nearest
+        # row is the one closest to lat0, not to the point's own latitude (they differ a
+        # little away from the equator when the point is off the meridian).
+        dlam = np.radians(wrapped_lon_delta(lon, self.lon[col]))
+        phi = np.radians(lat)
+        lat0 = np.degrees(np.arctan2(np.sin(phi), np.cos(phi) * np.cos(dlam)))
+        return _nearest_sorted(self.lat, self._lat_order, lat0), col
+
+    def _nearest_lon(self, lon: np.ndarray) -> np.ndarray:
+        ordered = self._lon_mod[self._lon_order]
+        n = ordered.size
+        pos = np.searchsorted(ordered, lon % 360.0)
+        left, right = (pos - 1) % n, pos % n
+        pick_right = wrapped_lon_delta(lon, ordered[right]) < wrapped_lon_delta(lon, ordered[left])
+        return self._lon_order[np.where(pick_right, right, left)]
+
+
+class Curvilinear(Grid):
+    """A grid of 2-D latitudes and longitudes (ORCA, rotated poles, swaths)."""
+
+    def __init__(self, lat: np.ndarray, lon: np.ndarray) -> None:
+        self.lat = np.asarray(lat, dtype=float)
+        self.lon = np.asarray(lon, dtype=float)
+        self.shape = self.lat.shape
+
+    def cell_coordinates(self):
+        return self.lat, self.lon
+
+
+def _nearest_sorted(values: np.ndarray, order: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Index into ``values`` (sorted by ``order``) of the value nearest to each target."""
+    ordered = values[order]
+    pos = np.clip(np.searchsorted(ordered, targets), 1, max(ordered.size - 1, 1))
+    left = pos - 1
+    right = np.minimum(pos, ordered.size - 1)
+    pick_right = np.abs(ordered[right] - targets) < np.abs(targets - ordered[left])
+    return order[np.where(pick_right, right, left)]
+
+
+def nearest_on_axis(axis: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Index of the nearest value of a 1-D axis (any order) to each target."""
+    return _nearest_sorted(axis, np.argsort(axis, kind="stable"), targets)
+
+
+def ranges_on_axis(axis: np.ndarray, low: np.ndarray, high: np.ndarray):
+    """``(point, index)`` of every axis value within ``[low, high]`` of each point; the axis
+    must be ascending."""
+    start = np.searchsorted(axis, low, side="left")
+    stop = np.searchsorted(axis, high, side="right")
+    return expand_ranges(start, stop)
+
+
+def expand_ranges(start: np.ndarray, stop: np.ndarray):
+    """``(owner, index)`` pairs of the integer ranges ``start[i]..stop[i]`` (vectorised)."""
+    counts = np.maximum(stop - start, 0)
+    owner = np.repeat(np.arange(start.size), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return owner, np.repeat(start, counts) + offsets
