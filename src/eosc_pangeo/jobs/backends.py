@@ -131,13 +131,17 @@ def snapshot_jobqueue_config(job: Job, directory: JobDirectory) -> None:
     )
 
 
-def run_command(command: list[str]) -> subprocess.CompletedProcess:
+def run_command(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """Run a batch system's command; a missing command is a clear error."""
     try:
         return subprocess.run(
-            command, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
+            command, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False,
+            **kwargs,
         )
     except FileNotFoundError:
-        raise JobError(f"{command[0]!r} is not on PATH: this machine is not a submit host") from None
+        raise JobError(
+            f"{command[0]!r} is not on PATH: this machine is not a submit host"
+        ) from None
 
 
 def submit_batch(job: Job, directory: JobDirectory, env: dict[str, str]) -> dict[str, str]:
@@ -146,13 +150,7 @@ def submit_batch(job: Job, directory: JobDirectory, env: dict[str, str]) -> dict
     script = directory.path / "batch.sh"
     script.write_text(batch.job_script())
     command = shlex.split(batch.submit_command) + [str(script)]
-    try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False,
-            env=env, cwd=directory.work,
-        )
-    except FileNotFoundError:
-        raise JobError(f"{command[0]!r} is not on PATH: this machine is not a submit host") from None
+    result = run_command(command, env=env, cwd=directory.work)
     if result.returncode != 0:
         raise JobError(f"{command[0]} refused the job: {result.stderr.strip() or result.stdout}")
     return {"native_id": batch._job_id_from_submit_output(result.stdout)}

@@ -59,7 +59,9 @@ def script_parameters(path: Path) -> dict[str, Any]:
     try:
         tree = ast.parse(path.read_text(), filename=str(path))
     except SyntaxError as error:
-        raise ParameterError(f"{path}: not valid Python ({error.msg}, line {error.lineno})") from None
+        raise ParameterError(
+            f"{path}: not valid Python ({error.msg}, line {error.lineno})"
+        ) from None
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and call_name(node.func) == "parameters":
             return {
