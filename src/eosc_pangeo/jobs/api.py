@@ -49,10 +49,25 @@ def job_settings(backend: str, settings: Settings) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value not in (None, {})}
 
 
-def runner_environment(job: Job, directory: JobDirectory) -> dict[str, str]:
-    """The runner's environment: this process's (credentials such as the hub token travel
-    here, never in the record), plus the frozen dask configuration of batch jobs."""
-    env = dict(os.environ)
+# What a runner keeps of a service's environment (the service's own credentials stay behind).
+BASE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ", "HOME")
+
+
+def runner_environment(
+    job: Job, directory: JobDirectory, environment: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The runner's environment: credentials such as the hub token travel here, never in the
+    record; plus the frozen dask configuration of batch jobs.
+
+    Without ``environment``, this process's (a user's shell or notebook); with it, only
+    ``environment`` over the basics of :data:`BASE_ENVIRONMENT` (a service submitting for a
+    user).
+    """
+    if environment is None:
+        env = dict(os.environ)
+    else:
+        env = {name: os.environ[name] for name in BASE_ENVIRONMENT if name in os.environ}
+        env.update(environment)
     if job.backend in backends.BATCH_SYSTEMS:
         env["DASK_CONFIG"] = str(directory.dask_config)
     return env
@@ -66,6 +81,7 @@ def submit(
     workers: int | None = None,
     settings: Settings | None = None,
     user: str | None = None,
+    environment: dict[str, str] | None = None,
 ) -> Job:
     """Run a notebook or script as a batch job; return its record (state ``queued``).
 
@@ -84,6 +100,9 @@ def submit(
         Lake, gateway and job store settings; default: :func:`~eosc_pangeo.config.get_settings`.
     user : str, optional
         Owner of the job (the hub's jobs service passes it); default: this process's user.
+    environment : dict, optional
+        The runner's environment (credentials), instead of this process's; see
+        :func:`runner_environment`.
 
     Raises
     ------
@@ -121,7 +140,7 @@ def submit(
     directory = store.create(job)
     shutil.copy2(source, directory.input / source.name)
     try:
-        found = backends.launch(job, directory, runner_environment(job, directory))
+        found = backends.launch(job, directory, runner_environment(job, directory, environment))
     except Exception as error:
         directory.update(state=State.failed, reason=f"submission failed: {error}")
         raise

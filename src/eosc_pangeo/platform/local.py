@@ -28,6 +28,7 @@ from typing import Any
 import requests
 
 from .gateway import SERVICE_NAME, gateway_config, write_gateway_config
+from .hub import notebook_environment
 
 ADMIN_SERVICE = "eosc-admin"
 
@@ -35,11 +36,12 @@ HUB_CONFIG = """\
 # Written by eosc_pangeo.platform.local.run_local_hub.
 import ctypes
 import json
-from eosc_pangeo.platform.hub import add_dask_gateway, local_hub
+from eosc_pangeo.platform.hub import add_dask_gateway, add_jobs_service, local_hub
 
 params = json.loads({params!r})
 local_hub(c, **params["hub"])
 add_dask_gateway(c, **params["gateway"])
+add_jobs_service(c, **params["jobs"])
 # A service with the admin token, to manage users, groups, tokens and servers over the API.
 c.JupyterHub.services.append({{"name": "{admin}", "api_token": params["admin_token"]}})
 c.JupyterHub.load_roles.append({{
@@ -156,7 +158,9 @@ def run_local_hub(
     clusters.mkdir(parents=True)
     for path in (state_directory, clusters):
         path.chmod(0o755)
-    hub_port, hub_api_port, proxy_api_port, api_port, gateway_port, scheduler_port = free_ports(6)
+    ports = free_ports(7)
+    hub_port, hub_api_port, proxy_api_port, api_port, gateway_port, scheduler_port = ports[:6]
+    jobs_port = ports[6]
     scheduler_address = f"127.0.0.1:{scheduler_port}"
     gateway_json = write_gateway_config(
         gateway_config(
@@ -185,6 +189,15 @@ def run_local_hub(
             "command": [sys.executable, "-m", "eosc_pangeo.platform.gateway", "-f", gateway_json],
             "notebook_image": sys.prefix,
         },
+        "jobs": {
+            "url": f"http://127.0.0.1:{jobs_port}",
+            "public_url": f"{url}/services/jobs",
+            "command": [sys.executable, "-m", "eosc_pangeo.jobs.service", "--port",
+                        str(jobs_port), "--jobs-dir", str(state_directory / "jobs")],
+            # Jobs submitted in the hub start their clusters on its gateway.
+            "environment": notebook_environment(
+                f"{url}/services/{SERVICE_NAME}", scheduler_address, sys.prefix),
+        },
         "admin_token": secrets.token_hex(16),
     }
     config_file = state_directory / "jupyterhub_config.py"
@@ -203,6 +216,7 @@ def run_local_hub(
         running = LocalHub(url, scheduler_address, params["admin_token"], log)
         wait_for_http(f"{url}/hub/api/", start_timeout, hub, log)
         wait_for_http(f"{running.gateway_address}/api/health", start_timeout, hub, log)
+        wait_for_http(f"{url}/services/jobs/api/health", start_timeout, hub, log)
         yield running
     finally:
         hub.terminate()  # the hub stops its proxy and the gateway, which stops its clusters
