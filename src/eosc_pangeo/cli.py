@@ -376,13 +376,14 @@ def run_command(
     """Run a parameterised notebook or script as a batch job; print its id."""
     from . import jobs
 
+    store = jobs.jobs_backend()
     with failures_as_exit():
-        job = jobs.submit(path, parameter or [], backend=backend.value if backend else None,
+        job = store.submit(path, parameter or [], backend=backend.value if backend else None,
                           workers=workers)
     print(job.id)
     if wait:
         with failures_as_exit():
-            job = jobs.wait(job.id)
+            job = store.wait(job.id)
         errors.print(f"{job.id} {job.state.value}" + (f": {job.reason}" if job.reason else ""),
                      highlight=False, soft_wrap=True)
         if job.state != jobs.State.succeeded:
@@ -395,7 +396,7 @@ def jobs_list_command(as_json: JsonOption = False) -> None:
     from . import jobs
 
     with failures_as_exit():
-        listed = jobs.list_jobs()
+        listed = jobs.jobs_backend().list_jobs()
     if as_json:
         console.print_json(json.dumps([j.model_dump(mode="json") for j in listed]))
         return
@@ -413,7 +414,7 @@ def jobs_show_command(job_id: JobId) -> None:
     from . import jobs
 
     with failures_as_exit():
-        job = jobs.get_job(job_id)
+        job = jobs.jobs_backend().get_job(job_id)
     console.print_json(job.model_dump_json())
 
 
@@ -423,10 +424,10 @@ def jobs_logs_command(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Until the job ends.")] = False,
 ) -> None:
     """A job's log (runner, kernel or script output)."""
-    from .jobs.api import follow_log
+    from .jobs import jobs_backend
 
     with failures_as_exit():
-        for chunk in follow_log(job_id, follow=follow):
+        for chunk in jobs_backend().follow_log(job_id, follow=follow):
             sys.stdout.write(chunk)
             sys.stdout.flush()
 
@@ -437,7 +438,7 @@ def jobs_cancel_command(job_id: JobId) -> None:
     from . import jobs
 
     with failures_as_exit():
-        job = jobs.cancel(job_id)
+        job = jobs.jobs_backend().cancel(job_id)
     console.print(f"{job.id} {job.state.value}" + (f": {job.reason}" if job.reason else ""),
                   highlight=False)
 
@@ -451,5 +452,5 @@ def results_get_command(
     from . import jobs
 
     with failures_as_exit():
-        where = jobs.get_results(job_id, dest)
+        where = jobs.jobs_backend().get_results(job_id, dest)
     console.print(f"results of {job_id} in {where}", highlight=False)

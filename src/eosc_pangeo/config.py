@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         default=None,
         description="The hub's jobs service; set inside the hub, where `eosc-pangeo run` and "
         "`jobs` act through it.",
+    )
+    hub_api_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("EOSC_PANGEO_HUB_API_TOKEN", "JUPYTERHUB_API_TOKEN"),
+        description="The user's hub token (JUPYTERHUB_API_TOKEN in notebook servers), for the "
+        "jobs service.",
     )
     job_id: str | None = Field(
         default=None,

@@ -6,6 +6,21 @@ from .model import Job, JobError, JobNotFound, ParameterError, State
 from .parameters import parameters
 from .store import JobStore
 
+
+def jobs_backend(settings=None):
+    """The module that holds the user's jobs: the hub's jobs service if configured
+    (``EOSC_PANGEO_JOBS_URL``), else the local store; both offer submit, list_jobs, get_job,
+    wait, cancel, follow_log and get_results."""
+    from ..config import get_settings
+
+    if (settings or get_settings()).jobs_url:
+        from . import client
+
+        return client
+    from . import api
+
+    return api
+
 __all__ = [
     "Job",
     "JobError",
@@ -16,6 +31,7 @@ __all__ = [
     "cancel",
     "get_job",
     "get_results",
+    "jobs_backend",
     "list_jobs",
     "parameters",
     "submit",

@@ -179,8 +179,9 @@ def run(path: Path) -> int:
         print(f"job {job.id} is {job.state.value} already: not run", flush=True)
         return 0
     settings = Settings(**job.settings)
+    environment = kernel_environment(job, directory)
     os.environ.clear()
-    os.environ.update(kernel_environment(job, directory))
+    os.environ.update(environment)
     lake_before = lake_versions(settings)
     state, reason = State.failed, "the runner stopped unexpectedly"
     try:
