@@ -476,3 +476,118 @@ def catalog_load_pgstac_command(
     with failures_as_exit():
         items = load_into_pgstac(lake, dsn)
     console.print(f"loaded {items} item(s) into pgstac", highlight=False)
+
+
+# --- batch jobs -------------------------------------------------------------------------------
+
+jobs_app = typer.Typer(help="List, follow and cancel your batch jobs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+results_app = typer.Typer(help="Download what a batch job produced.", no_args_is_help=True)
+app.add_typer(results_app, name="results")
+
+
+class JobBackend(str, Enum):
+    local = "local"
+    gateway = "gateway"
+    slurm = "slurm"
+    pbs = "pbs"
+
+
+JobId = Annotated[str, typer.Argument(help="Job id, as `eosc-pangeo run` printed it.")]
+
+
+@app.command("run")
+def run_command(
+    path: Annotated[Path, typer.Argument(help="Notebook (.ipynb) or Python script (.py).")],
+    parameter: Annotated[list[str] | None, typer.Option(
+        "--parameter", "-p",
+        help="NAME=VALUE for a declared parameter; repeat for several.")] = None,
+    backend: Annotated[JobBackend | None, typer.Option(
+        help="Where the job and its cluster() run; default: the gateway in the hub, the site's "
+        "batch system on HPC, else local.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Workers of the job's cluster() calls that give no number.")] = None,
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="Wait for the end; exit 1 unless the job succeeded.")] = False,
+) -> None:
+    """Run a parameterised notebook or script as a batch job; print its id."""
+    from . import jobs
+
+    store = jobs.jobs_backend()
+    with failures_as_exit():
+        job = store.submit(path, parameter or [], backend=backend.value if backend else None,
+                          workers=workers)
+    print(job.id)
+    if wait:
+        with failures_as_exit():
+            job = store.wait(job.id)
+        errors.print(f"{job.id} {job.state.value}" + (f": {job.reason}" if job.reason else ""),
+                     highlight=False, soft_wrap=True)
+        if job.state != jobs.State.succeeded:
+            raise typer.Exit(1)
+
+
+@jobs_app.command("list")
+def jobs_list_command(as_json: JsonOption = False) -> None:
+    """Your jobs, newest first, with their state."""
+    from . import jobs
+
+    with failures_as_exit():
+        listed = jobs.jobs_backend().list_jobs()
+    if as_json:
+        console.print_json(json.dumps([j.model_dump(mode="json") for j in listed]))
+        return
+    table = Table("id", "name", "backend", "state", "created", "finished", "reason",
+                  title=f"{len(listed)} job(s)")
+    for j in listed:
+        table.add_row(j.id, j.name, j.backend, j.state.value, j.created, j.finished or "-",
+                      j.reason or "")
+    console.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show_command(job_id: JobId) -> None:
+    """A job's record: parameters, backend, state and reason, times."""
+    from . import jobs
+
+    with failures_as_exit():
+        job = jobs.jobs_backend().get_job(job_id)
+    console.print_json(job.model_dump_json())
+
+
+@jobs_app.command("logs")
+def jobs_logs_command(
+    job_id: JobId,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Until the job ends.")] = False,
+) -> None:
+    """A job's log (runner, kernel or script output)."""
+    from .jobs import jobs_backend
+
+    with failures_as_exit():
+        for chunk in jobs_backend().follow_log(job_id, follow=follow):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+
+
+@jobs_app.command("cancel")
+def jobs_cancel_command(job_id: JobId) -> None:
+    """Cancel a job: its runner and its clusters stop."""
+    from . import jobs
+
+    with failures_as_exit():
+        job = jobs.jobs_backend().cancel(job_id)
+    console.print(f"{job.id} {job.state.value}" + (f": {job.reason}" if job.reason else ""),
+                  highlight=False)
+
+
+@results_app.command("get")
+def results_get_command(
+    job_id: JobId,
+    dest: Annotated[Path, typer.Argument(help="New or empty folder to copy the results into.")],
+) -> None:
+    """Download a job's executed notebook, result files, logs and provenance record."""
+    from . import jobs
+
+    with failures_as_exit():
+        where = jobs.jobs_backend().get_results(job_id, dest)
+    console.print(f"results of {job_id} in {where}", highlight=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,6 +66,36 @@ class Settings(BaseSettings):
         default=120.0,
         gt=0,
         description="Seconds cluster() waits for a backend to give the requested workers.",
+    )
+    jobs_dir: str = Field(
+        default="~/.local/share/eosc-pangeo/jobs",
+        description="Where batch jobs keep their records and results, one folder per user; on "
+        "HPC a file system the batch nodes see (home or work, not /tmp).",
+    )
+    jobs_url: str | None = Field(
+        default=None,
+        description="The hub's jobs service; set inside the hub, where `eosc-pangeo run` and "
+        "`jobs` act through it.",
+    )
+    hub_api_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("EOSC_PANGEO_HUB_API_TOKEN", "JUPYTERHUB_API_TOKEN"),
+        description="The user's hub token (JUPYTERHUB_API_TOKEN in notebook servers), for the "
+        "jobs service.",
+    )
+    job_id: str | None = Field(
+        default=None,
+        description="Set inside a batch job: its id, which tags the clusters it starts.",
+    )
+    job_parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Set inside a script job: its parameters (JSON), see jobs.parameters().",
+    )
+    cluster_workers: int = Field(
+        default=1,
+        ge=0,
+        description="Workers cluster() starts when the call gives no number; a batch job run "
+        "with --workers N sets it.",
     )
     ingest_memory_limit: int = Field(
         default=2 * 1024**3,

@@ -46,7 +46,8 @@ def cluster(
     Parameters
     ----------
     workers : int, optional
-        Number of workers (default 1). Not together with ``adaptive``.
+        Number of workers (default ``settings.cluster_workers``: 1, or the ``--workers`` of a
+        batch job). Not together with ``adaptive``.
     cores : int, optional
         Cores (threads) per worker; default: the backend's (site's) default.
     memory : int or str, optional
@@ -92,6 +93,8 @@ def cluster(
     3
     """
     settings = settings or get_settings()
+    if workers is None and adaptive is None:
+        workers = settings.cluster_workers
     spec = ClusterSpec.from_user(
         workers=workers,
         cores=cores,

@@ -11,8 +11,9 @@ from ..config import Settings
 
 BACKENDS = ("gateway", "slurm", "pbs", "local")
 
-# Settings a worker needs to read the lake exactly as the notebook does.
-LAKE_SETTINGS = ("lake", "storage_options", "catalog_url")
+# Settings a worker needs to read the lake exactly as the notebook does; the batch job's id also
+# tags the cluster, so that the job's end can stop the clusters it started (jobs/runner.py).
+LAKE_SETTINGS = ("lake", "storage_options", "catalog_url", "job_id")
 
 
 class ClusterStartError(RuntimeError):

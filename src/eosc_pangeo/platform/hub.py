@@ -88,6 +88,9 @@ def stop_clusters_on_server_stop(gateway_url: str) -> Callable[[Any], Awaitable[
                 gateway_url, auth=JupyterHubAuth(api_token=token), asynchronous=True
             ) as gateway:
                 for report in await gateway.list_clusters():
+                    environment = (report.options or {}).get("environment") or {}
+                    if environment.get("EOSC_PANGEO_JOB_ID"):
+                        continue  # a batch job's: it stops with the job, not with the server
                     log.info("Stopping cluster %s of %s: server stopped", report.name, user.name)
                     await gateway.stop_cluster(report.name)
         finally:
@@ -153,6 +156,54 @@ def add_dask_gateway(
     c.Spawner.post_stop_hook = stop_clusters_on_server_stop(
         f"{gateway_url}/services/{SERVICE_NAME}"
     )
+
+
+JOBS_SERVICE = "jobs"
+
+
+def add_jobs_service(
+    c: Config,
+    *,
+    url: str,
+    public_url: str,
+    command: list[str] | None = None,
+    environment: dict[str, str] | None = None,
+) -> None:
+    """Add the batch jobs service (:mod:`eosc_pangeo.jobs.service`) to a hub.
+
+    Users and their notebook servers may use it; it may create, for the user who submits a job,
+    a token limited to the Dask Gateway, which the job runs with.
+
+    Parameters
+    ----------
+    c : traitlets.config.Config
+        The hub's configuration, edited in place.
+    url : str
+        Where the hub's proxy reaches the service (e.g. ``http://127.0.0.1:8002``).
+    public_url : str
+        The service as notebooks reach it; set as ``EOSC_PANGEO_JOBS_URL`` in every server.
+    command : list of str, optional
+        Command that runs the service as a hub-managed service.
+    environment : dict, optional
+        The service's ``EOSC_PANGEO_*`` settings: the gateway and lake its jobs use.
+    """
+    service: dict[str, Any] = {
+        "name": JOBS_SERVICE, "url": url, "display": True, "oauth_no_confirm": True,
+    }
+    if command is not None:
+        service["command"] = command
+    if environment:
+        service["environment"] = dict(environment)
+    services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
+    c.JupyterHub.services = [*services, service]
+    grant_service_access(c, JOBS_SERVICE)
+    load_roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
+    load_roles.append({"name": f"{JOBS_SERVICE}-service", "scopes": ["tokens"],
+                       "services": [JOBS_SERVICE]})
+    c.JupyterHub.load_roles = load_roles
+    spawner_environment = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
+    spawner_environment["EOSC_PANGEO_JOBS_URL"] = public_url
+    c.Spawner.environment = spawner_environment
 
 
 def local_hub(

@@ -43,7 +43,8 @@ ADMIN_SERVICE = "eosc-admin"
 #: Unix (and hub) group whose members may write the lake.
 INGEST_GROUP = "ingest"
 SHARED_ROOT = Path("/srv/eosc-pangeo")
-PORT_NAMES = ("hub_api", "proxy_api", "gateway_api", "gateway_proxy", "scheduler", "catalog")
+PORT_NAMES = ("hub_api", "proxy_api", "gateway_api", "gateway_proxy", "scheduler", "catalog",
+              "jobs")
 
 HUB_CONFIG = """\
 # Written by eosc_pangeo.platform.local.prepare; rewritten at every start.
@@ -202,7 +203,9 @@ def prepare(
     platform_json = state / "platform.json"
     if platform_json.exists():
         platform = PlatformState.load(state)
-        busy = [name for name, p in platform.ports.items() if not port_is_free(p)]
+        # A service added since the state was written gets a port; taken ones get new ones.
+        busy = [name for name in PORT_NAMES
+                if name not in platform.ports or not port_is_free(platform.ports[name])]
         for name, new in zip(busy, free_ports(len(busy)), strict=True):
             platform.ports[name] = new
     else:
@@ -302,7 +305,15 @@ def remove_account(platform: PlatformState, name: str) -> None:
 
 def configure_hub(c, platform: PlatformState) -> None:
     """The hub's whole configuration for ``platform`` (what ``jupyterhub_config.py`` runs)."""
-    from .hub import add_catalog, add_dask_gateway, add_idle_culler, local_hub, user_servers
+    from .hub import (
+        add_catalog,
+        add_dask_gateway,
+        add_idle_culler,
+        add_jobs_service,
+        local_hub,
+        notebook_environment,
+        user_servers,
+    )
 
     state = platform.state
     local_hub(
@@ -330,6 +341,16 @@ def configure_hub(c, platform: PlatformState) -> None:
         url=f"http://127.0.0.1:{platform.ports['catalog']}",
         command=[sys.executable, "-m", "eosc_pangeo.platform.catalog_service",
                  "--lake", platform.lake, "--port", str(platform.ports["catalog"])],
+    )
+    add_jobs_service(
+        c,
+        url=f"http://127.0.0.1:{platform.ports['jobs']}",
+        public_url=f"{platform.url}/services/jobs",
+        command=[sys.executable, "-m", "eosc_pangeo.jobs.service", "--port",
+                 str(platform.ports["jobs"]), "--jobs-dir", str(state / "jobs")],
+        # Jobs submitted in the hub read its lake and start their clusters on its gateway.
+        environment={"EOSC_PANGEO_LAKE": platform.lake, **notebook_environment(
+            platform.gateway_address, platform.scheduler_address, platform.environment)},
     )
     add_idle_culler(c, timeout=platform.cull_idle_seconds)
     user_servers(c, lake=platform.lake, catalog_url=platform.catalog_url,
@@ -461,6 +482,8 @@ def start(platform: PlatformState, *, attached: bool = False,
                       "Dask Gateway")
         wait_for_http(f"{platform.catalog_url}_health", timeout, hub, platform.log,
                       "the catalogue")
+        wait_for_http(f"{platform.url}/services/jobs/api/health", timeout, hub, platform.log,
+                      "the jobs service")
     except PlatformError:
         _terminate(hub.pid)
         raise
