@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds cluster() waits for a backend to give the requested workers.",
     )
+    deployment: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Settings of a Kubernetes deployment (JSON rendered by the helm/eosc-pangeo "
+        "chart): read by the hub's and the gateway's configuration, see "
+        "eosc_pangeo.platform.kube.",
+    )
     ingest_memory_limit: int = Field(
         default=2 * 1024**3,
         description="Bytes of decoded data an ingest holds in memory at once (per time block).",
