@@ -8,6 +8,8 @@ only what our tests read from the real charts, labelled as the real ones label i
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -119,6 +121,12 @@ def chart_with_stand_ins(tmp_path) -> Path:
 
 def render(values: dict[str, Any], chart: Path = CHART) -> list[dict[str, Any]]:
     """The manifests the chart renders for ``values`` (schema-validated first, as install does)."""
+    return copy.deepcopy(_render(json.dumps(values, sort_keys=True), chart))
+
+
+@functools.lru_cache(maxsize=64)
+def _render(values_json: str, chart: Path) -> list[dict[str, Any]]:
+    values = json.loads(values_json)
     loaded = helm.Chart.load(chart)
     loaded.validate_schema(values)
     rendered = loaded.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
