@@ -30,7 +30,11 @@ IMAGE_SPEC = f"{IMAGE['name']}:{IMAGE['tag']}"
 def offline_kubeconfig(tmp_path, monkeypatch):
     """A kubeconfig naming a server that is never contacted: KubeSpawner loads one at init,
     building a pod manifest needs no API server."""
-    path = tmp_path / "kubeconfig"
+    use_offline_kubeconfig(tmp_path, monkeypatch)
+
+
+def use_offline_kubeconfig(directory, monkeypatch) -> None:
+    path = directory / "kubeconfig"
     path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "offline",
         "clusters": [{"name": "offline", "cluster": {"server": "https://127.0.0.1:9"}}],
@@ -52,6 +56,7 @@ def z2jh_like_config() -> Config:
         "app": "jupyterhub", "app.kubernetes.io/name": "jupyterhub",
         "release": RELEASE, "app.kubernetes.io/instance": RELEASE,
     }
+    c.KubeSpawner.extra_labels = {"hub.jupyter.org/network-access-hub": "true"}  # extraLabels
     c.KubeSpawner.environment = {}  # singleuser.extraEnv
     c.KubeSpawner.volumes = []
     c.KubeSpawner.volume_mounts = []

@@ -57,3 +57,12 @@ podSelector:
 {{- toYaml . }}
 {{- end }}
 {{- end }}
+
+{{- define "eosc-pangeo.netpol.publicEgress" -}}
+{{- if .Values.networkPolicy.publicEgress }}
+- to:
+    - ipBlock:
+        cidr: 0.0.0.0/0
+        except: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 169.254.169.254/32]
+{{- end }}
+{{- end }}
