@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         description="Workers cluster() starts when the call gives no number; a batch job run "
         "with --workers N sets it.",
     )
+    deployment: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Settings of a Kubernetes deployment (JSON rendered by the helm/eosc-pangeo "
+        "chart): read by the hub's and the gateway's configuration, see "
+        "eosc_pangeo.platform.kube.",
+    )
     ingest_memory_limit: int = Field(
         default=2 * 1024**3,
         description="Bytes of decoded data an ingest holds in memory at once (per time block).",

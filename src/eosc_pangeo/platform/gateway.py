@@ -23,6 +23,7 @@ import json
 import os
 import pwd
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from dask_gateway_server.app import DaskGateway
@@ -37,7 +38,7 @@ from dask_gateway_server.traitlets import Type
 from pydantic import BaseModel, ByteSize, ConfigDict, PositiveInt
 from traitlets import Dict, Instance, List, Unicode, default
 from traitlets import Float as FloatTrait
-from traitlets.config import Config, LoggingConfigurable
+from traitlets.config import Config, Configurable, LoggingConfigurable
 
 GiB = 2**30
 SERVICE_NAME = "dask-gateway"
@@ -91,8 +92,8 @@ class FairUsePolicy(LoggingConfigurable):
         )
 
 
-class QuotaClusterConfig(LocalClusterConfig):
-    """Cluster configuration that also records its user's quotas (they outlive the request)."""
+class UserQuotas(Configurable):
+    """Cluster configuration traits that record the owner's quotas (they outlive the request)."""
 
     user_max_cores = FloatTrait(
         0, help="The owner's total worker cores over all clusters (0: none)."
@@ -102,9 +103,36 @@ class QuotaClusterConfig(LocalClusterConfig):
     )
 
 
-def worker_usage(record: Any) -> tuple[int, float]:
-    """Cores and bytes a cluster's requested workers take (``record`` from the gateway's db)."""
-    return record.count * record.config.worker_cores, record.count * record.config.worker_memory
+class QuotaClusterConfig(UserQuotas, LocalClusterConfig):
+    """Local-process cluster configuration with its owner's quotas."""
+
+
+@dataclass(frozen=True)
+class ClusterUsage:
+    """What one cluster asks for, with its owner's quotas, whatever the backend's records."""
+
+    name: str
+    username: str
+    workers: int
+    worker_cores: float
+    worker_memory: float
+    user_max_cores: float
+    user_max_memory: float
+
+    @classmethod
+    def from_config(cls, name: str, username: str, workers: int, config: Any) -> ClusterUsage:
+        """From a cluster config as an object (database backends) or a dict (Kubernetes)."""
+        get = config.get if isinstance(config, dict) else lambda key: getattr(config, key)
+        return cls(name, username, workers, get("worker_cores"), get("worker_memory"),
+                   get("user_max_cores") or 0, get("user_max_memory") or 0)
+
+    @property
+    def cores(self) -> float:
+        return self.workers * self.worker_cores
+
+    @property
+    def memory(self) -> float:
+        return self.workers * self.worker_memory
 
 
 class SafeLocalBackend(LocalBackend):
@@ -130,7 +158,9 @@ class FairUseMixin(LoggingConfigurable):
     """Options bounded by the user's limits, and per-user quotas, for a db-based gateway backend.
 
     A backend class using it defines :meth:`image_config` (what an ``image`` means to it) and uses
-    a ``cluster_config_class`` derived from :class:`QuotaClusterConfig`.
+    a ``cluster_config_class`` with the :class:`UserQuotas` traits. The records of clusters are
+    read through :meth:`cluster_usage` and :meth:`user_clusters`, which read the gateway's
+    database here; a backend that keeps them elsewhere (Kubernetes) overrides both.
     """
 
     policy = Instance(FairUsePolicy)
@@ -186,9 +216,23 @@ class FairUseMixin(LoggingConfigurable):
             handler=to_configuration,
         )
 
+    def cluster_usage(self, cluster_name: str) -> ClusterUsage | None:
+        """The usage of cluster ``cluster_name``, None if unknown."""
+        record = self.db.get_cluster(cluster_name)
+        if record is None:
+            return None
+        return ClusterUsage.from_config(record.name, record.username, record.count, record.config)
+
+    def user_clusters(self, username: str) -> list[ClusterUsage]:
+        """The usage of each of ``username``'s active clusters."""
+        return [
+            ClusterUsage.from_config(c.name, c.username, c.count, c.config)
+            for c in self.db.list_clusters(username=username)
+        ]
+
     async def start_cluster(self, user, cluster_options):
         limits = self.policy.limits_for(user.groups)
-        active = self.db.list_clusters(username=user.name)
+        active = self.user_clusters(user.name)
         if len(active) >= limits.max_clusters:
             raise PublicException(
                 f"Quota exceeded: user {user.name} may run {limits.max_clusters} clusters at "
@@ -197,16 +241,15 @@ class FairUseMixin(LoggingConfigurable):
             )
         return await super().start_cluster(user, cluster_options)
 
-    def workers_within_quota(self, record: Any, count: int) -> tuple[int, str]:
-        """How many of ``count`` workers the owner's quotas allow ``record``, and why not more."""
-        others = [c for c in self.db.list_clusters(username=record.username) if c is not record]
-        used_cores = sum(worker_usage(c)[0] for c in others)
-        used_memory = sum(worker_usage(c)[1] for c in others)
-        config = record.config
+    def workers_within_quota(self, cluster: ClusterUsage, count: int) -> tuple[int, str]:
+        """How many of ``count`` workers the owner's quotas allow ``cluster``, and why not more."""
+        others = [c for c in self.user_clusters(cluster.username) if c.name != cluster.name]
+        used_cores = sum(c.cores for c in others)
+        used_memory = sum(c.memory for c in others)
         allowed, reason = count, ""
         for quota, used, per_worker, unit, what in (
-            (config.user_max_cores, used_cores, config.worker_cores, 1, "cores"),
-            (config.user_max_memory, used_memory, config.worker_memory, GiB, "GiB of memory"),
+            (cluster.user_max_cores, used_cores, cluster.worker_cores, 1, "cores"),
+            (cluster.user_max_memory, used_memory, cluster.worker_memory, GiB, "GiB of memory"),
         ):
             if not quota:
                 continue
@@ -214,9 +257,9 @@ class FairUseMixin(LoggingConfigurable):
             if fit < allowed:
                 allowed = fit
                 reason = (
-                    f"Quota exceeded: user {record.username} may use {quota / unit:g} {what} "
+                    f"Quota exceeded: user {cluster.username} may use {quota / unit:g} {what} "
                     f"for workers over all clusters; {len(others)} other cluster(s) use "
-                    f"{used / unit:g}, so cluster {record.name} can have at most {fit} "
+                    f"{used / unit:g}, so cluster {cluster.name} can have at most {fit} "
                     f"worker(s) of {per_worker / unit:g} {what}, not {count}. Scale down or "
                     "shut down another cluster first."
                 )
@@ -225,8 +268,8 @@ class FairUseMixin(LoggingConfigurable):
     async def forward_message_to_scheduler(self, cluster, msg):
         requested = {"scale": msg.get("count"), "adapt": msg.get("maximum")}.get(msg["op"])
         if requested is not None:
-            record = self.db.get_cluster(cluster.name)
-            allowed, reason = self.workers_within_quota(record, requested)
+            usage = self.cluster_usage(cluster.name)
+            allowed, reason = self.workers_within_quota(usage, requested)
             if allowed < requested:
                 raise PublicException(reason)
         return await super().forward_message_to_scheduler(cluster, msg)
@@ -234,12 +277,12 @@ class FairUseMixin(LoggingConfigurable):
     async def on_cluster_heartbeat(self, cluster_name, msg):
         # Adaptive scaling happens in the scheduler, out of sight of the API checks above; the
         # heartbeat is where its requests reach the backend, so the quota is enforced here too.
-        record = self.db.get_cluster(cluster_name)
-        if record is not None and msg["count"] > record.count:
-            allowed, reason = self.workers_within_quota(record, msg["count"])
+        usage = self.cluster_usage(cluster_name)
+        if usage is not None and msg["count"] > usage.workers:
+            allowed, reason = self.workers_within_quota(usage, msg["count"])
             if allowed < msg["count"]:
                 self.log.info("Cluster %s capped at %d workers: %s", cluster_name, allowed, reason)
-                msg = {**msg, "count": max(allowed, record.count)}
+                msg = {**msg, "count": max(allowed, usage.workers)}
         return await super().on_cluster_heartbeat(cluster_name, msg)
 
 

@@ -103,17 +103,47 @@ def stop_clusters_on_server_stop(gateway_url: str) -> Callable[[Any], Awaitable[
 
 
 def notebook_environment(
-    public_gateway_url: str, scheduler_address: str, notebook_image: str | None = None
-) -> dict[str, str]:
-    """Settings every notebook server gets, so that ``cluster()`` finds the gateway by itself."""
-    env = {
+    public_gateway_url: str,
+    scheduler_address: str,
+    notebook_image: str | Callable[[Any], str] | None = None,
+    dashboard_url: str | None = None,
+) -> dict[str, Any]:
+    """Settings every notebook server gets, so that clusters find the gateway by themselves.
+
+    Both ``eosc_pangeo.cluster()`` (``EOSC_PANGEO_*``) and a plain ``dask_gateway.Gateway()``
+    (``DASK_GATEWAY__*``, dask's configuration) work with no arguments, and both start clusters
+    in the notebook's own image: ``notebook_image`` may be a callable of the spawner (JupyterHub
+    calls it at spawn time), so that a profile's image is the one passed on.
+    """
+    env: dict[str, Any] = {
         "EOSC_PANGEO_GATEWAY_ADDRESS": public_gateway_url,
         "EOSC_PANGEO_GATEWAY_PROXY_ADDRESS": f"gateway://{scheduler_address}",
         "EOSC_PANGEO_GATEWAY_AUTH": "jupyterhub",
+        "DASK_GATEWAY__ADDRESS": public_gateway_url,
+        "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://{scheduler_address}",
+        "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
     }
+    if dashboard_url:
+        env["DASK_GATEWAY__PUBLIC_ADDRESS"] = dashboard_url
     if notebook_image:
         env["EOSC_PANGEO_NOTEBOOK_IMAGE"] = notebook_image
+        env["DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE"] = notebook_image
     return env
+
+
+def add_service(c: Config, service: dict[str, Any]) -> None:
+    """Add a hub service, merged into one of the same name if ``c`` already has it.
+
+    A chart may have declared the service already (zero-to-jupyterhub's ``hub.services``
+    gives it its API token); two entries of one name would stop the hub.
+    """
+    services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
+    existing = next((s for s in services if s["name"] == service["name"]), None)
+    if existing is None:
+        services.append(service)
+    else:
+        existing.update(service)
+    c.JupyterHub.services = services
 
 
 def add_dask_gateway(
@@ -123,7 +153,8 @@ def add_dask_gateway(
     public_gateway_url: str,
     scheduler_address: str,
     command: list[str] | None = None,
-    notebook_image: str | None = None,
+    notebook_image: str | Callable[[Any], str] | None = None,
+    dashboard_url: str | None = None,
 ) -> None:
     """Add Dask Gateway to a hub: service, access, notebook settings and orphan-cluster cleanup.
 
@@ -141,17 +172,21 @@ def add_dask_gateway(
     command : list of str, optional
         Command that runs the gateway as a hub-managed service; None if it runs on its own
         (e.g. as a Kubernetes deployment).
-    notebook_image : str, optional
-        Image (or Python environment) of notebook servers; clusters default to it.
+    notebook_image : str or callable, optional
+        Image (or Python environment) of notebook servers, or a callable of the spawner that
+        returns it; clusters default to it.
+    dashboard_url : str, optional
+        Base of the dashboard links shown in notebooks, if not ``public_gateway_url``.
     """
     service: dict[str, Any] = {"name": SERVICE_NAME, "url": gateway_url, "display": False}
     if command is not None:
         service["command"] = command
-    services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
-    c.JupyterHub.services = [*services, service]
+    add_service(c, service)
     grant_service_access(c, SERVICE_NAME)
     environment = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
-    environment.update(notebook_environment(public_gateway_url, scheduler_address, notebook_image))
+    environment.update(
+        notebook_environment(public_gateway_url, scheduler_address, notebook_image, dashboard_url)
+    )
     c.Spawner.environment = environment
     c.Spawner.post_stop_hook = stop_clusters_on_server_stop(
         f"{gateway_url}/services/{SERVICE_NAME}"

@@ -1,0 +1,247 @@
+"""The hub side on Kubernetes: the notebook pods KubeSpawner builds from our values, and the
+chart's hub configuration loaded by a real JupyterHub process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from kubernetes_validate import validate
+from traitlets.config import Config
+
+from eosc_pangeo.platform.kube import configure_hub
+
+from .conftest import CHART, IMAGE, KUBERNETES_VERSIONS, RELEASE, by_kind, deployment_settings, render
+from .conftest import platform_values as values_with
+from .test_chart import PVC_LAKE, S3_LAKE
+
+kubespawner = pytest.importorskip("kubespawner")
+IMAGE_SPEC = f"{IMAGE['name']}:{IMAGE['tag']}"
+
+
+@pytest.fixture(autouse=True)
+def offline_kubeconfig(tmp_path, monkeypatch):
+    """A kubeconfig naming a server that is never contacted: KubeSpawner loads one at init,
+    building a pod manifest needs no API server."""
+    use_offline_kubeconfig(tmp_path, monkeypatch)
+
+
+def use_offline_kubeconfig(directory, monkeypatch) -> None:
+    path = directory / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "offline",
+        "clusters": [{"name": "offline", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "users": [{"name": "offline", "user": {"token": "unused"}}],
+        "contexts": [{"name": "offline", "context": {"cluster": "offline", "user": "offline"}}],
+    }))
+    # KUBECONFIG is read when kubernetes_asyncio is imported: point its default at the file.
+    from kubernetes_asyncio.config import kube_config
+
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+
+
+def z2jh_like_config() -> Config:
+    """What zero-to-jupyterhub's jupyterhub_config.py sets before running hub.extraConfig
+    (the parts our configuration meets): KubeSpawner's labels, env and volume lists."""
+    c = Config()
+    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+    c.KubeSpawner.common_labels = {
+        "app": "jupyterhub", "app.kubernetes.io/name": "jupyterhub",
+        "release": RELEASE, "app.kubernetes.io/instance": RELEASE,
+    }
+    c.KubeSpawner.extra_labels = {"hub.jupyter.org/network-access-hub": "true"}  # extraLabels
+    c.KubeSpawner.environment = {}  # singleuser.extraEnv
+    c.KubeSpawner.volumes = []
+    c.KubeSpawner.volume_mounts = []
+    c.JupyterHub.services = [{"name": "dask-gateway", "display": False, "api_token": "t"}]
+    c.JupyterHub.load_roles = []
+    return c
+
+
+def notebook_pod(values: dict, user: str = "alice", groups: tuple[str, ...] = (), profile=None):
+    """The pod KubeSpawner would create for ``user`` under the chart rendered with ``values``."""
+    c = z2jh_like_config()
+    configure_hub(c, deployment_settings(render(values)))
+
+    async def build():
+        spawner = kubespawner.KubeSpawner(
+            _mock=True, config=c,
+            user=SimpleNamespace(
+                name=user, id=1, url=f"/user/{user}/", escaped_name=user,
+                groups=[SimpleNamespace(name=g) for g in groups],
+            ),
+        )
+        if profile is not None:
+            spawner.user_options = {"profile": profile}
+            await spawner.load_user_options()
+        pod = await spawner.get_pod_manifest()
+        return spawner, spawner.api.api_client.sanitize_for_serialization(pod)
+
+    return asyncio.run(build())
+
+
+def container_env(container: dict) -> dict:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_a_notebook_pod_runs_the_platform_image_hardened():
+    _, pod = notebook_pod(values_with(**PVC_LAKE))
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == IMAGE_SPEC
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_a_notebook_finds_the_gateway_and_starts_clusters_in_its_own_image():
+    _, pod = notebook_pod(values_with(**PVC_LAKE))
+    env = container_env(pod["spec"]["containers"][0])
+    gateway = "http://traefik-pangeo-dask-gateway.pangeo:80/services/dask-gateway"
+    assert env["DASK_GATEWAY__ADDRESS"] == env["EOSC_PANGEO_GATEWAY_ADDRESS"] == gateway
+    assert env["DASK_GATEWAY__PROXY_ADDRESS"] == "gateway://traefik-pangeo-dask-gateway.pangeo:80"
+    assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
+    assert env["DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE"] == IMAGE_SPEC
+    assert env["EOSC_PANGEO_NOTEBOOK_IMAGE"] == IMAGE_SPEC
+    assert env["EOSC_PANGEO_CATALOG_URL"] == "http://eosc-pangeo-catalog.pangeo:8080"
+
+
+def test_a_notebook_mounts_the_lake_read_only():
+    _, pod = notebook_pod(values_with(**PVC_LAKE))
+    assert {"name": "eosc-pangeo-lake", "persistentVolumeClaim": {"claimName": "lake"}} in pod[
+        "spec"]["volumes"]
+    mounts = pod["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "eosc-pangeo-lake", "mountPath": "/lake", "readOnly": True} in mounts
+    assert container_env(pod["spec"]["containers"][0])["EOSC_PANGEO_LAKE"] == "/lake"
+
+
+def test_a_notebook_gets_the_s3_keys_from_the_secret():
+    _, pod = notebook_pod(values_with(**S3_LAKE))
+    env = container_env(pod["spec"]["containers"][0])
+    assert env["AWS_ACCESS_KEY_ID"] == {
+        "secretKeyRef": {"name": "lake-s3", "key": "AWS_ACCESS_KEY_ID"}
+    }
+    assert env["AWS_ENDPOINT_URL_S3"] == "https://s3.example.org"
+    assert env["EOSC_PANGEO_LAKE"] == "s3://lake/eosc"
+
+
+def test_the_charts_extra_env_wins_over_the_platforms_defaults():
+    c = z2jh_like_config()
+    c.KubeSpawner.environment = {"EOSC_PANGEO_LAKE": "/other"}
+    configure_hub(c, deployment_settings(render(values_with(**PVC_LAKE))))
+    assert c.KubeSpawner.environment["EOSC_PANGEO_LAKE"] == "/other"
+    assert "DASK_GATEWAY__ADDRESS" in c.KubeSpawner.environment
+
+
+def test_profiles_are_offered_by_group_and_set_the_pods_limits():
+    spawner, _ = notebook_pod(values_with())
+    everyone = [p["slug"] for p in spawner.profile_list(spawner)]
+    assert everyone == ["small", "medium"]
+    spawner, pod = notebook_pod(values_with(), groups=("gpu",), profile="gpu")
+    assert [p["slug"] for p in spawner.profile_list(spawner)] == ["small", "medium", "gpu"]
+    resources = pod["spec"]["containers"][0]["resources"]
+    assert resources["limits"]["nvidia.com/gpu"] == "1"
+    assert resources["limits"]["memory"] == 64 * 2**30  # JupyterHub reads G as GiB
+    assert resources["requests"]["cpu"] == 4
+
+
+def test_a_user_outside_the_group_cannot_pick_its_profile():
+    with pytest.raises(ValueError, match="gpu"):
+        notebook_pod(values_with(), groups=("ocean",), profile="gpu")
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_the_notebook_pod_is_a_valid_pod_for_each_supported_kubernetes(version):
+    _, pod = notebook_pod(values_with(**S3_LAKE))
+    validate({"apiVersion": "v1", "kind": "Pod", **pod}, version, strict=True)
+
+
+# A stand-in of z2jh's files/hub: the z2jh module reads the chart's values, and
+# jupyterhub_config.py does what z2jh's does around extraConfig (the parts ours meets).
+Z2JH_MODULE = '''
+import json, os
+VALUES = json.load(open(os.environ["Z2JH_VALUES"]))
+
+def get_config(key, default=None):
+    value = VALUES
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return default
+        value = value[part]
+    return value
+'''
+JUPYTERHUB_CONFIG = '''
+import sys, os
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+from z2jh import get_config
+c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+c.KubeSpawner.environment = get_config("singleuser.extraEnv", {})
+c.JupyterHub.services = [
+    {"name": name, "api_token": "from-the-hub-secret", **service}
+    for name, service in get_config("hub.services", {}).items()
+]
+c.JupyterHub.load_roles = []
+for key, config_py in sorted(get_config("hub.extraConfig", {}).items()):
+    exec(config_py)
+'''
+
+
+def show_hub_config(tmp_path: Path, values: dict, chart: Path, settings=None) -> str:
+    """Run ``jupyterhub --show-config`` on the chart's hub configuration: the real hub
+    process loads (executes) it, with EOSC_PANGEO_DEPLOYMENT as the hub pod gets it
+    (``settings``: the rendered deployment settings, or these)."""
+    manifests = render(values, chart)
+    jupyterhub_values = json.loads(
+        by_kind(manifests, "ConfigMap")["stand-in-jupyterhub"]["data"]["values.json"]
+    )
+    (tmp_path / "values.json").write_text(json.dumps(jupyterhub_values))
+    (tmp_path / "z2jh.py").write_text(Z2JH_MODULE)
+    (tmp_path / "jupyterhub_config.py").write_text(JUPYTERHUB_CONFIG)
+    env = {
+        **os.environ,
+        "Z2JH_VALUES": str(tmp_path / "values.json"),
+        "EOSC_PANGEO_DEPLOYMENT": json.dumps(settings or deployment_settings(manifests)),
+    }
+    jupyterhub = Path(sys.executable).with_name("jupyterhub")
+    result = subprocess.run(
+        [str(jupyterhub), "--show-config", "-f", str(tmp_path / "jupyterhub_config.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_the_charts_hub_configuration_loads_in_jupyterhub(tmp_path, chart_with_stand_ins):
+    shown = show_hub_config(tmp_path, values_with(**PVC_LAKE), chart_with_stand_ins)
+    # One dask-gateway service (z2jh's, with its token, given our URL), usable by users.
+    assert shown.count("'name': 'dask-gateway'") == 1
+    assert "'url': 'http://traefik-pangeo-dask-gateway.pangeo:80'" in shown
+    assert "access:services!service=dask-gateway" in shown
+    assert f".image = '{IMAGE_SPEC}'" in shown
+    assert "post_stop_hook" in shown and "stop_user_clusters" in shown
+    assert "profile_list" in shown
+
+
+def test_the_egi_checkin_configuration_loads_in_jupyterhub(tmp_path, chart_with_stand_ins):
+    """Written against platform/auth.py's configure_oidc (another branch until merged)."""
+    pytest.importorskip(
+        "eosc_pangeo.platform.auth", reason="platform/auth.py (configure_oidc) not merged yet"
+    )
+    example = yaml.safe_load((CHART / "examples" / "egi-checkin.yaml").read_text())
+    settings = deployment_settings(render(example, chart_with_stand_ins))
+    secret = tmp_path / "client-secret"  # the hub pod mounts the Secret there
+    secret.write_text("s3cret\n")
+    settings["oidc"]["clientSecretFile"] = str(secret)
+    shown = show_hub_config(tmp_path, example, chart_with_stand_ins, settings)
+    assert "GenericOAuthenticator" in shown
+    assert "https://aai.egi.eu/auth/realms/egi" in shown
+    assert "eduperson_entitlement" in shown
+    assert "s3cret" in shown
