@@ -275,6 +275,30 @@ def catalog_serve_command(
         serve(lake, host=host, port=port)
 
 
+@app.command("serve-data")
+def serve_data_command(
+    lake: LakeOption = None,
+    policy: Annotated[Path | None, typer.Option(
+        help="Access policy (YAML): public collections, API keys, hub tokens, limits; "
+        "default: nothing public, no keys.")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8090,
+    prefix: Annotated[str, typer.Option(help="URL prefix, e.g. /services/eosc-data.")] = "",
+) -> None:
+    """Serve the lake to clients outside the hub: Zarr over HTTP, OPeNDAP, EDR, GeoParquet."""
+    from .access import AccessPolicy
+    from .access.app import serve
+    from .access.errors import AccessError
+
+    try:
+        access = AccessPolicy.from_file(policy) if policy else None
+    except AccessError as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    with failures_as_exit():
+        serve(lake, policy=access, host=host, port=port, prefix=prefix)
+
+
 @catalog_app.command("harvest")
 def catalog_harvest_command(
     source: Annotated[str, typer.Argument(
