@@ -84,6 +84,12 @@ def create_app(lake: str | Lake, policy: AccessPolicy | None = None) -> FastAPI:
         return JSONResponse({"detail": str(error)}, status_code=400)
 
     def readable(collection: str, who: Client) -> str:
+        ids = collections.ids()
+        if collection not in ids:
+            # Name only what this client may read: other ids are not its business.
+            known = ", ".join(c for c in ids if who.may_read(c, policy)) or "none"
+            raise NotFound(f"no collection {collection!r} here (yours to read: {known}); "
+                           "/collections lists them with their URLs")
         if who.may_read(collection, policy):
             return collection
         if who.anonymous:

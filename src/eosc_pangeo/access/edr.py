@@ -92,22 +92,29 @@ def _bbox(text: str | None) -> tuple[float, float, float, float]:
 
 
 def _datetime(text: str | None) -> tuple[str | None, str | None] | None:
-    """``(start, end)`` as naive ISO strings: they select on standard and cftime calendars."""
+    """``(start, end)`` as naive UTC strings, as the lake selects them: on standard and cftime
+    calendars alike, a date standing for its whole day (``2020-01-04`` ends at its last step)."""
     if not text:
         return None
     parts = text.split("/")
     if len(parts) > 2:
         raise BadRequest(f"datetime {text!r} must be an instant or start/end")
-    try:
-        times = [None if p in ("", "..") else pd.Timestamp(p) for p in parts]
-    except ValueError:
-        raise BadRequest(f"datetime {text!r} is not ISO 8601 (e.g. 2020-01-01/2020-02-01)"
-                         ) from None
-    times = [None if t is None else (t.tz_convert(None) if t.tzinfo else t) for t in times]
+    times = []
+    for part in parts:
+        if part in ("", ".."):
+            times.append(None)
+            continue
+        try:
+            stamp = pd.Timestamp(part)
+        except ValueError:
+            raise BadRequest(f"datetime {text!r} is not ISO 8601 (e.g. 2020-01-01/2020-02-01)"
+                             ) from None
+        times.append((stamp, part if stamp.tzinfo is None
+                       else stamp.tz_convert(None).isoformat()))
     start, end = (times[0], times[0]) if len(times) == 1 else times
-    if start is not None and end is not None and start > end:
+    if start is not None and end is not None and start[0] > end[0]:
         raise BadRequest(f"datetime {text!r}: the start is after the end")
-    return tuple(None if t is None else t.isoformat() for t in (start, end))
+    return tuple(None if t is None else t[1] for t in (start, end))
 
 
 def _z(text: str | None) -> tuple[float, float] | None:

@@ -71,8 +71,13 @@ class AccessPolicy(BaseModel):
             return cls.model_validate(data)
         except OSError as error:
             raise BadRequest(f"{path}: cannot read the access policy ({error.strerror})") from None
-        except (yaml.YAMLError, ValidationError) as error:
-            raise BadRequest(f"{path}: not a valid access policy: {error}") from None
+        except yaml.YAMLError as error:
+            raise BadRequest(f"{path}: not YAML ({error})") from None
+        except ValidationError as error:
+            faults = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                               for e in error.errors())
+            raise BadRequest(f"{path}: not a valid access policy: {faults} (see "
+                             "eosc_pangeo.access.policy for the fields)") from None
 
     def is_public(self, collection: str) -> bool:
         return "*" in self.public or collection in self.public
