@@ -217,12 +217,17 @@ app.add_typer(catalog_app, name="catalog")
 
 
 @catalog_app.command("build")
-def catalog_build_command(lake: LakeOption = None) -> None:
+def catalog_build_command(
+    lake: LakeOption = None,
+    data_url: Annotated[str | None, typer.Option(
+        help="Public URL of the data service (serve-data) for assets and distributions; "
+        "default: EOSC_PANGEO_DATA_URL.")] = None,
+) -> None:
     """Describe the lake as STAC, Intake and a stac-geoparquet index under LAKE/_catalog."""
     from .catalog import build_catalog
 
     with failures_as_exit(), progress_bars() as progress:
-        report = build_catalog(lake, progress=progress)
+        report = build_catalog(lake, progress=progress, data_url=data_url)
     console.print(f"described {len(report.described)} collection(s) ({report.items} items), "
                   f"{len(report.unchanged)} unchanged, {len(report.removed)} removed")
     for name, url in (("STAC", report.stac), ("Intake", report.intake), ("index", report.index)):

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         description="URL of the meta-catalogue (STAC API or static catalog); default: the "
         "lake's.",
     )
+    data_url: str | None = Field(
+        default=None,
+        description="Public URL of the lake's data service (eosc-pangeo serve-data): the "
+        "catalogue's assets and DCAT-AP distributions point there too.",
+    )
     gateway_address: str | None = Field(
         default=None, description="Dask Gateway address; set inside the hub."
     )

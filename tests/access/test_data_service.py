@@ -341,3 +341,31 @@ def test_fuzzed_requests_never_get_a_server_error(service):
          "--max-examples", "40", "--seed", "1", "--no-color"],
         capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stdout[-3000:]
+
+
+# --- the catalogue points at the service ------------------------------------------------------
+
+
+def test_stac_assets_and_dcat_distributions_carry_the_services_urls(lake, service, tmp_path):
+    import pystac
+    from rdflib import Graph
+    from rdflib.namespace import DCAT
+
+    from eosc_pangeo.catalog import build_catalog
+    from eosc_pangeo.catalog.dcat import export_dcat
+
+    copy = Lake(str(tmp_path / "lake"))
+    shutil.copytree(lake.url, copy.url)
+    report = build_catalog(copy, data_url=service)
+    sst = next(c for c in pystac.Catalog.from_file(report.stac).get_all_collections()
+               if c.id == "sst")
+    asset = sst.assets["http-zarr"]
+    assert asset.href == f"{service}/zarr/sst"
+    # A portal user follows the asset with plain xarray and the kwargs it carries.
+    remote = xr.open_zarr(asset.href, **{k: v for k, v in asset.extra_fields[
+        "xarray:open_kwargs"].items() if k != "engine"})
+    xr.testing.assert_identical(remote.load(), open_grid(copy, "sst").load())
+    graph = Graph().parse(data=export_dcat(copy), format="turtle")
+    access_urls = {str(url) for url in graph.objects(None, DCAT.accessURL)}
+    assert {f"{service}/zarr/sst", f"{service}/opendap/sst", f"{service}/parquet/argo/"} <= (
+        access_urls)
