@@ -147,7 +147,7 @@ def main() -> None:
                 counting.sent = 0
                 ds, opening = timed(opener)
                 metadata = counting.sent
-                got, loading = timed(lambda d=ds: selection(d.analysed_sst).load())
+                got, loading = timed(lambda d=ds, s=selection: s(d.analysed_sst).load())
                 data = counting.sent - metadata
                 np.testing.assert_array_equal(got.values, wanted.values)
                 common.report(f"{name} served {method}", opening + loading, "s",
