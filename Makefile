@@ -12,7 +12,7 @@ LAKE ?= $(CURDIR)/var/demo-lake
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[hub,pgstac,test,docs,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[hub,pgstac,access,test,docs,bench]"
 	touch $(STAMP)
 
 venv: $(STAMP)
