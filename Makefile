@@ -17,7 +17,7 @@ STAMP312 := $(VENV312)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[hub,pgstac,test,docs,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[hub,pgstac,access,test,docs,bench]"
 	touch $(STAMP)
 
 $(STAMP312): pyproject.toml

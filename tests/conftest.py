@@ -11,8 +11,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -194,3 +196,31 @@ def slurm_site(slurm):
     }
     with dask.config.set(site):
         yield site
+
+
+
+@contextmanager
+def served(app) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port; yields its URL."""
+    import uvicorn
+
+    # Port 0: the kernel picks a free port, so parallel runs never race for one.
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the app's server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """Serve an ASGI app on loopback: ``with serve(create_app(...)) as url: ...``."""
+    return served

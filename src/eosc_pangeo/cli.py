@@ -9,6 +9,7 @@ load inside the commands, so that ``--help`` is quick.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -352,12 +353,17 @@ app.add_typer(catalog_app, name="catalog")
 
 
 @catalog_app.command("build")
-def catalog_build_command(lake: LakeOption = None) -> None:
+def catalog_build_command(
+    lake: LakeOption = None,
+    data_url: Annotated[str | None, typer.Option(
+        help="Public URL of the data service (serve-data) for assets and distributions; "
+        "default: EOSC_PANGEO_DATA_URL.")] = None,
+) -> None:
     """Describe the lake as STAC, Intake and a stac-geoparquet index under LAKE/_catalog."""
     from .catalog import build_catalog
 
     with failures_as_exit(), progress_bars() as progress:
-        report = build_catalog(lake, progress=progress)
+        report = build_catalog(lake, progress=progress, data_url=data_url)
     console.print(f"described {len(report.described)} collection(s) ({report.items} items), "
                   f"{len(report.unchanged)} unchanged, {len(report.removed)} removed")
     for name, url in (("STAC", report.stac), ("Intake", report.intake), ("index", report.index),
@@ -410,6 +416,30 @@ def catalog_serve_command(
 
     with failures_as_exit():
         serve(lake, host=host, port=port)
+
+
+@app.command("serve-data")
+def serve_data_command(
+    lake: LakeOption = None,
+    policy: Annotated[Path | None, typer.Option(
+        help="Access policy (YAML): public collections, API keys, hub tokens, limits; "
+        "default: nothing public, no keys.")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8090,
+    prefix: Annotated[str, typer.Option(help="URL prefix, e.g. /services/eosc-data.")] = "",
+) -> None:
+    """Serve the lake to clients outside the hub: Zarr over HTTP, OPeNDAP, EDR, GeoParquet."""
+    from .access import AccessPolicy
+    from .access.app import serve
+    from .access.errors import AccessError
+
+    try:
+        access = AccessPolicy.from_file(policy) if policy else None
+    except AccessError as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    with failures_as_exit():
+        serve(lake, policy=access, host=host, port=port, prefix=prefix)
 
 
 @catalog_app.command("harvest")

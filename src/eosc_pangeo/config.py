@@ -35,12 +35,10 @@ class Settings(BaseSettings):
         description="URL of the meta-catalogue (STAC API or static catalog); default: the "
         "lake's.",
     )
-    hub_api_token: str | None = Field(
+    data_url: str | None = Field(
         default=None,
-        validation_alias="JUPYTERHUB_API_TOKEN",
-        description="The notebook server's JupyterHub token (set by the hub as "
-        "JUPYTERHUB_API_TOKEN): sent to the platform's own catalogue at catalog_url, and to "
-        "no other address.",
+        description="Public URL of the lake's data service (eosc-pangeo serve-data): the "
+        "catalogue's assets and DCAT-AP distributions point there too.",
     )
     gateway_address: str | None = Field(
         default=None, description="Dask Gateway address; set inside the hub."
@@ -80,8 +78,9 @@ class Settings(BaseSettings):
     hub_api_token: str | None = Field(
         default=None,
         validation_alias=AliasChoices("EOSC_PANGEO_HUB_API_TOKEN", "JUPYTERHUB_API_TOKEN"),
-        description="The user's hub token (JUPYTERHUB_API_TOKEN in notebook servers), for the "
-        "jobs service.",
+        description="The user's hub token (JUPYTERHUB_API_TOKEN in notebook servers): sent to "
+        "the platform's own catalogue at catalog_url and to its jobs service, and to no other "
+        "address.",
     )
     job_id: str | None = Field(
         default=None,

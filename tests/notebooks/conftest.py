@@ -11,8 +11,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-# The hub + gateway and Slurm of the compute tests, for the notebooks that scale out.
-from compute.conftest import platform, slurm, slurm_site  # noqa: F401
 from eosc_pangeo.catalog import build_catalog
 from eosc_pangeo.lake import build_demo_lake
 

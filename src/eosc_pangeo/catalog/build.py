@@ -47,8 +47,8 @@ class BuildReport:
     items: int = 0
 
 
-def build_catalog(lake: str | Lake | None = None, *, progress: Progress | None = None
-                  ) -> BuildReport:
+def build_catalog(lake: str | Lake | None = None, *, progress: Progress | None = None,
+                  data_url: str | None = None) -> BuildReport:
     """Describe every collection of the lake in STAC, Intake and the search index.
 
     Parameters
@@ -57,6 +57,10 @@ def build_catalog(lake: str | Lake | None = None, *, progress: Progress | None =
         Lake URL; default: the configured ``EOSC_PANGEO_LAKE``.
     progress
         Called as ``progress("describe", done, total)``.
+    data_url
+        Public URL of the lake's data service (``eosc-pangeo serve-data``); default: the
+        configured ``EOSC_PANGEO_DATA_URL``. Collections then also get assets (and DCAT-AP
+        distributions) at that service, which clients without access to the storage can follow.
 
     Returns
     -------
@@ -64,6 +68,10 @@ def build_catalog(lake: str | Lake | None = None, *, progress: Progress | None =
         URLs of what was written and which collections were (re)described.
     """
     lake = Lake.from_url(lake)
+    if data_url is None:
+        from ..config import get_settings
+
+        data_url = get_settings().data_url
     report_progress = progress or (lambda stage, done, total: None)
     manifests = list_collections(lake)
     index = CatalogIndex.of_lake(lake)
@@ -74,14 +82,15 @@ def build_catalog(lake: str | Lake | None = None, *, progress: Progress | None =
 
     for done, manifest in enumerate(manifests, 1):
         stac_file = _collection_file(stac_root, manifest)
-        if fingerprints.get(manifest.id) == fingerprint(manifest) and lake.fs.exists(stac_file):
+        if (fingerprints.get(manifest.id) == fingerprint(manifest, data_url)
+                and lake.fs.exists(stac_file)):
             report.unchanged.append(manifest.id)
         else:
-            collection = describe_collection(lake, manifest)
+            collection = describe_collection(lake, manifest, data_url)
             items = describe_items(lake, manifest)
             index.put(LAKE_SOURCE, collection.to_dict(include_self_link=False),
                       [item.to_dict(include_self_link=False) for item in items],
-                      fingerprint(manifest))
+                      fingerprint(manifest, data_url))
             report.described.append(manifest.id)
             report.items += len(items)
         report_progress("describe", done, len(manifests))
@@ -115,9 +124,11 @@ def built_index(lake: str | Lake | None = None) -> CatalogIndex:
                           f"eosc-pangeo catalog build --lake {lake.url}")
 
 
-def fingerprint(manifest: Manifest) -> str:
-    """What identifies a version of a collection: a new ingest changes it."""
-    return f"{manifest.version}@{manifest.updated}"
+def fingerprint(manifest: Manifest, data_url: str | None = None) -> str:
+    """What identifies a description of a collection: a new ingest changes it, and so does a
+    new data service URL."""
+    described = f"{manifest.version}@{manifest.updated}"
+    return f"{described} {data_url}" if data_url else described
 
 
 def _write_static_catalog(lake: Lake, stac_root: str, manifests: list[Manifest],

@@ -78,8 +78,10 @@ def lake_catalog(lake: Lake, collections: Iterable[pystac.Collection]) -> pystac
     return root
 
 
-def describe_collection(lake: Lake, manifest: Manifest) -> pystac.Collection:
-    """The STAC Collection of one lake collection, with its extension metadata and assets."""
+def describe_collection(lake: Lake, manifest: Manifest, data_url: str | None = None
+                        ) -> pystac.Collection:
+    """The STAC Collection of one lake collection, with its extension metadata and assets
+    (also at the data service ``data_url``, when given)."""
     attrs = manifest.attributes
     keywords = _keywords(attrs.get("keywords"))
     keywords += [manifest.domain] + [v.standard_name for v in manifest.variables.values()
@@ -111,7 +113,34 @@ def describe_collection(lake: Lake, manifest: Manifest) -> pystac.Collection:
         _describe_grid(lake, manifest, collection)
     else:
         _describe_table(lake, manifest, collection)
+    if data_url:
+        _add_service_assets(collection, manifest, data_url.rstrip("/"))
     return collection
+
+
+#: How each endpoint of the data service is described (see eosc_pangeo.access.urls).
+SERVICE_ASSETS = {
+    "zarr": ("Zarr over HTTP, chunked for maps", ZARR_MEDIA_TYPE),
+    "zarr-timeseries": ("Zarr over HTTP, chunked for time series", ZARR_MEDIA_TYPE),
+    "opendap": ("OPeNDAP (DAP 2)", "application/vnd.opendap.dap2"),
+    "edr": ("OGC API - EDR (position, area, cube queries)", "application/json"),
+    "parquet": ("GeoParquet files over HTTP (a JSON list of files read by byte ranges)",
+                "application/json"),
+}
+
+
+def _add_service_assets(collection: pystac.Collection, manifest: Manifest, base: str) -> None:
+    """Assets at the data service, for clients with no access to the lake's storage."""
+    from ..access.urls import collection_urls
+
+    for endpoint, href in collection_urls(base, manifest).items():
+        title, media_type = SERVICE_ASSETS[endpoint]
+        asset = pystac.Asset(href=href, title=title, media_type=media_type,
+                             roles=["data", "remote"])
+        if media_type == ZARR_MEDIA_TYPE:
+            XarrayAssetsExtension.ext(asset).open_kwargs = {
+                "engine": "zarr", "consolidated": True, "chunks": {}}
+        collection.add_asset(f"http-{endpoint}", asset)
 
 
 def describe_items(lake: Lake, manifest: Manifest) -> list[pystac.Item]:

@@ -1,0 +1,302 @@
+"""The data service's HTTP API (FastAPI): the lake's files and subsets for clients outside the hub.
+
+=================================  ===========================================================
+``/zarr/<id>/...``                 a grid's map store as Zarr v3, file by file (plain
+                                   ``xr.open_zarr(url)``); ``/zarr-timeseries/<id>/...`` its
+                                   time-series store, the one to read point series from
+``/parquet/<id>/``                 an in-situ collection's GeoParquet files (list, then ``Range``
+                                   reads, as DuckDB, pyarrow and fsspec do)
+``/opendap/<id>.dds|.das|.dods``   OPeNDAP (DAP 2) with hyperslabs, for pydap and netCDF-C
+``/edr/<id>/position|area|cube``   OGC API - EDR queries, grids and in-situ
+=================================  ===========================================================
+
+Only GET and HEAD exist: nothing can be written through the service. Files are streamed as
+stored (their compressed chunks, so a client reads no more than the chunks it needs); OPeNDAP
+and EDR answers are computed within the client's size limit and one version of the collection
+(see :meth:`~eosc_pangeo.access.collections.LakeCollections.consistent`), then streamed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from ..lake import Lake, LakeError
+from .collections import LakeCollections
+from .edr import (
+    GRID_FORMATS,
+    INSITU_FORMATS,
+    encode_grid,
+    encode_rows,
+    insitu_rows,
+    parse_query,
+    select_grid,
+)
+from .errors import (
+    AccessError,
+    Forbidden,
+    NotFound,
+    RangeNotSatisfiable,
+    TooLarge,
+    Unauthorized,
+)
+from .opendap import check_size, dap_dataset, parse_constraint
+from .policy import AccessPolicy, Authenticator, Client, RateLimiter
+from .urls import collection_urls
+
+BLOCK = 1024**2
+CollectionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                                   description="Collection id, as the catalogue lists it.")]
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def create_app(lake: str | Lake, policy: AccessPolicy | None = None) -> FastAPI:
+    """The data service for ``lake`` under ``policy`` (default: every collection needs a key).
+
+    Parameters
+    ----------
+    lake
+        The lake to serve, read only.
+    policy
+        Public collections, credentials and limits, see :class:`AccessPolicy`.
+    """
+    policy = policy or AccessPolicy()
+    collections = LakeCollections(Lake.from_url(lake))
+    limit = policy.limits.max_response_bytes
+    app = FastAPI(title="eosc-pangeo data service",
+                  description=__doc__.split("\n\n", 1)[0], version="1")
+    app.state.authenticator = Authenticator(policy)
+    app.state.rate = RateLimiter(policy.limits)
+
+    @app.exception_handler(AccessError)
+    async def access_error(request: Request, error: AccessError) -> JSONResponse:
+        headers = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
+        if isinstance(error, RangeNotSatisfiable):
+            headers["Content-Range"] = f"bytes */{error.size}"
+        return JSONResponse({"detail": str(error)}, status_code=error.status, headers=headers)
+
+    @app.exception_handler(LakeError)
+    async def lake_error(request: Request, error: LakeError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=400)
+
+    def readable(collection: str, who: Client) -> str:
+        ids = collections.ids()
+        if collection not in ids:
+            # Name only what this client may read: other ids are not its business.
+            known = ", ".join(c for c in ids if who.may_read(c, policy)) or "none"
+            raise NotFound(f"no collection {collection!r} here (yours to read: {known}); "
+                           "/collections lists them with their URLs")
+        if who.may_read(collection, policy):
+            return collection
+        if who.anonymous:
+            raise Unauthorized(f"collection {collection!r} is not public: send an API key "
+                               "(X-API-Key) or a hub token (Authorization: token ...)")
+        raise Forbidden(f"{who.name} may not read collection {collection!r}")
+
+    @app.get("/", summary="What this service serves")
+    def index(request: Request, who: Who) -> dict:
+        base = str(request.base_url).rstrip("/")
+        return {"collections": f"{base}/collections", "openapi": f"{base}/openapi.json",
+                "limits": policy.limits.model_dump()}
+
+    @app.get("/collections", summary="The collections this client may read, with their URLs")
+    def list_collections(request: Request, who: Who) -> list[dict]:
+        base = str(request.base_url).rstrip("/")
+        return [collection_links(base, collections.get(cid).manifest)
+                for cid in collections.ids() if who.may_read(cid, policy)]
+
+    @app.api_route("/zarr/{collection}/{key:path}", methods=["GET", "HEAD"],
+                   summary="A file of a grid's map store (Zarr v3)")
+    def zarr_map(collection: CollectionId, key: str, request: Request, who: Who) -> Response:
+        path = collections.store_file(readable(collection, who), "zarr", key)
+        return file_response(collections.lake.fs, path, request, limit)
+
+    @app.api_route("/zarr-timeseries/{collection}/{key:path}", methods=["GET", "HEAD"],
+                   summary="A file of a grid's time-series store (Zarr v3)")
+    def zarr_timeseries(collection: CollectionId, key: str, request: Request, who: Who
+                        ) -> Response:
+        path = collections.store_file(readable(collection, who), "zarr-timeseries", key)
+        return file_response(collections.lake.fs, path, request, limit)
+
+    @app.get("/parquet/{collection}/", summary="The GeoParquet files of an in-situ collection")
+    def parquet_files(collection: CollectionId, request: Request, who: Who) -> list[dict]:
+        served = collections.get(readable(collection, who))
+        if served.kind != "insitu":
+            raise NotFound(f"collection {collection!r} is a grid: read it as Zarr at "
+                           f"/zarr/{collection}")
+        base = f"{str(request.base_url).rstrip('/')}/parquet/{collection}"
+        return [{"url": f"{base}/{f.path}", "size": f.size, "rows": f.rows, "bbox": f.bbox,
+                 "time": [f.time_start, f.time_end], "sha256": f.sha256}
+                for f in served.manifest.files]
+
+    @app.api_route("/parquet/{collection}/{key:path}", methods=["GET", "HEAD"],
+                   summary="One GeoParquet file, whole or by byte range")
+    def parquet_file(collection: CollectionId, key: str, request: Request, who: Who
+                     ) -> Response:
+        path, _ = collections.parquet_file(readable(collection, who), key)
+        return file_response(collections.lake.fs, path, request, limit)
+
+    @app.get("/opendap/{name}", summary="OPeNDAP (DAP 2): <id>.dds, <id>.das or <id>.dods")
+    def opendap(name: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")],
+                request: Request, who: Who) -> Response:
+        collection, _, response = name.rpartition(".")
+        if response not in ("dds", "das", "dods") or not collection:
+            raise NotFound(f"{name!r}: OPeNDAP URLs end in .dds, .das or .dods, e.g. "
+                           "/opendap/sst.dds")
+        readable(collection, who)
+        query = request.url.query
+
+        def read() -> list[bytes]:
+            ds = collections.dataset(collection)
+            projections = parse_constraint(query, ds)
+            if response == "dods":
+                check_size(projections, ds, limit)
+            dataset = dap_dataset(ds, collection, projections if query else None)
+            parts = [part if isinstance(part, bytes) else part.encode()
+                     for part in getattr(dataset, response)(constraint="")]
+            # opendap-protocol separates the DDS from the data with "Data:\r\n"; DAP 2
+            # servers (Hyrax, THREDDS) send "Data:\n", which pydap requires.
+            return [b"Data:\n" if part == b"Data:\r\n" else part for part in parts]
+
+        parts = collections.consistent(collection, read)
+        media = "application/octet-stream" if response == "dods" else "text/plain"
+        return subset_response(b"".join(parts), media, request)
+
+    @app.get("/edr/{collection}/{query}", summary="OGC API - EDR position, area or cube query")
+    def edr(collection: CollectionId, query: Literal["position", "area", "cube"],
+            request: Request, who: Who,
+            coords: Annotated[str | None, Query(description="WKT POINT or POLYGON")] = None,
+            bbox: Annotated[str | None, Query(description="west,south,east,north")] = None,
+            datetime: Annotated[str | None, Query(description="instant or start/end")] = None,
+            parameter_name: Annotated[str | None, Query(alias="parameter-name")] = None,
+            z: Annotated[str | None, Query(description="level or low/high")] = None,
+            f: Annotated[str | None, Query(description="output format")] = None) -> Response:
+        served = collections.get(readable(collection, who))
+        params = {k: v for k, v in {"coords": coords, "bbox": bbox, "datetime": datetime,
+                                    "parameter-name": parameter_name, "z": z, "f": f}.items()
+                  if v is not None}
+        if served.kind == "grid":
+            parsed = parse_query(query, params, GRID_FORMATS)
+
+            def read() -> tuple[bytes, str]:
+                return encode_grid(select_grid(collections.dataset(collection), parsed,
+                                               limit).load(), parsed.format)
+        else:
+            parsed = parse_query(query, params, INSITU_FORMATS)
+            variables = dict(served.manifest.variables)
+
+            def read() -> tuple[bytes, str]:
+                return encode_rows(insitu_rows(collections.lake, collection, parsed,
+                                               variables, limit), parsed.format)
+
+        body, media = collections.consistent(collection, read)
+        return subset_response(body, media, request)
+
+    return app
+
+
+def client(request: Request) -> Client:
+    """Who sent ``request`` (a dependency of every route), counted against its rate limit."""
+    state = request.app.state
+    who = state.authenticator.client(request.headers, dict(request.query_params),
+                                     request.client.host if request.client else "unknown")
+    state.rate.allow(who)
+    return who
+
+
+Who = Annotated[Client, Depends(client)]
+
+
+def collection_links(base: str, manifest) -> dict:
+    """Where a collection is served, as the catalogue's assets and distributions point."""
+    return {"id": manifest.id, "kind": manifest.kind, "title": manifest.attributes.get("title"),
+            "version": manifest.version, "links": collection_urls(base, manifest)}
+
+
+def subset_response(body: bytes, media_type: str, request: Request) -> Response:
+    """Stream a computed subset, gzip-compressed for clients that accept it.
+
+    Only subsets are compressed here: Zarr chunks and Parquet pages are served as stored,
+    already compressed. Level 1, the fastest, as the lake's own chunks use zstd's fastest
+    level: the service's CPU is shared by every client.
+    """
+    headers = {}
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        body = gzip.compress(body, compresslevel=1)
+        headers["Content-Encoding"] = "gzip"
+    blocks = (body[start:start + BLOCK] for start in range(0, len(body), BLOCK))
+    return StreamingResponse(blocks, media_type=media_type, headers=headers)
+
+
+def file_response(fs, path: str, request: Request, limit: int) -> Response:
+    """Stream the file ``path``, whole or the one byte range the request asks for."""
+    try:
+        info = fs.info(path)
+    except (FileNotFoundError, NotADirectoryError):
+        # Zarr readers take a 404 for a chunk that holds only the fill value.
+        raise NotFound(f"no such file {path.rsplit('/', 1)[-1]!r} in this store") from None
+    if info.get("type") != "file":
+        raise NotFound("a store's folders are not served: ask for a file (zarr.json, c/0/0)")
+    size = int(info["size"])
+    start, end, status = 0, size, 200
+    header = request.headers.get("range")
+    if header:
+        start, end = _byte_range(header, size)
+        status = 206
+    if end - start > limit:
+        raise TooLarge(f"{end - start} bytes is over this client's limit of {limit} bytes per "
+                       "request: read the file in byte ranges (Range: bytes=0-1048575, ...)")
+    headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start)}
+    if status == 206:
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers)
+
+    def stream() -> Iterator[bytes]:
+        with fs.open(path, "rb") as f:
+            f.seek(start)
+            remaining = end - start
+            while remaining > 0:
+                block = f.read(min(BLOCK, remaining))
+                if not block:
+                    return
+                remaining -= len(block)
+                yield block
+
+    return StreamingResponse(stream(), status_code=status, headers=headers,
+                             media_type="application/octet-stream")
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int]:
+    match = _RANGE.match(header.strip())
+    if match is None or match.groups() == ("", ""):
+        raise RangeNotSatisfiable(f"Range {header!r}: one range is served, as bytes=start-end, "
+                                  "bytes=start- or bytes=-length", size)
+    first, last = match.groups()
+    if first == "":
+        start, end = max(size - int(last), 0), size
+    else:
+        start = int(first)
+        end = size if last == "" else min(int(last) + 1, size)
+    if start >= size or start >= end:
+        raise RangeNotSatisfiable(f"Range {header!r} is outside the file's {size} bytes", size)
+    return start, end
+
+
+def serve(lake: str | Lake | None = None, *, policy: AccessPolicy | None = None,
+          host: str = "127.0.0.1", port: int = 8090, prefix: str = "") -> None:
+    """Serve ``lake`` with uvicorn until interrupted, below ``prefix`` (e.g. a hub service's
+    ``/services/eosc-data``)."""
+    import uvicorn
+
+    app = create_app(lake, policy)
+    if prefix.strip("/"):
+        outer = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+        outer.mount("/" + prefix.strip("/"), app)
+        app = outer
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,0 +1,261 @@
+"""OGC API - EDR queries (position, area, cube) on grid and in-situ collections.
+
+Queries are parsed and their size known before data is read; grid answers are encoded by
+xpublish-edr's formatters (CoverageJSON, CSV, GeoJSON, NetCDF), in-situ answers are the rows
+:func:`~eosc_pangeo.lake.read_insitu` returns, as CSV or GeoJSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import BadRequest, TooLarge
+
+GRID_FORMATS = ("covjson", "csv", "geojson", "netcdf")
+INSITU_FORMATS = ("csv", "geojson")
+
+
+@dataclass(frozen=True)
+class EdrQuery:
+    """A parsed EDR query: where, when, which parameters, in which format."""
+
+    kind: str  # position | area | cube
+    bbox: tuple[float, float, float, float] | None  # area and cube
+    point: tuple[float, float] | None  # position
+    polygon: object | None  # shapely geometry of an area query
+    time: tuple[str | None, str | None] | None
+    parameters: tuple[str, ...]
+    z: tuple[float, float] | None
+    format: str
+
+
+def parse_query(kind: str, params: dict[str, str], formats: tuple[str, ...]) -> EdrQuery:
+    """Parse the query string of an EDR ``kind`` query; :class:`BadRequest` names the field."""
+    import shapely
+    from shapely.errors import GEOSException
+
+    point = polygon = bbox = None
+    if kind == "cube":
+        bbox = _bbox(params.get("bbox"))
+    else:
+        coords = params.get("coords")
+        if not coords:
+            raise BadRequest(f"coords is required for {kind} queries, e.g. "
+                             + ("coords=POINT(-30 45)" if kind == "position" else
+                                "coords=POLYGON((-40 40,-20 40,-20 50,-40 50,-40 40))"))
+        try:
+            geometry = shapely.from_wkt(coords)
+        except (GEOSException, ValueError):
+            raise BadRequest(f"coords {coords!r} is not WKT: write POINT(lon lat) or "
+                             "POLYGON((lon lat, ...))") from None
+        if kind == "position":
+            if geometry.geom_type != "Point":
+                raise BadRequest(f"position queries take a POINT, not a {geometry.geom_type}")
+            point = (geometry.x, geometry.y)
+            _check_lat(geometry.y, "coords")
+        else:
+            if geometry.geom_type not in ("Polygon", "MultiPolygon") or geometry.is_empty:
+                raise BadRequest(f"area queries take a POLYGON, not a {geometry.geom_type}")
+            polygon = geometry
+            bbox = tuple(float(v) for v in geometry.bounds)
+            _check_lat(bbox[1], "coords")
+            _check_lat(bbox[3], "coords")
+    fmt = params.get("f", formats[0]).lower()
+    if fmt not in formats:
+        raise BadRequest(f"f={fmt!r} is not a format of {kind} queries here: use one of "
+                         f"{', '.join(formats)}")
+    names = tuple(n.strip() for n in params.get("parameter-name", "").split(",") if n.strip())
+    return EdrQuery(kind, bbox, point, polygon, _datetime(params.get("datetime")), names,
+                    _z(params.get("z")), fmt)
+
+
+def _check_lat(lat: float, field: str) -> None:
+    if not -90 <= lat <= 90:
+        raise BadRequest(f"{field}: latitude {lat} is outside -90..90")
+
+
+def _bbox(text: str | None) -> tuple[float, float, float, float]:
+    if not text:
+        raise BadRequest("bbox is required for cube queries: bbox=west,south,east,north")
+    try:
+        west, south, east, north = (float(v) for v in text.split(","))
+    except ValueError:
+        raise BadRequest(f"bbox {text!r} must be four numbers: west,south,east,north") from None
+    if not (-90 <= south <= north <= 90):
+        raise BadRequest(f"bbox {text!r}: south must be below north, both within -90..90")
+    return west, south, east, north
+
+
+def _datetime(text: str | None) -> tuple[str | None, str | None] | None:
+    """``(start, end)`` as naive UTC strings, as the lake selects them: on standard and cftime
+    calendars alike, a date standing for its whole day (``2020-01-04`` ends at its last step)."""
+    if not text:
+        return None
+    parts = text.split("/")
+    if len(parts) > 2:
+        raise BadRequest(f"datetime {text!r} must be an instant or start/end")
+    times = []
+    for part in parts:
+        if part in ("", ".."):
+            times.append(None)
+            continue
+        try:
+            stamp = pd.Timestamp(part)
+        except ValueError:
+            raise BadRequest(f"datetime {text!r} is not ISO 8601 (e.g. 2020-01-01/2020-02-01)"
+                             ) from None
+        times.append((stamp, part if stamp.tzinfo is None
+                       else stamp.tz_convert(None).isoformat()))
+    start, end = (times[0], times[0]) if len(times) == 1 else times
+    if start is not None and end is not None and start[0] > end[0]:
+        raise BadRequest(f"datetime {text!r}: the start is after the end")
+    return tuple(None if t is None else t[1] for t in (start, end))
+
+
+def _z(text: str | None) -> tuple[float, float] | None:
+    if not text:
+        return None
+    try:
+        values = [float(v) for v in text.split("/")]
+    except ValueError:
+        raise BadRequest(f"z {text!r} must be a level or low/high") from None
+    if len(values) not in (1, 2):
+        raise BadRequest(f"z {text!r} must be a level or low/high")
+    return (values[0], values[-1])
+
+
+def select_grid(ds: xr.Dataset, query: EdrQuery, limit: int) -> xr.Dataset:
+    """The lazy selection of ``query`` on a grid; :class:`TooLarge` above ``limit`` bytes."""
+    from ..lake.grid import select
+
+    parameters = grid_parameters(ds)
+    missing = [p for p in query.parameters if p not in parameters]
+    if missing:
+        raise BadRequest(f"no parameter {', '.join(missing)} in this collection (parameters: "
+                         f"{', '.join(parameters)})")
+    variables = list(query.parameters) or parameters
+    x, y = ds.cf["X"].name, ds.cf["Y"].name
+    if query.kind == "position":
+        lon, lat = query.point
+        selected = select(ds, None, query.time, variables)
+        selected = selected.sel({y: lat, x: _lon_convention(lon, ds[x])}, method="nearest")
+    else:
+        selected = select(ds, query.bbox, query.time, variables)
+    if any(size == 0 for size in selected.sizes.values()):
+        raise BadRequest("the query selects no data: the collection covers "
+                         f"{_time_range(ds)} within {_bounds(ds)}")
+    if query.z is not None:
+        selected = _select_z(selected, query.z)
+    if query.kind == "area":
+        selected = _mask_polygon(selected, query.polygon)
+    size = sum(v.nbytes for v in selected.data_vars.values())
+    if size > limit:
+        raise TooLarge(f"the query reads {size / 1e6:.1f} MB, over this client's limit of "
+                       f"{limit / 1e6:.1f} MB: ask for a shorter datetime range, a smaller "
+                       "area or fewer parameter-name values, and join the pieces")
+    return selected
+
+
+def grid_parameters(ds: xr.Dataset) -> list[str]:
+    """The data variables of a grid, without the cell bounds its coordinates name."""
+    bounds = {v.attrs.get("bounds") for v in ds.variables.values()}
+    return [str(name) for name in ds.data_vars if name not in bounds]
+
+
+def _lon_convention(lon: float, longitudes: xr.DataArray) -> float:
+    """``lon`` in the grid's longitude convention (0..360 or -180..180)."""
+    if float(longitudes.max()) > 180:
+        return lon % 360
+    return (lon + 180) % 360 - 180
+
+
+def _time_range(ds: xr.Dataset) -> str:
+    time = ds.cf["T"].values
+    return f"{str(time[0])[:19]}..{str(time[-1])[:19]}"
+
+
+def _bounds(ds: xr.Dataset) -> str:
+    x, y = ds.cf["X"].values, ds.cf["Y"].values
+    return f"lon {x.min():g}..{x.max():g}, lat {y.min():g}..{y.max():g}"
+
+
+def _select_z(ds: xr.Dataset, z: tuple[float, float]) -> xr.Dataset:
+    vertical = [name for name in ds.cf.axes.get("Z", []) if name in ds.dims]
+    if not vertical:
+        raise BadRequest("z given but the collection has no vertical axis")
+    level = vertical[0]
+    low, high = min(z), max(z)
+    return ds.sel({level: (ds[level] >= low) & (ds[level] <= high)})
+
+
+def _mask_polygon(ds: xr.Dataset, polygon) -> xr.Dataset:
+    import shapely
+
+    x, y = ds.cf["X"], ds.cf["Y"]
+    lon, lat = np.meshgrid(x.values, y.values)
+    inside = shapely.contains_xy(polygon, (lon + 180) % 360 - 180, lat)
+    mask = xr.DataArray(inside, dims=(y.name, x.name), coords={y.name: y, x.name: x})
+    return ds.where(mask)
+
+
+def encode_grid(ds: xr.Dataset, fmt: str) -> tuple[bytes, str]:
+    """Body and media type of a loaded grid answer."""
+    from xpublish_edr.formats.to_covjson import to_cf_covjson
+    from xpublish_edr.formats.to_csv import to_csv
+    from xpublish_edr.formats.to_geojson import to_geojson
+    from xpublish_edr.formats.to_netcdf import to_netcdf
+
+    if fmt == "covjson":
+        return json.dumps(to_cf_covjson(ds)).encode(), "application/prs.coverage+json"
+    response = {"csv": to_csv, "geojson": to_geojson, "netcdf": to_netcdf}[fmt](ds)
+    return bytes(response.body), response.media_type
+
+
+def insitu_rows(lake, collection: str, query: EdrQuery, variables: dict, limit: int
+                ) -> pd.DataFrame:
+    """Observations of an in-situ collection that ``query`` selects."""
+    from ..lake import read_insitu
+
+    missing = [p for p in query.parameters if p not in variables]
+    if missing:
+        raise BadRequest(f"no parameter {', '.join(missing)} in this collection (parameters: "
+                         f"{', '.join(variables)})")
+    if query.kind == "position":
+        lon, lat = query.point
+        # A position on scattered observations: the observations within 0.1 degree of it.
+        bbox = (lon - 0.1, max(lat - 0.1, -90), lon + 0.1, min(lat + 0.1, 90))
+    else:
+        bbox = query.bbox
+    rows = read_insitu(lake, collection, bbox=bbox, time=query.time,
+                       variables=list(query.parameters) or None)
+    if query.polygon is not None and len(rows):
+        import shapely
+
+        rows = rows[shapely.contains_xy(query.polygon, rows["lon"], rows["lat"])]
+    if query.z is not None and "depth" in rows:
+        low, high = min(query.z), max(query.z)
+        rows = rows[(rows["depth"] >= low) & (rows["depth"] <= high)]
+    size = int(rows.memory_usage(deep=False).sum())
+    if size > limit:
+        raise TooLarge(f"the query selects {len(rows)} observations ({size / 1e6:.1f} MB), over "
+                       f"this client's limit of {limit / 1e6:.1f} MB: ask for a shorter "
+                       "datetime range or a smaller area, or read the GeoParquet files")
+    return rows
+
+
+def encode_rows(rows: pd.DataFrame, fmt: str) -> tuple[bytes, str]:
+    """Body and media type of an in-situ answer."""
+    if fmt == "csv":
+        return rows.to_csv(index=False).encode(), "text/csv"
+    records = json.loads(rows.drop(columns=[c for c in ("geometry", "bbox") if c in rows])
+                         .to_json(orient="records", date_format="iso"))
+    features = [{"type": "Feature",
+                 "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+                 "properties": r} for r in records]
+    return (json.dumps({"type": "FeatureCollection", "features": features}).encode(),
+            "application/geo+json")
