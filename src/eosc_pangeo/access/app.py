@@ -156,7 +156,8 @@ def create_app(lake: str | Lake, policy: AccessPolicy | None = None) -> FastAPI:
             projections = parse_constraint(query, ds)
             if response == "dods":
                 check_size(projections, ds, limit)
-            dataset = dap_dataset(ds, collection, projections if query else None)
+            dataset = dap_dataset(ds, collection, projections if query else None,
+                                  with_data=response == "dods")
             parts = [part if isinstance(part, bytes) else part.encode()
                      for part in getattr(dataset, response)(constraint="")]
             # opendap-protocol separates the DDS from the data with "Data:\r\n"; DAP 2
@@ -299,4 +300,6 @@ def serve(lake: str | Lake | None = None, *, policy: AccessPolicy | None = None,
         outer = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
         outer.mount("/" + prefix.strip("/"), app)
         app = outer
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # No proxy headers: the hub's pure-Python proxy writes X-Forwarded-* malformed, and the
+    # Host header it keeps is what links are built from.
+    uvicorn.run(app, host=host, port=port, proxy_headers=False, log_level="info")

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..geometry import check_bbox
 from .errors import BadRequest, TooLarge
 
 GRID_FORMATS = ("covjson", "csv", "geojson", "netcdf")
@@ -62,9 +63,7 @@ def parse_query(kind: str, params: dict[str, str], formats: tuple[str, ...]) -> 
             if geometry.geom_type not in ("Polygon", "MultiPolygon") or geometry.is_empty:
                 raise BadRequest(f"area queries take a POLYGON, not a {geometry.geom_type}")
             polygon = geometry
-            bbox = tuple(float(v) for v in geometry.bounds)
-            _check_lat(bbox[1], "coords")
-            _check_lat(bbox[3], "coords")
+            bbox = check_bbox(geometry.bounds, BadRequest)
     fmt = params.get("f", formats[0]).lower()
     if fmt not in formats:
         raise BadRequest(f"f={fmt!r} is not a format of {kind} queries here: use one of "
@@ -82,13 +81,7 @@ def _check_lat(lat: float, field: str) -> None:
 def _bbox(text: str | None) -> tuple[float, float, float, float]:
     if not text:
         raise BadRequest("bbox is required for cube queries: bbox=west,south,east,north")
-    try:
-        west, south, east, north = (float(v) for v in text.split(","))
-    except ValueError:
-        raise BadRequest(f"bbox {text!r} must be four numbers: west,south,east,north") from None
-    if not (-90 <= south <= north <= 90):
-        raise BadRequest(f"bbox {text!r}: south must be below north, both within -90..90")
-    return west, south, east, north
+    return check_bbox(text.split(","), BadRequest)
 
 
 def _datetime(text: str | None) -> tuple[str | None, str | None] | None:

@@ -121,13 +121,18 @@ def check_size(projections: list[Projection], ds: xr.Dataset, limit: int) -> int
     return total
 
 
-def dap_dataset(ds: xr.Dataset, name: str, projections: list[Projection] | None = None):
+def dap_dataset(ds: xr.Dataset, name: str, projections: list[Projection] | None = None, *,
+                with_data: bool = True):
     """The DAP object tree of ``ds``, or of just the ``projections`` asked for, already sliced.
 
     xpublish-opendap converts the variables; the slicing is done here, on the lazy arrays (so
-    only the chunks asked for are read), because opendap-protocol reads ``[start:stride:stop]``
-    as a Python slice and applies one hyperslab to every projection of a request.
+    only the chunks asked for are read, from the store the lake routes the slice to), because
+    opendap-protocol reads ``[start:stride:stop]`` as a Python slice and applies one hyperslab
+    to every projection of a request. ``with_data=False`` (``.dds``, ``.das``) reads no values.
     """
+    if not with_data:
+        # The conversion takes each array's data: dask arrays keep it unread.
+        ds = ds.chunk()
     import opendap_protocol as dap
     from xpublish_opendap.dap_xarray import dap_attribute, dap_dimension, dap_grid
 

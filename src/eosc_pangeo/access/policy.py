@@ -8,8 +8,8 @@ A policy is a YAML (or JSON) file given to ``eosc-pangeo serve-data --policy``::
         sha256: 5e88...            # sha256 of the key: the file never holds keys themselves
         collections: ["*"]
     hub:                           # tokens of the platform's JupyterHub
-      api_url: http://127.0.0.1:8081/hub/api
-      api_token_file: /srv/eosc-pangeo/data-service.token
+      api_url: http://127.0.0.1:8081/hub/api      # both default to what the hub gives the
+      api_token_file: /srv/eosc-pangeo/data.token  # services it runs itself
       service: eosc-data           # tokens need the scope access:services!service=eosc-data
     limits:
       max_response_bytes: 268435456
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -42,10 +41,17 @@ class ApiKey(BaseModel):
     collections: list[str] = Field(default_factory=lambda: ["*"])
 
 
+#: The data service's name as a hub service, in its URL (/services/eosc-data/) and its scope.
+DATA_SERVICE = "eosc-data"
+
+
 class HubAccess(BaseModel):
-    api_url: str = Field(description="The hub's API URL, e.g. http://127.0.0.1:8081/hub/api.")
-    api_token_file: Path = Field(description="File holding the service's own hub API token.")
-    service: str = Field(default="eosc-data", description="The service name of the scope.")
+    api_url: str | None = Field(default=None, description="The hub's API URL, e.g. "
+                                "http://127.0.0.1:8081/hub/api; default: JUPYTERHUB_API_URL, "
+                                "which the hub sets for the services it runs.")
+    api_token_file: Path | None = Field(default=None, description="File holding the service's "
+                                        "own hub API token; default: JUPYTERHUB_API_TOKEN.")
+    service: str = Field(default=DATA_SERVICE, description="The service name of the scope.")
 
 
 class Limits(BaseModel):
@@ -107,9 +113,12 @@ class Authenticator:
             # Imported here: the hub package is needed only where a hub is configured.
             from jupyterhub.services.auth import HubAuth
 
-            token = policy.hub.api_token_file.read_text().strip()
-            self._hub_auth = HubAuth(api_token=token, api_url=policy.hub.api_url,
-                                     cache_max_age=60)
+            given = {"cache_max_age": 10}
+            if policy.hub.api_url:
+                given["api_url"] = policy.hub.api_url
+            if policy.hub.api_token_file:
+                given["api_token"] = policy.hub.api_token_file.read_text().strip()
+            self._hub_auth = HubAuth(**given)
             self._hub_scope = f"access:services!service={policy.hub.service}"
 
     def client(self, headers, query: dict[str, str], address: str) -> Client:
@@ -169,9 +178,3 @@ class RateLimiter:
                     f"{wait} s, or read larger pieces per request", retry_after=wait)
             self._buckets[client.name] = (tokens - 1, now)
 
-
-def policy_summary(policy: AccessPolicy) -> str:
-    """The policy without secrets, for logs and the service's index page."""
-    return json.dumps({"public": policy.public, "api_keys": [k.name for k in policy.api_keys],
-                       "hub": policy.hub.service if policy.hub else None,
-                       "limits": policy.limits.model_dump()})

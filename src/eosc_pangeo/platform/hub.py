@@ -362,6 +362,22 @@ def add_catalog(c: Config, *, url: str, command: list[str] | None = None) -> Non
     grant_service_access(c, CATALOG)
 
 
+def add_data_service(c: Config, *, url: str, command: list[str] | None = None) -> None:
+    """Add the data service (:mod:`eosc_pangeo.access`) at ``/services/eosc-data/``.
+
+    It serves the lake to clients outside the hub too, under its own access policy; hub users'
+    tokens are accepted because their roles get the service's scope.
+    """
+    from ..access.policy import DATA_SERVICE
+
+    service: dict[str, Any] = {"name": DATA_SERVICE, "url": url, "display": False}
+    if command is not None:
+        service["command"] = command
+    services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
+    c.JupyterHub.services = [*services, service]
+    grant_service_access(c, DATA_SERVICE)
+
+
 def add_idle_culler(c: Config, *, timeout: int = 3600) -> None:
     """Stop servers idle for ``timeout`` seconds (jupyterhub-idle-culler, as a hub service);
     their clusters then stop too (:func:`stop_clusters_on_server_stop`)."""

@@ -44,7 +44,7 @@ ADMIN_SERVICE = "eosc-admin"
 INGEST_GROUP = "ingest"
 SHARED_ROOT = Path("/srv/eosc-pangeo")
 PORT_NAMES = ("hub_api", "proxy_api", "gateway_api", "gateway_proxy", "scheduler", "catalog",
-              "jobs")
+              "jobs", "data")
 
 HUB_CONFIG = """\
 # Written by eosc_pangeo.platform.local.prepare; rewritten at every start.
@@ -164,6 +164,15 @@ class PlatformState:
         return f"{self.url}/services/{CATALOG_SERVICE}/"
 
     @property
+    def data_url(self) -> str:
+        """The data service (Zarr over HTTP, OPeNDAP, EDR) as clients reach it."""
+        return f"{self.url}/services/eosc-data"
+
+    @property
+    def data_policy(self) -> Path:
+        return self.state / "data-policy.yaml"
+
+    @property
     def gateway_address(self) -> str:
         return f"{self.url}/services/{SERVICE_NAME}"
 
@@ -252,6 +261,10 @@ def prepare(
         ),
         str(state / "gateway.json"),
     )
+    if not platform.data_policy.exists():
+        # Nothing public until an admin says so; hub users read with their tokens.
+        platform.data_policy.write_text("# Access policy of the data service: see "
+                                        "docs/remote-access.md\npublic: []\nhub: {}\n")
     (state / "jupyterhub_config.py").write_text(HUB_CONFIG.format(state=str(state)))
     return platform
 
@@ -266,7 +279,7 @@ def ensure_demo_lake(platform: PlatformState, size: str = "small", progress=None
     built = not (lake / "_catalog").exists()
     if built:
         build_demo_lake(str(lake), size, progress=progress)
-        build_catalog(str(lake), progress=progress)
+        build_catalog(str(lake), progress=progress, data_url=platform.data_url)
     share_lake(lake)
     return built
 
@@ -308,6 +321,7 @@ def configure_hub(c, platform: PlatformState) -> None:
     from .hub import (
         add_catalog,
         add_dask_gateway,
+        add_data_service,
         add_idle_culler,
         add_jobs_service,
         local_hub,
@@ -341,6 +355,13 @@ def configure_hub(c, platform: PlatformState) -> None:
         url=f"http://127.0.0.1:{platform.ports['catalog']}",
         command=[sys.executable, "-m", "eosc_pangeo.platform.catalog_service",
                  "--lake", platform.lake, "--port", str(platform.ports["catalog"])],
+    )
+    add_data_service(
+        c,
+        url=f"http://127.0.0.1:{platform.ports['data']}",
+        command=[sys.executable, "-m", "eosc_pangeo", "serve-data", "--lake", platform.lake,
+                 "--port", str(platform.ports["data"]), "--prefix", "/services/eosc-data",
+                 "--policy", str(platform.data_policy)],
     )
     add_jobs_service(
         c,
@@ -484,6 +505,8 @@ def start(platform: PlatformState, *, attached: bool = False,
                       "the catalogue")
         wait_for_http(f"{platform.url}/services/jobs/api/health", timeout, hub, platform.log,
                       "the jobs service")
+        wait_for_http(f"{platform.data_url}/openapi.json", timeout, hub, platform.log,
+                      "the data service")
     except PlatformError:
         _terminate(hub.pid)
         raise
