@@ -495,10 +495,11 @@ def _read_source(file: SourceFile) -> SourceGrid:
 def _describe_source(file: SourceFile, ds: xr.Dataset) -> SourceGrid:
     url = file.url
     axes = {}
+    # cf_xarray knows an axis by its ``axis`` attribute, a coordinate by its standard name or
+    # units: CF files may carry either. (Each of these looks at every variable: ask once.)
+    by_axis, by_name = ds.cf.axes, ds.cf.coordinates
     for axis, what in (("T", "time"), ("Y", "latitude"), ("X", "longitude")):
-        # cf_xarray knows an axis by its ``axis`` attribute, a coordinate by its standard name
-        # or units: CF files may carry either.
-        candidates = ds.cf.axes.get(axis, []) + ds.cf.coordinates.get(what, [])
+        candidates = by_axis.get(axis, []) + by_name.get(what, [])
         found = [name for name in candidates if name in ds.dims]
         if not found:
             raise IngestError(url, f"has no {what} coordinate (no variable with axis={axis} "
@@ -930,14 +931,14 @@ def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid, decoded:
                             sink = _chunk_sink(first_steps[source], source.layouts[name],
                                                [(copies[store][name], copied[store])
                                                 for store in targets])
-                            decoder.submit(source.url, h5, name, indices[0], len(indices),
-                                           out, sink)
+                            decoder.submit(source.url, h5, name, source.layouts[name],
+                                           indices[0], len(indices), out, sink)
                         elif name in decoded:
                             # Each source by its own scale_factor, add_offset and _FillValue.
                             raw = ds[[name]].isel(steps)
                             out[...] = xr.decode_cf(raw, decode_times=False)[name].values
-                        elif not decoder.submit(source.url, h5, name, indices[0], len(indices),
-                                                out):
+                        elif not decoder.submit(source.url, h5, name, source.layouts[name],
+                                                indices[0], len(indices), out):
                             out[...] = ds[name].isel(steps).values
                 names = [v for v in reference.template.variables
                          if t in ds[v].dims and v not in reference.variables]

@@ -78,21 +78,19 @@ class ChunkDecoder:
                 future.cancel()
             self.pool.shutdown(wait=True)
 
-    def submit(self, url: str, h5, name: str, first: int, steps: int,
-               out: np.ndarray | None = None, copy: ChunkSink | None = None) -> bool:
-        """Queue the steps ``first: first + steps`` of variable ``name`` to be decoded into
-        ``out`` and/or, each chunk once checked, handed as stored to ``copy(index, bytes)``
-        (``index`` in the source's chunk grid; called from the pool's threads); False
-        (nothing queued) if its layout needs the generic reader."""
-        if out is None:
-            layout = deflate_layout(h5, name)
-            plan = None if layout is None else (h5[name], layout.shuffle)
-        else:
-            plan = _chunk_plan(h5, name, out)
-        if plan is None:
+    def submit(self, url: str, h5, name: str, layout: DeflateLayout | None, first: int,
+               steps: int, out: np.ndarray | None = None, copy: ChunkSink | None = None
+               ) -> bool:
+        """Queue the steps ``first: first + steps`` of variable ``name``, stored with
+        ``layout`` (its :func:`deflate_layout`), to be decoded into ``out`` and/or, each chunk
+        once checked, handed as stored to ``copy(index, bytes)`` (``index`` in the source's
+        chunk grid; called from the pool's threads); False (nothing queued) if its layout
+        needs the generic reader."""
+        dset = None if layout is None or h5 is None else h5[name]
+        if dset is None or out is not None and (layout.dtype != out.dtype
+                                                or dset.shape[1:] != out.shape[1:]):
             return False
-        dset, shuffle = plan
-        chunks = dset.chunks
+        shuffle, chunks = layout.shuffle, layout.chunks
         grids = [range(0, n, c) for n, c in zip(dset.shape[1:], chunks[1:], strict=True)]
         for t0 in range(first // chunks[0] * chunks[0], first + steps, chunks[0]):
             for corner in itertools.product(*grids):
@@ -144,18 +142,6 @@ def deflate_layout(h5, name: str) -> DeflateLayout | None:
         return None  # unwritten chunks read as fill values: leave them to netCDF4
     level = int(filters[-1][2][0]) if filters[-1][2] else 6
     return DeflateLayout(tuple(dset.chunks), dset.dtype, codes[0] == _H5Z_FILTER_SHUFFLE, level)
-
-
-def _chunk_plan(h5, name: str, out: np.ndarray):
-    """(dataset, shuffled) if ``name`` has a :func:`deflate_layout` in the dtype and field
-    shape of ``out``; None otherwise."""
-    layout = deflate_layout(h5, name)
-    if layout is None:
-        return None
-    dset = h5[name]
-    if layout.dtype != out.dtype or dset.shape[1:] != out.shape[1:]:
-        return None
-    return dset, layout.shuffle
 
 
 def _inflate_into(raw: bytes, dtype: np.dtype, chunks: tuple[int, ...], shuffle: bool,
