@@ -212,12 +212,20 @@ def stop_runner(job: Job, grace: float = 20.0) -> None:
         # The batch system signals the job (SIGTERM, then SIGKILL after its KillWait).
         run_command(["scancel" if job.backend == "slurm" else "qdel", job.native_id])
     elif local_runner_alive(job):
-        os.killpg(int(job.native_id), signal.SIGTERM)
+        signal_group(int(job.native_id), signal.SIGTERM)
     deadline = time.monotonic() + grace
     while runner_alive(job) and time.monotonic() < deadline:
         time.sleep(0.2)
     if job.backend not in BATCH_SYSTEMS and local_runner_alive(job):
-        os.killpg(int(job.native_id), signal.SIGKILL)
+        signal_group(int(job.native_id), signal.SIGKILL)
+
+
+def signal_group(pid: int, sig: int) -> None:
+    """Signal the runner's process group (it leads its own session); it may just have ended."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def close_job_clusters(job: Job, settings, hub_token: str | None = None) -> list[str]:
