@@ -16,7 +16,7 @@ from eosc_pangeo.compute import ClusterStartError, cluster
 from eosc_pangeo.config import Settings
 
 pytestmark = pytest.mark.slow
-# Users and limits of the `platform` fixture (tests/compute/conftest.py).
+# Users and limits of the `platform` fixture (tests/conftest.py).
 ALICE, BOB, CAROL = "pgalice", "pgbob", "pgcarol"
 MAX_WORKER_CORES, MAX_USER_CORES, MAX_CLUSTERS, STAFF_MAX_CLUSTERS = 2, 3, 2, 3
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import time
 import zipfile
 
@@ -77,3 +80,22 @@ def test_a_bad_parameter_is_refused_by_the_service_naming_it(platform, sum_noteb
 def test_the_service_refuses_requests_without_a_hub_token(platform):
     assert requests.get(f"{platform.url}/services/jobs/api/jobs", timeout=30,
                         allow_redirects=False).status_code in (302, 403)
+
+
+def test_the_cli_in_a_notebook_server_runs_jobs_through_the_service(platform, tmp_path):
+    script = tmp_path / "hello.py"
+    script.write_text("from eosc_pangeo.jobs import parameters\n"
+                      "p = parameters(who='nobody')\nopen('hello.txt', 'w').write(p['who'])\n")
+    # What every notebook server of the hub has (platform.hub.add_jobs_service).
+    env = {**os.environ, "EOSC_PANGEO_JOBS_URL": f"{platform.url}/services/jobs",
+           "JUPYTERHUB_API_TOKEN": platform.tokens[BOB],
+           "EOSC_PANGEO_JOBS_DIR": str(tmp_path / "not-used")}
+    cli = [sys.executable, "-m", "eosc_pangeo"]
+    run = subprocess.run([*cli, "run", str(script), "-p", "who=bob", "--backend", "local",
+                          "--wait"], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    job_id = run.stdout.strip()
+    subprocess.run([*cli, "results", "get", job_id, str(tmp_path / "out")], env=env,
+                   check=True, timeout=120)
+    assert (tmp_path / "out" / "results" / "hello.txt").read_text() == "bob"
+    assert not (tmp_path / "not-used").exists(), "the job lives in the service's store"

@@ -192,11 +192,15 @@ def wait(
         time.sleep(poll)
 
 
-def cancel(job_id: str, settings: Settings | None = None, user: str | None = None) -> Job:
+def cancel(
+    job_id: str, settings: Settings | None = None, user: str | None = None,
+    hub_token: str | None = None,
+) -> Job:
     """Cancel the job: record it cancelled, stop its runner, then its clusters.
 
     The clusters are stopped here as well as by the runner, since a runner killed outright
-    cannot. Cancelling a job that has ended changes nothing and returns its record.
+    cannot (``hub_token``: the user's, when this process holds another token, as the jobs
+    service does). Cancelling a job that has ended changes nothing and returns its record.
     """
     settings = settings or get_settings()
     directory = store_for(settings, user).directory(job_id)
@@ -205,7 +209,7 @@ def cancel(job_id: str, settings: Settings | None = None, user: str | None = Non
         return job
     job = directory.update(state=State.cancelled, reason="cancelled by its user")
     backends.stop_runner(job)
-    backends.close_job_clusters(job, Settings(**job.settings))
+    backends.close_job_clusters(job, Settings(**job.settings), hub_token)
     return directory.read()
 
 

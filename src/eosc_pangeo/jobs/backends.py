@@ -212,16 +212,27 @@ def stop_runner(job: Job, grace: float = 20.0) -> None:
         # The batch system signals the job (SIGTERM, then SIGKILL after its KillWait).
         run_command(["scancel" if job.backend == "slurm" else "qdel", job.native_id])
     elif local_runner_alive(job):
-        os.killpg(int(job.native_id), signal.SIGTERM)
+        signal_group(int(job.native_id), signal.SIGTERM)
     deadline = time.monotonic() + grace
     while runner_alive(job) and time.monotonic() < deadline:
         time.sleep(0.2)
     if job.backend not in BATCH_SYSTEMS and local_runner_alive(job):
-        os.killpg(int(job.native_id), signal.SIGKILL)
+        signal_group(int(job.native_id), signal.SIGKILL)
 
 
-def close_job_clusters(job: Job, settings) -> list[str]:
+def signal_group(pid: int, sig: int) -> None:
+    """Signal the runner's process group (it leads its own session); it may just have ended."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def close_job_clusters(job: Job, settings, hub_token: str | None = None) -> list[str]:
     """Stop every cluster ``job`` started that may still run; returns what was stopped.
+
+    ``hub_token``: the job's user's token for the gateway, when this process holds another
+    (the jobs service); default: the settings' authentication.
 
     Called by the runner when the job ends (however it ends) and again by ``cancel``: a runner
     killed outright cannot clean up after itself. Local clusters die with the runner's
@@ -231,18 +242,18 @@ def close_job_clusters(job: Job, settings) -> list[str]:
         cancel_batch_workers(job)
         return [worker_job_name(job)]
     if job.backend == "gateway" and settings.gateway_address:
-        return asyncio.run(stop_gateway_clusters(job, settings))
+        return asyncio.run(stop_gateway_clusters(job, settings, hub_token))
     return []
 
 
-async def stop_gateway_clusters(job: Job, settings) -> list[str]:
-    from dask_gateway import Gateway
+async def stop_gateway_clusters(job: Job, settings, hub_token: str | None) -> list[str]:
+    from dask_gateway import Gateway, JupyterHubAuth
 
     stopped = []
     async with Gateway(
         settings.gateway_address,
         proxy_address=settings.gateway_proxy_address,
-        auth=settings.gateway_auth,
+        auth=JupyterHubAuth(api_token=hub_token) if hub_token else settings.gateway_auth,
         asynchronous=True,
     ) as gateway:
         for report in await gateway.list_clusters():

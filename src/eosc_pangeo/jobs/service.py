@@ -64,6 +64,18 @@ class JobsHandler(HubOAuthenticated, web.RequestHandler):
         message = getattr(error, "log_message", None) or str(error or self._reason)
         self.finish({"status": status_code, "message": message})
 
+    def job_token(self, note: str = "eosc-pangeo batch job",
+                  lifetime: int = JOB_TOKEN_LIFETIME) -> str:
+        """A token of the requesting user for a job, from the hub, scoped to the gateway."""
+        response = requests.post(
+            url_path_join(self.hub_auth.api_url, "users", self.user_name, "tokens"),
+            headers={"Authorization": f"token {self.hub_auth.api_token}"},
+            json={"note": note, "scopes": JOB_TOKEN_SCOPES, "expires_in": lifetime},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()["token"]
+
     def job_or_404(self, job_id: str):
         try:
             return api.get_job(job_id, self.settings_, self.user_name)
@@ -102,18 +114,6 @@ class ListHandler(JobsHandler):
         self.set_status(201)
         self.finish(job.model_dump(mode="json"))
 
-    def job_token(self) -> str:
-        """A token of the requesting user for the job, from the hub, scoped to the gateway."""
-        response = requests.post(
-            url_path_join(self.hub_auth.api_url, "users", self.user_name, "tokens"),
-            headers={"Authorization": f"token {self.hub_auth.api_token}"},
-            json={"note": "eosc-pangeo batch job", "scopes": JOB_TOKEN_SCOPES,
-                  "expires_in": JOB_TOKEN_LIFETIME},
-            timeout=30,
-        )
-        response.raise_for_status()
-        return response.json()["token"]
-
 
 class JobHandler(JobsHandler):
     @web.authenticated
@@ -123,9 +123,13 @@ class JobHandler(JobsHandler):
 
 class CancelHandler(JobsHandler):
     @web.authenticated
-    def post(self, job_id: str) -> None:
+    async def post(self, job_id: str) -> None:
         self.job_or_404(job_id)
-        self.finish(api.cancel(job_id, self.settings_, self.user_name).model_dump(mode="json"))
+        token = self.job_token(note="stop the clusters of a cancelled job", lifetime=600)
+        # Blocking (it waits for the runner to stop): off the service's event loop.
+        job = await ioloop.IOLoop.current().run_in_executor(
+            None, api.cancel, job_id, self.settings_, self.user_name, token)
+        self.finish(job.model_dump(mode="json"))
 
 
 class LogHandler(JobsHandler):
