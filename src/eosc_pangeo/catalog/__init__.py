@@ -6,6 +6,7 @@ Only describes and finds the lake: nothing here writes into its collections.
 
 from .build import BuildReport, build_catalog
 from .dcat import export_dcat
+from .esm import open_esm_catalog
 from .harvest import HarvestReport, harvest
 from .index import CatalogError, CatalogIndex, UnknownCollection
 from .intake import open_catalog
@@ -23,5 +24,6 @@ __all__ = [
     "export_dcat",
     "harvest",
     "open_catalog",
+    "open_esm_catalog",
     "search",
 ]
