@@ -6,9 +6,10 @@ from pathlib import Path
 
 import intake
 import netCDF4
+import pytest
 import xarray as xr
 
-from eosc_pangeo.catalog import build_catalog
+from eosc_pangeo.catalog import CatalogError, build_catalog, open_esm_catalog
 from eosc_pangeo.catalog.esm import esm_rows, member_id
 from eosc_pangeo.demo_data import ClimateSpec, StationSpec, write_climate, write_stations
 from eosc_pangeo.lake.grid import ingest_grid
@@ -97,3 +98,9 @@ def test_the_catalogue_of_a_lake_on_s3_opens_with_storage_options(s3_lake, tmp_p
     with xr.open_zarr(cat.df.path.iloc[0], storage_options=options) as direct:
         xr.testing.assert_identical(opened.tas.isel(member_id=0, drop=True).compute(),
                                     direct.tas.compute())
+
+
+def test_open_esm_catalog_finds_the_lakes_or_says_how_to_build_it(demo_lake, local_lake):
+    assert set(open_esm_catalog(demo_lake).df.collection) == {"tas"}
+    with pytest.raises(CatalogError, match="no intake-esm catalogue.*catalog build"):
+        open_esm_catalog(local_lake)

@@ -167,6 +167,18 @@ def test_dsg_and_argo_files_share_one_collection(local_lake, samples, tmp_path):
     assert set(rows.platform_type) == {"argo_float", "profile"}
 
 
+def test_samples_are_the_same_for_a_seed_and_differ_for_another(samples, tmp_path):
+    again = {p.stem: p for p in write_dsg(tmp_path / "again")}
+    other = {p.stem: p for p in write_dsg(tmp_path / "other", seed=1)}
+    assert sorted(again) == sorted(samples) == sorted(
+        f"{feature_type}-{layout}" for feature_type in FEATURE_TYPES for layout in LAYOUTS)
+    for name, path in samples.items():
+        with xr.open_dataset(path) as first, xr.open_dataset(again[name]) as second, \
+                xr.open_dataset(other[name]) as third:
+            xr.testing.assert_identical(first, second)
+            assert not first.temp.equals(third.temp), name
+
+
 # --- refusals ---------------------------------------------------------------------------------
 
 

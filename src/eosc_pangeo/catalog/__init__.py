@@ -13,6 +13,7 @@ from .errors import CatalogError, CatalogNotBuilt, UnknownCollection
 if TYPE_CHECKING:
     from .build import BuildReport, build_catalog
     from .dcat import export_dcat
+    from .esm import open_esm_catalog
     from .harvest import HarvestReport, harvest
     from .index import CatalogIndex
     from .intake import open_catalog
@@ -31,11 +32,13 @@ __all__ = [
     "export_dcat",
     "harvest",
     "open_catalog",
+    "open_esm_catalog",
     "search",
 ]
 
 export_lazily(__name__, {
     "BuildReport": "build", "build_catalog": "build", "export_dcat": "dcat",
     "HarvestReport": "harvest", "harvest": "harvest", "CatalogIndex": "index",
-    "open_catalog": "intake", "Hit": "search", "SearchResults": "search", "search": "search",
+    "open_catalog": "intake", "open_esm_catalog": "esm", "Hit": "search",
+    "SearchResults": "search", "search": "search",
 })

@@ -7,7 +7,7 @@ store and the ESM collection JSON that describes the columns (the esmcat 0.1 spe
     <lake>/_catalog/esm/collection.json
     <lake>/_catalog/esm/collection.csv
 
-Then, with intake-esm only::
+Then, with intake-esm only (or :func:`open_esm_catalog`, which finds the lake's)::
 
     cat = intake.open_esm_datastore("<lake>/_catalog/esm/collection.json")
     dsets = cat.search(variable_id="tas", chunking="map").to_dataset_dict()
@@ -27,6 +27,7 @@ from collections.abc import Iterable
 
 from ..lake.manifest import Manifest
 from ..lake.storage import Lake, atomic_write
+from .index import CatalogError
 
 ESM_DIR = "esm"
 JSON_FILE = "collection.json"
@@ -103,3 +104,30 @@ def write_esm_catalog(lake: Lake, manifests: Iterable[Manifest], folder: str) ->
     # Written last: a reader that finds the JSON finds the CSV it names.
     atomic_write(lake.fs, json_path, json.dumps(description, indent=2).encode())
     return lake.fs.unstrip_protocol(json_path)
+
+
+def open_esm_catalog(lake: str | Lake | None = None):
+    """The lake's intake-esm catalogue, as ``intake.open_esm_datastore`` opens it.
+
+    Parameters
+    ----------
+    lake
+        Lake URL; default: the configured ``EOSC_PANGEO_LAKE``. Its storage options are passed
+        on; give them to ``to_dataset_dict(storage_options=...)`` too for a lake on S3.
+
+    Raises
+    ------
+    CatalogError
+        If the lake has no such catalogue: ``eosc-pangeo catalog build`` writes it when the
+        lake holds grids with CMIP attributes.
+    """
+    import intake
+
+    lake = Lake.from_url(lake)
+    path = lake.path("_catalog", ESM_DIR, JSON_FILE)
+    if not lake.fs.exists(path):
+        raise CatalogError(f"{lake.url} has no intake-esm catalogue ({path}): run "
+                           "'eosc-pangeo catalog build'; it lists grids with CMIP attributes "
+                           "(source_id, experiment_id, table_id, variable_id, grid_label)")
+    return intake.open_esm_datastore(lake.fs.unstrip_protocol(path),
+                                     storage_options=lake.storage_options or None)
