@@ -85,16 +85,12 @@ def with_xoak(grid: xr.Dataset, obs: pd.DataFrame) -> np.ndarray:
 
 
 def with_pyinterp(grid: xr.Dataset, obs: pd.DataFrame) -> np.ndarray:
-    import pyinterp
+    from pyinterp.backends.xarray import Grid3D
 
-    sst = grid["analysed_sst"].transpose("lon", "lat", "time")
-    x = pyinterp.Axis(sst.lon.values, is_circle=True)
-    y = pyinterp.Axis(sst.lat.values)
-    t = pyinterp.TemporalAxis(sst.time.values.astype("datetime64[ns]"))
-    interpolator = pyinterp.Grid3D(x, y, t, sst.values)
-    return pyinterp.trivariate(interpolator, obs.lon.values, obs.lat.values,
-                               t.safe_cast(obs.time.values.astype("datetime64[ns]")),
-                               interpolator="nearest", bounds_error=False)
+    interpolator = Grid3D(grid["analysed_sst"].transpose("lon", "lat", "time"))
+    return interpolator.trivariate({"lon": obs.lon.values, "lat": obs.lat.values,
+                                    "time": obs.time.values.astype("datetime64[ns]")},
+                                   method="nearest", bounds_error=False)
 
 
 def agreement(values: np.ndarray, expected: np.ndarray) -> float:
