@@ -143,3 +143,18 @@ def test_a_failed_export_leaves_nothing_behind(tmp_path):
 def test_an_unknown_suffix_is_refused_with_the_formats_to_choose():
     with pytest.raises(AnalysisError, match=r"no format for the suffix '.txt'.*\.nc"):
         export(pd.DataFrame({"v": [1]}), "result.txt")
+
+
+@pytest.mark.s3
+def test_a_result_is_exported_to_an_object_store_with_its_crate(s3_server):
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**s3_server)
+    fs.mkdir("results-bucket")
+    table = pd.DataFrame({"lat": [1.0], "lon": [2.0], "value": [3.5]})
+    url = export(table, "s3://results-bucket/alice/r.parquet", storage_options=s3_server)
+    assert url == "s3://results-bucket/alice/r.parquet"
+    with fs.open(url) as f:
+        assert pd.read_parquet(f)["value"].tolist() == [3.5]
+    crate = json.loads(fs.cat_file(crate_path(url)))
+    assert {"@id": "r.parquet"} in crate["@graph"][1]["hasPart"]

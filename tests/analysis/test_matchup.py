@@ -89,6 +89,14 @@ def test_the_nearest_cell_is_the_great_circle_nearest_at_any_latitude():
     np.testing.assert_allclose(result["distance_km"], brute, rtol=1e-9, atol=1e-6)
 
 
+def test_a_window_of_the_nearest_cell_alone_has_its_value_and_no_spread():
+    result = matchup(cell_number_grid(), observations((0.3, 0.3, "2020-01-01"),
+                                                      (0.3, 1.3, "2020-01-01")))
+    assert result["v_mean"].tolist() == result["v"].tolist() == [90180.0, 90181.0]
+    assert result["v_median"].tolist() == [90180.0, 90181.0]
+    assert result["v_count"].tolist() == [1, 1] and result["v_std"].isna().all()
+
+
 def test_a_radius_excludes_the_cells_just_beyond_it():
     grid = cell_number_grid()
     at_centre = observations((0.5, 0.5, "2020-01-01"))

@@ -6,8 +6,9 @@ longitude convention (-180..180 or 0..360) of the grid or of the points.
 A regular latitude/longitude grid needs no tree: the nearest cell in longitude is the same for
 every row, and on that column the nearest row is the one closest to the latitude where the great
 circle through the point and the column's meridian peaks (see :meth:`Regular.nearest`), so two
-binary searches give the exact great-circle nearest cell. Curvilinear grids and radius searches
-use scipy's cKDTree on 3-D unit vectors, where the chord length orders points as the arc does.
+look-ups on 1-D axes (:class:`SortedAxis`) give the exact great-circle nearest cell.
+Curvilinear grids and radius searches use scipy's cKDTree on 3-D unit vectors, where the chord
+length orders points as the arc does.
 """
 
 from __future__ import annotations
@@ -97,11 +98,10 @@ class Regular(Grid):
         self.lat = np.asarray(lat, dtype=float)
         self.lon = np.asarray(lon, dtype=float)
         self.shape = (self.lat.size, self.lon.size)
-        self._lat_order = np.argsort(self.lat, kind="stable")
-        self._lon_mod = self.lon % 360.0
-        self._lon_order = np.argsort(self._lon_mod, kind="stable")
+        self._lat_axis = SortedAxis(self.lat)
+        self._lon_axis = SortedAxis(self.lon % 360.0, period=360.0)
         if self.lon.size > 1:
-            step = np.median(np.diff(np.sort(self._lon_mod)))
+            step = np.median(np.diff(self._lon_axis.sorted))
             self.wraps = bool(np.isclose(step * self.lon.size, 360.0, rtol=1e-6))
 
     def cell_coordinates(self):
@@ -109,22 +109,14 @@ class Regular(Grid):
 
     def nearest(self, lat, lon):
         lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
-        col = self._nearest_lon(lon)
+        col = self._lon_axis.nearest(lon % 360.0)
         # On the meridian of that column, cos(distance) = A cos(lat_cell - lat0): the nearest
         # row is the one closest to lat0, not to the point's own latitude (they differ a
         # little away from the equator when the point is off the meridian).
         dlam = np.radians(wrapped_lon_delta(lon, self.lon[col]))
         phi = np.radians(lat)
         lat0 = np.degrees(np.arctan2(np.sin(phi), np.cos(phi) * np.cos(dlam)))
-        return _nearest_sorted(self.lat, self._lat_order, lat0), col
-
-    def _nearest_lon(self, lon: np.ndarray) -> np.ndarray:
-        ordered = self._lon_mod[self._lon_order]
-        n = ordered.size
-        pos = np.searchsorted(ordered, lon % 360.0)
-        left, right = (pos - 1) % n, pos % n
-        pick_right = wrapped_lon_delta(lon, ordered[right]) < wrapped_lon_delta(lon, ordered[left])
-        return self._lon_order[np.where(pick_right, right, left)]
+        return self._lat_axis.nearest(lat0), col
 
 
 class Curvilinear(Grid):
@@ -139,19 +131,49 @@ class Curvilinear(Grid):
         return self.lat, self.lon
 
 
-def _nearest_sorted(values: np.ndarray, order: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Index into ``values`` (sorted by ``order``) of the value nearest to each target."""
-    ordered = values[order]
-    pos = np.clip(np.searchsorted(ordered, targets), 1, max(ordered.size - 1, 1))
-    left = pos - 1
-    right = np.minimum(pos, ordered.size - 1)
-    pick_right = np.abs(ordered[right] - targets) < np.abs(targets - ordered[left])
-    return order[np.where(pick_right, right, left)]
+class SortedAxis:
+    """A 1-D axis (any order) that answers "which value is nearest?" for many targets at once.
+
+    Evenly spaced axes, the usual case, are answered by arithmetic and others by a binary
+    search; either guess is then settled among its two neighbours on the exact values, so that
+    rounding never picks the wrong one. Ties go to the lower value. ``period`` makes the axis a
+    circle (longitudes in 0..360).
+    """
+
+    def __init__(self, values: np.ndarray, period: float | None = None) -> None:
+        values = np.asarray(values)
+        self.order = np.argsort(values, kind="stable")
+        self.sorted = values[self.order]
+        self.period = period
+        steps = np.diff(self.sorted)
+        self.step = None
+        even = steps.size and steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-6, atol=0)
+        # On a circle, arithmetic holds only if the axis goes all the way round.
+        whole = period is None or np.isclose(float(steps.mean()) * values.size, period) \
+            if even else False
+        if even and whole:
+            self.step = float(steps.astype(float).mean())
+
+    def nearest(self, targets: np.ndarray) -> np.ndarray:
+        """Index into the original (unsorted) values of the value nearest to each target."""
+        n = self.sorted.size
+        if self.step is not None:
+            offset = (targets - self.sorted[0]).astype(float) / self.step
+            guess = np.ceil(offset - 0.5).astype(np.int64)
+        else:
+            guess = np.searchsorted(self.sorted, targets)
+        candidates = np.stack([guess - 1, guess, guess + 1])
+        candidates = candidates % n if self.period else np.clip(candidates, 0, n - 1)
+        delta = np.abs(self.sorted[candidates] - targets)
+        if self.period:
+            delta = np.minimum(delta, self.period - delta)
+        best = np.take_along_axis(candidates, np.argmin(delta, axis=0)[None], axis=0)[0]
+        return self.order[best]
 
 
 def nearest_on_axis(axis: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Index of the nearest value of a 1-D axis (any order) to each target."""
-    return _nearest_sorted(axis, np.argsort(axis, kind="stable"), targets)
+    return SortedAxis(axis).nearest(targets)
 
 
 def ranges_on_axis(axis: np.ndarray, low: np.ndarray, high: np.ndarray):

@@ -43,7 +43,7 @@ PROJECT_URL = "https://github.com/eosc-pangeo/eosc-pangeo"
 def export(
     obj: xr.Dataset | xr.DataArray | pd.DataFrame,
     path_or_url: str | os.PathLike[str],
-    format: Format | None = None,  # noqa: A002 - the name users expect, as in to_netcdf
+    format: Format | None = None,
     *,
     attrs: Mapping[str, Any] | None = None,
     variable_attrs: Mapping[str, Mapping[str, Any]] | None = None,
@@ -101,27 +101,29 @@ def export(
         raise AnalysisError(url, "already exists", "pass overwrite=True to replace it")
     provenance = merge([provenance_of(obj), *(provenance_of(i) for i in inputs)])
     data = _prepared(obj, format, attrs or {}, variable_attrs or {}, provenance)
-    fs.makedirs(posixpath.dirname(path) or ".", exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="eosc-pangeo-export-") as scratch:
+    from fsspec.implementations.local import LocalFileSystem
+
+    folder = posixpath.dirname(path) or "."
+    fs.makedirs(folder, exist_ok=True)
+    # Written beside the result on local disks, so that moving it into place is a rename.
+    beside = folder if isinstance(fs, LocalFileSystem) else None
+    with tempfile.TemporaryDirectory(prefix=".eosc-pangeo-export-", dir=beside) as scratch:
         local = os.path.join(scratch, posixpath.basename(path))
         _write(data, local, format)
         size, sha256 = _size_and_checksum(local)
         crate = _crate(posixpath.basename(path), format, size, sha256, provenance, data, lake,
                        parameters={"format": format, "attrs": dict(attrs or {})})
         _replace(fs, local, path, overwrite)
-    with fs.open(_crate_path(path), "w") as out:
+    with fs.open(crate_path(path), "w") as out:
         json.dump(crate, out, indent=2)
     return fs.unstrip_protocol(path)
 
 
 def crate_path(url: str) -> str:
-    """Where :func:`export` puts the provenance record of the result at ``url``."""
-    return _crate_path(url)
-
-
-def _crate_path(path: str) -> str:
-    stem, suffix = posixpath.splitext(path.rstrip("/"))
-    return (stem if suffix in FORMATS else path.rstrip("/")) + CRATE_SUFFIX
+    """Where :func:`export` puts the provenance record of the result at ``url``:
+    ``results/pairs.nc`` -> ``results/pairs-ro-crate-metadata.json``."""
+    stem, suffix = posixpath.splitext(url.rstrip("/"))
+    return (stem if suffix in FORMATS else url.rstrip("/")) + CRATE_SUFFIX
 
 
 def _format_of(url: str) -> Format:
@@ -368,7 +370,7 @@ def _replace(fs, local: str, path: str, overwrite: bool) -> None:
     if overwrite and fs.exists(path):
         fs.rm(path, recursive=True)
     if isinstance(fs, LocalFileSystem):
-        os.replace(local, path) if not os.path.isdir(local) else os.rename(local, path)
+        os.replace(local, path)  # a file or a Zarr folder, within one file system
     else:
         fs.put(local, path, recursive=os.path.isdir(local))
 

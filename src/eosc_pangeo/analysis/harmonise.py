@@ -8,7 +8,7 @@ xarray's cftime support.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
@@ -335,6 +335,3 @@ def _time_name(obj) -> str:
     dataset = obj if isinstance(obj, xr.Dataset) else obj.to_dataset(name=obj.name or "value")
     return _coords.grid_coordinate(dataset, "time")
 
-
-__all__: Sequence[str] = ["anomalies", "cell_area", "climatology", "convert_units", "harmonise",
-                          "resample", "spatial_mean", "to_calendar", "trend"]

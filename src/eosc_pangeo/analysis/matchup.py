@@ -458,9 +458,14 @@ def _window_statistics(name: str, values: np.ndarray, point: np.ndarray, n_point
     valid = ~np.isnan(values)
     size = np.bincount(point, minlength=n_points)
     count = np.bincount(point[valid], minlength=n_points)
-    grouped = pd.Series(values[valid]).groupby(point[valid])
-    stats = {s: grouped.agg(s).reindex(range(n_points)).to_numpy() for s in ("mean", "std",
-                                                                            "median")}
+    if size.max(initial=0) <= 1:  # windows of one cell (the nearest only): no grouping needed
+        value = np.full(n_points, np.nan)
+        value[point] = values
+        stats = {"mean": value, "std": np.full(n_points, np.nan), "median": value}
+    else:
+        grouped = pd.Series(values[valid]).groupby(point[valid])
+        stats = {s: grouped.agg(s).reindex(range(n_points)).to_numpy()
+                 for s in ("mean", "std", "median")}
     enough = (count > 0) & (count >= min_valid_fraction * size)
     return {f"{name}_count": count} | {f"{name}_{s}": np.where(enough, v, np.nan)
                                        for s, v in stats.items()}
