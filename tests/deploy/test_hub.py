@@ -18,7 +18,15 @@ from traitlets.config import Config
 
 from eosc_pangeo.platform.kube import configure_hub
 
-from .conftest import CHART, IMAGE, KUBERNETES_VERSIONS, RELEASE, by_kind, deployment_settings, render
+from .conftest import (
+    CHART,
+    IMAGE,
+    KUBERNETES_VERSIONS,
+    RELEASE,
+    by_kind,
+    deployment_settings,
+    render,
+)
 from .conftest import platform_values as values_with
 from .test_chart import PVC_LAKE, S3_LAKE
 
