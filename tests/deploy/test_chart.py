@@ -231,3 +231,13 @@ def test_s3_credentials_come_from_the_secret_into_the_chart_pods():
     lake = by_kind(manifests, "ConfigMap")["eosc-pangeo-lake"]["data"]
     assert lake["EOSC_PANGEO_LAKE"] == "s3://lake/eosc"
     assert lake["AWS_ENDPOINT_URL_S3"] == "https://s3.example.org"
+
+
+def test_the_charts_pods_are_hardened_as_the_python_side_hardens_notebooks_and_workers():
+    """The templates repeat kube.py's security contexts (templates cannot call Python)."""
+    from eosc_pangeo.platform.kube import container_security_context, pod_security_context
+
+    manifests = render(platform_values())
+    pod = by_kind(manifests, "Deployment")["eosc-pangeo-catalog"]["spec"]["template"]["spec"]
+    assert pod["securityContext"] == pod_security_context()
+    assert pod["containers"][0]["securityContext"] == container_security_context(True)
