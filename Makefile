@@ -12,7 +12,7 @@ PY312_HOME ?= $(shell pyenv prefix 3.12.1 2>/dev/null)
 VENV312 ?= .venv-py312
 STAMP312 := $(VENV312)/.installed
 
-.PHONY: up down status test test-py312 docs bench venv clean lint
+.PHONY: up down status test test-py312 docs bench venv clean lint image image-lock helm-values
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,17 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# The platform image (images/): built offline with buildah from a debootstrapped Debian base.
+image: $(STAMP)
+	PYTHON=$(CURDIR)/$(BIN)/python images/build.sh
+
+image-lock: $(STAMP)
+	$(BIN)/python images/lock.py
+
+# The chart's values reference (docs/helm-values.md), generated from values.schema.json.
+helm-values: $(STAMP)
+	$(BIN)/python helm/tools/values_reference.py
 
 clean:
 	rm -rf var .pytest_cache

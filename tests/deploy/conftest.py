@@ -54,7 +54,9 @@ spec:
       from:
         - podSelector: {matchLabels: {hub.jupyter.org/network-access-singleuser: "true"}}
   egress:
-    - to: [{podSelector: {matchLabels: {component: hub, app.kubernetes.io/instance: {{ .Release.Name }}}}}]
+    - to:
+        - podSelector:
+            matchLabels: {component: hub, app.kubernetes.io/instance: {{ .Release.Name }}}
       ports: [{port: 8081}]
     - to:
         - ipBlock:

@@ -25,7 +25,8 @@ S3_LAKE = {
         "s3": {"enabled": True, "existingSecret": "lake-s3", "endpointUrl": "https://s3.example.org"},
     }
 }
-NFS_LAKE = {"lake": {"volume": {"type": "nfs", "nfs": {"server": "nfs.example.org", "path": "/lake"}}}}
+NFS = {"server": "nfs.example.org", "path": "/lake"}
+NFS_LAKE = {"lake": {"volume": {"type": "nfs", "nfs": NFS}}}
 WITHOUT_DEPENDENCIES = {"jupyterhub": {"enabled": False}, "dask-gateway": {"enabled": False}}
 
 
@@ -54,7 +55,9 @@ def test_our_templates_render_with_the_dependencies_disabled():
 @pytest.mark.parametrize(
     ("jupyterhub", "gateway"), [(True, True), (True, False), (False, True), (False, False)]
 )
-def test_each_subchart_renders_exactly_when_it_is_enabled(chart_with_stand_ins, jupyterhub, gateway):
+def test_each_subchart_renders_exactly_when_it_is_enabled(
+    chart_with_stand_ins, jupyterhub, gateway
+):
     values = platform_values(
         jupyterhub={"enabled": jupyterhub}, **{"dask-gateway": {"enabled": gateway}}
     )
@@ -106,7 +109,7 @@ def test_a_moving_or_missing_image_tag_is_refused(tag):
     "subchart_image",
     [
         {"jupyterhub": {"singleuser": {"image": {"tag": "0.0.9"}}}},
-        {"dask-gateway": {"gateway": {"backend": {"image": {"name": "ghcr.io/dask/dask-gateway"}}}}},
+        {"dask-gateway": {"gateway": {"backend": {"image": {"name": "ghcr.io/dask/gateway"}}}}},
     ],
 )
 def test_a_subchart_image_other_than_the_platform_image_is_refused_with_the_value_to_fix(
@@ -210,7 +213,8 @@ def test_the_lake_is_read_only_except_in_the_cronjob_that_rebuilds_the_catalogue
     lake = {"persistentVolumeClaim": {"claimName": "lake"}}
     for pod, read_only in ((catalog, True), (job, False)):
         assert {"name": "eosc-pangeo-lake", **lake} in pod["volumes"]
-        mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "eosc-pangeo-lake")
+        mounts = pod["containers"][0]["volumeMounts"]
+        mount = next(m for m in mounts if m["name"] == "eosc-pangeo-lake")
         assert (mount["mountPath"], mount["readOnly"]) == ("/lake", read_only)
     assert job["containers"][0]["args"] == [
         "eosc-pangeo", "catalog", "build", "--lake", "$(EOSC_PANGEO_LAKE)"
@@ -227,3 +231,13 @@ def test_s3_credentials_come_from_the_secret_into_the_chart_pods():
     lake = by_kind(manifests, "ConfigMap")["eosc-pangeo-lake"]["data"]
     assert lake["EOSC_PANGEO_LAKE"] == "s3://lake/eosc"
     assert lake["AWS_ENDPOINT_URL_S3"] == "https://s3.example.org"
+
+
+def test_the_charts_pods_are_hardened_as_the_python_side_hardens_notebooks_and_workers():
+    """The templates repeat kube.py's security contexts (templates cannot call Python)."""
+    from eosc_pangeo.platform.kube import container_security_context, pod_security_context
+
+    manifests = render(platform_values())
+    pod = by_kind(manifests, "Deployment")["eosc-pangeo-catalog"]["spec"]["template"]["spec"]
+    assert pod["securityContext"] == pod_security_context()
+    assert pod["containers"][0]["securityContext"] == container_security_context(True)

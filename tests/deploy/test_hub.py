@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,7 +20,15 @@ from traitlets.config import Config
 
 from eosc_pangeo.platform.kube import configure_hub
 
-from .conftest import CHART, IMAGE, KUBERNETES_VERSIONS, RELEASE, by_kind, deployment_settings, render
+from .conftest import (
+    CHART,
+    IMAGE,
+    KUBERNETES_VERSIONS,
+    RELEASE,
+    by_kind,
+    deployment_settings,
+    render,
+)
 from .conftest import platform_values as values_with
 from .test_chart import PVC_LAKE, S3_LAKE
 
@@ -189,6 +199,8 @@ c.JupyterHub.services = [
     for name, service in get_config("hub.services", {}).items()
 ]
 c.JupyterHub.load_roles = []
+# z2jh sets the auth state keys from its hub Secret (hub.config.CryptKeeper.keys).
+c.CryptKeeper.keys = ["0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"]
 for key, config_py in sorted(get_config("hub.extraConfig", {}).items()):
     exec(config_py)
 '''
@@ -230,18 +242,57 @@ def test_the_charts_hub_configuration_loads_in_jupyterhub(tmp_path, chart_with_s
     assert "profile_list" in shown
 
 
-def test_the_egi_checkin_configuration_loads_in_jupyterhub(tmp_path, chart_with_stand_ins):
+@pytest.fixture
+def egi_like_provider():
+    """An issuer on loopback with EGI Check-in's realm path, serving its discovery document
+    (configure_oidc reads it when the hub loads its configuration)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), DiscoveryHandler)
+    issuer = f"http://127.0.0.1:{server.server_port}/auth/realms/egi"
+    server.document = {
+        "issuer": issuer,
+        **{f"{name}_endpoint": f"{issuer}/protocol/openid-connect/{path}" for name, path in (
+            ("authorization", "auth"), ("token", "token"), ("userinfo", "userinfo"))},
+    }
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield issuer
+    server.shutdown()
+    server.server_close()
+
+
+class DiscoveryHandler(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        if not self.path.endswith("/.well-known/openid-configuration"):
+            self.send_error(404)
+            return
+        body = json.dumps(self.server.document).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_egi_checkin_configuration_loads_in_jupyterhub(
+    tmp_path, chart_with_stand_ins, egi_like_provider
+):
     """Written against platform/auth.py's configure_oidc (another branch until merged)."""
     pytest.importorskip(
         "eosc_pangeo.platform.auth", reason="platform/auth.py (configure_oidc) not merged yet"
     )
     example = yaml.safe_load((CHART / "examples" / "egi-checkin.yaml").read_text())
     settings = deployment_settings(render(example, chart_with_stand_ins))
+    assert settings["oidc"]["issuerUrl"] == "https://aai.egi.eu/auth/realms/egi"
+    settings["oidc"]["issuerUrl"] = egi_like_provider  # no provider is reachable from here
     secret = tmp_path / "client-secret"  # the hub pod mounts the Secret there
     secret.write_text("s3cret\n")
     settings["oidc"]["clientSecretFile"] = str(secret)
     shown = show_hub_config(tmp_path, example, chart_with_stand_ins, settings)
     assert "GenericOAuthenticator" in shown
-    assert "https://aai.egi.eu/auth/realms/egi" in shown
+    assert f"{egi_like_provider}/protocol/openid-connect/auth" in shown
     assert "eduperson_entitlement" in shown
+    assert "urn:mace:egi.eu:group:vo.pangeo.eu:role=member#aai.egi.eu" in shown
     assert "s3cret" in shown

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 import pytest
 from dask_gateway_server.models import User
 
-from .conftest import RELEASE, by_kind, merge, render
+from .conftest import CHART, RELEASE, by_kind, merge, render, write_stand_ins
 from .conftest import platform_values as values_with
 from .test_chart import PVC_LAKE
 from .test_gateway import cluster_pods, gateway_backend
-from .conftest import CHART, write_stand_ins
 from .test_hub import notebook_pod, use_offline_kubeconfig
 
 DASK_GATEWAY = {"app.kubernetes.io/name": "dask-gateway", "app.kubernetes.io/instance": RELEASE,
@@ -62,7 +61,7 @@ def peer_admits(peer: dict, address: str, pod: Pod | None) -> bool:
         block = peer["ipBlock"]
         ip = ipaddress.ip_address(address)
         return ip in ipaddress.ip_network(block["cidr"]) and not any(
-            ip in ipaddress.ip_network(e if "/" in e else f"{e}/32") for e in block.get("except", [])
+            ip in ipaddress.ip_network(e) for e in block.get("except", [])
         )
     if pod is None:
         return False
@@ -111,7 +110,7 @@ class Network:
         ingress = self.isolating(dst, "Ingress")
         ingress_ok = not ingress or any(
             ports_admit(rule.get("ports"), port, dst)
-            and (not rule.get("from") or any(peer_admits(peer, src.ip, src) for peer in rule["from"]))
+            and (not rule.get("from") or any(peer_admits(p, src.ip, src) for p in rule["from"]))
             for policy in ingress for rule in policy["spec"].get("ingress", [])
         )
         return egress_ok and ingress_ok
@@ -140,7 +139,8 @@ def build_network(tmp_path, monkeypatch, chart, values) -> Network:
                             "hub.jupyter.org/network-access-hub": "true"}, next(ips)),
         Pod("controller", {**DASK_GATEWAY, "app.kubernetes.io/component": "controller"}, next(ips)),
         Pod("hub", {"component": "hub", "app.kubernetes.io/instance": RELEASE,
-                    "hub.jupyter.org/network-access-singleuser": "true"}, next(ips), {"http": 8081}),
+                    "hub.jupyter.org/network-access-singleuser": "true"},
+            next(ips), {"http": 8081}),
         Pod("proxy", {"component": "proxy", "app.kubernetes.io/instance": RELEASE,
                       "hub.jupyter.org/network-access-hub": "true",
                       "hub.jupyter.org/network-access-singleuser": "true"}, next(ips)),
