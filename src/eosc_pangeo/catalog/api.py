@@ -45,7 +45,6 @@ from stac_fastapi.extensions.free_text.free_text import FreeTextConformanceClass
 from stac_fastapi.types.config import ApiSettings
 from stac_fastapi.types.core import AsyncBaseCoreClient
 from stac_fastapi.types.errors import NotFoundError
-from stac_fastapi.types.links import CollectionLinks
 from stac_fastapi.types.requests import get_base_url
 from stac_fastapi.types.search import APIRequest
 from stac_pydantic.api.search import Intersection
@@ -186,7 +185,14 @@ class IndexClient(AsyncBaseCoreClient):
 
     @staticmethod
     def _collection(stac: dict[str, Any], base_url: str) -> dict[str, Any]:
-        links = CollectionLinks(collection_id=stac["id"], base_url=base_url).create_links()
+        # The links stac-fastapi's CollectionLinks makes, without parsing and joining URLs.
+        collection = f"{base_url.rstrip('/')}/collections/{stac['id']}"
+        links = [
+            {"rel": "self", "type": "application/json", "href": collection},
+            {"rel": "parent", "type": "application/json", "href": base_url},
+            {"rel": "items", "type": "application/geo+json", "href": f"{collection}/items"},
+            {"rel": "root", "type": "application/json", "href": base_url},
+        ]
         kept = [link for link in stac.get("links", [])
                 if link["rel"] not in {"self", "parent", "root", "items", "child", "item"}]
         return {**stac, "links": links + kept}

@@ -200,8 +200,13 @@ class CatalogIndex:
         a minute of CPU per million Items up front).
         """
         self._serve_json = True
-        if self._items() is not None and self._serialising is None:
-            self._loaded_items.serialise_all()
+        items = self._items()
+        if items is None:
+            return
+        if self._serialising is None:  # loaded already, by a search
+            items.serialise_all()
+        else:
+            self._serialising.join()
 
     def search_serialised(self, query: ItemQuery) -> tuple[list[SerialisedItem], int]:
         """:meth:`search_items` with the Items as JSON, for answers that are JSON themselves."""
