@@ -14,11 +14,13 @@ collections table, each atomically: an interrupted update leaves the old fingerp
 so the next run redoes it, and readers never see a half-written file. Items files that no
 collection row names are never read. One writer at a time is assumed (build or harvest).
 
-DuckDB reads the Parquet files directly (no database server, no extension downloads): bbox
-filters work on the ``bbox`` struct columns (a stored box crossing the antimeridian keeps STAC's
-west > east, so xmin > xmax) and time filters on ``start_datetime`` and ``end_datetime``, which
-every indexed Item carries. An ``intersects`` geometry narrows the Items by its bounding box in
-DuckDB, then shapely tests the exact intersection on those candidates.
+DuckDB reads the Parquet files (no database server, no extension downloads) into one Arrow
+table held in memory (:class:`ItemArrays`), reloaded when the collections table changes.
+Searches compare NumPy arrays of its columns: bbox filters the ``bbox`` struct (a stored box
+crossing the antimeridian keeps STAC's west > east, so xmin > xmax), time filters
+``start_datetime`` and ``end_datetime``, which every indexed Item carries. An ``intersects``
+geometry narrows the Items by its bounding box, then shapely tests the exact intersection on
+those candidates.
 """
 
 from __future__ import annotations
