@@ -3,10 +3,11 @@
 stac-fastapi provides the routes, request models, OpenAPI document and conformance; the backend
 (:class:`IndexClient`) answers from the stac-geoparquet index held in memory, so the embedded
 service needs no database server. What a search costs besides the index's own work was
-measured and cut (``benchmarks/bench_search_pgstac.py``): pages are sent as each Item's stored
-JSON spliced with its links, serialised by orjson, never re-encoded by FastAPI; request models
-are built without a worker thread; Brotli compresses at its fastest setting. Item search (GET and POST: bbox, intersects, datetime,
-collections, ids, limit, token paging), collection search and free text are implemented.
+measured and cut (``benchmarks/bench_search_pgstac.py``): pages are sent as each Item's
+stored JSON spliced with its links, serialised by orjson, never re-encoded by FastAPI;
+request models are built without a worker thread; Brotli compresses at its fastest setting.
+Item search (GET and POST: bbox, intersects, datetime, collections, ids, limit, token paging),
+collection search and free text are implemented.
 
 Every deliberate error of the catalogue (:class:`~eosc_pangeo.catalog.index.CatalogError`: bad
 bbox, geometry or datetime, unknown collection, limit out of range) becomes an HTTP 400 with its
