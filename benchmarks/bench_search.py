@@ -3,7 +3,7 @@
 Builds an index of ``--items`` synthetic Items (points over the globe, ten years of time, in
 ``--collections`` collections) with the real index code, then times, sequentially:
 
-* ``index``: :meth:`CatalogIndex.search_items` in process (DuckDB over stac-geoparquet);
+* ``index``: :meth:`CatalogIndex.search_items` in process (the stac-geoparquet index in memory);
 * ``api``: ``GET /search`` of the STAC API served by uvicorn on loopback, the query the
   pgstac peer figures were measured with (10-degree bbox, one-year datetime, limit 10);
 * ``pystac walk``: the same filter by walking a static catalog with pystac. Writing and

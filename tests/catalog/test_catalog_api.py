@@ -150,3 +150,23 @@ def test_malformed_intersects_gets_400_with_a_message(stac_api, method, geometry
                 else httpx.post(f"{stac_api}/search", json={"intersects": geometry}))
     assert response.status_code == 400, response.text
     assert response.json().get("description") or response.json().get("detail")
+
+
+def test_an_index_loaded_for_serving_answers_the_same_items(stac_api, demo_lake, serve):
+    # load() stores every Item as JSON up front; searches then splice the stored JSON.
+    from eosc_pangeo.catalog import CatalogIndex
+    from eosc_pangeo.catalog.api import create_app
+
+    index = CatalogIndex.of_lake(demo_lake)
+    index.load()
+    params = {"bbox": "-60,0,10,65", "datetime": "2020-01-01T00:00:00Z/2020-01-08T00:00:00Z",
+              "limit": 50}
+
+    def features(url):
+        found = httpx.get(f"{url}/search", params=params).json()
+        return found["numberMatched"], [{**f, "links": [link["rel"] for link in f["links"]]}
+                                        for f in found["features"]]
+
+    with serve(create_app(index=index)) as loaded:
+        matched, items = features(loaded)
+    assert matched > 0 and (matched, items) == features(stac_api)

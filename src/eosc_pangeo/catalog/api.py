@@ -1,9 +1,13 @@
 """The STAC API 1.0 over the meta-catalogue index: stac-fastapi with a backend of our own.
 
 stac-fastapi provides the routes, request models, OpenAPI document and conformance; the backend
-(:class:`IndexClient`) answers from the stac-geoparquet index through DuckDB, so the embedded
-service needs no database server. Item search (GET and POST: bbox, intersects, datetime,
-collections, ids, limit, token paging), collection search and free text are implemented.
+(:class:`IndexClient`) answers from the stac-geoparquet index held in memory, so the embedded
+service needs no database server. What a search costs besides the index's own work was
+measured and cut (``benchmarks/bench_search_pgstac.py``): pages are sent as each Item's
+stored JSON spliced with its links, serialised by orjson, never re-encoded by FastAPI;
+request models are built without a worker thread; Brotli compresses at its fastest setting.
+Item search (GET and POST: bbox, intersects, datetime, collections, ids, limit, token paging),
+collection search and free text are implemented.
 
 Every deliberate error of the catalogue (:class:`~eosc_pangeo.catalog.index.CatalogError`: bad
 bbox, geometry or datetime, unknown collection, limit out of range) becomes an HTTP 400 with its
@@ -45,7 +49,6 @@ from stac_fastapi.extensions.free_text.free_text import FreeTextConformanceClass
 from stac_fastapi.types.config import ApiSettings
 from stac_fastapi.types.core import AsyncBaseCoreClient
 from stac_fastapi.types.errors import NotFoundError
-from stac_fastapi.types.links import CollectionLinks
 from stac_fastapi.types.requests import get_base_url
 from stac_fastapi.types.search import APIRequest
 from stac_pydantic.api.search import Intersection
@@ -186,7 +189,14 @@ class IndexClient(AsyncBaseCoreClient):
 
     @staticmethod
     def _collection(stac: dict[str, Any], base_url: str) -> dict[str, Any]:
-        links = CollectionLinks(collection_id=stac["id"], base_url=base_url).create_links()
+        # The links stac-fastapi's CollectionLinks makes, without parsing and joining URLs.
+        collection = f"{base_url.rstrip('/')}/collections/{stac['id']}"
+        links = [
+            {"rel": "self", "type": "application/json", "href": collection},
+            {"rel": "parent", "type": "application/json", "href": base_url},
+            {"rel": "items", "type": "application/geo+json", "href": f"{collection}/items"},
+            {"rel": "root", "type": "application/json", "href": base_url},
+        ]
         kept = [link for link in stac.get("links", [])
                 if link["rel"] not in {"self", "parent", "root", "items", "child", "item"}]
         return {**stac, "links": links + kept}

@@ -14,11 +14,13 @@ collections table, each atomically: an interrupted update leaves the old fingerp
 so the next run redoes it, and readers never see a half-written file. Items files that no
 collection row names are never read. One writer at a time is assumed (build or harvest).
 
-DuckDB reads the Parquet files directly (no database server, no extension downloads): bbox
-filters work on the ``bbox`` struct columns (a stored box crossing the antimeridian keeps STAC's
-west > east, so xmin > xmax) and time filters on ``start_datetime`` and ``end_datetime``, which
-every indexed Item carries. An ``intersects`` geometry narrows the Items by its bounding box in
-DuckDB, then shapely tests the exact intersection on those candidates.
+DuckDB reads the Parquet files (no database server, no extension downloads) into one Arrow
+table held in memory (:class:`ItemArrays`), reloaded when the collections table changes.
+Searches compare NumPy arrays of its columns: bbox filters the ``bbox`` struct (a stored box
+crossing the antimeridian keeps STAC's west > east, so xmin > xmax), time filters
+``start_datetime`` and ``end_datetime``, which every indexed Item carries. An ``intersects``
+geometry narrows the Items by its bounding box, then shapely tests the exact intersection on
+those candidates.
 """
 
 from __future__ import annotations
@@ -193,8 +195,13 @@ class CatalogIndex:
         a minute of CPU per million Items up front).
         """
         self._serve_json = True
-        if self._items() is not None and self._serialising is None:
-            self._loaded_items.serialise_all()
+        items = self._items()
+        if items is None:
+            return
+        if self._serialising is None:  # loaded already, by a search
+            items.serialise_all()
+        else:
+            self._serialising.join()
 
     def search_serialised(self, query: ItemQuery) -> tuple[list[SerialisedItem], int]:
         """:meth:`search_items` with the Items as JSON, for answers that are JSON themselves."""
