@@ -508,6 +508,16 @@ def stop(platform: PlatformState) -> bool:
     return True
 
 
+def stop_hub_only(platform: PlatformState) -> bool:
+    """Stop the hub (its proxy and services too) but leave users' servers running: the next
+    :func:`start` finds them again (an upgrade or a configuration change)."""
+    pid = running_pid(platform)
+    if pid is None:
+        return False
+    _terminate(pid)
+    return True
+
+
 def status(platform: PlatformState) -> dict[str, Any]:
     """What runs and where: the hub, each service, the servers."""
     pid = running_pid(platform)
