@@ -29,6 +29,7 @@ class RunningPlatform:
         self.url = state.url
         self.hub = local.hub_of(state)
         self.passwords: dict[str, str] = {}
+        self.prefix = PREFIX
 
     def add_user(self, suffix: str, *, groups: tuple[str, ...] = ()) -> str:
         """A new account (and Unix user); its name."""

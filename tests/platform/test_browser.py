@@ -46,8 +46,11 @@ def test_a_user_logs_in_and_runs_the_discovery_notebook(platform, page):
     page.fill("input[name=username]", name)
     page.fill("input[name=password]", platform.passwords[name])
     page.screenshot(path=str(ARTIFACTS / "01-login.png"))
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url(f"**/user/{name}/lab**", timeout=180_000)
+    page.click("#login_submit")
+    try:
+        page.wait_for_url(f"**/user/{name}/lab**", timeout=240_000)
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "01b-after-login.png"))
     page.goto(f"{platform.url}/user/{name}/lab/tree/notebooks/01-discover-data.ipynb")
     page.wait_for_selector(".jp-Notebook .jp-Cell")
     # Keys sent before the kernel is idle are lost: wait for it.

@@ -18,8 +18,6 @@ from eosc_pangeo.cli import app
 from eosc_pangeo.platform import local
 from eosc_pangeo.platform.session import HubError, HubSession
 
-from .conftest import PREFIX
-
 CLUSTER_SUM = """
 import eosc_pangeo
 cluster = eosc_pangeo.cluster(workers=1)
@@ -55,7 +53,7 @@ def test_a_wrong_password_is_refused(platform):
 
 def test_users_are_added_listed_and_removed_with_the_cli(platform, tmp_path):
     state = ["--state", platform.state.state_directory]
-    name = f"{PREFIX}cli"
+    name = f"{platform.prefix}cli"
     password_file = tmp_path / "password"
     password_file.write_text("a-long-cli-password\n")
     runner = CliRunner()
