@@ -76,7 +76,7 @@ class HubSession:
             server = model.get("servers", {}).get("")
             if server and server.get("ready"):
                 return f"{self.url}{server['url'].rstrip('/')}"
-            if not model.get("pending") and not server:
+            if server is None and time.monotonic() > deadline - timeout + 5:
                 raise HubError(f"server of {self.name} stopped while starting: see the hub log")
             time.sleep(0.25)
         raise HubError(f"server of {self.name} not ready within {timeout:g} s")
