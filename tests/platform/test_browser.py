@@ -48,10 +48,13 @@ def test_a_user_logs_in_and_runs_the_discovery_notebook(platform, page):
     page.screenshot(path=str(ARTIFACTS / "01-login.png"))
     page.click("#login_submit")
     try:
-        page.wait_for_url(f"**/user/{name}/lab**", timeout=240_000)
+        # Not "load": JupyterLab keeps fetching for long after its page is there.
+        page.wait_for_url(f"**/user/{name}/lab**", timeout=240_000, wait_until="commit")
+        page.wait_for_selector("#jp-main-dock-panel", timeout=240_000)
     finally:
         page.screenshot(path=str(ARTIFACTS / "01b-after-login.png"))
-    page.goto(f"{platform.url}/user/{name}/lab/tree/notebooks/01-discover-data.ipynb")
+    page.goto(f"{platform.url}/user/{name}/lab/tree/notebooks/01-discover-data.ipynb",
+              wait_until="commit")
     page.wait_for_selector(".jp-Notebook .jp-Cell")
     # Keys sent before the kernel is idle are lost: wait for it.
     page.wait_for_selector("text=Idle", timeout=120_000)
