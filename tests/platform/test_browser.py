@@ -57,12 +57,11 @@ def test_a_user_logs_in_and_runs_the_discovery_notebook(platform, page):
               wait_until="commit")
     page.wait_for_selector(".jp-Notebook .jp-Cell")
     # Keys sent before the kernel is idle are lost: wait for it.
-    page.wait_for_selector("text=Idle", timeout=120_000)
+    # Keys sent before the kernel is idle are lost: wait for the status bar to say so.
+    page.get_by_text("(ipykernel) | Idle").wait_for(timeout=180_000)
     page.screenshot(path=str(ARTIFACTS / "02-notebook.png"))
-    page.click(".jp-Notebook")
-    page.keyboard.press("Escape")
-    for _ in range(page.locator(".jp-Notebook .jp-Cell").count()):
-        page.keyboard.press("Shift+Enter")
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
     page.wait_for_selector(".jp-OutputArea-output img", timeout=180_000)
     table = page.locator(".jp-OutputArea-output table")
     assert table.count() >= 1
