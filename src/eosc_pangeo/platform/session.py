@@ -106,7 +106,9 @@ class HubSession:
         from tornado.websocket import websocket_connect
 
         url = f"{self.url}/user/{self.name}/api/kernels/{kernel_id}/channels"
-        request = HTTPRequest(url.replace("http", "ws", 1), headers=self.headers)
+        # tornado's 20 s defaults are too short for ten kernels starting at once on 2 cores.
+        request = HTTPRequest(url.replace("http", "ws", 1), headers=self.headers,
+                              connect_timeout=timeout, request_timeout=timeout)
         socket = await asyncio.wait_for(websocket_connect(request), timeout)
         message_id = uuid.uuid4().hex
         socket.write_message(json.dumps({
