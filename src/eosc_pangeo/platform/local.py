@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -556,8 +557,8 @@ def run_local_hub(
     Parameters
     ----------
     state_directory : Path
-        Directory for the platform's state (see :func:`prepare`); the lake in it must exist or
-        an empty one is served.
+        New directory for the platform's state (see :func:`prepare`); an empty lake is served.
+        The shared directory made for it is removed at the end.
     default_limits, group_limits : dict, optional
         Fair-use limits, see :class:`eosc_pangeo.platform.gateway.FairUsePolicy`.
     start_timeout : float
@@ -575,3 +576,4 @@ def run_local_hub(
         except requests.RequestException:
             pass
         _terminate(hub.pid)
+        shutil.rmtree(platform.shared_directory, ignore_errors=True)
