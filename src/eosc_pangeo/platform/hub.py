@@ -275,6 +275,9 @@ def local_hub(
     c.Spawner.default_url = "/lab"
     # A killed server is noticed (and shown stopped) within ~10 s instead of 30.
     c.Spawner.poll_interval = 10
+    # Ten servers starting at once on 2 cores take longer than JupyterHub's 60 s default.
+    c.Spawner.start_timeout = 300
+    c.Spawner.http_timeout = 300
     if os.geteuid() == 0:
         c.JupyterHub.spawner_class = "localprocess"
     else:

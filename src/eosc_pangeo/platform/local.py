@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -554,6 +555,16 @@ def stop(platform: PlatformState) -> bool:
     return True
 
 
+def stop_hub_only(platform: PlatformState) -> bool:
+    """Stop the hub (its proxy and services too) but leave users' servers running: the next
+    :func:`start` finds them again (an upgrade or a configuration change)."""
+    pid = running_pid(platform)
+    if pid is None:
+        return False
+    _terminate(pid)
+    return True
+
+
 def status(platform: PlatformState) -> dict[str, Any]:
     """What runs and where: the hub, each service, the servers."""
     pid = running_pid(platform)
@@ -592,8 +603,8 @@ def run_local_hub(
     Parameters
     ----------
     state_directory : Path
-        Directory for the platform's state (see :func:`prepare`); the lake in it must exist or
-        an empty one is served.
+        New directory for the platform's state (see :func:`prepare`); an empty lake is served.
+        The shared directory made for it is removed at the end.
     default_limits, group_limits : dict, optional
         Fair-use limits, see :class:`eosc_pangeo.platform.gateway.FairUsePolicy`.
     start_timeout : float
@@ -611,3 +622,4 @@ def run_local_hub(
         except requests.RequestException:
             pass
         _terminate(hub.pid)
+        shutil.rmtree(platform.shared_directory, ignore_errors=True)

@@ -76,7 +76,7 @@ class HubSession:
             server = model.get("servers", {}).get("")
             if server and server.get("ready"):
                 return f"{self.url}{server['url'].rstrip('/')}"
-            if not model.get("pending") and not server:
+            if server is None and time.monotonic() > deadline - timeout + 5:
                 raise HubError(f"server of {self.name} stopped while starting: see the hub log")
             time.sleep(0.25)
         raise HubError(f"server of {self.name} not ready within {timeout:g} s")
@@ -106,7 +106,9 @@ class HubSession:
         from tornado.websocket import websocket_connect
 
         url = f"{self.url}/user/{self.name}/api/kernels/{kernel_id}/channels"
-        request = HTTPRequest(url.replace("http", "ws", 1), headers=self.headers)
+        # tornado's 20 s defaults are too short for ten kernels starting at once on 2 cores.
+        request = HTTPRequest(url.replace("http", "ws", 1), headers=self.headers,
+                              connect_timeout=timeout, request_timeout=timeout)
         socket = await asyncio.wait_for(websocket_connect(request), timeout)
         message_id = uuid.uuid4().hex
         socket.write_message(json.dumps({

@@ -1,0 +1,268 @@
+"""The platform on one machine, as its users meet it: through the login form, the hub's REST
+API, their servers' kernels, the catalogue and Dask Gateway (all real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from typer.testing import CliRunner
+
+from eosc_pangeo.cli import app
+from eosc_pangeo.platform import local
+from eosc_pangeo.platform.session import HubError, HubSession
+
+CLUSTER_SUM = """
+import eosc_pangeo
+cluster = eosc_pangeo.cluster(workers=1)
+client = cluster.get_client()
+print(client.submit(sum, range(101)).result())
+cluster.shutdown()
+"""
+
+
+def wait_until(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"{what} within {timeout} s")
+
+
+def test_the_admin_logs_in_with_the_password_from_a_private_file(platform):
+    password_file = platform.state.admin_password_file
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    session = HubSession(platform.url, platform.state.admin_name)
+    session.login(password_file.read_text().strip())
+    assert session.api("GET", "/user").json()["admin"] is True
+
+
+def test_a_wrong_password_is_refused(platform):
+    name = platform.add_user("wrongpw")
+    with pytest.raises(HubError, match="refused"):
+        HubSession(platform.url, name).login("not-the-password")
+
+
+def test_users_are_added_listed_and_removed_with_the_cli(platform, tmp_path):
+    state = ["--state", platform.state.state_directory]
+    name = f"{platform.prefix}cli"
+    password_file = tmp_path / "password"
+    password_file.write_text("a-long-cli-password\n")
+    runner = CliRunner()
+    added = runner.invoke(app, ["users", "add", name, "--group", "ocean",
+                                "--password-file", str(password_file), *state])
+    assert added.exit_code == 0, added.output
+    platform.passwords[name] = "a-long-cli-password"  # the fixture removes its Unix account
+    listed = json.loads(runner.invoke(app, ["users", "list", "--json", *state]).output)
+    assert {"name": name, "admin": False, "groups": ["ocean"]} in listed
+    session = platform.session(name)
+    assert "ocean" in session.api("GET", "/user").json()["groups"]
+    assert runner.invoke(app, ["users", "remove", name, *state]).exit_code == 0
+    with pytest.raises(HubError, match="refused"):
+        platform.session(name)
+
+
+def test_a_bad_user_name_is_refused_with_what_to_do(platform):
+    result = CliRunner().invoke(app, ["users", "add", "Not A Name", "--state",
+                                      platform.state.state_directory])
+    assert result.exit_code == 1
+    assert "lower-case letters" in result.output
+
+
+def test_a_server_runs_as_its_users_unix_account_with_the_example_notebooks(alice):
+    output = alice.run("import os, pwd; print(pwd.getpwuid(os.getuid()).pw_name); "
+                       "print(sorted(os.listdir(os.path.expanduser('~/notebooks'))))")
+    user, notebooks = output.splitlines()
+    assert user == alice.name
+    assert "01-discover-data.ipynb" in notebooks
+
+
+def test_search_open_and_cluster_need_no_arguments_in_a_notebook(alice):
+    output = alice.run(
+        "import eosc_pangeo\n"
+        "hits = eosc_pangeo.search(variables=['sst'])\n"
+        "ds = hits[0].open()\n"
+        "print(len(hits) > 0, len(ds.data_vars) > 0)\n" + CLUSTER_SUM
+    )
+    assert output.split() == ["True", "True", "5050"]
+
+
+def test_a_notebook_cannot_write_the_lake(alice):
+    output = alice.run(
+        "import os\n"
+        "try:\n"
+        "    open(os.path.join(os.environ['EOSC_PANGEO_LAKE'], 'x'), 'w')\n"
+        "    print('written')\n"
+        "except PermissionError:\n"
+        "    print('refused')\n"
+    )
+    assert output.strip() == "refused"
+
+
+def test_members_of_the_ingest_group_may_write_the_lake(platform):
+    writer = platform.session(platform.add_user("ingester", groups=(local.INGEST_GROUP,)))
+    writer.start_server()
+    try:
+        output = writer.run(
+            "import os\n"
+            "path = os.path.join(os.environ['EOSC_PANGEO_LAKE'], 'ingest-check')\n"
+            "open(path, 'w').close(); os.remove(path); print('written')"
+        )
+    finally:
+        writer.stop_server()
+    assert output.strip() == "written"
+
+
+def test_a_user_cannot_reach_another_users_server_or_account(alice, bob):
+    as_bob = {"Authorization": f"token {bob.token}"}
+    server = requests.get(f"{alice.url}/user/{alice.name}/api/contents", headers=as_bob,
+                          allow_redirects=False, timeout=30)
+    assert server.status_code in (302, 403, 404)
+    account = requests.get(f"{alice.url}/hub/api/users/{alice.name}", headers=as_bob,
+                           timeout=30)
+    assert account.status_code in (403, 404)
+    start = requests.post(f"{alice.url}/hub/api/users/{alice.name}/server", headers=as_bob,
+                          timeout=30)
+    assert start.status_code in (403, 404)
+
+
+def test_a_user_cannot_see_or_stop_another_users_cluster(platform, alice, bob):
+    from dask_gateway import Gateway, JupyterHubAuth
+
+    def gateway(session):
+        return Gateway(platform.state.gateway_address,
+                       proxy_address=f"gateway://{platform.state.scheduler_address}",
+                       auth=JupyterHubAuth(api_token=session.token))
+
+    with gateway(alice) as alices, gateway(bob) as bobs:
+        cluster = alices.new_cluster()
+        try:
+            assert bobs.list_clusters() == []
+            with pytest.raises(Exception, match="403|Forbidden|not found|404"):
+                bobs.connect(cluster.name)
+        finally:
+            cluster.shutdown()
+
+
+def test_an_expired_or_revoked_token_is_refused(alice):
+    def whoami(token):
+        return requests.get(f"{alice.url}/hub/api/user",
+                            headers={"Authorization": f"token {token}"}, timeout=30)
+
+    short = alice.api("POST", f"/users/{alice.name}/tokens", json={"expires_in": 1}).json()
+    revoked = alice.api("POST", f"/users/{alice.name}/tokens", json={}).json()
+    assert whoami(revoked["token"]).status_code == 200
+    alice.api("DELETE", f"/users/{alice.name}/tokens/{revoked['id']}")
+    time.sleep(1.5)
+    assert whoami(short["token"]).status_code == 403
+    assert whoami(revoked["token"]).status_code == 403
+
+
+def test_the_catalogue_answers_hub_users_only(platform, alice):
+    assert requests.get(platform.state.catalog_url, timeout=30).status_code == 401
+    bad = requests.get(platform.state.catalog_url, headers={"Authorization": "token nope"},
+                       timeout=30)
+    assert bad.status_code == 401
+    landing = requests.get(platform.state.catalog_url, headers=alice.headers, timeout=30)
+    assert landing.status_code == 200
+    assert all(link["href"].startswith(platform.state.catalog_url)
+               for link in landing.json()["links"] if link["rel"] in ("self", "root", "data"))
+
+
+def test_later_starts_keep_a_users_edits_to_the_notebooks(platform):
+    session = platform.session(platform.add_user("editor"))
+    session.start_server()
+    notebook = "notebooks/01-discover-data.ipynb"
+    session.server_api("PUT", f"/contents/{notebook}",
+                       json={"type": "file", "format": "text", "content": "my edits"})
+    session.server_api("DELETE", "/contents/notebooks/gone.txt")
+    session.stop_server()
+    wait_until(lambda: not session.api("GET", f"/users/{session.name}").json()["servers"],
+               60, "server stopped")
+    session.start_server()
+    kept = session.server_api("GET", f"/contents/{notebook}", params={"format": "text",
+                                                                      "type": "file"})
+    assert kept.json()["content"] == "my edits"
+    session.stop_server()
+
+
+def test_ten_users_compute_on_the_gateway_at_the_same_time(platform):
+    names = [platform.add_user(f"many{i}") for i in range(10)]
+
+    def compute(name):
+        session = platform.session(name)
+        session.start_server(timeout=300)
+        try:
+            return session.run(CLUSTER_SUM, timeout=300).strip()
+        finally:
+            session.stop_server()
+
+    with ThreadPoolExecutor(10) as pool:
+        assert list(pool.map(compute, names)) == ["5050"] * 10
+
+
+def test_a_killed_catalogue_is_restarted_by_the_hub(platform, alice):
+    pid = int(wait_until(lambda: _service_pid("catalog_service", platform), 10, "pid"))
+    os.kill(pid, signal.SIGKILL)
+    # The hub polls its services every 30 s (not configurable for services) and restarts them.
+    wait_until(lambda: _service_pid("catalog_service", platform) not in (None, pid), 90,
+               "catalogue restarted")
+    wait_until(lambda: requests.get(platform.state.catalog_url, headers=alice.headers,
+                                    timeout=10).status_code == 200, 60, "catalogue answers")
+    assert "True" in alice.run("import eosc_pangeo; print(len(eosc_pangeo.search()) > 0)")
+
+
+def test_a_server_killed_with_sigkill_is_shown_stopped_and_starts_again(platform):
+    session = platform.session(platform.add_user("killed"))
+    session.start_server()
+    server_pid = _server_pid(session.name)
+    os.kill(server_pid, signal.SIGKILL)
+    wait_until(lambda: not session.api("GET", f"/users/{session.name}").json()["servers"],
+               60, "server shown stopped")
+    session.start_server()
+    assert session.run("print(1 + 1)").strip() == "2"
+    session.stop_server()
+
+
+def test_servers_survive_a_hub_restart(platform, alice):
+    local.stop_hub_only(platform.state)
+    local.start(platform.state, attached=True)
+    assert alice.run("print('still here')").strip() == "still here"
+
+
+def _service_pid(module: str, platform) -> int | None:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as file:
+                    command = file.read().split(b"\0")
+            except OSError:
+                continue
+            if f"eosc_pangeo.platform.{module}".encode() in command and \
+                    str(platform.state.ports["catalog"]).encode() in command:
+                return int(entry)
+    return None
+
+
+def _server_pid(name: str) -> int:
+    import pwd
+
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as file:
+                    command = file.read()
+                owner = os.stat(f"/proc/{entry}").st_uid
+            except OSError:
+                continue
+            if b"jupyterhub-singleuser" in command and pwd.getpwuid(owner).pw_name == name:
+                return int(entry)
+    raise AssertionError(f"no server process of {name}")
