@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         description="Image (or Python environment path) of this notebook; clusters use it by "
         "default so that workers run the same versions. Set by the hub in each notebook server.",
     )
+    cluster_log_directory: str = Field(
+        default="~/.cache/eosc-pangeo/cluster-logs",
+        description="Folder of the batch jobs' worker logs (one per user: ~ is the user's home; "
+        "it must be visible from the compute nodes), unless the site's dask-jobqueue "
+        "configuration sets log-directory. cluster() reports it as cluster.log_directory.",
+    )
     cluster_start_timeout: float = Field(
         default=120.0,
         gt=0,

@@ -130,3 +130,20 @@ def test_an_image_that_is_not_a_python_environment_is_refused_on_hpc(pbs_site):
     spec = ClusterSpec.from_user(cores=1, memory="1GiB", image="ghcr.io/pangeo-data/pangeo")
     with pytest.raises(UnsupportedOption, match="has no ghcr.io/pangeo-data/pangeo/bin/python"):
         jobqueue_cluster("pbs", spec, Settings())
+
+
+@pytest.mark.slow
+def test_worker_logs_go_to_the_users_log_folder_not_the_working_folder(slurm_site, tmp_path,
+                                                                       monkeypatch):
+    notebook_folder = tmp_path / "notebooks"
+    notebook_folder.mkdir()
+    monkeypatch.chdir(notebook_folder)
+    logs = tmp_path / "logs"
+    settings = Settings(cluster_log_directory=str(logs))
+    with dask.config.set({"jobqueue.slurm.log-directory": None}):
+        with cluster(workers=1, backend="slurm", settings=settings) as hpc:
+            assert hpc.log_directory == str(logs)
+            with hpc.get_client() as client:
+                assert client.submit(sum, [1, 2]).result() == 3
+    assert list(notebook_folder.iterdir()) == []
+    assert list(logs.glob("*.out")) or list(logs.glob("*.err"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -80,3 +81,48 @@ def test_a_local_cluster_cannot_use_another_image():
 def test_a_local_cluster_accepts_its_own_environment_as_image():
     with cluster(workers=0, backend="local", image=sys.prefix, settings=Settings()) as local:
         assert local.scheduler_address.startswith("tcp://127.0.0.1")
+
+
+UNGUARDED = """\
+from eosc_pangeo import cluster
+from eosc_pangeo.config import Settings
+
+with cluster(workers=1, backend="local", settings=Settings(cluster_start_timeout=600)) as c:
+    print("started", len(c.scheduler_info["workers"]))
+"""
+
+
+def run_script(tmp_path, *, from_stdin: bool) -> subprocess.CompletedProcess:
+    """Run UNGUARDED as a user would: ``python script.py`` or ``python - < script.py``."""
+    script = tmp_path / "script.py"
+    script.write_text(UNGUARDED)
+    command = [sys.executable, "-"] if from_stdin else [sys.executable, str(script)]
+    # Far below the start timeout of 600 s: only failing fast passes.
+    return subprocess.run(command, input=UNGUARDED if from_stdin else None, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_script_without_main_guard_fails_at_once_saying_how_to_fix_it(tmp_path):
+    result = run_script(tmp_path, from_stdin=False)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "ClusterStartError" in last and 'if __name__ == "__main__":' in last
+    assert "script.py, line 4" in last
+
+
+def test_a_script_read_from_standard_input_fails_at_once_saying_how_to_fix_it(tmp_path):
+    result = run_script(tmp_path, from_stdin=True)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "standard input" in last and "save it to a file" in last
+
+
+def test_a_guarded_script_starts_its_local_cluster(tmp_path):
+    script = tmp_path / "guarded.py"
+    body = "\n".join("    " + line for line in UNGUARDED.splitlines()[3:])
+    script.write_text("\n".join(UNGUARDED.splitlines()[:3]) + '\nif __name__ == "__main__":\n'
+                      + body + "\n")
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "started 1" in result.stdout

@@ -98,7 +98,13 @@ def _describe_dataset(graph: Graph, dataset: URIRef, stac: dict[str, Any]) -> No
     for field, predicate in (("created", DCTERMS.issued), ("updated", DCTERMS.modified)):
         if stac.get(field):
             add((dataset, predicate, RDFLiteral(stac[field], datatype=XSD.dateTime)))
-    providers = stac.get("providers") or []
+    _providers(graph, dataset, stac.get("providers") or [])
+    _extents(graph, dataset, stac.get("extent", {}))
+    _distributions(graph, dataset, stac.get("assets") or {})
+
+
+def _providers(graph: Graph, dataset: URIRef, providers: list[dict[str, Any]]) -> None:
+    add = graph.add
     hosts = [p for p in providers if "host" in p.get("roles", [])] or providers
     for provider in hosts[:1]:
         add((dataset, DCTERMS.publisher, _agent(graph, provider["name"], provider.get("url"))))
@@ -111,8 +117,11 @@ def _describe_dataset(graph: Graph, dataset: URIRef, stac: dict[str, Any]) -> No
     for provider in providers:
         if "producer" in provider.get("roles", []):
             add((dataset, DCTERMS.creator, _agent(graph, provider["name"], provider.get("url"))))
-    _extents(graph, dataset, stac.get("extent", {}))
-    for key, asset in (stac.get("assets") or {}).items():
+
+
+def _distributions(graph: Graph, dataset: URIRef, assets: dict[str, Any]) -> None:
+    add = graph.add
+    for key, asset in assets.items():
         distribution = URIRef(f"{dataset}#{quote(key)}")
         add((dataset, DCAT.distribution, distribution))
         add((distribution, RDF.type, DCAT.Distribution))

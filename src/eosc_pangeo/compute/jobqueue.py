@@ -41,7 +41,9 @@ def jobqueue_cluster(system: str, spec: ClusterSpec, settings: Settings) -> JobQ
     Returns
     -------
     JobQueueCluster
-        A running scheduler with no jobs; ``job_script()`` shows what would be submitted.
+        A running scheduler with no jobs; ``job_script()`` shows what would be submitted, and
+        ``log_directory`` where the workers' logs go (the site's, or
+        ``settings.cluster_log_directory``).
     """
     kwargs: dict = {
         "processes": 1,  # one worker per job: cores map to threads, memory to the job's memory
@@ -62,11 +64,18 @@ def jobqueue_cluster(system: str, spec: ClusterSpec, settings: Settings) -> JobQ
                 f"has no {python}. Give the path of a Python environment visible on compute nodes."
             )
         kwargs["python"] = python
+    # dask-jobqueue's default writes slurm-<id>.out files into the notebook's working folder.
+    log_directory = dask.config.get(f"jobqueue.{system}.log-directory", None) or (
+        os.path.expanduser(settings.cluster_log_directory))
+    os.makedirs(log_directory, exist_ok=True)
+    kwargs["log_directory"] = log_directory
     if spec.idle_timeout is not None:
         # Merged into, not replacing, the site's scheduler options (e.g. its network interface).
         site_options = dask.config.get(f"jobqueue.{system}.scheduler-options", {}) or {}
         kwargs["scheduler_options"] = {**site_options, "idle_timeout": f"{spec.idle_timeout}s"}
-    return CLUSTER_CLASSES[system](**kwargs)
+    batch_cluster = CLUSTER_CLASSES[system](**kwargs)
+    batch_cluster.log_directory = log_directory  # where users find their workers' logs
+    return batch_cluster
 
 
 def check_batch_system(system: str) -> None:
