@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request
@@ -66,8 +67,7 @@ def create_app(lake: str | Lake, policy: AccessPolicy | None = None) -> FastAPI:
         Public collections, credentials and limits, see :class:`AccessPolicy`.
     """
     policy = policy or AccessPolicy()
-    collections = LakeCollections(Lake.from_url(lake))
-    limit = policy.limits.max_response_bytes
+    service = DataService(LakeCollections(Lake.from_url(lake)), policy)
     app = FastAPI(title="eosc-pangeo data service",
                   description=__doc__.split("\n\n", 1)[0], version="1")
     app.state.authenticator = Authenticator(policy)
@@ -84,48 +84,70 @@ def create_app(lake: str | Lake, policy: AccessPolicy | None = None) -> FastAPI:
     async def lake_error(request: Request, error: LakeError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=400)
 
-    def readable(collection: str, who: Client) -> str:
-        ids = collections.ids()
+    _file_routes(app, service)
+    _subset_routes(app, service)
+    return app
+
+
+@dataclass(frozen=True)
+class DataService:
+    """What every route needs: the lake's collections and the access policy."""
+
+    collections: LakeCollections
+    policy: AccessPolicy
+
+    @property
+    def limit(self) -> int:
+        return self.policy.limits.max_response_bytes
+
+    def readable(self, collection: str, who: Client) -> str:
+        """``collection`` if ``who`` may read it, else the 404, 401 or 403 that says why."""
+        ids = self.collections.ids()
         if collection not in ids:
             # Name only what this client may read: other ids are not its business.
-            known = ", ".join(c for c in ids if who.may_read(c, policy)) or "none"
+            known = ", ".join(c for c in ids if who.may_read(c, self.policy)) or "none"
             raise NotFound(f"no collection {collection!r} here (yours to read: {known}); "
                            "/collections lists them with their URLs")
-        if who.may_read(collection, policy):
+        if who.may_read(collection, self.policy):
             return collection
         if who.anonymous:
             raise Unauthorized(f"collection {collection!r} is not public: send an API key "
                                "(X-API-Key) or a hub token (Authorization: token ...)")
         raise Forbidden(f"{who.name} may not read collection {collection!r}")
 
+
+def _file_routes(app: FastAPI, service: DataService) -> None:
+    """The service's index and the lake's files: Zarr stores and GeoParquet."""
+
     @app.get("/", summary="What this service serves")
     def index(request: Request, who: Who) -> dict:
         base = str(request.base_url).rstrip("/")
         return {"collections": f"{base}/collections", "openapi": f"{base}/openapi.json",
-                "limits": policy.limits.model_dump()}
+                "limits": service.policy.limits.model_dump()}
 
     @app.get("/collections", summary="The collections this client may read, with their URLs")
     def list_collections(request: Request, who: Who) -> list[dict]:
         base = str(request.base_url).rstrip("/")
-        return [collection_links(base, collections.get(cid).manifest)
-                for cid in collections.ids() if who.may_read(cid, policy)]
+        return [collection_links(base, service.collections.get(cid).manifest)
+                for cid in service.collections.ids() if who.may_read(cid, service.policy)]
 
     @app.api_route("/zarr/{collection}/{key:path}", methods=["GET", "HEAD"],
                    summary="A file of a grid's map store (Zarr v3)")
     def zarr_map(collection: CollectionId, key: str, request: Request, who: Who) -> Response:
-        path = collections.store_file(readable(collection, who), "zarr", key)
-        return file_response(collections.lake.fs, path, request, limit)
+        path = service.collections.store_file(service.readable(collection, who), "zarr", key)
+        return file_response(service.collections.lake.fs, path, request, service.limit)
 
     @app.api_route("/zarr-timeseries/{collection}/{key:path}", methods=["GET", "HEAD"],
                    summary="A file of a grid's time-series store (Zarr v3)")
     def zarr_timeseries(collection: CollectionId, key: str, request: Request, who: Who
                         ) -> Response:
-        path = collections.store_file(readable(collection, who), "zarr-timeseries", key)
-        return file_response(collections.lake.fs, path, request, limit)
+        path = service.collections.store_file(service.readable(collection, who),
+                                              "zarr-timeseries", key)
+        return file_response(service.collections.lake.fs, path, request, service.limit)
 
     @app.get("/parquet/{collection}/", summary="The GeoParquet files of an in-situ collection")
     def parquet_files(collection: CollectionId, request: Request, who: Who) -> list[dict]:
-        served = collections.get(readable(collection, who))
+        served = service.collections.get(service.readable(collection, who))
         if served.kind != "insitu":
             raise NotFound(f"collection {collection!r} is a grid: read it as Zarr at "
                            f"/zarr/{collection}")
@@ -138,8 +160,12 @@ def create_app(lake: str | Lake, policy: AccessPolicy | None = None) -> FastAPI:
                    summary="One GeoParquet file, whole or by byte range")
     def parquet_file(collection: CollectionId, key: str, request: Request, who: Who
                      ) -> Response:
-        path, _ = collections.parquet_file(readable(collection, who), key)
-        return file_response(collections.lake.fs, path, request, limit)
+        path, _ = service.collections.parquet_file(service.readable(collection, who), key)
+        return file_response(service.collections.lake.fs, path, request, service.limit)
+
+
+def _subset_routes(app: FastAPI, service: DataService) -> None:
+    """Subsets computed by the service: OPeNDAP and EDR."""
 
     @app.get("/opendap/{name}", summary="OPeNDAP (DAP 2): <id>.dds, <id>.das or <id>.dods")
     def opendap(name: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")],
@@ -148,14 +174,14 @@ def create_app(lake: str | Lake, policy: AccessPolicy | None = None) -> FastAPI:
         if response not in ("dds", "das", "dods") or not collection:
             raise NotFound(f"{name!r}: OPeNDAP URLs end in .dds, .das or .dods, e.g. "
                            "/opendap/sst.dds")
-        readable(collection, who)
+        service.readable(collection, who)
         query = request.url.query
 
         def read() -> list[bytes]:
-            ds = collections.dataset(collection)
+            ds = service.collections.dataset(collection)
             projections = parse_constraint(query, ds)
             if response == "dods":
-                check_size(projections, ds, limit)
+                check_size(projections, ds, service.limit)
             dataset = dap_dataset(ds, collection, projections if query else None,
                                   with_data=response == "dods")
             parts = [part if isinstance(part, bytes) else part.encode()
@@ -164,7 +190,7 @@ def create_app(lake: str | Lake, policy: AccessPolicy | None = None) -> FastAPI:
             # servers (Hyrax, THREDDS) send "Data:\n", which pydap requires.
             return [b"Data:\n" if part == b"Data:\r\n" else part for part in parts]
 
-        parts = collections.consistent(collection, read)
+        parts = service.collections.consistent(collection, read)
         media = "application/octet-stream" if response == "dods" else "text/plain"
         return subset_response(b"".join(parts), media, request)
 
@@ -177,7 +203,7 @@ def create_app(lake: str | Lake, policy: AccessPolicy | None = None) -> FastAPI:
             parameter_name: Annotated[str | None, Query(alias="parameter-name")] = None,
             z: Annotated[str | None, Query(description="level or low/high")] = None,
             f: Annotated[str | None, Query(description="output format")] = None) -> Response:
-        served = collections.get(readable(collection, who))
+        served = service.collections.get(service.readable(collection, who))
         params = {k: v for k, v in {"coords": coords, "bbox": bbox, "datetime": datetime,
                                     "parameter-name": parameter_name, "z": z, "f": f}.items()
                   if v is not None}
@@ -185,20 +211,18 @@ def create_app(lake: str | Lake, policy: AccessPolicy | None = None) -> FastAPI:
             parsed = parse_query(query, params, GRID_FORMATS)
 
             def read() -> tuple[bytes, str]:
-                return encode_grid(select_grid(collections.dataset(collection), parsed,
-                                               limit).load(), parsed.format)
+                return encode_grid(select_grid(service.collections.dataset(collection), parsed,
+                                               service.limit).load(), parsed.format)
         else:
             parsed = parse_query(query, params, INSITU_FORMATS)
             variables = dict(served.manifest.variables)
 
             def read() -> tuple[bytes, str]:
-                return encode_rows(insitu_rows(collections.lake, collection, parsed,
-                                               variables, limit), parsed.format)
+                return encode_rows(insitu_rows(service.collections.lake, collection, parsed,
+                                               variables, service.limit), parsed.format)
 
-        body, media = collections.consistent(collection, read)
+        body, media = service.collections.consistent(collection, read)
         return subset_response(body, media, request)
-
-    return app
 
 
 def client(request: Request) -> Client:
