@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         description="Public URL of the lake's data service (eosc-pangeo serve-data): the "
         "catalogue's assets and DCAT-AP distributions point there too.",
     )
+    results_dir: str | None = Field(
+        default=None,
+        description="Where export() writes a result given by a relative path (~ allowed); the "
+        "hub sets ~/results, which JupyterLab's file browser shows and downloads.",
+    )
     gateway_address: str | None = Field(
         default=None, description="Dask Gateway address; set inside the hub."
     )

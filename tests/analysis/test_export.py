@@ -131,6 +131,13 @@ def test_an_existing_result_is_not_replaced_unless_asked(tmp_path):
     assert pd.read_csv(path)["value"].tolist() == [2.0]
 
 
+def test_a_relative_path_lands_in_the_results_folder(tmp_path, settings_env):
+    settings_env(results_dir=str(tmp_path / "results"))
+    path = export(pd.DataFrame({"value": [1.0]}), "r.csv").removeprefix("file://")
+    assert Path(path) == tmp_path / "results" / "r.csv"
+    assert pd.read_csv(path)["value"].tolist() == [1.0]
+
+
 def test_a_failed_export_leaves_nothing_behind(tmp_path):
     cube = xr.Dataset({"v": (("x",), [1.0])}, attrs={"bad": {"nested": "dict"}})
     # Zarr refuses nothing here but NetCDF cannot hold an object variable

@@ -60,8 +60,9 @@ def export(
         The result: a Dataset or DataArray (any format) or a table (any format; NetCDF
         writes it as CF discrete point features along an ``obs`` dimension).
     path_or_url
-        Where to write: a path (relative ones are relative to the working directory, in the
-        hub the user's home, where JupyterLab downloads from) or an fsspec URL.
+        Where to write: a path or an fsspec URL. A relative path goes below the results
+        folder (``EOSC_PANGEO_RESULTS_DIR``; in the hub ``~/results``, which JupyterLab's file
+        browser shows and downloads), or the working directory when none is set.
     format
         ``netcdf``, ``csv``, ``parquet`` or ``zarr``; default: from the suffix.
     attrs
@@ -91,7 +92,7 @@ def export(
     """
     import fsspec
 
-    url = os.fspath(path_or_url)
+    url = _in_results_dir(os.fspath(path_or_url))
     format = format or _format_of(url)
     if format not in MEDIA_TYPES:
         raise AnalysisError("format", f"unknown format {format!r}",
@@ -124,6 +125,18 @@ def crate_path(url: str) -> str:
     ``results/pairs.nc`` -> ``results/pairs-ro-crate-metadata.json``."""
     stem, suffix = posixpath.splitext(url.rstrip("/"))
     return (stem if suffix in FORMATS else url.rstrip("/")) + CRATE_SUFFIX
+
+
+def _in_results_dir(url: str) -> str:
+    """``url`` below the configured results folder when it is a relative path."""
+    from ..config import get_settings
+
+    results = get_settings().results_dir
+    if not results or "://" in url or os.path.isabs(url):
+        return url
+    folder = os.path.expanduser(results)
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, url)
 
 
 def _format_of(url: str) -> Format:

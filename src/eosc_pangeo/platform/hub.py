@@ -347,7 +347,9 @@ def user_servers(
         Folder of example notebooks copied into each home on first start.
     """
     environment = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
-    environment.update({"EOSC_PANGEO_LAKE": lake, "EOSC_PANGEO_CATALOG_URL": catalog_url})
+    environment.update({"EOSC_PANGEO_LAKE": lake, "EOSC_PANGEO_CATALOG_URL": catalog_url,
+                        # export("pairs.nc") lands where the file browser shows it.
+                        "EOSC_PANGEO_RESULTS_DIR": "~/results"})
     c.Spawner.environment = environment
     if notebooks:
         c.Spawner.pre_spawn_hook = seed_home(notebooks)
