@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..lake.manifest import software_versions, utcnow
+from ..lake.manifest import WRITERS, software_versions, utcnow
 from . import _coords
 from ._provenance import COLUMN_ATTRS, COORDINATE_COLUMNS, PROVENANCE_ATTR, merge, provenance_of
 from .errors import AnalysisError
@@ -395,8 +395,8 @@ def _crate(name: str, format: Format, size: int, sha256: str | None, provenance:
            lake, parameters: dict) -> dict:
     """The RO-Crate 1.2 (JSON-LD) of one result: written by hand because ro-crate-py builds
     crates as folders holding the data, and this one is a detached record beside a result."""
-    software = software_versions() | _versions(("cf-units", "cftime", "cf-xarray", "scipy",
-                                                 "pandas", "dask"))
+    software = software_versions((*WRITERS, "cf-units", "cftime", "cf-xarray", "scipy",
+                                  "pandas", "dask"))
     tools = [{"@id": f"#software-{n}", "@type": "SoftwareApplication", "name": n, "version": v}
              for n, v in software.items()]
     inputs = [_input_entity(i, lake) for i in provenance["inputs"]]
@@ -461,15 +461,3 @@ def _manifest_facts(collection: dict, lake) -> dict:
         facts["description"] = (f"the lake now holds version {manifest.version}: the manifest "
                                 "of the version read is no longer there to checksum")
     return facts
-
-
-def _versions(names: Iterable[str]) -> dict[str, str]:
-    import importlib.metadata
-
-    found = {}
-    for name in names:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return found

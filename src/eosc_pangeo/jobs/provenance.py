@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import platform
 import sys
@@ -29,12 +28,9 @@ def sha256_file(path: Path) -> str:
 
 
 def software_versions() -> dict[str, Any]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
+    from ..lake.manifest import software_versions as installed
+
+    versions = installed(PACKAGES)
     return {"python": sys.version.split()[0], "platform": platform.platform(),
             "executable": sys.executable, "packages": versions}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,9 +41,12 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def software_versions() -> dict[str, str]:
-    """Versions of the software that wrote the data, for provenance."""
-    names = ("eosc-pangeo", "xarray", "zarr", "numpy", "pyarrow", "netCDF4", "h5netcdf", "fsspec")
+#: The packages whose versions a collection's manifest records: what wrote its data.
+WRITERS = ("eosc-pangeo", "xarray", "zarr", "numpy", "pyarrow", "netCDF4", "h5netcdf", "fsspec")
+
+
+def software_versions(names: Iterable[str] = WRITERS) -> dict[str, str]:
+    """Installed versions of the packages ``names`` (those absent left out), for provenance."""
     versions = {}
     for name in names:
         try:
