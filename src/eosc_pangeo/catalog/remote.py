@@ -15,7 +15,7 @@ import operator
 from datetime import datetime
 from typing import Any
 
-from ..lake.grid import select
+from ..lake.grid import select, source_codecs_accepted
 from ..lake.insitu import OBSERVATION_COLUMNS, OBSERVATIONS, read_insitu
 from ..lake.manifest import read_manifest
 from ..lake.storage import Lake
@@ -166,8 +166,10 @@ def _open_zarr(asset: dict[str, Any], bbox: BBox | None, interval: Interval | No
     import xarray as xr
 
     storage = asset.get("xarray:storage_options")
-    ds = xr.open_dataset(asset["href"], **asset["xarray:open_kwargs"],
-                         **({"storage_options": storage} if storage else {}))
+    # The lake's map stores may hold their sources' zlib chunks as numcodecs codecs.
+    with source_codecs_accepted():
+        ds = xr.open_dataset(asset["href"], **asset["xarray:open_kwargs"],
+                             **({"storage_options": storage} if storage else {}))
     return select(ds, bbox, naive_iso_interval(interval), variables)
 
 
