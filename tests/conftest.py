@@ -17,12 +17,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from eosc_pangeo.config import Settings, get_settings
 from eosc_pangeo.lake.storage import Lake
-from eosc_pangeo.platform.local import LocalHub, ensure_system_user, run_local_hub
+
+if TYPE_CHECKING:
+    from eosc_pangeo.platform.local import LocalHub
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -147,6 +150,9 @@ class Platform:
 @pytest.fixture(scope="session")
 def platform():
     """JupyterHub (pure-Python configurable-http-proxy) with Dask Gateway as a managed service."""
+    # Imported here: the Python 3.12 run of the lake and catalogue tests has no hub installed.
+    from eosc_pangeo.platform.local import ensure_system_user, run_local_hub
+
     if os.geteuid() != 0:
         pytest.skip("the gateway's LocalBackend runs clusters as other users: needs root")
     for name in (ALICE, BOB, CAROL):
