@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from upstream_known import intake_esm_refused_by_zarr
 
 import eosc_pangeo
 
@@ -30,6 +31,8 @@ def test_every_python_example_runs(configured_lake, stac_api, capsys):
     blocks = python_blocks()
     assert len(blocks) >= 5
     for block in blocks:
+        if "open_esm_catalog" in block and intake_esm_refused_by_zarr():
+            continue  # test_esm_catalog.py holds that example's known failure (strict xfail)
         # The examples are this repository's own documentation, run as a reader would.
         exec(compile(block.replace(DOCUMENTED_API_URL, stac_api), str(PAGE), "exec"), {})  # noqa: S102
     assert "analysed_sst" not in capsys.readouterr().err

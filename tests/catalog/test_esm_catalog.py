@@ -8,6 +8,7 @@ import intake
 import netCDF4
 import pytest
 import xarray as xr
+from upstream_known import INTAKE_ESM_LOCAL
 
 from eosc_pangeo.catalog import CatalogError, build_catalog, open_esm_catalog
 from eosc_pangeo.catalog.esm import esm_rows, member_id
@@ -31,6 +32,7 @@ def test_the_demo_climate_run_is_catalogued_once_per_store(demo_lake):
             row.grid_label) == ("EOSC-ESM", "historical", "r1i1p1f1", "Amon", "tas", "gn")
 
 
+@INTAKE_ESM_LOCAL
 def test_search_and_to_dataset_dict_open_the_lake_store(demo_lake):
     found = open_esm(demo_lake).search(variable_id="tas", chunking="map")
     datasets = found.to_dataset_dict(progressbar=False)
@@ -51,6 +53,7 @@ def _second_member(tmp_path: Path) -> list[str]:
     return [str(p) for p in files]
 
 
+@INTAKE_ESM_LOCAL
 def test_members_of_one_experiment_are_joined_along_member_id(lake_copy, tmp_path):
     first = next(m for m in list_collections(lake_copy) if m.id == "tas")
     ingest_grid(lake_copy, "tas-r2", "atmosphere", _second_member(tmp_path), chunking="map")
