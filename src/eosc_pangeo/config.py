@@ -45,6 +45,25 @@ class Settings(BaseSettings):
         description="Where export() writes a result given by a relative path (~ allowed); the "
         "hub sets ~/results, which JupyterLab's file browser shows and downloads.",
     )
+    creator_name: str | None = Field(
+        default=None,
+        description="Who exported a result (ACDD creator_name); the hub sets the user's name.",
+    )
+    creator_email: str | None = Field(
+        default=None,
+        description="The exporter's e-mail (ACDD creator_email, which data centres expect).",
+    )
+    publisher_name: str | None = Field(
+        default=None,
+        description="Who publishes results made on this platform (ACDD publisher_name): the "
+        "operator; users' servers inherit the hub's setting.",
+    )
+    publisher_email: str | None = Field(
+        default=None, description="The publisher's e-mail (ACDD publisher_email)."
+    )
+    publisher_url: str | None = Field(
+        default=None, description="The publisher's web page (ACDD publisher_url)."
+    )
     gateway_address: str | None = Field(
         default=None, description="Dask Gateway address; set inside the hub."
     )

@@ -77,6 +77,28 @@ def test_a_matchup_table_passes_the_cf_and_acdd_checks(sst_lake, tmp_path):
     assert written["analysed_sst_mean"].attrs["cell_methods"] == "area: time: mean"
 
 
+def test_the_contact_configured_once_passes_the_checks_without_attrs(sst_lake, tmp_path,
+                                                                     settings_env):
+    settings_env(creator_name="Alice Martin", creator_email="alice.martin@example.org",
+                 publisher_name="Example data centre", publisher_email="data@example.org")
+    sst = open_grid(sst_lake, "sst")[["analysed_sst"]].assign_coords(depth=0.0)
+    path = export(sst, tmp_path / "mean.nc")
+    passed, failed = compliance_report(path.removeprefix("file://"), tmp_path)
+    assert failed == {"cf:1.10": {}, "acdd:1.3": {}}
+    written = xr.open_dataset(path.removeprefix("file://"))
+    assert (written.attrs["creator_email"], written.attrs["publisher_name"]) == (
+        "alice.martin@example.org", "Example data centre")
+
+
+def test_a_result_without_contact_e_mails_warns_how_to_give_them(sst_lake, tmp_path):
+    sst = open_grid(sst_lake, "sst")[["analysed_sst"]].mean("time")
+    with pytest.warns(UserWarning, match="no creator_email or publisher_email.*"
+                                         "EOSC_PANGEO_CREATOR_EMAIL and "
+                                         "EOSC_PANGEO_PUBLISHER_EMAIL") as caught:
+        export(sst, tmp_path / "mean.nc")
+    assert caught[0].filename == __file__  # the warning points at the caller's line
+
+
 def test_the_crate_names_the_collection_version_manifest_and_calls(sst_lake, tmp_path):
     sst = open_grid(sst_lake, "sst")
     obs = pd.DataFrame({"lat": [43.2], "lon": [-20.1], "time": [pd.Timestamp("2020-01-02")]})

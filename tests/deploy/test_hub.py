@@ -124,6 +124,14 @@ def test_a_notebook_finds_the_gateway_and_starts_clusters_in_its_own_image():
     assert env["EOSC_PANGEO_CATALOG_URL"] == "http://eosc-pangeo-catalog.pangeo:8080"
 
 
+def test_a_notebooks_results_go_home_and_name_the_user_as_creator():
+    _, pod = notebook_pod(values_with(**PVC_LAKE))
+    env = container_env(pod["spec"]["containers"][0])
+    assert env["EOSC_PANGEO_RESULTS_DIR"] == "~/results"
+    assert env["EOSC_PANGEO_CREATOR_NAME"] == pod["metadata"]["annotations"][
+        "hub.jupyter.org/username"]
+
+
 def test_a_notebook_mounts_the_lake_read_only():
     _, pod = notebook_pod(values_with(**PVC_LAKE))
     assert {"name": "eosc-pangeo-lake", "persistentVolumeClaim": {"claimName": "lake"}} in pod[

@@ -17,6 +17,7 @@ import os
 import posixpath
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -102,6 +103,8 @@ def export(
         raise AnalysisError(url, "already exists", "pass overwrite=True to replace it")
     provenance = merge([provenance_of(obj), *(provenance_of(i) for i in inputs)])
     data = _prepared(obj, format, attrs or {}, variable_attrs or {}, provenance)
+    if format in ("netcdf", "zarr"):  # CSV and Parquet carry no global attributes
+        _warn_without_contact(data.attrs)
     from fsspec.implementations.local import LocalFileSystem
 
     folder = posixpath.dirname(path) or "."
@@ -125,6 +128,32 @@ def crate_path(url: str) -> str:
     ``results/pairs.nc`` -> ``results/pairs-ro-crate-metadata.json``."""
     stem, suffix = posixpath.splitext(url.rstrip("/"))
     return (stem if suffix in FORMATS else url.rstrip("/")) + CRATE_SUFFIX
+
+
+CONTACT_ATTRIBUTES = ("creator_name", "creator_email", "publisher_name", "publisher_email",
+                      "publisher_url")
+
+
+def _contact_settings() -> dict[str, str]:
+    """The contact attributes configured for this user and platform (``EOSC_PANGEO_CREATOR_*``,
+    ``EOSC_PANGEO_PUBLISHER_*``)."""
+    from ..config import get_settings
+
+    settings = get_settings()
+    return {key: value for key in CONTACT_ATTRIBUTES if (value := getattr(settings, key))}
+
+
+def _warn_without_contact(attrs: Mapping[str, Any]) -> None:
+    """Warn (from the caller's line) when a result names no creator or publisher e-mail."""
+    missing = [key for key in CONTACT_ATTRIBUTES if key.endswith("_email") and not attrs.get(key)]
+    if missing:
+        # An e-mail cannot be made up: say which ones a data centre will ask for, and how to
+        # give them once for every export.
+        given = ", ".join(f"{key!r}: ..." for key in missing)
+        variables = " and ".join(f"EOSC_PANGEO_{key.upper()}" for key in missing)
+        warnings.warn(f"export: the result has no {' or '.join(missing)}, which ACDD-1.3 "
+                      f"recommends and data centres ask for; pass attrs={{{given}}} or set "
+                      f"{variables}", UserWarning, stacklevel=3)
 
 
 def _in_results_dir(url: str) -> str:
@@ -242,6 +271,7 @@ def _global_attributes(ds: xr.Dataset, given: Mapping[str, Any], provenance: dic
     for key in ("id", "product_version", "date_modified", "date_created", "date_issued"):
         attrs.pop(key, None)
     attrs.update(given)
+    attrs.update({k: v for k, v in _contact_settings().items() if not attrs.get(k)})
     now = utcnow()
     defaults = {
         "Conventions": CONVENTIONS,

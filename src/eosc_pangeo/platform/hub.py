@@ -348,11 +348,27 @@ def user_servers(
     """
     environment = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
     environment.update({"EOSC_PANGEO_LAKE": lake, "EOSC_PANGEO_CATALOG_URL": catalog_url,
-                        # export("pairs.nc") lands where the file browser shows it.
-                        "EOSC_PANGEO_RESULTS_DIR": "~/results"})
+                        **results_environment()})
     c.Spawner.environment = environment
     if notebooks:
         c.Spawner.pre_spawn_hook = seed_home(notebooks)
+
+
+def results_environment() -> dict[str, Any]:
+    """Where users' exported results go and whom they name (for every deployment).
+
+    ``export("pairs.nc")`` lands in ``~/results``, which JupyterLab's file browser shows and
+    downloads; the result names the user as its creator, and the platform operator's
+    ``EOSC_PANGEO_PUBLISHER_*`` settings (read by the hub) as its publisher.
+    """
+    from ..config import get_settings
+
+    settings = get_settings()
+    return {"EOSC_PANGEO_RESULTS_DIR": "~/results",
+            "EOSC_PANGEO_CREATOR_NAME": lambda spawner: spawner.user.name,
+            **{f"EOSC_PANGEO_{key.upper()}": value
+               for key in ("publisher_name", "publisher_email", "publisher_url")
+               if (value := getattr(settings, key))}}
 
 
 def add_catalog(c: Config, *, url: str, command: list[str] | None = None) -> None:

@@ -34,7 +34,7 @@ from traitlets.config import Config
 
 from ..config import get_settings
 from .gateway import SERVICE_NAME, ClusterUsage, FairUseMixin, UserQuotas
-from .hub import add_dask_gateway
+from .hub import add_dask_gateway, results_environment
 
 # The image's user (images/Containerfile): not root, group "users" as in Jupyter's images.
 USER_ID = 1000
@@ -309,6 +309,7 @@ def configure_hub(c: Config, deployment: dict[str, Any] | None = None) -> Deploy
     # Spawner.environment: merge ours in, the chart's extraEnv winning.
     c.KubeSpawner.environment = {
         **_existing(c.Spawner, "environment", {}),
+        **results_environment(),
         **{variable["name"]: variable.get("value", variable) for variable in lake["env"]},
         **_existing(c.KubeSpawner, "environment", {}),
     }
