@@ -37,9 +37,9 @@ if [[ ! -x $bin/postgres || ! -f $postgis_control ]]; then
     log "installing postgresql-15 and postgresql-15-postgis-3 with apt"
     export DEBIAN_FRONTEND=noninteractive
     packages=(postgresql-15 postgresql-15-postgis-3)
-    if ! apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null; then
-        apt-get update -qq >/dev/null || { log "apt-get update failed"; exit 2; }
-        apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null \
+    if ! apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${packages[@]}" >/dev/null; then
+        apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null || { log "apt-get update failed"; exit 2; }
+        apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${packages[@]}" >/dev/null \
             || { log "apt-get install ${packages[*]} failed"; exit 2; }
     fi
 fi

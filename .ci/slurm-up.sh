@@ -25,9 +25,9 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
     fi
     log "installing slurm-wlm and munge with apt"
     export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null; then
-        apt-get update -qq >/dev/null || { log "apt-get update failed"; exit 2; }
-        apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null \
+    if ! apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends slurm-wlm munge >/dev/null; then
+        apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null || { log "apt-get update failed"; exit 2; }
+        apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends slurm-wlm munge >/dev/null \
             || { log "apt-get install slurm-wlm munge failed"; exit 2; }
     fi
 fi

@@ -230,3 +230,25 @@ def served(app) -> Iterator[str]:
 def serve():
     """Serve an ASGI app on loopback: ``with serve(create_app(...)) as url: ...``."""
     return served
+
+
+# The suite runs in parallel processes (pytest-xdist, `--dist loadgroup`; see the Makefile). Each
+# test file stays in one process, so that its module fixtures are made once. The tests of the
+# machine-wide services share one process: they create Unix users, install the users' Python
+# environment under /opt, and start one JupyterHub, Dask Gateway and Slurm, none of which two
+# processes may do at once.
+SERVICE_FOLDERS = ("compute", "jobs", "notebooks", "platform")
+SERVICE_FIXTURES = {"platform", "slurm", "slurm_site"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    def test_file(item) -> Path:
+        return Path(str(item.path)).relative_to(REPO / "tests")
+
+    shared = {test_file(item) for item in items
+              if test_file(item).parts[0] in SERVICE_FOLDERS
+              or SERVICE_FIXTURES & set(item.fixturenames)}
+    for item in items:
+        path = test_file(item)
+        item.add_marker(pytest.mark.xdist_group("services" if path in shared else str(path)))
