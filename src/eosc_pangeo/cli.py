@@ -445,7 +445,8 @@ def serve_data_command(
 @catalog_app.command("harvest")
 def catalog_harvest_command(
     source: Annotated[str, typer.Argument(
-        help="STAC API URL, static STAC catalog.json, or Intake catalog .yaml.")],
+        help="STAC API URL, static STAC catalog.json, Intake catalog .yaml, or DCAT-AP "
+        "catalogue (CKAN/D4Science endpoint or RDF file; pages followed).")],
     lake: LakeOption = None,
     domain: Annotated[Domain | None, typer.Option(
         help="Domain of harvested collections that do not say.")] = None,
@@ -468,6 +469,7 @@ def catalog_harvest_command(
 
 class DcatFormat(str, Enum):
     turtle = "turtle"
+    xml = "xml"
     jsonld = "jsonld"
 
 
