@@ -53,7 +53,8 @@ OPENDAP_SPEC = URIRef("https://www.opendap.org/pdf/ESE-RFC-004v1.2.pdf")
 ZARR_SPEC = URIRef("https://zarr-specs.readthedocs.io/")
 
 #: EU file types (the vocabulary DCAT-AP asks ``dct:format`` to come from), by media type.
-#: Zarr and OPeNDAP have none: their distributions say so with ``dct:conformsTo`` instead.
+#: Zarr and OPeNDAP have none: their ``dct:format`` is their media type's IRI, and
+#: ``dct:conformsTo`` names their specification.
 FILE_TYPES = {"application/vnd.apache.parquet": "PARQUET", "application/x-netcdf": "NETCDF",
               "application/netcdf": "NETCDF", "application/json": "JSON",
               "application/geo+json": "GEOJSON"}
@@ -363,10 +364,9 @@ def _distribution(graph: Graph, dataset: URIRef, key: str, href: str, media_type
         media = URIRef(IANA_MEDIA_TYPE + media_type)
         add((distribution, DCAT.mediaType, media))
         add((media, RDF.type, DCTERMS.MediaType))
-        if media_type in FILE_TYPES:
-            file_type = EU_FILE_TYPE[FILE_TYPES[media_type]]
-            add((distribution, DCTERMS["format"], file_type))
-            add((file_type, RDF.type, DCTERMS.MediaTypeOrExtent))
+        file_type = EU_FILE_TYPE[FILE_TYPES[media_type]] if media_type in FILE_TYPES else media
+        add((distribution, DCTERMS["format"], file_type))
+        add((file_type, RDF.type, DCTERMS.MediaTypeOrExtent))
         if media_type in _CONFORMS_TO:
             add((distribution, DCTERMS.conformsTo, _CONFORMS_TO[media_type]))
     return distribution
