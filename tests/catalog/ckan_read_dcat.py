@@ -19,8 +19,14 @@ while url:
         content_type = response.headers.get_content_type()
         text = response.read().decode()
     parser = RDFParser(profiles=["euro_dcat_ap_3"])
-    parser.parse(text, _format={"text/turtle": "turtle", "application/rdf+xml": "xml",
-                                "application/ld+json": "json-ld"}[content_type])
+    parser.parse(
+        text,
+        _format={
+            "text/turtle": "turtle",
+            "application/rdf+xml": "xml",
+            "application/ld+json": "json-ld",
+        }[content_type],
+    )
     datasets += list(parser.datasets())
     pages += 1
     url = parser.next_page()

@@ -32,6 +32,12 @@ PREFIXES = """
 """
 
 
+#: GeoSPARQL WKT, naming its CRS first as D4Science's GeoNetwork-fed records do.
+MED_WKT = (
+    "<http://www.opengis.net/def/crs/OGC/1.3/CRS84> POLYGON((-6 30, 36 30, 36 46, -6 46, -6 30))"
+)
+
+
 class Portal:
     """A CKAN-like DCAT endpoint on loopback: pages (path -> status, media type, body) that a
     test sets, served as they are."""
@@ -42,14 +48,16 @@ class Portal:
 
     def app(self) -> Starlette:
         async def page(request):
-            status, media_type, body = self.pages.get(request.url.path,
-                                                      (404, "text/plain", b"not found"))
+            status, media_type, body = self.pages.get(
+                request.url.path, (404, "text/plain", b"not found")
+            )
             return Response(body, status_code=status, media_type=media_type)
 
         return Starlette(routes=[Route("/{path:path}", page)])
 
-    def put(self, path: str, body: str | bytes, media_type: str = "text/turtle",
-            status: int = 200) -> str:
+    def put(
+        self, path: str, body: str | bytes, media_type: str = "text/turtle", status: int = 200
+    ) -> str:
         self.pages[path] = (status, media_type, body.encode() if isinstance(body, str) else body)
         return f"{self.url}{path}"
 
@@ -66,8 +74,12 @@ def portal(serve):
 def data_service(demo_lake, serve):
     """The demo lake's data service (OPeNDAP, Zarr over HTTP), the one a partner's catalogue
     points its OPeNDAP distributions at."""
-    policy = AccessPolicy.model_validate({"public": ["sst", "tas", "argo", "stations"],
-                                          "limits": {"max_response_bytes": 200_000_000}})
+    policy = AccessPolicy.model_validate(
+        {
+            "public": ["sst", "tas", "argo", "stations"],
+            "limits": {"max_response_bytes": 200_000_000},
+        }
+    )
     with serve(create_data_service(demo_lake, policy)) as url:
         yield url
 
@@ -81,8 +93,14 @@ def index_bytes(index: CatalogIndex) -> dict[str, bytes]:
     return {path: index.fs.cat_file(path) for path in index.fs.find(index.root)}
 
 
-def d4science_page(portal: Portal, data_service: str, *, next_path: str | None = None,
-                   opendap: bool = True, netcdf: bool = True) -> str:
+def d4science_page(
+    portal: Portal,
+    data_service: str,
+    *,
+    next_path: str | None = None,
+    opendap: bool = True,
+    netcdf: bool = True,
+) -> str:
     """Page 1 of the partner's catalogue: an SST dataset with OPeNDAP and NetCDF
     distributions, in the Turtle ckanext-dcat writes (free-text CKAN formats, hydra *Page)."""
     dataset = f"{portal.url}/dataset/med-sst"
@@ -91,9 +109,12 @@ def d4science_page(portal: Portal, data_service: str, *, next_path: str | None =
         "opendap": f"""dct:title "OPeNDAP" ; dct:format "OPeNDAP" ;
                        dcat:accessURL <{data_service}/opendap/sst>""",
         "netcdf": f"""dct:title "NetCDF file" ; dct:format "NetCDF" ;
-                      dcat:downloadURL <{portal.url}/files/med-sst.nc>"""}
+                      dcat:downloadURL <{portal.url}/files/med-sst.nc>""",
+    }
     kept = {k: v for k, v in distributions.items() if {"opendap": opendap, "netcdf": netcdf}[k]}
-    return PREFIXES + f"""
+    return (
+        PREFIXES
+        + f"""
 <{portal.url}/catalog.ttl?page=1> a hydra:PagedCollection ; {paging}
     hydra:totalItems 2 ; hydra:itemsPerPage 1 .
 <{portal.url}/catalog> a dcat:Catalog ; dcat:dataset <{dataset}> .
@@ -104,19 +125,20 @@ def d4science_page(portal: Portal, data_service: str, *, next_path: str | None =
     dcat:keyword "sea surface temperature", "Mediterranean" ;
     dct:license <https://spdx.org/licenses/CC-BY-4.0> ;
     dct:publisher [ a foaf:Agent ; foaf:name "D4Science" ] ;
-    dct:spatial [ a dct:Location ; locn:geometry
-        "<http://www.opengis.net/def/crs/OGC/1.3/CRS84> POLYGON((-6 30, 36 30, 36 46, -6 46, -6 30))"^^gsp:wktLiteral ] ;
+    dct:spatial [ a dct:Location ; locn:geometry "{MED_WKT}"^^gsp:wktLiteral ] ;
     dct:temporal [ a dct:PeriodOfTime ; dcat:startDate "2020-01-01"^^xsd:date ;
                    dcat:endDate "2020-01-10"^^xsd:date ] ;
     dcat:distribution {", ".join(f"<{dataset}/resource/{k}>" for k in kept)} .
-""" + "".join(f"<{dataset}/resource/{k}> a dcat:Distribution ; {v} .\n"
-              for k, v in kept.items())
+"""
+        + "".join(
+            f"<{dataset}/resource/{k}> a dcat:Distribution ; {v} .\n" for k, v in kept.items()
+        )
+    )
 
 
 def second_page(portal: Portal, next_path: str | None = None) -> str:
     """Page 2, in RDF/XML: a dataset with only a PDF report."""
-    paging = (f"<hydra:nextPage>{portal.url}{next_path}</hydra:nextPage>" if next_path
-              else "")
+    paging = f"<hydra:nextPage>{portal.url}{next_path}</hydra:nextPage>" if next_path else ""
     return f"""<?xml version="1.0" encoding="utf-8"?>
 <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
          xmlns:dcat="http://www.w3.org/ns/dcat#" xmlns:dct="http://purl.org/dc/terms/"
@@ -151,13 +173,17 @@ def med_sst(demo_lake, portal, tmp_path_factory) -> xr.Dataset:
 def d4science(portal, data_service, med_sst) -> str:
     """The partner's two pages (Turtle, then RDF/XML); yields page 1's URL."""
     portal.put("/catalog.rdf", second_page(portal), "application/rdf+xml")
-    return portal.put("/catalog.ttl", d4science_page(portal, data_service,
-                                                     next_path="/catalog.rdf"))
+    return portal.put(
+        "/catalog.ttl", d4science_page(portal, data_service, next_path="/catalog.rdf")
+    )
 
 
 def med_hit(catalog) -> object:
-    [hit] = [h for h in search(bbox=(0, 35, 10, 40), datetime="2020-01-03/2020-01-04",
-                               catalog=catalog) if h.id == "med-sst"]
+    [hit] = [
+        h
+        for h in search(bbox=(0, 35, 10, 40), datetime="2020-01-03/2020-01-04", catalog=catalog)
+        if h.id == "med-sst"
+    ]
     return hit
 
 
@@ -179,24 +205,31 @@ def test_harvested_datasets_are_found_beside_the_lakes(d4science, lake_copy):
     assert med.domain == "ocean" and med.collection["license"] == "CC-BY-4.0"
     assert med.collection["extent"]["spatial"]["bbox"] == [[-6.0, 30.0, 36.0, 46.0]]
     assert med.collection["extent"]["temporal"]["interval"] == [
-        ["2020-01-01T00:00:00Z", "2020-01-10T00:00:00Z"]]
+        ["2020-01-01T00:00:00Z", "2020-01-10T00:00:00Z"]
+    ]
 
 
 def test_an_opendap_distribution_opens_in_one_line(portal, data_service, med_sst, index):
-    harvest(portal.put("/only-opendap.ttl", d4science_page(portal, data_service,
-                                                           netcdf=False)), index=index)
+    harvest(
+        portal.put("/only-opendap.ttl", d4science_page(portal, data_service, netcdf=False)),
+        index=index,
+    )
     opened = med_hit(index).open()
-    expected = med_sst.sel(time=slice("2020-01-03", "2020-01-04"), lat=slice(35, 40),
-                           lon=slice(0, 10))
+    expected = med_sst.sel(
+        time=slice("2020-01-03", "2020-01-04"), lat=slice(35, 40), lon=slice(0, 10)
+    )
     np.testing.assert_allclose(opened["analysed_sst"].values, expected["analysed_sst"].values)
 
 
 def test_a_netcdf_distribution_opens_in_one_line(portal, data_service, med_sst, index):
-    harvest(portal.put("/only-netcdf.ttl", d4science_page(portal, data_service,
-                                                          opendap=False)), index=index)
+    harvest(
+        portal.put("/only-netcdf.ttl", d4science_page(portal, data_service, opendap=False)),
+        index=index,
+    )
     opened = med_hit(index).open()
-    expected = med_sst.sel(time=slice("2020-01-03", "2020-01-04"), lat=slice(35, 40),
-                           lon=slice(0, 10))
+    expected = med_sst.sel(
+        time=slice("2020-01-03", "2020-01-04"), lat=slice(35, 40), lon=slice(0, 10)
+    )
     np.testing.assert_allclose(opened["analysed_sst"].values, expected["analysed_sst"].values)
 
 
@@ -211,16 +244,25 @@ def test_a_distribution_that_cannot_be_opened_says_where_to_get_it(d4science, in
 
 
 def test_one_lakes_dcat_is_harvested_into_another_catalogue_and_its_zarr_opens(
-        lake_copy, serve, index):
-    policy = AccessPolicy.model_validate({"public": ["sst", "tas", "argo", "stations"],
-                                          "limits": {"max_response_bytes": 200_000_000}})
+    lake_copy, serve, index
+):
+    policy = AccessPolicy.model_validate(
+        {
+            "public": ["sst", "tas", "argo", "stations"],
+            "limits": {"max_response_bytes": 200_000_000},
+        }
+    )
     with serve(create_data_service(lake_copy, policy)) as data_url:
         build_catalog(lake_copy, data_url=data_url)
         with serve(create_app(lake_copy)) as api:
             report = harvest(f"{api}/dcat", index=index)
             assert report.ok, report.error
             assert report.kind == "dcat" and sorted(report.added) == [
-                "argo", "sst", "stations", "tas"]
+                "argo",
+                "sst",
+                "stations",
+                "tas",
+            ]
             [hit] = search(variables="air_temperature", catalog=index)
             assert hit.source != "lake" and hit.title.startswith("EOSC-ESM output")
             opened = hit.open()
@@ -246,21 +288,27 @@ def broken_sources(portal: Portal, data_service: str) -> dict[str, tuple[str, st
     portal.put("/erroring/1", first.replace("/broken/2", "/erroring/2"))
     portal.put("/erroring/2", "Internal Server Error", "text/plain", status=500)
     portal.put("/looping/1", first.replace("/broken/2", "/looping/2"))
-    portal.put("/looping/2", second_page(portal, next_path="/looping/1"),
-               "application/rdf+xml")
+    portal.put("/looping/2", second_page(portal, next_path="/looping/1"), "application/rdf+xml")
     return {
-        "malformed": (f"{portal.url}/malformed/1",
-                      f"DCAT page {portal.url}/malformed/2 is not valid turtle RDF"),
-        "erroring": (f"{portal.url}/erroring/1",
-                     f"DCAT page {portal.url}/erroring/2 answered HTTP 500"),
-        "looping": (f"{portal.url}/looping/1",
-                    f"DCAT page {portal.url}/looping/2 links back to {portal.url}/looping/1"),
+        "malformed": (
+            f"{portal.url}/malformed/1",
+            f"DCAT page {portal.url}/malformed/2 is not valid turtle RDF",
+        ),
+        "erroring": (
+            f"{portal.url}/erroring/1",
+            f"DCAT page {portal.url}/erroring/2 answered HTTP 500",
+        ),
+        "looping": (
+            f"{portal.url}/looping/1",
+            f"DCAT page {portal.url}/looping/2 links back to {portal.url}/looping/1",
+        ),
     }
 
 
 @pytest.mark.parametrize("fault", ["malformed", "erroring", "looping"])
 def test_a_broken_page_is_reported_in_one_line_and_changes_nothing(
-        portal, data_service, d4science, index, fault):
+    portal, data_service, d4science, index, fault
+):
     harvest(d4science, index=index)
     before = index_bytes(index)
     source, message = broken_sources(portal, data_service)[fault]

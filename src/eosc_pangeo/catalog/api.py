@@ -446,8 +446,10 @@ def _next_get_link(request: Request, offset: int) -> dict[str, Any]:
             "href": f"{str(request.url).split('?')[0]}?{urlencode(params)}"}
 
 
-def serve(lake: str | Lake | None = None, *, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve the lake's index as a STAC API with uvicorn until interrupted.
+def serve(lake: str | Lake | None = None, *, host: str = "127.0.0.1", port: int = 8080,
+          public_url: str | None = None) -> None:
+    """Serve the lake's index as a STAC API (and DCAT-AP at ``/dcat``, its URLs below
+    ``public_url`` when given) with uvicorn until interrupted.
 
     Raises
     ------
@@ -460,4 +462,5 @@ def serve(lake: str | Lake | None = None, *, host: str = "127.0.0.1", port: int 
 
     index = built_index(lake)
     index.load()
-    uvicorn.run(create_app(index=index), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(index=index, public_url=public_url), host=host, port=port,
+                log_level="info")

@@ -36,7 +36,9 @@ GSP = Namespace("http://www.opengis.net/ont/geosparql#")
 VCARD = Namespace("http://www.w3.org/2006/vcard/ns#")
 EU_THEME = Namespace("http://publications.europa.eu/resource/authority/data-theme/")
 EU_FILE_TYPE = Namespace("http://publications.europa.eu/resource/authority/file-type/")
-EU_AVAILABILITY = Namespace("http://publications.europa.eu/resource/authority/planned-availability/")
+EU_AVAILABILITY = Namespace(
+    "http://publications.europa.eu/resource/authority/planned-availability/"
+)
 IANA_MEDIA_TYPE = "http://www.iana.org/assignments/media-types/"
 INSPIRE_THEME = Namespace("http://inspire.ec.europa.eu/theme/")
 SPDX_LICENSE = "https://spdx.org/licenses/"
@@ -55,33 +57,64 @@ ZARR_SPEC = URIRef("https://zarr-specs.readthedocs.io/")
 #: EU file types (the vocabulary DCAT-AP asks ``dct:format`` to come from), by media type.
 #: Zarr and OPeNDAP have none: their ``dct:format`` is their media type's IRI, and
 #: ``dct:conformsTo`` names their specification.
-FILE_TYPES = {"application/vnd.apache.parquet": "PARQUET", "application/x-netcdf": "NETCDF",
-              "application/netcdf": "NETCDF", "application/json": "JSON",
-              "application/geo+json": "GEOJSON"}
+FILE_TYPES = {
+    "application/vnd.apache.parquet": "PARQUET",
+    "application/x-netcdf": "NETCDF",
+    "application/netcdf": "NETCDF",
+    "application/json": "JSON",
+    "application/geo+json": "GEOJSON",
+}
 _CONFORMS_TO = {"application/vnd.zarr": ZARR_SPEC, "application/vnd.opendap.dap2": OPENDAP_SPEC}
 
 #: The INSPIRE theme of each domain (GeoDCAT-AP uses INSPIRE themes as ``dcat:theme``).
 _INSPIRE_THEMES = {"ocean": "of", "atmosphere": "ac", "land": "lc", "solid-earth": "ge"}
 
 #: Columns and coordinates that describe where and when, not what: never keywords.
-_NOT_KEYWORDS = {"lat", "lon", "latitude", "longitude", "time", "depth", "pressure",
-                 "geometry", "bbox", "x", "y"}
+_NOT_KEYWORDS = {
+    "lat",
+    "lon",
+    "latitude",
+    "longitude",
+    "time",
+    "depth",
+    "pressure",
+    "geometry",
+    "bbox",
+    "x",
+    "y",
+}
 
 #: RDF serialisations served, by media type, with their rdflib names and file extensions.
-MEDIA_TYPES = {"text/turtle": "turtle", "application/rdf+xml": "xml",
-               "application/ld+json": "json-ld"}
-EXTENSIONS = {"ttl": "text/turtle", "rdf": "application/rdf+xml", "xml": "application/rdf+xml",
-              "jsonld": "application/ld+json"}
+MEDIA_TYPES = {
+    "text/turtle": "turtle",
+    "application/rdf+xml": "xml",
+    "application/ld+json": "json-ld",
+}
+EXTENSIONS = {
+    "ttl": "text/turtle",
+    "rdf": "application/rdf+xml",
+    "xml": "application/rdf+xml",
+    "jsonld": "application/ld+json",
+}
 DcatFormat = Literal["turtle", "xml", "jsonld"]
-_FORMATS = {"turtle": "text/turtle", "xml": "application/rdf+xml",
-            "rdfxml": "application/rdf+xml", "jsonld": "application/ld+json",
-            "json-ld": "application/ld+json"}
+_FORMATS = {
+    "turtle": "text/turtle",
+    "xml": "application/rdf+xml",
+    "rdfxml": "application/rdf+xml",
+    "jsonld": "application/ld+json",
+    "json-ld": "application/ld+json",
+}
 
 DEFAULT_PAGE_SIZE = 100
 
 
-def export_dcat(lake: str | Lake | None = None, *, index: CatalogIndex | None = None,
-                format: DcatFormat = "turtle", base_uri: str | None = None) -> str:
+def export_dcat(
+    lake: str | Lake | None = None,
+    *,
+    index: CatalogIndex | None = None,
+    format: DcatFormat = "turtle",
+    base_uri: str | None = None,
+) -> str:
     """The whole catalogue as DCAT-AP, serialised as Turtle, RDF/XML or JSON-LD.
 
     Parameters
@@ -103,13 +136,15 @@ def media_type_of_format(format: str) -> str:
     """The media type of a ``format`` name (``turtle``, ``xml``, ``jsonld``) or extension."""
     media_type = _FORMATS.get(format) or EXTENSIONS.get(format)
     if media_type is None:
-        raise CatalogError(f"format must be one of turtle, xml, jsonld (or ttl, rdf), got "
-                           f"{format!r}")
+        raise CatalogError(
+            f"format must be one of turtle, xml, jsonld (or ttl, rdf), got {format!r}"
+        )
     return media_type
 
 
-def dcat_graph(index: CatalogIndex, base_uri: str,
-               collections: list[dict[str, Any]] | None = None) -> Graph:
+def dcat_graph(
+    index: CatalogIndex, base_uri: str, collections: list[dict[str, Any]] | None = None
+) -> Graph:
     """A graph holding the ``dcat:Catalog`` and a ``dcat:Dataset`` per Collection.
 
     Parameters
@@ -122,9 +157,16 @@ def dcat_graph(index: CatalogIndex, base_uri: str,
         The STAC Collections to describe; default: all of the index's.
     """
     graph = Graph()
-    for prefix, namespace in (("dcat", DCAT), ("dct", DCTERMS), ("foaf", FOAF), ("locn", LOCN),
-                              ("gsp", GSP), ("vcard", VCARD), ("dcatap", DCATAP),
-                              ("hydra", HYDRA)):
+    for prefix, namespace in (
+        ("dcat", DCAT),
+        ("dct", DCTERMS),
+        ("foaf", FOAF),
+        ("locn", LOCN),
+        ("gsp", GSP),
+        ("vcard", VCARD),
+        ("dcatap", DCATAP),
+        ("hydra", HYDRA),
+    ):
         graph.bind(prefix, namespace)
     base_uri = base_uri.rstrip("/")
     catalog = URIRef(base_uri)
@@ -132,9 +174,17 @@ def dcat_graph(index: CatalogIndex, base_uri: str,
     add = graph.add
     add((catalog, RDF.type, DCAT.Catalog))
     add((catalog, DCTERMS.title, RDFLiteral("eosc-pangeo meta-catalogue", lang="en")))
-    add((catalog, DCTERMS.description, RDFLiteral(
-        "Ocean, atmosphere, land and solid-Earth collections of the eosc-pangeo data lake and "
-        "of the catalogues it harvests.", lang="en")))
+    add(
+        (
+            catalog,
+            DCTERMS.description,
+            RDFLiteral(
+                "Ocean, atmosphere, land and solid-Earth collections of the eosc-pangeo data "
+                "lake and of the catalogues it harvests.",
+                lang="en",
+            ),
+        )
+    )
     add((catalog, DCTERMS.publisher, _agent(graph, "eosc-pangeo", None)))
     add((catalog, FOAF.homepage, URIRef(base_uri)))
     add((catalog, DCAT.service, service))
@@ -158,8 +208,16 @@ def dcat_graph(index: CatalogIndex, base_uri: str,
         boxes += (stac.get("extent", {}).get("spatial", {}).get("bbox") or [])[:1]
     if boxes:
         boxes = [(b[0], b[1], b[3], b[4]) if len(b) == 6 else b for b in boxes]
-        _location(graph, catalog, [min(b[0] for b in boxes), min(b[1] for b in boxes),
-                                   max(b[2] for b in boxes), max(b[3] for b in boxes)])
+        _location(
+            graph,
+            catalog,
+            [
+                min(b[0] for b in boxes),
+                min(b[1] for b in boxes),
+                max(b[2] for b in boxes),
+                max(b[3] for b in boxes),
+            ],
+        )
     return graph
 
 
@@ -173,9 +231,16 @@ class DcatPage:
     total: int
 
 
-def dcat_page(index: CatalogIndex, base_uri: str, page_url: str, *, page: int = 1,
-              per_page: int = DEFAULT_PAGE_SIZE, modified_since: str | None = None,
-              query: dict[str, str] | None = None) -> DcatPage:
+def dcat_page(
+    index: CatalogIndex,
+    base_uri: str,
+    page_url: str,
+    *,
+    page: int = 1,
+    per_page: int = DEFAULT_PAGE_SIZE,
+    modified_since: str | None = None,
+    query: dict[str, str] | None = None,
+) -> DcatPage:
     """One page of the catalogue, with the ``hydra:PagedCollection`` that ckanext-dcat's
     harvester follows from page to page.
 
@@ -203,13 +268,16 @@ def dcat_page(index: CatalogIndex, base_uri: str, page_url: str, *, page: int = 
     collections = [c.stac for c in index.collections()]
     if modified_since:
         since = _parse_instant(modified_since, "modified_since")
-        collections = [c for c in collections if not c.get("updated")
-                       or _parse_instant(c["updated"], "updated") >= since]
+        collections = [
+            c
+            for c in collections
+            if not c.get("updated") or _parse_instant(c["updated"], "updated") >= since
+        ]
     total = len(collections)
     last = max(1, math.ceil(total / per_page))
     if page > last:
         raise CatalogError(f"page {page} is past the last page, {last}")
-    graph = dcat_graph(index, base_uri, collections[(page - 1) * per_page:page * per_page])
+    graph = dcat_graph(index, base_uri, collections[(page - 1) * per_page : page * per_page])
     keep = {k: v for k, v in (query or {}).items() if k != "page"}
     if modified_since:
         keep["modified_since"] = modified_since
@@ -224,8 +292,12 @@ def dcat_page(index: CatalogIndex, base_uri: str, page_url: str, *, page: int = 
     add((paged, HYDRA.itemsPerPage, RDFLiteral(per_page, datatype=XSD.integer)))
     # ckanext-dcat reads (and writes) the Hydra draft's firstPage/nextPage...; current Hydra
     # says first/next...: both are given, so that harvesters of either generation page on.
-    neighbours = {"first": 1, "last": last, "next": page + 1 if page < last else None,
-                  "previous": page - 1 if page > 1 else None}
+    neighbours = {
+        "first": 1,
+        "last": last,
+        "next": page + 1 if page < last else None,
+        "previous": page - 1 if page > 1 else None,
+    }
     for name, number in neighbours.items():
         if number is not None:
             add((paged, HYDRA[name], link(number)))
@@ -233,8 +305,7 @@ def dcat_page(index: CatalogIndex, base_uri: str, page_url: str, *, page: int = 
     return DcatPage(graph=graph, page=page, last_page=last, total=total)
 
 
-def describe_dataset(graph: Graph, dataset: URIRef, stac: dict[str, Any],
-                     service: URIRef) -> None:
+def describe_dataset(graph: Graph, dataset: URIRef, stac: dict[str, Any], service: URIRef) -> None:
     """Add the ``dcat:Dataset`` of one STAC Collection (dict) to ``graph``."""
     add = graph.add
     add((dataset, RDF.type, DCAT.Dataset))
@@ -276,8 +347,9 @@ def dataset_keywords(stac: dict[str, Any]) -> list[str]:
         if column.get("standard_name"):
             words += [column["standard_name"], column.get("description", "").split(" [")[0]]
     words += [v.standard_name for v in collection_variables(stac)]
-    return list(dict.fromkeys(
-        w for w in words if w and w.lower() not in _NOT_KEYWORDS and w != stac["id"]))
+    return list(
+        dict.fromkeys(w for w in words if w and w.lower() not in _NOT_KEYWORDS and w != stac["id"])
+    )
 
 
 def _title_and_description(stac: dict[str, Any]) -> tuple[str, str]:
@@ -295,8 +367,10 @@ def _title_and_description(stac: dict[str, Any]) -> tuple[str, str]:
     if description in ("", stac["id"]):
         interval = (stac.get("extent", {}).get("temporal", {}).get("interval") or [[None]])[0]
         period = " to ".join(t[:10] for t in interval if t)
-        description = (f"{made}{f', {period}' if period else ''}, in the eosc-pangeo data "
-                       "lake. Its sources gave no ACDD title or summary.")
+        description = (
+            f"{made}{f', {period}' if period else ''}, in the eosc-pangeo data "
+            "lake. Its sources gave no ACDD title or summary."
+        )
     return title, description
 
 
@@ -306,8 +380,9 @@ def _licence(graph: Graph, stac: dict[str, Any]) -> URIRef | None:
     if stac.get("license") and stac["license"] not in ("other", "proprietary", "various"):
         href = SPDX_LICENSE + stac["license"]
     else:
-        href = next((link["href"] for link in stac.get("links", [])
-                     if link.get("rel") == "license"), None)
+        href = next(
+            (link["href"] for link in stac.get("links", []) if link.get("rel") == "license"), None
+        )
     if href is None:
         return None
     licence = URIRef(href)
@@ -332,24 +407,47 @@ def _providers(graph: Graph, dataset: URIRef, providers: list[dict[str, Any]]) -
             add((dataset, DCTERMS.creator, _agent(graph, provider["name"], provider.get("url"))))
 
 
-def _distributions(graph: Graph, dataset: URIRef, stac: dict[str, Any], service: URIRef,
-                   licence: URIRef | None) -> None:
+def _distributions(
+    graph: Graph, dataset: URIRef, stac: dict[str, Any], service: URIRef, licence: URIRef | None
+) -> None:
     """The STAC API's description, then every asset reachable over HTTP(S)."""
     add = graph.add
-    stac_json = _distribution(graph, dataset, "stac", str(dataset), "application/json",
-                              "STAC Collection (STAC API)", licence)
+    stac_json = _distribution(
+        graph,
+        dataset,
+        "stac",
+        str(dataset),
+        "application/json",
+        "STAC Collection (STAC API)",
+        licence,
+    )
     add((stac_json, DCTERMS.conformsTo, STAC_SPEC))
     add((stac_json, DCAT.accessService, service))
     for key, asset in (stac.get("assets") or {}).items():
         if not asset["href"].startswith(("http://", "https://")):
             continue
-        _distribution(graph, dataset, key, asset["href"], asset.get("type"),
-                      asset.get("title") or key, licence, asset.get("description"))
+        _distribution(
+            graph,
+            dataset,
+            key,
+            asset["href"],
+            asset.get("type"),
+            asset.get("title") or key,
+            licence,
+            asset.get("description"),
+        )
 
 
-def _distribution(graph: Graph, dataset: URIRef, key: str, href: str, media_type: str | None,
-                  title: str, licence: URIRef | None, description: str | None = None
-                  ) -> URIRef:
+def _distribution(
+    graph: Graph,
+    dataset: URIRef,
+    key: str,
+    href: str,
+    media_type: str | None,
+    title: str,
+    licence: URIRef | None,
+    description: str | None = None,
+) -> URIRef:
     add = graph.add
     distribution = URIRef(f"{dataset}#{quote(key)}")
     add((dataset, DCAT.distribution, distribution))
@@ -387,8 +485,7 @@ def _stac_service(graph: Graph, base_uri: str) -> URIRef:
 def _extents(graph: Graph, dataset: URIRef, extent: dict[str, Any]) -> None:
     bbox = (extent.get("spatial", {}).get("bbox") or [None])[0]
     if bbox:
-        _location(graph, dataset, (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6
-                  else bbox)
+        _location(graph, dataset, (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else bbox)
     interval = (extent.get("temporal", {}).get("interval") or [[None, None]])[0]
     if any(interval):
         period = BNode()
@@ -403,15 +500,25 @@ def _location(graph: Graph, subject: URIRef, bbox) -> None:
     """``dct:spatial`` as GeoDCAT-AP has it: the box as WKT (``dcat:bbox``, also the
     ``locn:geometry``) and its centre (``dcat:centroid``), in WGS 84 longitude, latitude."""
     west, south, east, north = bbox
-    wkt = RDFLiteral(f"POLYGON(({west} {south}, {east} {south}, {east} {north}, "
-                     f"{west} {north}, {west} {south}))", datatype=GSP.wktLiteral)
+    wkt = RDFLiteral(
+        f"POLYGON(({west} {south}, {east} {south}, {east} {north}, "
+        f"{west} {north}, {west} {south}))",
+        datatype=GSP.wktLiteral,
+    )
     location = BNode()
     graph.add((subject, DCTERMS.spatial, location))
     graph.add((location, RDF.type, DCTERMS.Location))
     graph.add((location, DCAT.bbox, wkt))
     graph.add((location, LOCN.geometry, wkt))
-    graph.add((location, DCAT.centroid, RDFLiteral(
-        f"POINT({(west + east) / 2} {(south + north) / 2})", datatype=GSP.wktLiteral)))
+    graph.add(
+        (
+            location,
+            DCAT.centroid,
+            RDFLiteral(
+                f"POINT({(west + east) / 2} {(south + north) / 2})", datatype=GSP.wktLiteral
+            ),
+        )
+    )
 
 
 def _agent(graph: Graph, name: str, url: str | None) -> URIRef | BNode:
@@ -440,15 +547,15 @@ def validate_dcat(graph: Graph) -> list[str]:
 
     import pyshacl
 
-    shapes = Graph().parse(data=files(__package__).joinpath(SHAPES).read_text(),
-                           format="turtle")
+    shapes = Graph().parse(data=files(__package__).joinpath(SHAPES).read_text(), format="turtle")
     _, results, _ = pyshacl.validate(graph, shacl_graph=shapes, allow_warnings=True)
     SH = Namespace("http://www.w3.org/ns/shacl#")
     return sorted(
         f"{str(results.value(r, SH.resultSeverity)).rsplit('#')[-1]}: "
         f"{results.value(r, SH.focusNode)} {results.value(r, SH.resultPath)}: "
         f"{results.value(r, SH.resultMessage)}"
-        for r in results.subjects(RDF.type, SH.ValidationResult))
+        for r in results.subjects(RDF.type, SH.ValidationResult)
+    )
 
 
 def _parse_instant(value: str, name: str) -> datetime:
@@ -458,6 +565,7 @@ def _parse_instant(value: str, name: str) -> datetime:
     try:
         instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise CatalogError(f"{name} must be an ISO 8601 date or datetime, e.g. "
-                           f"2024-05-01T00:00:00Z; got {value!r}") from None
+        raise CatalogError(
+            f"{name} must be an ISO 8601 date or datetime, e.g. 2024-05-01T00:00:00Z; got {value!r}"
+        ) from None
     return instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc)

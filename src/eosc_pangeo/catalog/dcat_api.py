@@ -25,13 +25,11 @@ from .dcat import DEFAULT_PAGE_SIZE, EXTENSIONS, MEDIA_TYPES, dcat_page, media_t
 from .errors import CatalogError
 from .index import CatalogIndex
 
-
 #: Largest page served: a page of DCAT-AP is about 10 kB per dataset.
 MAX_PAGE_SIZE = 1000
 
 
-def add_dcat_routes(app: FastAPI, index: CatalogIndex, *, public_url: str | None = None
-                    ) -> None:
+def add_dcat_routes(app: FastAPI, index: CatalogIndex, *, public_url: str | None = None) -> None:
     """Serve ``index`` as paged DCAT-AP at ``/dcat`` on ``app``.
 
     Parameters
@@ -44,22 +42,33 @@ def add_dcat_routes(app: FastAPI, index: CatalogIndex, *, public_url: str | None
         Public URL of the STAC API, when the URL clients use cannot be told from the request.
     """
 
-    def respond(request: Request, media_type: str, page: int, per_page: int,
-                modified_since: str | None) -> Response:
+    def respond(
+        request: Request, media_type: str, page: int, per_page: int, modified_since: str | None
+    ) -> Response:
         if not 1 <= per_page <= MAX_PAGE_SIZE:
             raise CatalogError(f"per_page must be between 1 and {MAX_PAGE_SIZE}, got {per_page}")
         base_url = (public_url or get_base_url(request)).rstrip("/")
         page_url = f"{base_url}{request.url.path}"
-        answer = dcat_page(index, base_url, page_url, page=page, per_page=per_page,
-                           modified_since=modified_since,
-                           query={k: v for k, v in request.query_params.items()
-                                  if k in ("format", "per_page")})
+        answer = dcat_page(
+            index,
+            base_url,
+            page_url,
+            page=page,
+            per_page=per_page,
+            modified_since=modified_since,
+            query={k: v for k, v in request.query_params.items() if k in ("format", "per_page")},
+        )
         body = answer.graph.serialize(format=MEDIA_TYPES[media_type])
         return Response(body, media_type=media_type, headers={"Vary": "Accept"})
 
     @app.get("/dcat", tags=["DCAT-AP"], summary="The catalogue as DCAT-AP 3 (negotiated)")
-    def dcat(request: Request, page: int = 1, per_page: int = DEFAULT_PAGE_SIZE,
-             modified_since: str | None = None, format: str | None = None) -> Response:
+    def dcat(
+        request: Request,
+        page: int = 1,
+        per_page: int = DEFAULT_PAGE_SIZE,
+        modified_since: str | None = None,
+        format: str | None = None,
+    ) -> Response:
         if format:
             media_type = media_type_of_format(format)
         else:
@@ -69,14 +78,23 @@ def add_dcat_routes(app: FastAPI, index: CatalogIndex, *, public_url: str | None
                 raise HTTPException(406, str(error)) from None
         return respond(request, media_type, page, per_page, modified_since)
 
-    @app.get("/dcat.{extension}", tags=["DCAT-AP"],
-             summary="The catalogue as DCAT-AP 3 in the serialisation the extension names")
-    def dcat_file(request: Request, extension: str, page: int = 1,
-                  per_page: int = DEFAULT_PAGE_SIZE, modified_since: str | None = None
-                  ) -> Response:
+    @app.get(
+        "/dcat.{extension}",
+        tags=["DCAT-AP"],
+        summary="The catalogue as DCAT-AP 3 in the serialisation the extension names",
+    )
+    def dcat_file(
+        request: Request,
+        extension: str,
+        page: int = 1,
+        per_page: int = DEFAULT_PAGE_SIZE,
+        modified_since: str | None = None,
+    ) -> Response:
         if extension not in EXTENSIONS:
-            raise CatalogError(f"no DCAT serialisation .{extension}: ask for "
-                               f"{', '.join('.' + e for e in EXTENSIONS)}")
+            raise CatalogError(
+                f"no DCAT serialisation .{extension}: ask for "
+                f"{', '.join('.' + e for e in EXTENSIONS)}"
+            )
         return respond(request, EXTENSIONS[extension], page, per_page, modified_since)
 
 
@@ -116,5 +134,7 @@ def negotiate(accept: str | None) -> str:
             return "application/rdf+xml"
         if media_range == "application/json":
             return "application/ld+json"
-    raise CatalogError(f"the DCAT catalogue is served as {', '.join(MEDIA_TYPES)}; the Accept "
-                       f"header {accept!r} takes none of them")
+    raise CatalogError(
+        f"the DCAT catalogue is served as {', '.join(MEDIA_TYPES)}; the Accept "
+        f"header {accept!r} takes none of them"
+    )

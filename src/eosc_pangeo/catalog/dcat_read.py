@@ -23,13 +23,22 @@ from .errors import CatalogError
 from .vocabulary import cf_standard_names
 
 SCHEMA = "http://schema.org/"
-ZARR, NETCDF, PARQUET = "application/vnd.zarr", "application/x-netcdf", \
-    "application/vnd.apache.parquet"
+ZARR, NETCDF, PARQUET = (
+    "application/vnd.zarr",
+    "application/x-netcdf",
+    "application/vnd.apache.parquet",
+)
 OPENDAP = "application/vnd.opendap.dap2"
 
 #: RDF serialisations by file extension, for files and URLs that name theirs.
-RDF_EXTENSIONS = {".ttl": "turtle", ".rdf": "xml", ".owl": "xml", ".jsonld": "json-ld",
-                  ".nt": "nt", ".n3": "n3"}
+RDF_EXTENSIONS = {
+    ".ttl": "turtle",
+    ".rdf": "xml",
+    ".owl": "xml",
+    ".jsonld": "json-ld",
+    ".nt": "nt",
+    ".n3": "n3",
+}
 #: What is asked of a DCAT server: any RDF, Turtle first (the smallest to send).
 ACCEPT = "text/turtle, application/rdf+xml;q=0.9, application/ld+json;q=0.8"
 #: Bound on the pages followed: a harvest of a portal is thousands of datasets, not millions.
@@ -37,12 +46,25 @@ MAX_PAGES = 10_000
 
 #: Media types of the distributions' formats, by the names and codes portals give them
 #: (CKAN's free-text resource formats, EU file types, IANA types).
-_FORMATS = {"zarr": ZARR, "netcdf": NETCDF, "nc": NETCDF, "netcdf4": NETCDF,
-            "application/netcdf": NETCDF, "application/x-netcdf": NETCDF,
-            "parquet": PARQUET, "geoparquet": PARQUET, "application/vnd.apache.parquet": PARQUET,
-            "opendap": OPENDAP, "dap2": OPENDAP, "application/vnd.opendap.dap2": OPENDAP,
-            **{code.lower(): media for media, code in FILE_TYPES.items()
-               if code not in ("NETCDF", "PARQUET")}}
+_FORMATS = {
+    "zarr": ZARR,
+    "netcdf": NETCDF,
+    "nc": NETCDF,
+    "netcdf4": NETCDF,
+    "application/netcdf": NETCDF,
+    "application/x-netcdf": NETCDF,
+    "parquet": PARQUET,
+    "geoparquet": PARQUET,
+    "application/vnd.apache.parquet": PARQUET,
+    "opendap": OPENDAP,
+    "dap2": OPENDAP,
+    "application/vnd.opendap.dap2": OPENDAP,
+    **{
+        code.lower(): media
+        for media, code in FILE_TYPES.items()
+        if code not in ("NETCDF", "PARQUET")
+    },
+}
 _OPEN_KWARGS = {ZARR: {"engine": "zarr", "chunks": {}}}
 
 
@@ -57,8 +79,9 @@ def serves_rdf(url: str) -> bool:
     import requests
 
     try:
-        response = requests.get(url, headers={"Accept": f"application/json, {ACCEPT}"},
-                                timeout=60, stream=True)
+        response = requests.get(
+            url, headers={"Accept": f"application/json, {ACCEPT}"}, timeout=60, stream=True
+        )
     except requests.RequestException:
         return False
     with response:
@@ -80,8 +103,10 @@ def read_dcat(source: str) -> list[tuple[dict[str, Any], list]]:
     url: str | None = source
     while url is not None:
         if len(seen) >= MAX_PAGES:
-            raise CatalogError(f"{source}: more than {MAX_PAGES} DCAT pages; harvest a narrower "
-                               "endpoint (modified_since) or raise MAX_PAGES")
+            raise CatalogError(
+                f"{source}: more than {MAX_PAGES} DCAT pages; harvest a narrower "
+                "endpoint (modified_since) or raise MAX_PAGES"
+            )
         seen.add(url)
         graph = _read_page(url)
         for dataset in sorted(set(graph.subjects(RDF.type, DCAT.Dataset)), key=str):
@@ -89,8 +114,10 @@ def read_dcat(source: str) -> list[tuple[dict[str, Any], list]]:
             collections.setdefault(collection["id"], collection)
         following = _next_page(graph, url)
         if following in seen:
-            raise CatalogError(f"DCAT page {url} links back to {following}, already read: the "
-                               "catalogue's hydra next links loop; ask its admin to fix them")
+            raise CatalogError(
+                f"DCAT page {url} links back to {following}, already read: the "
+                "catalogue's hydra next links loop; ask its admin to fix them"
+            )
         url = following
     return [(collection, []) for collection in collections.values()]
 
@@ -101,20 +128,31 @@ def dataset_collection(graph: Graph, dataset: URIRef) -> dict[str, Any]:
     collection_id = _identifier(graph, dataset, title)
     keywords = sorted({str(k) for k in graph.objects(dataset, DCAT.keyword)})
     collection: dict[str, Any] = {
-        "type": "Collection", "stac_version": "1.1.0", "id": collection_id,
+        "type": "Collection",
+        "stac_version": "1.1.0",
+        "id": collection_id,
         "title": title or collection_id,
         "description": _text(graph, dataset, DCTERMS.description) or title or collection_id,
-        "keywords": keywords, "license": "other", "links": [],
-        "extent": {"spatial": {"bbox": [_bbox(graph, dataset)]},
-                   "temporal": {"interval": [_interval(graph, dataset)]}},
-        "providers": [{"name": str(name), "roles": ["host"]}
-                      for publisher in graph.objects(dataset, DCTERMS.publisher)
-                      for name in graph.objects(publisher, FOAF.name)][:1],
+        "keywords": keywords,
+        "license": "other",
+        "links": [],
+        "extent": {
+            "spatial": {"bbox": [_bbox(graph, dataset)]},
+            "temporal": {"interval": [_interval(graph, dataset)]},
+        },
+        "providers": [
+            {"name": str(name), "roles": ["host"]}
+            for publisher in graph.objects(dataset, DCTERMS.publisher)
+            for name in graph.objects(publisher, FOAF.name)
+        ][:1],
         "assets": {},
         # DCAT has no variables: the keywords that are CF standard names stand for them (our
         # own export lists each variable's standard name as a keyword).
-        "cf:parameter": [{"name": k} for k in keywords if cf_standard_names().current(k)
-                         in cf_standard_names().names],
+        "cf:parameter": [
+            {"name": k}
+            for k in keywords
+            if cf_standard_names().current(k) in cf_standard_names().names
+        ],
     }
     if isinstance(dataset, URIRef):
         collection["links"].append({"rel": "describedby", "href": str(dataset)})
@@ -122,8 +160,9 @@ def dataset_collection(graph: Graph, dataset: URIRef) -> dict[str, Any]:
         collection["license"] = _spdx(str(licence))
         collection["links"].append({"rel": "license", "href": str(licence)})
         break
-    for position, distribution in enumerate(sorted(graph.objects(dataset, DCAT.distribution),
-                                                   key=str)):
+    for position, distribution in enumerate(
+        sorted(graph.objects(dataset, DCAT.distribution), key=str)
+    ):
         asset = _asset(graph, distribution)
         if asset is not None:
             collection["assets"][f"distribution-{position}"] = asset
@@ -135,8 +174,9 @@ def _read_page(url: str) -> Graph:
     try:
         return Graph().parse(data=text, format=format, publicID=url)
     except Exception as error:  # noqa: BLE001  (each rdflib parser raises its own errors)
-        detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else \
-            type(error).__name__
+        detail = (
+            str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        )
         raise CatalogError(f"DCAT page {url} is not valid {format} RDF: {detail}") from None
 
 
@@ -160,12 +200,16 @@ def _fetch(url: str) -> tuple[str, str]:
     except requests.RequestException as error:
         raise CatalogError(f"DCAT page {url} is unreachable: {type(error).__name__}") from None
     if not response.ok:
-        raise CatalogError(f"DCAT page {url} answered HTTP {response.status_code} "
-                           f"{response.reason}; try again later or ask the portal's admin")
+        raise CatalogError(
+            f"DCAT page {url} answered HTTP {response.status_code} "
+            f"{response.reason}; try again later or ask the portal's admin"
+        )
     format = MEDIA_TYPES.get(_media_type(response)) or _extension_format(url)
     if format is None:
-        raise CatalogError(f"DCAT page {url} is {_media_type(response) or 'untyped'}, not "
-                           f"RDF ({', '.join(MEDIA_TYPES)})")
+        raise CatalogError(
+            f"DCAT page {url} is {_media_type(response) or 'untyped'}, not "
+            f"RDF ({', '.join(MEDIA_TYPES)})"
+        )
     return response.text, format
 
 
@@ -199,9 +243,11 @@ def _identifier(graph: Graph, dataset, title: str | None) -> str:
     """A STAC id: the dataset's dct:identifier when it is one word, else the last segment of
     its URI, else its title made a slug."""
     identifier = graph.value(dataset, DCTERMS.identifier)
-    for candidate in (str(identifier) if identifier else "",
-                      str(dataset).rstrip("/").rsplit("/", 1)[-1] if isinstance(
-                          dataset, URIRef) else "", title or ""):
+    for candidate in (
+        str(identifier) if identifier else "",
+        str(dataset).rstrip("/").rsplit("/", 1)[-1] if isinstance(dataset, URIRef) else "",
+        title or "",
+    ):
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", candidate).strip("-")
         if slug and len(slug) <= 128:
             return slug
@@ -234,10 +280,14 @@ def _bbox(graph: Graph, dataset) -> list[float]:
 def _interval(graph: Graph, dataset) -> list[str | None]:
     for period in graph.objects(dataset, DCTERMS.temporal):
         bounds = []
-        for predicates in ((DCAT.startDate, URIRef(SCHEMA + "startDate")),
-                           (DCAT.endDate, URIRef(SCHEMA + "endDate"))):
-            value = next((graph.value(period, p) for p in predicates
-                          if graph.value(period, p) is not None), None)
+        for predicates in (
+            (DCAT.startDate, URIRef(SCHEMA + "startDate")),
+            (DCAT.endDate, URIRef(SCHEMA + "endDate")),
+        ):
+            value = next(
+                (graph.value(period, p) for p in predicates if graph.value(period, p) is not None),
+                None,
+            )
             bounds.append(_instant(str(value)) if value is not None else None)
         if any(bounds):
             return bounds
@@ -252,8 +302,7 @@ def _instant(value: str) -> str:
 
 
 def _asset(graph: Graph, distribution) -> dict[str, Any] | None:
-    href = graph.value(distribution, DCAT.downloadURL) or graph.value(distribution,
-                                                                       DCAT.accessURL)
+    href = graph.value(distribution, DCAT.downloadURL) or graph.value(distribution, DCAT.accessURL)
     if href is None:
         return None
     asset: dict[str, Any] = {"href": str(href), "roles": ["data"]}
@@ -273,12 +322,14 @@ def _distribution_media_type(graph: Graph, distribution, href: str) -> str | Non
     ``dcat:mediaType``, ``dct:conformsTo``, as IRIs or free text) or, failing that, its URL
     (THREDDS serves OPeNDAP under ``/dodsC/``)."""
     named = []
-    for predicate in (DCTERMS["format"], DCAT.mediaType, DCAT.compressFormat,
-                      DCTERMS.conformsTo):
+    for predicate in (DCTERMS["format"], DCAT.mediaType, DCAT.compressFormat, DCTERMS.conformsTo):
         for value in graph.objects(distribution, predicate):
             text = str(value)
-            for prefix in (IANA_MEDIA_TYPE, str(EU_FILE_TYPE), "https://www.iana.org/"
-                           "assignments/media-types/"):
+            for prefix in (
+                IANA_MEDIA_TYPE,
+                str(EU_FILE_TYPE),
+                "https://www.iana.org/assignments/media-types/",
+            ):
                 text = text.removeprefix(prefix)
             named.append(text.strip().lower())
             named += [str(label).strip().lower() for label in graph.objects(value, RDF.value)]
@@ -298,4 +349,3 @@ def _spdx(licence: str) -> str:
     """The SPDX id of a licence IRI (``https://spdx.org/licenses/CC-BY-4.0``), else other."""
     match = re.match(r"https?://spdx\.org/licenses/([A-Za-z0-9.+-]+?)(?:\.html)?$", licence)
     return match.group(1) if match else "other"
-
