@@ -270,6 +270,13 @@ def test_one_lakes_dcat_is_harvested_into_another_catalogue_and_its_zarr_opens(
             np.testing.assert_allclose(opened["tas"].values, expected["tas"].values)
 
 
+@pytest.mark.parametrize("extension", ["ttl", "rdf", "jsonld"])
+def test_each_serialisation_is_harvested_across_its_pages(stac_api, index, extension):
+    report = harvest(f"{stac_api}/dcat.{extension}?per_page=1", index=index)
+    assert report.ok, report.error
+    assert sorted(report.added) == ["argo", "sst", "stations", "tas"]
+
+
 def test_reharvesting_an_unchanged_dcat_catalogue_rewrites_nothing(d4science, index):
     harvest(d4science, index=index)
     before = index_bytes(index)

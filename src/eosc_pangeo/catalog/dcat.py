@@ -268,11 +268,7 @@ def dcat_page(
     collections = [c.stac for c in index.collections()]
     if modified_since:
         since = _parse_instant(modified_since, "modified_since")
-        collections = [
-            c
-            for c in collections
-            if not c.get("updated") or _parse_instant(c["updated"], "updated") >= since
-        ]
+        collections = [c for c in collections if _updated_since(c, since)]
     total = len(collections)
     last = max(1, math.ceil(total / per_page))
     if page > last:
@@ -556,6 +552,15 @@ def validate_dcat(graph: Graph) -> list[str]:
         f"{results.value(r, SH.resultMessage)}"
         for r in results.subjects(RDF.type, SH.ValidationResult)
     )
+
+
+def _updated_since(stac: dict[str, Any], since: datetime) -> bool:
+    """Whether a collection was updated at or after ``since``; True when its update time is
+    unknown or unreadable (a harvested one), so that a harvester never misses a change."""
+    try:
+        return _parse_instant(stac["updated"], "updated") >= since
+    except (KeyError, TypeError, CatalogError):
+        return True
 
 
 def _parse_instant(value: str, name: str) -> datetime:

@@ -105,7 +105,7 @@ def read_dcat(source: str) -> list[tuple[dict[str, Any], list]]:
         if len(seen) >= MAX_PAGES:
             raise CatalogError(
                 f"{source}: more than {MAX_PAGES} DCAT pages; harvest a narrower "
-                "endpoint (modified_since) or raise MAX_PAGES"
+                "endpoint of the portal (a query, modified_since)"
             )
         seen.add(url)
         graph = _read_page(url)
@@ -342,7 +342,8 @@ def _distribution_media_type(graph: Graph, distribution, href: str) -> str | Non
         return OPENDAP
     if href.lower().endswith((".nc", ".nc4")):
         return NETCDF
-    return next((n for n in named if "/" in n and " " not in n), None)
+    # Any other media type named, as it is (application/pdf...); never an IRI of a vocabulary.
+    return next((n for n in named if re.fullmatch(r"[a-z]+/[a-z0-9.+-]+", n)), None)
 
 
 def _spdx(licence: str) -> str:
