@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode
 
 from rdflib import BNode, Graph, Namespace, URIRef
 from rdflib import Literal as RDFLiteral
-from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, XSD
+from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, SH, XSD
 
 from ..lake.storage import Lake
 from .errors import CatalogError
@@ -309,7 +309,6 @@ def describe_dataset(graph: Graph, dataset: URIRef, stac: dict[str, Any], servic
     title, description = _title_and_description(stac)
     add((dataset, DCTERMS.title, RDFLiteral(title, lang="en")))
     add((dataset, DCTERMS.description, RDFLiteral(description, lang="en")))
-    add((dataset, DCAT.landingPage, _document(graph, str(dataset))))
     themes = [EU_THEME.ENVI]
     if stac.get("eosc:domain") in _INSPIRE_THEMES:
         themes.append(INSPIRE_THEME[_INSPIRE_THEMES[stac["eosc:domain"]]])
@@ -526,12 +525,6 @@ def _agent(graph: Graph, name: str, url: str | None) -> URIRef | BNode:
     return agent
 
 
-def _document(graph: Graph, url: str) -> URIRef:
-    document = URIRef(url)
-    graph.add((document, RDF.type, FOAF.Document))
-    return document
-
-
 SHAPES = "shapes/dcat-ap-3.ttl"
 
 
@@ -545,7 +538,6 @@ def validate_dcat(graph: Graph) -> list[str]:
 
     shapes = Graph().parse(data=files(__package__).joinpath(SHAPES).read_text(), format="turtle")
     _, results, _ = pyshacl.validate(graph, shacl_graph=shapes, allow_warnings=True)
-    SH = Namespace("http://www.w3.org/ns/shacl#")
     return sorted(
         f"{str(results.value(r, SH.resultSeverity)).rsplit('#')[-1]}: "
         f"{results.value(r, SH.focusNode)} {results.value(r, SH.resultPath)}: "
