@@ -410,12 +410,16 @@ def catalog_serve_command(
     lake: LakeOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    public_url: Annotated[str | None, typer.Option(
+        help="Public URL of this API, for the DCAT-AP at /dcat; default: each request's "
+        "own (proxy headers honoured).")] = None,
 ) -> None:
-    """Serve the catalogue index as a STAC API 1.0 (item and collection search, free text)."""
+    """Serve the catalogue index as a STAC API 1.0 (item and collection search, free text),
+    and as DCAT-AP 3 at /dcat for EOSC and CKAN harvesters."""
     from .catalog.api import serve
 
     with failures_as_exit():
-        serve(lake, host=host, port=port)
+        serve(lake, host=host, port=port, public_url=public_url)
 
 
 @app.command("serve-data")
@@ -445,7 +449,8 @@ def serve_data_command(
 @catalog_app.command("harvest")
 def catalog_harvest_command(
     source: Annotated[str, typer.Argument(
-        help="STAC API URL, static STAC catalog.json, or Intake catalog .yaml.")],
+        help="STAC API URL, static STAC catalog.json, Intake catalog .yaml, or DCAT-AP "
+        "catalogue (CKAN/D4Science endpoint or RDF file; pages followed).")],
     lake: LakeOption = None,
     domain: Annotated[Domain | None, typer.Option(
         help="Domain of harvested collections that do not say.")] = None,
@@ -468,6 +473,7 @@ def catalog_harvest_command(
 
 class DcatFormat(str, Enum):
     turtle = "turtle"
+    xml = "xml"
     jsonld = "jsonld"
 
 

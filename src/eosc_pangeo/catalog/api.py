@@ -57,6 +57,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from .._version import __version__
 from ..lake.storage import Lake
+from .dcat_api import add_dcat_routes
 from .index import CatalogError, CatalogIndex, ItemQuery, SerialisedItem, UnknownCollection
 from .query import parse_bbox, parse_datetime
 from .search import extent_overlap
@@ -207,7 +208,8 @@ class IndexClient(AsyncBaseCoreClient):
 
 
 def create_app(lake: str | Lake | None = None, *, index: CatalogIndex | None = None,
-               title: str = "eosc-pangeo meta-catalogue") -> FastAPI:
+               title: str = "eosc-pangeo meta-catalogue", public_url: str | None = None
+               ) -> FastAPI:
     """The STAC API application over the lake's index (or ``index``), for uvicorn.
 
     Parameters
@@ -216,6 +218,9 @@ def create_app(lake: str | Lake | None = None, *, index: CatalogIndex | None = N
         Lake whose ``_catalog/index`` to serve; default: the configured ``EOSC_PANGEO_LAKE``.
     index
         Serve this index instead.
+    public_url
+        Public URL of this API, for the DCAT-AP catalogue at ``/dcat``; default: the URL each
+        request came to (see :mod:`eosc_pangeo.catalog.dcat_api`).
     """
     index = index or CatalogIndex.of_lake(lake)
     free_text = FreeTextExtension(conformance_classes=[FreeTextConformanceClasses.SEARCH,
@@ -252,6 +257,7 @@ def create_app(lake: str | Lake | None = None, *, index: CatalogIndex | None = N
         ],
     )
     _build_request_models_inline(api.app)
+    add_dcat_routes(api.app, index, public_url=public_url)
     return api.app
 
 
@@ -440,8 +446,10 @@ def _next_get_link(request: Request, offset: int) -> dict[str, Any]:
             "href": f"{str(request.url).split('?')[0]}?{urlencode(params)}"}
 
 
-def serve(lake: str | Lake | None = None, *, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve the lake's index as a STAC API with uvicorn until interrupted.
+def serve(lake: str | Lake | None = None, *, host: str = "127.0.0.1", port: int = 8080,
+          public_url: str | None = None) -> None:
+    """Serve the lake's index as a STAC API (and DCAT-AP at ``/dcat``, its URLs below
+    ``public_url`` when given) with uvicorn until interrupted.
 
     Raises
     ------
@@ -454,4 +462,5 @@ def serve(lake: str | Lake | None = None, *, host: str = "127.0.0.1", port: int 
 
     index = built_index(lake)
     index.load()
-    uvicorn.run(create_app(index=index), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(index=index, public_url=public_url), host=host, port=port,
+                log_level="info")

@@ -1,5 +1,5 @@
-"""Harvest external catalogues into the meta-catalogue index: STAC APIs, static STAC catalogs and
-Intake catalogs.
+"""Harvest external catalogues into the meta-catalogue index: STAC APIs, static STAC catalogs,
+Intake catalogs and DCAT-AP catalogues (CKAN, D4Science, EOSC portals; see :mod:`.dcat_read`).
 
 A harvest reads the whole source first and only then touches the index, so an unreachable or
 broken source is reported and leaves the index as it was. Re-harvesting is incremental: a
@@ -55,8 +55,9 @@ def harvest(source: str, *, lake: str | Lake | None = None, index: CatalogIndex 
     Parameters
     ----------
     source
-        URL or path of a STAC API landing page, a static STAC catalog (``catalog.json``) or an
-        Intake catalog (``.yaml``).
+        URL or path of a STAC API landing page, a static STAC catalog (``catalog.json``), an
+        Intake catalog (``.yaml``) or a DCAT-AP catalogue (an RDF file or endpoint, such as
+        CKAN's ``/catalog.ttl``; its pages are followed).
     lake, index
         Where to index; default: the configured lake's index.
     domain
@@ -108,6 +109,11 @@ def source_name(source: str) -> str:
 def _read_source(source: str) -> tuple[str, list[Harvested]]:
     if source.endswith((".yaml", ".yml")):
         return "intake", list(_intake_collections(source))
+    from .dcat_read import is_dcat_source, read_dcat, serves_rdf
+
+    if is_dcat_source(source) or source.startswith(("http://", "https://")) and serves_rdf(
+            source):
+        return "dcat", read_dcat(source)
     if source.startswith(("http://", "https://")):
         # Imported here: pystac-client pulls in jsonschema's format checkers, over a second of
         # start-up that every `import eosc_pangeo` and CLI call would otherwise pay.

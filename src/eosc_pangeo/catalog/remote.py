@@ -136,8 +136,8 @@ def open_assets(collection: dict[str, Any], bbox: BBox | None, interval: Interva
     Parameters
     ----------
     collection
-        The STAC Collection (dict) with a Zarr asset carrying ``xarray:open_kwargs`` or a
-        Parquet asset.
+        The STAC Collection (dict) with a Zarr asset carrying ``xarray:open_kwargs``, a
+        Parquet asset, or a NetCDF or OPeNDAP asset.
     bbox, interval
         The query's box and period (either may be None).
     variables
@@ -158,7 +158,39 @@ def open_assets(collection: dict[str, Any], bbox: BBox | None, interval: Interva
     parquet = next((a for a in assets.values() if a.get("type") == PARQUET_MEDIA_TYPE), None)
     if parquet is not None:
         return _read_parquet(parquet, bbox, interval, variables)
+    netcdf = next((a for a in assets.values() if a.get("type") in NETCDF_MEDIA_TYPES), None)
+    if netcdf is not None:
+        return _open_netcdf(netcdf, bbox, interval, variables)
     return None
+
+
+#: NetCDF files over HTTP(S) and OPeNDAP endpoints, as harvested catalogues (DCAT) give them.
+NETCDF_MEDIA_TYPES = ("application/x-netcdf", "application/netcdf",
+                      "application/vnd.opendap.dap2")
+
+
+def _open_netcdf(asset: dict[str, Any], bbox: BBox | None, interval: Interval | None,
+                 variables: list[str] | None):
+    """An OPeNDAP endpoint through netCDF-C's DAP client; a NetCDF file through fsspec, by
+    byte ranges (xarray picks the engine, NetCDF-3 or -4, from the file's first bytes)."""
+    import xarray as xr
+
+    if asset["type"] == "application/vnd.opendap.dap2":
+        ds = xr.open_dataset(asset["href"], engine="netcdf4", chunks={})
+    else:
+        import fsspec
+
+        ds = xr.open_dataset(fsspec.open(asset["href"], "rb").open(), chunks={})
+    return select(ds, bbox, naive_iso_interval(interval), _variable_names(ds, variables))
+
+
+def _variable_names(ds, variables: list[str] | None) -> list[str] | None:
+    """The data variables asked for, by name or by CF standard name: a collection harvested
+    from DCAT knows its variables only by the standard names among its keywords."""
+    if variables is None:
+        return None
+    by_standard_name = {ds[name].attrs.get("standard_name"): name for name in ds.data_vars}
+    return [v if v in ds.data_vars else by_standard_name.get(v, v) for v in variables]
 
 
 def _open_zarr(asset: dict[str, Any], bbox: BBox | None, interval: Interval | None,
@@ -170,7 +202,7 @@ def _open_zarr(asset: dict[str, Any], bbox: BBox | None, interval: Interval | No
     with source_codecs_accepted():
         ds = xr.open_dataset(asset["href"], **asset["xarray:open_kwargs"],
                              **({"storage_options": storage} if storage else {}))
-    return select(ds, bbox, naive_iso_interval(interval), variables)
+    return select(ds, bbox, naive_iso_interval(interval), _variable_names(ds, variables))
 
 
 def naive_iso_interval(interval: Interval | None) -> tuple[str | None, str | None] | None:

@@ -90,8 +90,9 @@ class Hit:
             if data is None:
                 raise CatalogError(
                     f"{self.id} comes from {self.source}; its data is not in the lake "
-                    "and none of its assets is a Zarr store with xarray:open_kwargs or a "
-                    f"Parquet table. Its assets: {self._asset_hrefs() or 'none'}")
+                    "and none of its assets is a Zarr store with xarray:open_kwargs, a "
+                    "Parquet table, a NetCDF file or an OPeNDAP endpoint; get it from "
+                    f"{self._asset_hrefs() or 'its catalogue (it lists no asset)'}")
             return data
         time = naive_iso_interval(self.interval)
         if self.kind == "insitu":
