@@ -8,6 +8,10 @@ set -eu
 cd "$(dirname "$0")/.."
 VENV="${CKAN_VENV:-.venv-ckan}"
 PYTHON="${PYTHON:-python3}"
+# make test runs the suite in several processes (and the Python 3.12 run beside them): one
+# installs, the others wait for it and then find the venv ready.
+exec 9>"$VENV.lock"
+flock 9
 probe='from ckanext.dcat.processors import RDFParser; RDFParser(profiles=["euro_dcat_ap_3"])'
 if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "$probe" >/dev/null 2>&1; then exit 0; fi
 "$PYTHON" -m venv "$VENV" || exit 2
