@@ -31,7 +31,7 @@ import dask.array
 import numpy as np
 import xarray as xr
 import zarr
-from zarr.codecs import BloscCodec, numcodecs
+from zarr.codecs import BloscCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
@@ -47,6 +47,7 @@ from .errors import (
     UnknownVariable,
 )
 from .grid_backend import GridBackend
+from .grid_plan import CHUNK_BYTES_BOUNDS, Chunking, codecs_of, plan_stores, store_source_chunks
 from .grid_sources import (
     SourceGrid,
     bbox_of,
@@ -74,14 +75,9 @@ from .manifest import (
 from .storage import Lake
 from .transaction import Transaction
 
-Chunking = Literal["map", "timeseries", "both"]
-
-TARGET_CHUNK_BYTES = 1024**2
 # Blocks written while the next is read, when the memory limit allows two of them.
 PIPELINE_BLOCK_BYTES = 128 * 1024**2
 TIME_INDEX_CHUNK = 65536
-# The chunk sizes `lake validate` accepts; _plan_stores keeps within them for every grid size.
-CHUNK_BYTES_BOUNDS = (16 * 1024, 64 * 1024**2)
 # zstd level 1: on packed int16 fields, 2.5x less CPU than level 3, and a year of 0.25-degree SST
 # came out 1.5 % smaller (392 MB, 398 MB at level 3).
 COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
@@ -202,8 +198,8 @@ def _ingest(lake, collection_path, manifest, sources, chunking, values, copy_chu
     version = (manifest.version if manifest else 0) + 1
     if manifest is None:
         manifest = Manifest(id=report.collection, domain=report.domain, kind="grid")
-        manifest.stores = _plan_stores(sources[0], times, chunking)
-        compressors = _store_source_chunks(manifest.stores.get("map") if copy_chunks else None,
+        manifest.stores = plan_stores(sources[0], times, chunking)
+        compressors = store_source_chunks(manifest.stores.get("map") if copy_chunks else None,
                                            sources, decoded)
         manifest.variables = {
             name: variable.model_copy(update={"packing": DECODED, "dtype": DECODED["dtype"]})
@@ -421,47 +417,8 @@ def _store_checks(lake: Lake, collection_path: str, info: ZarrStore):
 
 
 
-# --- planning ------------------------------------------------------------------------------
 
 
-def _plan_stores(source: SourceGrid, times: np.ndarray, chunking: Chunking
-                 ) -> dict[str, ZarrStore]:
-    ny, nx = len(source.y), len(source.x)
-    itemsize = max(np.dtype(np.float32).itemsize,
-                   max(np.dtype(v.dtype).itemsize for v in source.variables.values()))
-    # Other dimensions (pressure levels, depths) are kept whole in every chunk.
-    axes = (source.time_name, source.y_name, source.x_name)
-    levels = max(math.prod(source.dataset.sizes[d] for d in v.dims if d not in axes)
-                 for v in source.variables.values())
-    cell_bytes = levels * itemsize
-    field_bytes = ny * nx * cell_bytes
-    steps_per_year = _steps_per_year(times)
-    plans = {}
-    if chunking in ("map", "both"):
-        tiles = max(1, math.ceil(field_bytes / (4 * TARGET_CHUNK_BYTES)))
-        split = math.ceil(math.sqrt(tiles))
-        plans["map"] = {source.time_name: max(1, TARGET_CHUNK_BYTES // field_bytes),
-                        source.y_name: math.ceil(ny / split), source.x_name: math.ceil(nx / split)}
-    if chunking in ("timeseries", "both"):
-        # A year per chunk (ten for monthly and coarser data): a multi-year point series reads
-        # one chunk per year, and appending a day rewrites only the current year's chunks.
-        time_chunk = max(steps_per_year, 120)
-        tile = max(1, int(math.sqrt(TARGET_CHUNK_BYTES / (time_chunk * cell_bytes))))
-        ty, tx = min(ny, tile), min(nx, tile)
-        # A grid too small to fill the smallest chunk gets more years per chunk instead.
-        time_chunk = max(time_chunk, math.ceil(CHUNK_BYTES_BOUNDS[0] / (ty * tx * cell_bytes)))
-        plans["timeseries"] = {source.time_name: time_chunk, source.y_name: ty,
-                               source.x_name: tx}
-    return {name: ZarrStore(path=f"{name}.zarr", chunking=name, chunks=chunks, time_length=0)
-            for name, chunks in plans.items()}
-
-
-def _steps_per_year(times: np.ndarray) -> int:
-    if len(times) > 1:
-        step = float(np.median(seconds(times)))
-    else:
-        step = 86400.0  # a single time step: daily files are by far the most common
-    return max(1, round(365.25 * 86400 / step))
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -532,34 +489,8 @@ def _write(sources, times, start, manifest, stores, decoded: set[str], progress,
         progress("write", len(boundaries), len(boundaries))
 
 
-def _store_source_chunks(store: ZarrStore | None, sources: list[SourceGrid],
-                         decoded: set[str]) -> dict[str, list]:
-    """Give a new map ``store`` the sources' own chunks when they can be copied into it
-    unchanged; return the codecs (equal to the sources' HDF5 filters) of its variables then.
-
-    They can when every source stores each variable kept packed in the same chunks of
-    deflate(+shuffle), whole time chunks per file, of a size within ``CHUNK_BYTES_BOUNDS``:
-    the layout of daily files of one field each, as most data centres publish them.
-    """
-    packed = [name for name in sources[0].variables if name not in decoded]
-    if store is None or not packed:
-        return {}
-    layouts = [source.layouts[name] for source in sources for name in packed]
-    if None in layouts or len({layout.chunks for layout in layouts}) > 1:
-        return {}
-    chunks = layouts[0].chunks
-    nbytes = math.prod(chunks) * max(layout.dtype.itemsize for layout in layouts)
-    low, high = CHUNK_BYTES_BOUNDS
-    if not low <= nbytes <= high or any(len(s.times) % chunks[0] for s in sources):
-        return {}
-    store.chunks = dict(zip(sources[0].variables[packed[0]].dims, chunks, strict=True))
-    return {name: _codecs_of(sources[0].layouts[name]) for name in packed}
 
 
-def _codecs_of(layout: DeflateLayout) -> list:
-    """The Zarr codecs that decode chunks stored with ``layout``'s HDF5 filters."""
-    shuffle = [numcodecs.Shuffle(elementsize=layout.dtype.itemsize)] if layout.shuffle else []
-    return [*shuffle, numcodecs.Zlib(level=layout.level)]
 
 
 def _chunk_copies(sources: list[SourceGrid], first_steps: dict[SourceGrid, int],
@@ -597,7 +528,7 @@ def _copy_problem(source: SourceGrid, name: str, array: zarr.Array, first_step: 
         return f"chunks {layout.chunks}, the store's {array.chunks}"
     if layout.dtype != array.dtype or layout.dtype.byteorder == ">":
         return f"stored as {layout.dtype.str}, the store as {array.dtype}"
-    expected = [(type(c), c.codec_config.get("elementsize")) for c in _codecs_of(layout)]
+    expected = [(type(c), c.codec_config.get("elementsize")) for c in codecs_of(layout)]
     codecs = [(type(c), getattr(c, "codec_config", {}).get("elementsize"))
               for c in array.compressors]
     if array.filters or codecs != expected:
