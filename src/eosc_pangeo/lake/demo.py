@@ -6,7 +6,7 @@ import tempfile
 from collections.abc import Callable
 
 from .. import demo_data
-from .grid import ingest_grid
+from .grid_write import ingest_grid
 from .insitu import ingest_insitu
 from .storage import Lake
 

@@ -8,9 +8,13 @@ store takes the sources' own chunks instead when they can be copied into it unch
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import numpy as np
+import zarr
 from zarr.codecs import numcodecs
 
 from .grid_sources import SourceGrid, seconds
@@ -93,4 +97,15 @@ def codecs_of(layout: DeflateLayout) -> list:
     """The Zarr codecs that decode chunks stored with ``layout``'s HDF5 filters."""
     shuffle = [numcodecs.Shuffle(elementsize=layout.dtype.itemsize)] if layout.shuffle else []
     return [*shuffle, numcodecs.Zlib(level=layout.level)]
+
+
+@contextmanager
+def source_codecs_accepted() -> Iterator[None]:
+    """Silence zarr's note that numcodecs' codecs are not in the Zarr 3 specification: map
+    stores use its zlib and shuffle on purpose, to hold the sources' chunks unchanged
+    (zarr-python reads them; other Zarr 3 readers may not)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Numcodecs codecs are not in the Zarr",
+                                zarr.errors.ZarrUserWarning)
+        yield
 

@@ -157,6 +157,17 @@ class Lake:
 Progress = Callable[[str, int, int], None]
 
 
+def zarr_store(lake: Lake, path: str):
+    """The zarr store at ``path`` of the lake (a path of ``lake.fs``, e.g. a collection's
+    ``map.zarr``): a local store on this machine's disks, an fsspec store elsewhere."""
+    from zarr.storage import FsspecStore, LocalStore
+
+    if lake.is_local:
+        return LocalStore(path)
+    return FsspecStore.from_url(lake.fs.unstrip_protocol(path),
+                                storage_options=lake.storage_options)
+
+
 def source_name(url: str) -> str:
     """The name a source file is known by in a collection: its file name."""
     return url.rstrip("/").rsplit("/", 1)[-1]
