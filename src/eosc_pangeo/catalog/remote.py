@@ -15,6 +15,7 @@ import operator
 from datetime import datetime
 from typing import Any
 
+from ..geometry import point_in_box
 from ..lake.grid import select, source_codecs_accepted
 from ..lake.insitu import OBSERVATION_COLUMNS, OBSERVATIONS, read_insitu
 from ..lake.manifest import read_manifest
@@ -221,11 +222,7 @@ def _row_filter(schema, bbox: BBox | None, interval: Interval | None):
 
     conditions = []
     if bbox is not None:
-        west, south, east, north = bbox
-        lon, lat = pc.field("lon"), pc.field("lat")
-        conditions.append((lon >= west) & (lon <= east) if west <= east
-                          else (lon >= west) | (lon <= east))
-        conditions += [lat >= south, lat <= north]
+        conditions.append(point_in_box(pc.field("lon"), pc.field("lat"), bbox))
     if interval is not None:
         time_type = schema.field("time").type
         start, end = (None if t is None else pa.scalar(_as_stored(t, time_type), time_type)

@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from ..geometry import check_bbox
+from ..geometry import check_bbox, grid_longitude_ranges
 from .errors import Finding, LakeError, SelectionError, UnknownVariable
 from .grid_backend import GridBackend
 from .grid_plan import CHUNK_BYTES_BOUNDS, source_codecs_accepted
@@ -171,27 +171,10 @@ def _select_longitudes(ds: xr.Dataset, west: float, east: float) -> xr.Dataset:
     contiguous: ``(-10, 10)`` on a 0..360 grid gives -10..10, ``(170, -170)`` gives 170..190."""
     x = ds.cf["X"].name
     parts = []
-    for start, stop, shift in _longitude_ranges(ds[x].values, west, east):
+    for start, stop, shift in grid_longitude_ranges(ds[x].values, west, east):
         part = ds.sel({x: slice(start, stop)})
         parts.append(part.assign_coords({x: part[x] + shift}) if shift else part)
     if len(parts) == 1:
         return parts[0]
     return xr.concat(parts, dim=x, data_vars="minimal", coords="minimal", compat="override",
                      join="override")
-
-
-def _longitude_ranges(lon: np.ndarray, west: float, east: float
-                      ) -> list[tuple[float, float, float]]:
-    """The ``(start, stop, shift)`` ranges of a grid's ascending longitudes ``lon`` that cover
-    ``west``..``east``; ``lon + shift`` labels them in the box's convention."""
-    if east - west >= 360:
-        return [(lon[0], lon[-1], 0.0)]
-    base = 0.0 if lon[-1] > 180 else -180.0  # the grid's convention
-    start = base + (west - base) % 360
-    stop = start + (east - west) % 360
-    shift = west - start  # a multiple of 360
-    if stop <= base + 360:
-        return [(start, stop, shift)]
-    return [(start, base + 360, shift), (base, stop - 360, shift + 360)]
-
-

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 from fsspec.implementations.local import LocalFileSystem
 
+from ..geometry import wrap_longitude
 from .errors import IngestError
 from .hdf5_chunks import DeflateLayout, deflate_layout, raw_chunks
 from .manifest import Manifest, Progress, Source, SourceCheck, SourceFile, Variable
@@ -258,7 +259,7 @@ def bbox_of(source: SourceGrid) -> tuple[float, float, float, float]:
     if east - west >= 360.0 - 1e-6:
         return (-180.0, south, 180.0, north)
     # Grids on 0..360 longitudes; a west > east box crosses the antimeridian (allowed by STAC).
-    west, east = ((west + 180.0) % 360.0) - 180.0, ((east + 180.0) % 360.0) - 180.0
+    west, east = wrap_longitude(west), wrap_longitude(east)
     return (west, south, east if east != -180.0 else 180.0, north)
 
 
