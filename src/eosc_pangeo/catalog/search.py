@@ -20,6 +20,7 @@ from typing import Any
 
 from ..config import get_settings
 from ..geometry import longitude_fraction
+from ..lake.kinds import kind_of
 from ..lake.storage import Lake
 from .index import LAKE_SOURCE, CatalogError, CatalogIndex, ItemQuery
 from .query import BBox, Interval, check_limit, parse_bbox, parse_datetime
@@ -95,15 +96,8 @@ class Hit:
                     f"Parquet table. Its assets: {self._asset_hrefs() or 'none'}")
             return data
         time = naive_iso_interval(self.interval)
-        if self.kind == "insitu":
-            from ..lake.insitu import read_insitu
-
-            return read_insitu(self.lake, self.id, bbox=self.bbox, time=time,
-                               variables=self.variables or None)
-        from ..lake import open_grid
-
-        return open_grid(self.lake, self.id, bbox=self.bbox, time=time,
-                         variables=self.variables or None)
+        return kind_of(self.kind).read(self.lake, self.id, bbox=self.bbox, time=time,
+                                       variables=self.variables or None)
 
     def _asset_hrefs(self) -> str:
         return ", ".join(a["href"] for a in self.collection.get("assets", {}).values())
