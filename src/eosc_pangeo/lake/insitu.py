@@ -74,10 +74,9 @@ from .manifest import (
     utcnow,
     write_manifest,
 )
-from .storage import Lake, sha256_of, source_name
+from .storage import OBSERVATIONS, Lake, sha256_of, source_name
 from .transaction import Transaction
 
-OBSERVATIONS = "observations"
 #: Below this many new files, starting worker processes costs more than decoding in one.
 PARALLEL_READ_FROM = 64
 #: Sources per spool file: few enough files for the merge to open each once per month.

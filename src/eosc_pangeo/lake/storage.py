@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 Domain = Literal["ocean", "atmosphere", "land", "solid-earth"]
 DOMAINS: tuple[Domain, ...] = ("ocean", "atmosphere", "land", "solid-earth")
 MANIFEST = "_manifest.json"
+#: The folder of an in-situ collection's Parquet files.
+OBSERVATIONS = "observations"
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,27 @@ class Lake:
 
 #: How ingests report progress: ``progress(stage, done, total)``.
 Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class CollectionPart:
+    """A part of a collection's folder (a Zarr store, the observations folder), located."""
+
+    lake: Lake
+    domain: str
+    collection: str
+    part: str
+
+
+def locate(url: str, storage_options: dict | None = None) -> CollectionPart | None:
+    """Which lake, domain, collection and part ``url`` is, as the layout
+    ``<lake>/<domain>/<collection>/<part>`` places it; None if it is not of that shape. Whether
+    that collection exists is for its manifest to say."""
+    head, sep, part = url.rstrip("/").rpartition("/")
+    lake_url, domain, collection = ([""] * 3 + head.rsplit("/", 2))[-3:]
+    if not sep or not lake_url or domain not in DOMAINS or not collection:
+        return None
+    return CollectionPart(Lake(lake_url, dict(storage_options or {})), domain, collection, part)
 
 
 def zarr_store(lake: Lake, path: str):
