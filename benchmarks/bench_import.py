@@ -3,8 +3,9 @@
 Each figure is the best of several fresh interpreters (so nothing is cached in memory but the
 files), measured in the same run as the baselines: ``python -c "import xarray"``, a notebook's
 first line, and ``python -c pass``, the interpreter's own start-up (the floor of any command;
-on a loaded machine both grow, their ratio less). The library loads xarray, DuckDB, rdflib, dask-gateway... only when an entry point
-is first used, so both should take a fraction of xarray's time (target: ``--help`` under 0.5 s).
+on a loaded machine both grow, their ratio less). The library loads xarray, DuckDB, rdflib,
+dask-gateway... only when an entry point is first used, so both should take a fraction of
+xarray's time (target: ``--help`` under 0.5 s).
 
 Run: ``python benchmarks/bench_import.py`` (``--quick``: 3 runs each, else 10).
 """
