@@ -8,6 +8,7 @@ load inside the commands, so that ``--help`` is quick.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Iterator
@@ -17,22 +18,50 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from .catalog.errors import CatalogError
 from .demo_sizes import SIZES
 from .lake.errors import LakeError
 from .lake.storage import DOMAINS, Lake
 
+# Click's plain help, not typer's Rich panels: these load Rich's Markdown, syntax and traceback
+# modules (about 120 modules, a third of ``--help``'s start-up).
 app = typer.Typer(help="eosc-pangeo: a Pangeo platform for Earth-science data.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 lake_app = typer.Typer(help="Build, list and check the data lake.", no_args_is_help=True)
 app.add_typer(lake_app, name="lake")
 
-# Wide enough for the tables even when the output is not a terminal (CI logs, pipes).
-console = Console(width=None if Console().is_terminal else 140)
-errors = Console(stderr=True)
+
+class _LazyConsole:
+    """A Rich console made when a command first prints: Rich's console loads 45 modules that
+    ``--help`` does not need. (Rich has no lazy console of its own.)"""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self._stderr = stderr
+
+    @functools.cached_property
+    def rich(self):
+        """The Rich console itself, for Rich's own classes (progress bars)."""
+        from rich.console import Console
+
+        if self._stderr:
+            return Console(stderr=True)
+        # Wide enough for the tables even when the output is not a terminal (CI logs, pipes).
+        return Console(width=None if Console().is_terminal else 140)
+
+    def __getattr__(self, name: str):
+        return getattr(self.rich, name)
+
+
+def Table(*columns, **options):  # noqa: N802  (stands for rich's class, loaded when used)
+    """A Rich table, Rich's table module loaded only by the commands that print one."""
+    from rich.table import Table
+
+    return Table(*columns, **options)
+
+
+console = _LazyConsole()
+errors = _LazyConsole(stderr=True)
 
 Domain = Enum("Domain", {d.replace("-", "_"): d for d in DOMAINS}, type=str)
 Size = Enum("Size", {s: s for s in SIZES}, type=str)
@@ -82,7 +111,7 @@ def progress_bars() -> Iterator:
     )
 
     with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=errors, transient=False) as bars:
+                  TimeElapsedColumn(), console=errors.rich, transient=False) as bars:
         tasks: dict[str, int] = {}
 
         def progress(stage: str, done: int, total: int) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..geometry import check_bbox
+from ..geometry import check_bbox, grid_west_edge, wrap_longitude
 from .errors import BadRequest, TooLarge
 
 GRID_FORMATS = ("covjson", "csv", "geojson", "netcdf")
@@ -136,7 +136,8 @@ def select_grid(ds: xr.Dataset, query: EdrQuery, limit: int) -> xr.Dataset:
     if query.kind == "position":
         lon, lat = query.point
         selected = select(ds, None, query.time, variables)
-        selected = selected.sel({y: lat, x: _lon_convention(lon, ds[x])}, method="nearest")
+        lon = wrap_longitude(lon, grid_west_edge(float(ds[x].max())))
+        selected = selected.sel({y: lat, x: lon}, method="nearest")
     else:
         selected = select(ds, query.bbox, query.time, variables)
     if any(size == 0 for size in selected.sizes.values()):
@@ -158,13 +159,6 @@ def grid_parameters(ds: xr.Dataset) -> list[str]:
     """The data variables of a grid, without the cell bounds its coordinates name."""
     bounds = {v.attrs.get("bounds") for v in ds.variables.values()}
     return [str(name) for name in ds.data_vars if name not in bounds]
-
-
-def _lon_convention(lon: float, longitudes: xr.DataArray) -> float:
-    """``lon`` in the grid's longitude convention (0..360 or -180..180)."""
-    if float(longitudes.max()) > 180:
-        return lon % 360
-    return (lon + 180) % 360 - 180
 
 
 def _time_range(ds: xr.Dataset) -> str:
@@ -191,7 +185,7 @@ def _mask_polygon(ds: xr.Dataset, polygon) -> xr.Dataset:
 
     x, y = ds.cf["X"], ds.cf["Y"]
     lon, lat = np.meshgrid(x.values, y.values)
-    inside = shapely.contains_xy(polygon, (lon + 180) % 360 - 180, lat)
+    inside = shapely.contains_xy(polygon, wrap_longitude(lon), lat)
     mask = xr.DataArray(inside, dims=(y.name, x.name), coords={y.name: y, x.name: x})
     return ds.where(mask)
 

@@ -17,6 +17,8 @@ from functools import cached_property
 
 import numpy as np
 
+from ..geometry import wrap_longitude
+
 EARTH_RADIUS_KM = 6371.0088  # IUGG mean radius
 
 
@@ -42,7 +44,7 @@ def chord_of_km(km: float) -> float:
 
 def wrapped_lon_delta(lon1, lon2) -> np.ndarray:
     """``|lon1 - lon2|`` in degrees on the circle, in 0..180."""
-    return np.abs((np.asarray(lon1) - lon2 + 180.0) % 360.0 - 180.0)
+    return np.abs(wrap_longitude(np.asarray(lon1) - lon2))
 
 
 class Grid:
@@ -99,7 +101,7 @@ class Regular(Grid):
         self.lon = np.asarray(lon, dtype=float)
         self.shape = (self.lat.size, self.lon.size)
         self._lat_axis = SortedAxis(self.lat)
-        self._lon_axis = SortedAxis(self.lon % 360.0, period=360.0)
+        self._lon_axis = SortedAxis(wrap_longitude(self.lon, 0.0), period=360.0)
         if self.lon.size > 1:
             step = np.median(np.diff(self._lon_axis.sorted))
             self.wraps = bool(np.isclose(step * self.lon.size, 360.0, rtol=1e-6))
@@ -109,7 +111,7 @@ class Regular(Grid):
 
     def nearest(self, lat, lon):
         lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
-        col = self._lon_axis.nearest(lon % 360.0)
+        col = self._lon_axis.nearest(wrap_longitude(lon, 0.0))
         # On the meridian of that column, cos(distance) = A cos(lat_cell - lat0): the nearest
         # row is the one closest to lat0, not to the point's own latitude (they differ a
         # little away from the equator when the point is off the meridian).

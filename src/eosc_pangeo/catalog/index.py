@@ -47,6 +47,7 @@ import shapely
 import stac_geoparquet.arrow
 from shapely.geometry.base import BaseGeometry
 
+from ..geometry import boxes_overlap
 from ..lake.storage import Lake, atomic_write
 from .errors import CatalogError, UnknownCollection
 
@@ -492,26 +493,10 @@ class ItemArrays:
         return slice(int(first), int(max(first, last)))
 
     def _overlapping(self, rows: slice | np.ndarray, box: Sequence[float]) -> np.ndarray:
-        """Whether the box of each of ``rows`` overlaps ``box`` (west, south, east, north).
-
-        Either box may cross the antimeridian: STAC, like GeoJSON, writes such a box with
-        west > east, and it covers west..180 and -180..east. Comparing longitudes as ordinary
-        intervals would miss every Item that crosses, so they are compared case by case: two
-        boxes that do not cross overlap as intervals do; when exactly one crosses, the other
-        must reach one of its two parts (east of its west, or west of its east); two crossing
-        boxes always overlap, both holding the antimeridian.
-        """
-        query_west, query_south, query_east, query_north = box
-        west, east = self.west[rows], self.east[rows]
-        overlapping = (self.north[rows] >= query_south) & (self.south[rows] <= query_north)
-        reaches_east_part, reaches_west_part = east >= query_west, west <= query_east
-        crossing = west > east
-        if query_west <= query_east:
-            longitudes = np.where(crossing, reaches_east_part | reaches_west_part,
-                                  reaches_east_part & reaches_west_part)
-        else:
-            longitudes = crossing | reaches_east_part | reaches_west_part
-        return overlapping & longitudes
+        """Whether the box of each of ``rows`` overlaps ``box`` (west, south, east, north);
+        either may cross the antimeridian."""
+        return boxes_overlap((self.west[rows], self.south[rows], self.east[rows],
+                              self.north[rows]), box)
 
 
 _LATEST, _EARLIEST = np.iinfo(np.int64).max, np.iinfo(np.int64).min

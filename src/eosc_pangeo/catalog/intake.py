@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from ..lake.kinds import kind_of
 from ..lake.manifest import Manifest
 from ..lake.storage import DOMAINS, Lake, atomic_write
 from .stac import DOMAIN_TITLES
@@ -63,26 +64,7 @@ def intake_entries(lake: Lake, manifest: Manifest) -> dict[str, dict[str, Any]]:
                               for name, v in manifest.variables.items()},
                 "bbox": list(manifest.extent.bbox) if manifest.extent.bbox else None,
                 "time": list(manifest.extent.time) if manifest.extent.time else None}
-    options = {"storage_options": lake.storage_options} if lake.storage_options else {}
-    if manifest.kind == "insitu":
-        return {manifest.id: {
-            "description": description,
-            "driver": "parquet",
-            "args": {"urlpath": [lake.uri(manifest.domain, manifest.id, f.path)
-                                 for f in manifest.files],
-                     "engine": "pyarrow", **options},
-            "metadata": metadata,
-        }}
-    return {
-        manifest.id if name == "map" else f"{manifest.id}_{name}": {
-            "description": f"{description} (chunked for {'maps' if name == 'map' else name})",
-            "driver": "zarr",
-            "args": {"urlpath": lake.uri(manifest.domain, manifest.id, store.path),
-                     "engine": "zarr", "consolidated": True, "chunks": {}, **options},
-            "metadata": metadata,
-        }
-        for name, store in manifest.stores.items()
-    }
+    return kind_of(manifest).intake_entries(lake, manifest, description, metadata)
 
 
 def _write_yaml(lake: Lake, path: str, content: dict[str, Any]) -> None:

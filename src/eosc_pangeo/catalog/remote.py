@@ -15,10 +15,11 @@ import operator
 from datetime import datetime
 from typing import Any
 
+from ..geometry import point_in_box
 from ..lake.grid import select, source_codecs_accepted
-from ..lake.insitu import OBSERVATION_COLUMNS, OBSERVATIONS, read_insitu
+from ..lake.insitu import OBSERVATION_COLUMNS, read_insitu
 from ..lake.manifest import read_manifest
-from ..lake.storage import Lake
+from ..lake.storage import OBSERVATIONS, Lake, locate
 from .index import CatalogError, ItemQuery
 from .query import BBox, Interval
 from .stac import PARQUET_MEDIA_TYPE, ZARR_MEDIA_TYPE
@@ -235,12 +236,11 @@ def _read_parquet(asset: dict[str, Any], bbox: BBox | None, interval: Interval |
 def _lake_collection(href: str, storage_options: dict) -> tuple[Lake, str] | None:
     """The lake and id of the in-situ collection whose observations folder ``href`` is, if it
     is one (a manifest of that id sits beside it); else None."""
-    collection_url, folder = href.rstrip("/").rsplit("/", 1)
-    if folder != OBSERVATIONS or collection_url.count("/") < 2:
+    located = locate(href, storage_options)
+    if located is None or located.part != OBSERVATIONS:
         return None
-    lake_url, domain, collection_id = collection_url.rsplit("/", 2)
-    lake = Lake(lake_url, storage_options)
-    manifest = read_manifest(lake, lake.collection_path(domain, collection_id))
+    lake, collection_id = located.lake, located.collection
+    manifest = read_manifest(lake, lake.collection_path(located.domain, collection_id))
     if manifest is None or manifest.id != collection_id or manifest.kind != "insitu":
         return None
     return lake, collection_id
@@ -253,11 +253,7 @@ def _row_filter(schema, bbox: BBox | None, interval: Interval | None):
 
     conditions = []
     if bbox is not None:
-        west, south, east, north = bbox
-        lon, lat = pc.field("lon"), pc.field("lat")
-        conditions.append((lon >= west) & (lon <= east) if west <= east
-                          else (lon >= west) | (lon <= east))
-        conditions += [lat >= south, lat <= north]
+        conditions.append(point_in_box(pc.field("lon"), pc.field("lat"), bbox))
     if interval is not None:
         time_type = schema.field("time").type
         start, end = (None if t is None else pa.scalar(_as_stored(t, time_type), time_type)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import get_settings
+from ..geometry import longitude_fraction
+from ..lake.kinds import kind_of
 from ..lake.storage import Lake
 from .index import LAKE_SOURCE, CatalogError, CatalogIndex, ItemQuery
 from .query import BBox, Interval, check_limit, parse_bbox, parse_datetime
@@ -95,15 +97,8 @@ class Hit:
                     f"{self._asset_hrefs() or 'its catalogue (it lists no asset)'}")
             return data
         time = naive_iso_interval(self.interval)
-        if self.kind == "insitu":
-            from ..lake.insitu import read_insitu
-
-            return read_insitu(self.lake, self.id, bbox=self.bbox, time=time,
-                               variables=self.variables or None)
-        from ..lake import open_grid
-
-        return open_grid(self.lake, self.id, bbox=self.bbox, time=time,
-                         variables=self.variables or None)
+        return kind_of(self.kind).read(self.lake, self.id, bbox=self.bbox, time=time,
+                                       variables=self.variables or None)
 
     def _asset_hrefs(self) -> str:
         return ", ".join(a["href"] for a in self.collection.get("assets", {}).values())
@@ -260,7 +255,7 @@ def extent_overlap(collection: dict[str, Any], box: BBox | None,
         bounds = extent.get("spatial", {}).get("bbox", [[-180, -90, 180, 90]])[0]
         west, south, east, north = (bounds[0], bounds[1], bounds[-3], bounds[-2]) \
             if len(bounds) == 6 else bounds
-        score += _longitude_fraction(box[0], box[2], west, east) * \
+        score += longitude_fraction(box[0], box[2], west, east) * \
             _fraction(box[1], box[3], south, north)
     if interval is not None and interval[0] and interval[1]:
         first, last = extent.get("temporal", {}).get("interval", [[None, None]])[0]
@@ -271,23 +266,6 @@ def extent_overlap(collection: dict[str, Any], box: BBox | None,
         span = interval[1].timestamp() - interval[0].timestamp()
         score += 1.0 if span <= 0 else max(0.0, hi - lo) / span
     return score
-
-
-def _longitude_fraction(west: float, east: float, extent_west: float,
-                        extent_east: float) -> float:
-    """How much of the longitudes west..east the extent covers, 0 to 1; either box may cross the
-    antimeridian (west > east, as in STAC), covering west..180 and -180..east."""
-    parts = _longitude_parts(west, east)
-    extent_parts = _longitude_parts(extent_west, extent_east)
-    span = sum(hi - lo for lo, hi in parts)
-    if span <= 0:  # a single meridian
-        return 1.0 if any(lo <= west <= hi for lo, hi in extent_parts) else 0.0
-    return sum(max(0.0, min(hi, extent_hi) - max(lo, extent_lo))
-               for lo, hi in parts for extent_lo, extent_hi in extent_parts) / span
-
-
-def _longitude_parts(west: float, east: float) -> list[tuple[float, float]]:
-    return [(west, east)] if west <= east else [(west, 180.0), (-180.0, east)]
 
 
 def _fraction(lo: float, hi: float, extent_lo: float, extent_hi: float) -> float:

@@ -14,9 +14,9 @@ describes the lake, it never writes into the collections.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow.dataset as pads
@@ -36,6 +36,7 @@ from pystac.extensions.datacube import (
 from pystac.extensions.table import Column, TableExtension
 from pystac.extensions.xarray_assets import XarrayAssetsExtension
 
+from ..lake.kinds import kind_of
 from ..lake.manifest import Manifest
 from ..lake.storage import DOMAINS, Lake, atomic_write
 
@@ -109,10 +110,7 @@ def describe_collection(lake: Lake, manifest: Manifest, data_url: str | None = N
         },
     )
     collection.stac_extensions.append(CF_EXTENSION)
-    if manifest.kind == "grid":
-        _describe_grid(lake, manifest, collection)
-    else:
-        _describe_table(lake, manifest, collection)
+    DESCRIPTIONS[kind_of(manifest).name].collection(lake, manifest, collection)
     if data_url:
         _add_service_assets(collection, manifest, data_url.rstrip("/"))
     return collection
@@ -145,9 +143,7 @@ def _add_service_assets(collection: pystac.Collection, manifest: Manifest, base:
 
 def describe_items(lake: Lake, manifest: Manifest) -> list[pystac.Item]:
     """The Items of a collection: source granules of a grid, observing platforms of in-situ data."""
-    if manifest.kind == "grid":
-        return list(_granule_items(manifest))
-    return list(_platform_items(lake, manifest))
+    return list(DESCRIPTIONS[kind_of(manifest).name].items(lake, manifest))
 
 
 # --- gridded collections --------------------------------------------------------------------
@@ -304,6 +300,22 @@ def _platform_items(lake: Lake, manifest: Manifest) -> Iterator[pystac.Item]:
         )
         TableExtension.ext(item, add_if_missing=True).row_count = rows
         yield item
+
+
+class KindDescription(NamedTuple):
+    """How the catalogue describes one kind of collection in STAC."""
+
+    #: Adds the kind's extensions (datacube, table) and assets to its Collection.
+    collection: Callable[[Lake, Manifest, pystac.Collection], None]
+    #: Its Items: source granules of a grid, observing platforms of in-situ data.
+    items: Callable[[Lake, Manifest], Iterator[pystac.Item]]
+
+
+#: The STAC description of each kind of collection (``eosc_pangeo.lake.kinds.KINDS``), by name.
+DESCRIPTIONS = {
+    "grid": KindDescription(_describe_grid, lambda lake, manifest: _granule_items(manifest)),
+    "insitu": KindDescription(_describe_table, _platform_items),
+}
 
 
 # --- helpers --------------------------------------------------------------------------------

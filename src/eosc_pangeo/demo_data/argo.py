@@ -11,6 +11,7 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 
+from ..geometry import wrap_longitude
 from ._common import (
     _ARGO_FLOAT,
     _ARGO_LAYOUT,
@@ -98,10 +99,6 @@ def _navigable(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return (lat >= lo) & (lat <= hi) & (_land_height(lat, lon) < -_ARGO_COAST_MARGIN)
 
 
-def _wrap_lon(lon: np.ndarray) -> np.ndarray:
-    return (lon + 180) % 360 - 180
-
-
 def _deploy(rng: np.random.Generator) -> tuple[float, float]:
     """Draw an open-ocean position, uniform over the sphere's area between 60 S and 60 N."""
     lo, hi = np.sin(np.radians([-60.0, 60.0]))
@@ -134,7 +131,7 @@ def _drift(rng: np.random.Generator, lat0: float, lon0: float, days: int) -> np.
     for _ in range(_MAX_BOUNCES):
         lat = lat0 + np.cumsum(steps[0]) / _KM_PER_DEG
         cos_lat = np.cos(np.radians(np.concatenate([[lat0], lat[:-1]])))
-        lon = _wrap_lon(lon0 + np.cumsum(steps[1] / (_KM_PER_DEG * cos_lat)))
+        lon = wrap_longitude(lon0 + np.cumsum(steps[1] / (_KM_PER_DEG * cos_lat)))
         bad = ~_navigable(lat, lon)
         if not bad.any():
             break

@@ -24,7 +24,8 @@ from .storage import DOMAINS, Lake
 
 if TYPE_CHECKING:
     from .demo import build_demo_lake
-    from .grid import ingest_grid, open_grid
+    from .grid import open_grid
+    from .grid_write import ingest_grid
     from .insitu import ingest_insitu, read_insitu
     from .manifest import IngestReport, Manifest, list_collections, read_manifest
     from .validate import validate
@@ -75,7 +76,7 @@ __all__ = [
 ]
 
 export_lazily(__name__, {
-    "build_demo_lake": "demo", "ingest_grid": "grid", "open_grid": "grid",
+    "build_demo_lake": "demo", "ingest_grid": "grid_write", "open_grid": "grid",
     "ingest_insitu": "insitu", "read_insitu": "insitu", "IngestReport": "manifest",
     "Manifest": "manifest", "list_collections": "manifest", "read_manifest": "manifest",
     "validate": "validate",

@@ -6,8 +6,7 @@ import tempfile
 from collections.abc import Callable
 
 from .. import demo_data
-from .grid import ingest_grid
-from .insitu import ingest_insitu
+from .kinds import kind_of
 from .storage import Lake
 
 # collection id -> (sample kind, domain, how it is ingested)
@@ -35,8 +34,7 @@ def build_demo_lake(
         files = demo_data.write_demo_data(sources, size, seed=seed, progress=progress)
         for collection, (kind, domain, how) in DEMO_COLLECTIONS.items():
             paths = [str(p) for p in files[kind]]
-            ingest = ingest_grid if how == "grid" else ingest_insitu
-            ingest(lake, collection, domain, paths, progress=progress and (
+            kind_of(how).ingest(lake, collection, domain, paths, progress=progress and (
                 lambda stage, done, total, name=collection: progress(f"{name} {stage}", done,
                                                                      total)))
     return lake.url

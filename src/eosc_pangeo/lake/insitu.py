@@ -51,7 +51,7 @@ import pyarrow.fs
 import pyarrow.parquet as pq
 
 from .._processes import pool_context
-from ..geometry import BBox, check_bbox
+from ..geometry import BBox, boxes_overlap, check_bbox, point_in_box
 from .errors import Finding, LakeError, LakeWarning, SelectionError, UnknownVariable
 from .insitu_sources import (
     OBSERVATION_SCHEMA,
@@ -74,10 +74,9 @@ from .manifest import (
     utcnow,
     write_manifest,
 )
-from .storage import Lake, sha256_of, source_name
+from .storage import OBSERVATIONS, Lake, sha256_of, source_name
 from .transaction import Transaction
 
-OBSERVATIONS = "observations"
 #: Below this many new files, starting worker processes costs more than decoding in one.
 PARALLEL_READ_FROM = 64
 #: Sources per spool file: few enough files for the merge to open each once per month.
@@ -248,7 +247,7 @@ def read_insitu(
     chosen = _chosen_variables(manifest, variables)
     start, end = (_utc(t) for t in (time or (None, None)))
     files = [f for f in manifest.files
-             if _bbox_overlaps(f.bbox, bbox) and _time_overlaps(f, start, end)]
+             if (bbox is None or boxes_overlap(f.bbox, bbox)) and _time_overlaps(f, start, end)]
     columns = OBSERVATION_COLUMNS + [c for name in chosen for c in (name, f"{name}_QC")]
     if files:
         dataset = ds.dataset([f"{collection_path}/{f.path}" for f in files], schema=FILE_SCHEMA,
@@ -611,18 +610,6 @@ def _utc(value) -> pd.Timestamp | None:
     return timestamp.tz_localize("UTC") if timestamp.tzinfo is None else timestamp.tz_convert("UTC")
 
 
-def _bbox_overlaps(file_bbox: BBox, bbox: BBox | None) -> bool:
-    if bbox is None:
-        return True
-    west, south, east, north = bbox
-    xmin, ymin, xmax, ymax = file_bbox
-    if ymax < south or ymin > north:
-        return False
-    if west <= east:
-        return xmax >= west and xmin <= east
-    return xmax >= west or xmin <= east
-
-
 def _time_overlaps(file: ParquetFile, start, end) -> bool:
     return (start is None or pd.Timestamp(file.time_end) >= start) and \
         (end is None or pd.Timestamp(file.time_start) <= end)
@@ -638,10 +625,7 @@ def _arrow_filesystem(lake: Lake) -> pyarrow.fs.FileSystem:
 def _row_filter(bbox, start, end, platforms, variables, qc) -> ds.Expression:
     conditions = []
     if bbox is not None:
-        west, south, east, north = bbox
-        lon = ds.field("lon")
-        across = (lon >= west) & (lon <= east) if west <= east else (lon >= west) | (lon <= east)
-        conditions += [across, ds.field("lat") >= south, ds.field("lat") <= north]
+        conditions.append(point_in_box(ds.field("lon"), ds.field("lat"), bbox))
     if start is not None:
         conditions.append(ds.field("time") >= pa.scalar(start, UTC_MICROSECONDS))
     if end is not None:

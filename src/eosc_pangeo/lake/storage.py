@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 Domain = Literal["ocean", "atmosphere", "land", "solid-earth"]
 DOMAINS: tuple[Domain, ...] = ("ocean", "atmosphere", "land", "solid-earth")
 MANIFEST = "_manifest.json"
+#: The folder of an in-situ collection's Parquet files.
+OBSERVATIONS = "observations"
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,38 @@ class Lake:
 
 #: How ingests report progress: ``progress(stage, done, total)``.
 Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class CollectionPart:
+    """A part of a collection's folder (a Zarr store, the observations folder), located."""
+
+    lake: Lake
+    domain: str
+    collection: str
+    part: str
+
+
+def locate(url: str, storage_options: dict | None = None) -> CollectionPart | None:
+    """Which lake, domain, collection and part ``url`` is, as the layout
+    ``<lake>/<domain>/<collection>/<part>`` places it; None if it is not of that shape. Whether
+    that collection exists is for its manifest to say."""
+    head, sep, part = url.rstrip("/").rpartition("/")
+    lake_url, domain, collection = ([""] * 3 + head.rsplit("/", 2))[-3:]
+    if not sep or not lake_url or domain not in DOMAINS or not collection:
+        return None
+    return CollectionPart(Lake(lake_url, dict(storage_options or {})), domain, collection, part)
+
+
+def zarr_store(lake: Lake, path: str):
+    """The zarr store at ``path`` of the lake (a path of ``lake.fs``, e.g. a collection's
+    ``map.zarr``): a local store on this machine's disks, an fsspec store elsewhere."""
+    from zarr.storage import FsspecStore, LocalStore
+
+    if lake.is_local:
+        return LocalStore(path)
+    return FsspecStore.from_url(lake.fs.unstrip_protocol(path),
+                                storage_options=lake.storage_options)
 
 
 def source_name(url: str) -> str:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from .errors import Finding
-from .grid import check_grid
-from .insitu import check_insitu
+from .kinds import kind_of
 from .manifest import Manifest
 from .storage import MANIFEST, Lake
 
@@ -43,8 +42,7 @@ def validate(lake: str | Lake | None = None, collection: str | None = None) -> l
                                     MANIFEST))
             continue
         findings.append(_check_sources(manifest))
-        check = check_grid if manifest.kind == "grid" else check_insitu
-        findings.extend(check(lake, path, manifest))
+        findings.extend(kind_of(manifest).check(lake, path, manifest))
     return findings
 
 
