@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import posixpath
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -127,6 +128,7 @@ class FsspecSource:
         import fsspec
 
         self.url = url.rstrip("/")
+        self._local = threading.local()
         try:
             self.fs, self.path = fsspec.core.url_to_fs(self.url, **storage_options)
         except ImportError as error:
@@ -156,10 +158,25 @@ class FsspecSource:
         path = file.url if self.is_http else self.fs._strip_protocol(file.url)
         # No read-ahead cache: the transfer reads in large blocks, each one ranged request.
         handle = self.fs.open(path, "rb", cache_type="none", size=file.size) if self.is_http \
-            else self.fs.open(path, "rb")
+            else self._thread_fs().open(path, "rb")
         if offset:
             handle.seek(offset)
         return handle
+
+
+    def _thread_fs(self):
+        """The file system for this thread: fsspec's asynchronous ones (S3, HTTP) serve every
+        thread; a blocking one gets its own connection per thread (one paramiko SFTP session
+        used by parallel transfers deadlocks)."""
+        from fsspec.asyn import AsyncFileSystem
+        from fsspec.implementations.local import LocalFileSystem
+
+        if isinstance(self.fs, AsyncFileSystem | LocalFileSystem):
+            return self.fs
+        if not hasattr(self._local, "fs"):
+            self._local.fs = type(self.fs)(*self.fs.storage_args, **self.fs.storage_options,
+                                           skip_instance_cache=True)
+        return self._local.fs
 
 
 def _included(name: str, include: str) -> bool:
@@ -192,10 +209,11 @@ class ThreddsSource:
 
         catalog = TDSCatalog(url)
         for dataset in catalog.datasets.values():
-            link = dataset.access_urls.get("HTTPServer")
+            # siphon's case-insensitive dict answers get() with None: index it.
+            links = {k.lower(): v for k, v in dataset.access_urls.items()}
             name = posixpath.basename(dataset.url_path or "")
-            if link and _included(name, include):
-                yield name, link
+            if "httpserver" in links and _included(name, include):
+                yield name, links["httpserver"]
         if depth > 0:
             for ref in catalog.catalog_refs.values():
                 yield from self._datasets(ref.href, include, depth - 1)
