@@ -31,9 +31,11 @@ def moto_server() -> tuple[subprocess.Popen, dict]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H",
-                                "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -44,15 +46,15 @@ def moto_server() -> tuple[subprocess.Popen, dict]:
                 process.kill()
                 raise SystemExit("moto_server did not start") from None
             time.sleep(0.1)
-    return process, {"endpoint_url": f"http://127.0.0.1:{port}", "key": "bench",
-                     "secret": "bench"}
+    return process, {"endpoint_url": f"http://127.0.0.1:{port}", "key": "bench", "secret": "bench"}
 
 
 def versions(spec: demo_data.SstSpec, seed: int) -> list[Path]:
     """The daily files of ``spec`` from ``seed``, generated once (cached under var/)."""
     folder = common.cached_dir("sst-sync", spec, seed)
-    common.build_once(folder, lambda tmp: demo_data.write_sst(spec, tmp, seed=seed,
-                                                              workers=os.cpu_count()))
+    common.build_once(
+        folder, lambda tmp: demo_data.write_sst(spec, tmp, seed=seed, workers=os.cpu_count())
+    )
     return sorted((folder / "sst").iterdir())
 
 
@@ -81,8 +83,10 @@ def run(first: list[Path], other: list[Path], changed: int, options: dict) -> No
         lake = Lake(str(Path(scratch) / "lake"))
         start = time.perf_counter()
         initial = sync(lake, source, "sst", "ocean", "grid", storage_options=options)
-        print(f"first sync: {len(initial.new)} files, {initial.bytes_transferred:,} bytes in "
-              f"{time.perf_counter() - start:.1f} s")
+        print(
+            f"first sync: {len(initial.new)} files, {initial.bytes_transferred:,} bytes in "
+            f"{time.perf_counter() - start:.1f} s"
+        )
         # The changed files are spread over the record, as reprocessed days are.
         replaced = other[:: len(other) // changed][:changed]
         s3.put([str(p) for p in replaced], f"{bucket}/sst/")
@@ -101,17 +105,30 @@ def run(first: list[Path], other: list[Path], changed: int, options: dict) -> No
         full_bytes = common.total_bytes(sorted(download.rglob("*.nc")))
 
     total = len(first)
-    common.report(f"re-sync of {total} files, {changed} changed: bytes",
-                  report.bytes_transferred, "B", baseline=full_bytes,
-                  target="bytes within 2% of the changed files'")
-    print(f"bytes transferred / changed files' size: "
-          f"{report.bytes_transferred / changed_bytes:.4f} ({changed_bytes:,} B changed)")
-    common.report(f"re-sync of {total} files, {changed} changed: time", resync, "s",
-                  baseline=full, target="faster than a full re-download")
+    common.report(
+        f"re-sync of {total} files, {changed} changed: bytes",
+        report.bytes_transferred,
+        "B",
+        baseline=full_bytes,
+        target="bytes within 2% of the changed files'",
+    )
+    print(
+        f"bytes transferred / changed files' size: "
+        f"{report.bytes_transferred / changed_bytes:.4f} ({changed_bytes:,} B changed)"
+    )
+    common.report(
+        f"re-sync of {total} files, {changed} changed: time",
+        resync,
+        "s",
+        baseline=full,
+        target="faster than a full re-download",
+    )
     listing = report.seconds["list"]
-    print(f"re-sync time: list {listing:.2f} s, fetch {report.seconds['fetch']:.2f} s, "
-          f"ingest {report.seconds['ingest']:.2f} s; listing share {listing / resync:.0%}, "
-          f"listing + fetch {(listing + report.seconds['fetch']) / resync:.0%}")
+    print(
+        f"re-sync time: list {listing:.2f} s, fetch {report.seconds['fetch']:.2f} s, "
+        f"ingest {report.seconds['ingest']:.2f} s; listing share {listing / resync:.0%}, "
+        f"listing + fetch {(listing + report.seconds['fetch']) / resync:.0%}"
+    )
 
 
 if __name__ == "__main__":

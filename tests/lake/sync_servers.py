@@ -63,7 +63,8 @@ class FileServer:
         self.requests: list[tuple[str, str, str | None]] = []
         self.bytes_sent = 0
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.files = self
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -82,96 +83,106 @@ class FileServer:
             return False
 
 
-def _handler(server: FileServer):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
+class Handler(BaseHTTPRequestHandler):
+    """Files, listings and catalogues of ``self.server.files``, failing as it is told."""
 
-        def do_HEAD(self) -> None:
-            self._serve(body=False)
+    @property
+    def files(self) -> FileServer:
+        return self.server.files
 
-        def do_GET(self) -> None:
-            self._serve(body=True)
+    def log_message(self, *args) -> None:
+        pass
 
-        def _serve(self, body: bool) -> None:
-            path = unquote(self.path.split("?")[0])
-            server.requests.append((self.command, path, self.headers.get("Range")))
-            if path.startswith("/thredds/catalog/") and path.endswith("/catalog.xml"):
-                return self._thredds(path.removeprefix("/thredds/catalog/")
-                                     .removesuffix("/catalog.xml"))
-            path = path.removeprefix("/thredds/fileServer")
-            local = server.root / path.lstrip("/")
-            if local.is_dir():
-                return self._listing(local)
-            if not local.is_file():
-                return self.send_error(404)
-            if body and server.take(server.faults.server_error, local.name):
-                return self.send_error(500, "Internal Server Error")
-            self._file(local, body)
+    def do_HEAD(self) -> None:
+        self._serve(body=False)
 
-        def _listing(self, folder: Path) -> None:
-            links = "".join(f'<a href="{html.escape(p.name)}">{html.escape(p.name)}</a>\n'
-                            for p in sorted(folder.iterdir()))
-            self._send(200, "text/html", f"<html><body>{links}</body></html>".encode())
+    def do_GET(self) -> None:
+        self._serve(body=True)
 
-        def _thredds(self, folder: str) -> None:
-            datasets = "".join(
-                f'    <dataset name="{p.name}" ID="{folder}/{p.name}" urlPath="{folder}/{p.name}">'
-                f'<dataSize units="bytes">{p.stat().st_size}</dataSize></dataset>\n'
-                for p in sorted((server.root / folder).iterdir()) if p.is_file())
-            self._send(200, "application/xml",
-                       THREDDS.format(folder=folder, datasets=datasets).encode())
+    def _serve(self, body: bool) -> None:
+        path = unquote(self.path.split("?")[0])
+        self.files.requests.append((self.command, path, self.headers.get("Range")))
+        if path.startswith("/thredds/catalog/") and path.endswith("/catalog.xml"):
+            return self._thredds(
+                path.removeprefix("/thredds/catalog/").removesuffix("/catalog.xml")
+            )
+        path = path.removeprefix("/thredds/fileServer")
+        local = self.files.root / path.lstrip("/")
+        if local.is_dir():
+            return self._listing(local)
+        if not local.is_file():
+            return self.send_error(404)
+        if body and self.files.take(self.files.faults.server_error, local.name):
+            return self.send_error(500, "Internal Server Error")
+        self._file(local, body)
 
-        def _send(self, status: int, mimetype: str, data: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", mimetype)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
+    def _listing(self, folder: Path) -> None:
+        links = "".join(
+            f'<a href="{html.escape(p.name)}">{html.escape(p.name)}</a>\n'
+            for p in sorted(folder.iterdir())
+        )
+        self._send(200, "text/html", f"<html><body>{links}</body></html>".encode())
+
+    def _thredds(self, folder: str) -> None:
+        datasets = "".join(
+            f'    <dataset name="{p.name}" ID="{folder}/{p.name}" urlPath="{folder}/{p.name}">'
+            f'<dataSize units="bytes">{p.stat().st_size}</dataSize></dataset>\n'
+            for p in sorted((self.files.root / folder).iterdir())
+            if p.is_file()
+        )
+        self._send(
+            200, "application/xml", THREDDS.format(folder=folder, datasets=datasets).encode()
+        )
+
+    def _send(self, status: int, mimetype: str, data: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", mimetype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _file(self, local: Path, body: bool) -> None:
+        data = local.read_bytes()
+        start, end = 0, len(data)
+        if ranged := self.headers.get("Range"):
+            first, _, last = ranged.removeprefix("bytes=").partition("-")
+            start, end = int(first), min(int(last) + 1 if last else len(data), len(data))
+        self.send_response(206 if ranged else 200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(end - start))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", f'"{hashlib.sha1(data).hexdigest()}"')
+        self.send_header("Content-MD5", base64.b64encode(hashlib.md5(data).digest()).decode())
+        self.send_header(
+            "Last-Modified", email.utils.formatdate(local.stat().st_mtime, usegmt=True)
+        )
+        if ranged:
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+        self.end_headers()
+        if body:
+            self._body(local, data, start, end)
+
+    def _body(self, local: Path, whole: bytes, start: int, end: int) -> None:
+        data = whole[start:end]
+        middle = len(whole) // 2  # where a cut connection stops, in the file
+        if local.name in self.files.faults.vanish:
+            local.unlink()  # gone upstream while it is being sent
+            self._cut(data[: len(data) // 2])
+        elif start <= middle < end and self.files.take(self.files.faults.cut, local.name):
+            self._cut(data[: middle - start])
+        elif self.files.take(self.files.faults.corrupt, local.name):
+            self.wfile.write(bytes([data[0] ^ 0xFF]) + data[1:])
+            self.files.count(len(data))
+        else:
             self.wfile.write(data)
+            self.files.count(len(data))
 
-        def _file(self, local: Path, body: bool) -> None:
-            data = local.read_bytes()
-            start, end = 0, len(data)
-            if ranged := self.headers.get("Range"):
-                first, _, last = ranged.removeprefix("bytes=").partition("-")
-                start, end = int(first), min(int(last) + 1 if last else len(data), len(data))
-            self.send_response(206 if ranged else 200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(end - start))
-            self.send_header("Accept-Ranges", "bytes")
-            self.send_header("ETag", f'"{hashlib.sha1(data).hexdigest()}"')
-            self.send_header("Content-MD5", base64.b64encode(hashlib.md5(data).digest()).decode())
-            self.send_header("Last-Modified",
-                             email.utils.formatdate(local.stat().st_mtime, usegmt=True))
-            if ranged:
-                self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
-            self.end_headers()
-            if body:
-                self._body(local, data, start, end)
-
-        def _body(self, local: Path, whole: bytes, start: int, end: int) -> None:
-            data = whole[start:end]
-            middle = len(whole) // 2  # where a cut connection stops, in the file
-            if local.name in server.faults.vanish:
-                local.unlink()  # gone upstream while it is being sent
-                self._cut(data[: len(data) // 2])
-            elif start <= middle < end and server.take(server.faults.cut, local.name):
-                self._cut(data[: middle - start])
-            elif server.take(server.faults.corrupt, local.name):
-                self.wfile.write(bytes([data[0] ^ 0xFF]) + data[1:])
-                server.count(len(data))
-            else:
-                self.wfile.write(data)
-                server.count(len(data))
-
-        def _cut(self, sent: bytes) -> None:
-            self.wfile.write(sent)
-            self.wfile.flush()
-            server.count(len(sent))
-            self.close_connection = True
-            self.connection.shutdown(2)
-
-    return Handler
+    def _cut(self, sent: bytes) -> None:
+        self.wfile.write(sent)
+        self.wfile.flush()
+        self.files.count(len(sent))
+        self.close_connection = True
+        self.connection.shutdown(2)
 
 
 @pytest.fixture
@@ -207,8 +218,12 @@ def sshd() -> Iterator[Sshd]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     folder = Path(tempfile.mkdtemp(prefix="eosc-pangeo-sshd-"))
-    done = subprocess.run([str(REPO / ".ci" / "sshd-up.sh"), str(folder), str(port)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(REPO / ".ci" / "sshd-up.sh"), str(folder), str(port)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode:
         pytest.fail(f"sshd did not start: {done.stderr}")
     user, key = done.stdout.split()

@@ -25,8 +25,7 @@ def days(tmp_path_factory):
     """Four daily files, and other versions of the same days (another seed)."""
     folder = tmp_path_factory.mktemp("sst")
     first = demo_data.write_sst(SPEC, folder / "v1")
-    second = demo_data.write_sst(demo_data.SstSpec(days=5, resolution=10.0), folder / "v2",
-                                 seed=7)
+    second = demo_data.write_sst(demo_data.SstSpec(days=5, resolution=10.0), folder / "v2", seed=7)
     return first, second
 
 
@@ -45,8 +44,9 @@ def run(lake, server, **kwargs):
 
 def stored_values(lake):
     """The values as stored (packed), which the ingest copies bit for bit from the sources."""
-    return xr.open_zarr(lake.path("ocean", "sst", "map.zarr"),
-                        mask_and_scale=False).analysed_sst.values
+    return xr.open_zarr(
+        lake.path("ocean", "sst", "map.zarr"), mask_and_scale=False
+    ).analysed_sst.values
 
 
 def source_values(paths):

@@ -22,14 +22,16 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def days(tmp_path_factory):
-    return demo_data.write_sst(demo_data.SstSpec(days=3, resolution=10.0),
-                               tmp_path_factory.mktemp("sst"))
+    return demo_data.write_sst(
+        demo_data.SstSpec(days=3, resolution=10.0), tmp_path_factory.mktemp("sst")
+    )
 
 
 @pytest.fixture(scope="module")
 def stations(tmp_path_factory):
-    return demo_data.write_stations(demo_data.StationSpec(stations=2, days=3),
-                                    tmp_path_factory.mktemp("stations"))
+    return demo_data.write_stations(
+        demo_data.StationSpec(stations=2, days=3), tmp_path_factory.mktemp("stations")
+    )
 
 
 @pytest.fixture
@@ -41,16 +43,36 @@ def served(file_server, days):  # noqa: F811
 
 
 def lake_sync(lake, source, *extra, kind="grid", collection="sst"):
-    return runner.invoke(app, ["lake", "sync", source, "--lake", lake.url, "--collection",
-                               collection, "--domain", "ocean", "--kind", kind, *extra])
+    return runner.invoke(
+        app,
+        [
+            "lake",
+            "sync",
+            source,
+            "--lake",
+            lake.url,
+            "--collection",
+            collection,
+            "--domain",
+            "ocean",
+            "--kind",
+            kind,
+            *extra,
+        ],
+    )
 
 
 def test_json_output_gives_the_five_figures(local_lake, served, days):
     result = lake_sync(local_lake, f"{served.url}/sst/", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary == {"new": [p.name for p in days], "changed": [], "unchanged": [],
-                       "failed": {}, "bytes_transferred": sum(p.stat().st_size for p in days)}
+    assert summary == {
+        "new": [p.name for p in days],
+        "changed": [],
+        "unchanged": [],
+        "failed": {},
+        "bytes_transferred": sum(p.stat().st_size for p in days),
+    }
 
 
 def test_plain_output_is_a_table(local_lake, served):
@@ -74,13 +96,30 @@ def test_dry_run_writes_nothing(local_lake, served):
 
 def test_sources_add_list_remove(local_lake, served):
     source = f"{served.url}/sst/"
-    add = runner.invoke(app, ["lake", "sources", "add", source, "--lake", local_lake.url,
-                              "--collection", "sst", "--domain", "ocean", "--kind", "grid",
-                              "--include", "*.nc"])
+    add = runner.invoke(
+        app,
+        [
+            "lake",
+            "sources",
+            "add",
+            source,
+            "--lake",
+            local_lake.url,
+            "--collection",
+            "sst",
+            "--domain",
+            "ocean",
+            "--kind",
+            "grid",
+            "--include",
+            "*.nc",
+        ],
+    )
     assert add.exit_code == 0, add.output
     listed = runner.invoke(app, ["lake", "sources", "list", "--lake", local_lake.url, "--json"])
     assert [(e["collection"], e["source"], e["include"]) for e in json.loads(listed.stdout)] == [
-        ("sst", source, "*.nc")]
+        ("sst", source, "*.nc")
+    ]
     removed = runner.invoke(app, ["lake", "sources", "remove", "sst", "--lake", local_lake.url])
     assert removed.exit_code == 0
     listed = runner.invoke(app, ["lake", "sources", "list", "--lake", local_lake.url, "--json"])
@@ -88,14 +127,31 @@ def test_sources_add_list_remove(local_lake, served):
 
 
 def test_sync_all_syncs_every_registered_source_and_rebuilds_the_catalogue(
-        local_lake, served, stations):
+    local_lake, served, stations
+):
     (served.root / "stations").mkdir()
     for path in stations:
         shutil.copy(path, served.root / "stations")
-    for args in (["sst", "--kind", "grid", f"{served.url}/sst/"],
-                 ["coast", "--kind", "insitu", f"{served.url}/stations/"]):
-        runner.invoke(app, ["lake", "sources", "add", args[3], "--lake", local_lake.url,
-                            "--collection", args[0], "--domain", "ocean", *args[1:3]])
+    for args in (
+        ["sst", "--kind", "grid", f"{served.url}/sst/"],
+        ["coast", "--kind", "insitu", f"{served.url}/stations/"],
+    ):
+        runner.invoke(
+            app,
+            [
+                "lake",
+                "sources",
+                "add",
+                args[3],
+                "--lake",
+                local_lake.url,
+                "--collection",
+                args[0],
+                "--domain",
+                "ocean",
+                *args[1:3],
+            ],
+        )
     result = runner.invoke(app, ["lake", "sync", "--all", "--lake", local_lake.url, "--json"])
     assert result.exit_code == 0, result.output
     assert [len(r["new"]) for r in json.loads(result.stdout)] == [len(stations), 3]
@@ -105,15 +161,32 @@ def test_sync_all_syncs_every_registered_source_and_rebuilds_the_catalogue(
 
 
 def test_two_syncs_of_one_collection_at_once_take_turns(local_lake, served, days):
-    command = [str(Path(sys.executable).with_name("eosc-pangeo")), "lake", "sync", f"{served.url}/sst/",
-               "--lake", local_lake.url, "--collection", "sst", "--domain", "ocean",
-               "--kind", "grid", "--wait", "120", "--json"]
-    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)]
+    command = [
+        str(Path(sys.executable).with_name("eosc-pangeo")),
+        "lake",
+        "sync",
+        f"{served.url}/sst/",
+        "--lake",
+        local_lake.url,
+        "--collection",
+        "sst",
+        "--domain",
+        "ocean",
+        "--kind",
+        "grid",
+        "--wait",
+        "120",
+        "--json",
+    ]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outcomes = [(run.wait(timeout=300), run.communicate()) for run in runs]
     assert [code for code, _ in outcomes] == [0, 0], outcomes
-    summaries = sorted((json.loads(out) for _, (out, _) in outcomes),
-                       key=lambda s: s["bytes_transferred"])
+    summaries = sorted(
+        (json.loads(out) for _, (out, _) in outcomes), key=lambda s: s["bytes_transferred"]
+    )
     assert summaries[0]["bytes_transferred"] == 0 and len(summaries[0]["unchanged"]) == 3
     assert summaries[1]["bytes_transferred"] == sum(p.stat().st_size for p in days)
     manifest = read_manifest(local_lake, local_lake.collection_path("ocean", "sst"))
@@ -130,10 +203,13 @@ def test_a_second_sync_without_wait_says_the_collection_is_busy(local_lake, serv
     assert "another ingest writes this collection" in result.stderr
 
 
-@pytest.mark.parametrize(("source", "message"), [
-    ("gopher://host/sst", "unknown scheme 'gopher'"),
-    ("http://127.0.0.1:9/sst/", "cannot be reached"),
-])
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("gopher://host/sst", "unknown scheme 'gopher'"),
+        ("http://127.0.0.1:9/sst/", "cannot be reached"),
+    ],
+)
 def test_a_bad_source_gives_one_line(local_lake, source, message):
     result = lake_sync(local_lake, source)
     assert result.exit_code == 1

@@ -19,8 +19,9 @@ from eosc_pangeo.lake.sync import ATTEMPTS, sync
 
 @pytest.fixture(scope="module")
 def days(tmp_path_factory):
-    return demo_data.write_sst(demo_data.SstSpec(days=3, resolution=10.0),
-                               tmp_path_factory.mktemp("sst"))
+    return demo_data.write_sst(
+        demo_data.SstSpec(days=3, resolution=10.0), tmp_path_factory.mktemp("sst")
+    )
 
 
 @pytest.fixture
@@ -63,8 +64,10 @@ def test_a_lasting_server_error_fails_that_file_only(local_lake, served, days):
     served.faults.server_error[days[2].name] = 99
     report = run(local_lake, served)
     assert list(report.failed) == [days[2].name]
-    assert "500" in report.failed[days[2].name] and f"after {ATTEMPTS} tries" in \
-        report.failed[days[2].name]
+    assert (
+        "500" in report.failed[days[2].name]
+        and f"after {ATTEMPTS} tries" in report.failed[days[2].name]
+    )
     assert report.new == [days[0].name, days[1].name]
     assert ingested(local_lake) == report.new and consistent(local_lake)
 
@@ -78,12 +81,12 @@ def test_the_failed_file_is_synced_by_the_next_run(local_lake, served, days):
     assert sorted(ingested(local_lake)) == [p.name for p in days]
 
 
-def test_an_interrupted_transfer_resumes_after_the_last_block_received(
-        local_lake, served, days):
+def test_an_interrupted_transfer_resumes_after_the_last_block_received(local_lake, served, days):
     served.faults.cut[days[0].name] = 1
     block = 4096
-    report = sync(local_lake, f"{served.url}/sst/", "sst", "ocean", "grid", include="*.nc",
-                  block_size=block)
+    report = sync(
+        local_lake, f"{served.url}/sst/", "sst", "ocean", "grid", include="*.nc", block_size=block
+    )
     assert report.failed == {}
     starts = [int(r.removeprefix("bytes=").split("-")[0]) for r in gets(served, days[0].name)]
     cut_at = days[0].stat().st_size // 2 // block * block
@@ -97,8 +100,7 @@ def test_corrupted_bytes_fail_the_checksum_and_are_fetched_again(local_lake, ser
     report = run(local_lake, served)
     assert report.failed == {} and len(gets(served, days[2].name)) == 2
     manifest = read_manifest(local_lake, local_lake.collection_path("ocean", "sst"))
-    assert manifest.source(days[2].name).sha256 == hashlib.sha256(
-        days[2].read_bytes()).hexdigest()
+    assert manifest.source(days[2].name).sha256 == hashlib.sha256(days[2].read_bytes()).hexdigest()
 
 
 def test_bytes_corrupted_every_time_fail_that_file_with_the_checksum(local_lake, served, days):
@@ -110,7 +112,8 @@ def test_bytes_corrupted_every_time_fail_that_file_with_the_checksum(local_lake,
 
 
 def test_a_file_that_vanishes_mid_transfer_is_reported_and_the_rest_synced(
-        local_lake, served, days):
+    local_lake, served, days
+):
     served.faults.vanish.add(days[2].name)
     report = run(local_lake, served)
     assert report.failed == {days[2].name: "vanished from the source during the sync"}

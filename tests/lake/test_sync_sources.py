@@ -22,8 +22,7 @@ from eosc_pangeo.lake.sync import sync
 def days(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sst")
     first = demo_data.write_sst(demo_data.SstSpec(days=3, resolution=10.0), folder / "v1")
-    other = demo_data.write_sst(demo_data.SstSpec(days=3, resolution=10.0), folder / "v2",
-                                seed=3)
+    other = demo_data.write_sst(demo_data.SstSpec(days=3, resolution=10.0), folder / "v2", seed=3)
     return first, other
 
 
@@ -57,8 +56,9 @@ def test_sync_from_s3(local_lake, s3_server, days):
     def replace(path):
         s3.put_file(str(path), f"{bucket}/sst/{path.name}")
 
-    reports = three_syncs(local_lake, f"s3://{bucket}/sst", replace, days,
-                          storage_options=s3_server)
+    reports = three_syncs(
+        local_lake, f"s3://{bucket}/sst", replace, days, storage_options=s3_server
+    )
     check(*reports, days)
     source = read_manifest(local_lake, local_lake.collection_path("ocean", "sst")).sources[0]
     assert source.url == f"s3://{bucket}/sst/{source.name}" and len(source.etag) == 32
@@ -69,8 +69,9 @@ def test_sync_from_a_thredds_catalog(local_lake, file_server, days):  # noqa: F8
     for path in days[0]:
         shutil.copy(path, file_server.root / "sst")
     catalog = f"{file_server.url}/thredds/catalog/sst/catalog.xml"
-    reports = three_syncs(local_lake, catalog, lambda p: shutil.copy(p, file_server.root / "sst"),
-                          days)
+    reports = three_syncs(
+        local_lake, catalog, lambda p: shutil.copy(p, file_server.root / "sst"), days
+    )
     check(*reports, days)
     source = read_manifest(local_lake, local_lake.collection_path("ocean", "sst")).sources[0]
     assert source.url == f"{file_server.url}/thredds/fileServer/sst/{source.name}"
@@ -93,8 +94,7 @@ def test_sync_over_sftp(local_lake, sshd, tmp_path, days):  # noqa: F811
     def replace(path):
         replaced_later(path, folder)
 
-    reports = three_syncs(local_lake, sshd.url(folder), replace, days,
-                          storage_options=sshd.options)
+    reports = three_syncs(local_lake, sshd.url(folder), replace, days, storage_options=sshd.options)
     check(*reports, days)
 
 

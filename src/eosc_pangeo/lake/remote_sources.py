@@ -78,9 +78,12 @@ def open_source(url: str, storage_options: dict[str, Any] | None = None) -> Remo
         return FsspecSource(url, options)
     if scheme == "irods":
         return IrodsSource(url, options)
-    raise SourceError(url, f"unknown scheme {scheme!r}",
-                      "a source is s3://, http(s):// (a directory listing or a THREDDS "
-                      "catalog.xml), sftp://, irods:// or a local folder")
+    raise SourceError(
+        url,
+        f"unknown scheme {scheme!r}",
+        "a source is s3://, http(s):// (a directory listing or a THREDDS "
+        "catalog.xml), sftp://, irods:// or a local folder",
+    )
 
 
 def _iso(value: Any) -> str | None:
@@ -106,19 +109,32 @@ def _checksum(info: dict[str, Any]) -> tuple[str, str] | None:
             return algorithm.lower().replace("-", ""), base64.b64decode(value).hex()
     etag = str(info.get("ETag") or "").strip('"')
     # S3's ETag of a single-part upload is the MD5 of the content; multipart ones hold a "-".
-    if info.get("type") == "file" and "LastModified" in info and len(etag) == 32 \
-            and "-" not in etag:
+    if (
+        info.get("type") == "file"
+        and "LastModified" in info
+        and len(etag) == 32
+        and "-" not in etag
+    ):
         return "md5", etag
     return None
 
 
 def _remote_file(name: str, url: str, info: dict[str, Any]) -> RemoteFile:
     etag = info.get("ETag") or info.get("etag")
-    modified = (info.get("LastModified") or info.get("Last-Modified") or info.get("mtime")
-                or info.get("modified"))
-    return RemoteFile(name=name, url=url, size=int(info["size"]),
-                      etag=str(etag).strip('"') if etag else None, modified=_iso(modified),
-                      checksum=_checksum(info))
+    modified = (
+        info.get("LastModified")
+        or info.get("Last-Modified")
+        or info.get("mtime")
+        or info.get("modified")
+    )
+    return RemoteFile(
+        name=name,
+        url=url,
+        size=int(info["size"]),
+        etag=str(etag).strip('"') if etag else None,
+        modified=_iso(modified),
+        checksum=_checksum(info),
+    )
 
 
 class FsspecSource:
@@ -132,37 +148,53 @@ class FsspecSource:
         try:
             self.fs, self.path = fsspec.core.url_to_fs(self.url, **storage_options)
         except ImportError as error:
-            raise SourceError(url, f"needs a package that is not installed ({error})",
-                              "pip install 'eosc-pangeo[sync]'") from None
+            raise SourceError(
+                url,
+                f"needs a package that is not installed ({error})",
+                "pip install 'eosc-pangeo[sync]'",
+            ) from None
 
     @property
     def is_http(self) -> bool:
-        return "http" in (self.fs.protocol if isinstance(self.fs.protocol, tuple)
-                          else (self.fs.protocol,))
+        return "http" in (
+            self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        )
 
     def list(self, include: str) -> list[RemoteFile]:
         with reaching(self.url):
             entries = self.fs.ls(self.path, detail=True)
-        files = sorted((e for e in entries if e.get("type") == "file"
-                        and _included(e["name"], include)), key=lambda e: e["name"])
+        files = sorted(
+            (e for e in entries if e.get("type") == "file" and _included(e["name"], include)),
+            key=lambda e: e["name"],
+        )
         if not self.is_http:
-            return [_remote_file(posixpath.basename(e["name"].rstrip("/")),
-                                 self.fs.unstrip_protocol(e["name"]), e) for e in files]
+            return [
+                _remote_file(
+                    posixpath.basename(e["name"].rstrip("/")),
+                    self.fs.unstrip_protocol(e["name"]),
+                    e,
+                )
+                for e in files
+            ]
         # A listing page holds links only: size, ETag and date come from each file's HEAD.
         with ThreadPoolExecutor(HEAD_REQUESTS) as pool:
             infos = list(pool.map(lambda e: self.fs.info(e["name"]), files))
-        return [_remote_file(posixpath.basename(e["name"]), e["name"], info)
-                for e, info in zip(files, infos, strict=True)]
+        return [
+            _remote_file(posixpath.basename(e["name"]), e["name"], info)
+            for e, info in zip(files, infos, strict=True)
+        ]
 
     def open(self, file: RemoteFile, offset: int) -> IO[bytes]:
         path = file.url if self.is_http else self.fs._strip_protocol(file.url)
         # No read-ahead cache: the transfer reads in large blocks, each one ranged request.
-        handle = self.fs.open(path, "rb", cache_type="none", size=file.size) if self.is_http \
+        handle = (
+            self.fs.open(path, "rb", cache_type="none", size=file.size)
+            if self.is_http
             else self._thread_fs().open(path, "rb")
+        )
         if offset:
             handle.seek(offset)
         return handle
-
 
     def _thread_fs(self):
         """The file system for this thread: fsspec's asynchronous ones (S3, HTTP) serve every
@@ -174,8 +206,9 @@ class FsspecSource:
         if isinstance(self.fs, AsyncFileSystem | LocalFileSystem):
             return self.fs
         if not hasattr(self._local, "fs"):
-            self._local.fs = type(self.fs)(*self.fs.storage_args, **self.fs.storage_options,
-                                           skip_instance_cache=True)
+            self._local.fs = type(self.fs)(
+                *self.fs.storage_args, **self.fs.storage_options, skip_instance_cache=True
+            )
         return self._local.fs
 
 
@@ -200,9 +233,13 @@ class ThreddsSource:
             urls = dict(self._datasets(self.url, include, self.DEPTH))
         with ThreadPoolExecutor(HEAD_REQUESTS) as pool, reaching(self.url):
             infos = list(pool.map(self.http.fs.info, urls.values()))
-        return sorted((_remote_file(name, url, info)
-                       for (name, url), info in zip(urls.items(), infos, strict=True)),
-                      key=lambda f: f.name)
+        return sorted(
+            (
+                _remote_file(name, url, info)
+                for (name, url), info in zip(urls.items(), infos, strict=True)
+            ),
+            key=lambda f: f.name,
+        )
 
     def _datasets(self, url: str, include: str, depth: int) -> Iterator[tuple[str, str]]:
         from siphon.catalog import TDSCatalog
@@ -245,10 +282,12 @@ class IrodsSource:
             try:
                 from irods.session import iRODSSession
             except ImportError:
-                raise SourceError(self.url, "needs python-irodsclient",
-                                  "pip install 'eosc-pangeo[sync]'") from None
-            env_file = os.environ.get("IRODS_ENVIRONMENT_FILE",
-                                      os.path.expanduser("~/.irods/irods_environment.json"))
+                raise SourceError(
+                    self.url, "needs python-irodsclient", "pip install 'eosc-pangeo[sync]'"
+                ) from None
+            env_file = os.environ.get(
+                "IRODS_ENVIRONMENT_FILE", os.path.expanduser("~/.irods/irods_environment.json")
+            )
             self._session = iRODSSession(irods_env_file=env_file, **self.options)
         return self._session
 
@@ -256,10 +295,20 @@ class IrodsSource:
         with reaching(self.url):
             collection = self.session.collections.get(self.path)
             objects = [o for o in collection.data_objects if _included(o.name, include)]
-        return sorted((RemoteFile(name=o.name, url=f"{self.url}/{o.name}", size=o.size,
-                                  etag=o.checksum, modified=_iso(o.modify_time),
-                                  checksum=_irods_checksum(o.checksum)) for o in objects),
-                      key=lambda f: f.name)
+        return sorted(
+            (
+                RemoteFile(
+                    name=o.name,
+                    url=f"{self.url}/{o.name}",
+                    size=o.size,
+                    etag=o.checksum,
+                    modified=_iso(o.modify_time),
+                    checksum=_irods_checksum(o.checksum),
+                )
+                for o in objects
+            ),
+            key=lambda f: f.name,
+        )
 
     def open(self, file: RemoteFile, offset: int) -> IO[bytes]:
         from irods.exception import DataObjectDoesNotExist
@@ -291,8 +340,9 @@ def reaching(url: str) -> Iterator[None]:
     except FileNotFoundError:
         raise SourceError(url, "does not exist", "check the URL") from None
     except PermissionError as error:
-        raise SourceError(url, f"access denied ({error})",
-                          "check the credentials in the source's storage options") from None
+        raise SourceError(
+            url, f"access denied ({error})", "check the credentials in the source's storage options"
+        ) from None
     except Exception as error:
         if not isinstance(error, OSError | TimeoutError) and not _is_client_error(error):
             raise

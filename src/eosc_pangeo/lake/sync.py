@@ -65,13 +65,16 @@ class SyncReport(BaseModel):
     changed: list[str] = Field(default_factory=list)
     unchanged: list[str] = Field(default_factory=list)
     unverified: list[str] = Field(
-        default_factory=list, description="Files the manifest holds with no ETag or date of "
-        "their source (ingested by hand): a sync fetches them once to compare checksums.")
+        default_factory=list,
+        description="Files the manifest holds with no ETag or date of "
+        "their source (ingested by hand): a sync fetches them once to compare checksums.",
+    )
     failed: dict[str, str] = Field(default_factory=dict, description="File name: why.")
     bytes_transferred: int = 0
     version: int | None = Field(default=None, description="Collection version afterwards.")
-    seconds: dict[str, float] = Field(default_factory=dict,
-                                      description="Time spent listing, fetching, ingesting.")
+    seconds: dict[str, float] = Field(
+        default_factory=dict, description="Time spent listing, fetching, ingesting."
+    )
 
     @property
     def ok(self) -> bool:
@@ -83,8 +86,9 @@ class SyncReport(BaseModel):
 
     def summary(self) -> dict[str, Any]:
         """The five figures ``lake sync --json`` prints."""
-        return self.model_dump(include={"new", "changed", "unchanged", "failed",
-                                        "bytes_transferred"})
+        return self.model_dump(
+            include={"new", "changed", "unchanged", "failed", "bytes_transferred"}
+        )
 
 
 @dataclass
@@ -117,7 +121,8 @@ def plan_sync(manifest: Manifest | None, files: list[RemoteFile]) -> Plan:
         elif known.etag is None and known.modified is None or known.url != file.url:
             plan.unverified.append(file)
         elif (known.etag, known.modified) == (file.etag, file.modified) or (
-                file.etag is not None and known.etag == file.etag):
+            file.etag is not None and known.etag == file.etag
+        ):
             plan.unchanged.append(file)
         else:
             plan.changed.append(file)
@@ -201,15 +206,28 @@ def sync(
         staging = _staging(lake, domain, collection)
         wanted = plan.to_fetch
         fetcher = Fetcher(remote, staging, block_size)
-        fetched = _timed(report, "fetch", fetcher.fetch_all, wanted, workers,
-                         lock.renewing(progress), report)
+        fetched = _timed(
+            report, "fetch", fetcher.fetch_all, wanted, workers, lock.renewing(progress), report
+        )
         _settle_unverified(plan, fetched, manifest)
         _sort(report, plan, failed=set(report.failed))
-        ingested = _timed(report, "ingest", _ingest_valid, ingest, lake, collection, domain,
-                          {f.name: fetched[f.name] for f in plan.new + plan.changed
-                           if f.name in fetched}, report, lock.renewing(progress))
-        origins = {f.name: (f, fetched[f.name].sha256) for f in wanted
-                   if f.name in fetched and f.name not in report.failed}
+        ingested = _timed(
+            report,
+            "ingest",
+            _ingest_valid,
+            ingest,
+            lake,
+            collection,
+            domain,
+            {f.name: fetched[f.name] for f in plan.new + plan.changed if f.name in fetched},
+            report,
+            lock.renewing(progress),
+        )
+        origins = {
+            f.name: (f, fetched[f.name].sha256)
+            for f in wanted
+            if f.name in fetched and f.name not in report.failed
+        }
         if origins:
             report.version = _record_origins(lake, collection, domain, kind, origins)
         elif manifest is not None:
@@ -229,8 +247,9 @@ def _ingest_function(kind: str) -> Callable[..., IngestReport]:
         from .insitu import ingest_insitu
 
         return ingest_insitu
-    raise IngestError(f"kind {kind!r}", "is not a kind of collection",
-                      f"use one of {', '.join(KINDS)}")
+    raise IngestError(
+        f"kind {kind!r}", "is not a kind of collection", f"use one of {', '.join(KINDS)}"
+    )
 
 
 def _timed(report: SyncReport, stage: str, function: Callable, *args):
@@ -296,8 +315,9 @@ class Fetcher:
         self.staging = staging
         self.block_size = block_size
 
-    def fetch_all(self, files: list[RemoteFile], workers: int, progress: Progress,
-                  report: SyncReport) -> dict[str, Fetched]:
+    def fetch_all(
+        self, files: list[RemoteFile], workers: int, progress: Progress, report: SyncReport
+    ) -> dict[str, Fetched]:
         """Fetch ``files`` in parallel; failures go to ``report.failed``, bytes read to
         ``report.bytes_transferred``."""
         fetched: dict[str, Fetched] = {}
@@ -374,15 +394,16 @@ def _verified(file: RemoteFile, part: Path) -> Fetched:
             for digest in digests.values():
                 digest.update(block)
     if file.checksum and digests[file.checksum[0]].hexdigest() != file.checksum[1]:
-        raise ChecksumMismatch(f"checksum mismatch: {file.checksum[0]} of the bytes fetched is "
-                               f"not the {file.checksum[1]} the source gives")
+        raise ChecksumMismatch(
+            f"checksum mismatch: {file.checksum[0]} of the bytes fetched is "
+            f"not the {file.checksum[1]} the source gives"
+        )
     done = part.with_name(file.name)
     part.replace(done)
     return Fetched(done, digests["sha256"].hexdigest())
 
 
-def _settle_unverified(plan: Plan, fetched: dict[str, Fetched], manifest: Manifest | None
-                       ) -> None:
+def _settle_unverified(plan: Plan, fetched: dict[str, Fetched], manifest: Manifest | None) -> None:
     """Move the files fetched to compare into unchanged (same checksum) or changed."""
     for file in plan.unverified:
         if file.name not in fetched:
@@ -393,24 +414,42 @@ def _settle_unverified(plan: Plan, fetched: dict[str, Fetched], manifest: Manife
     plan.unverified = [f for f in plan.unverified if f.name not in fetched]
 
 
-def _ingest_valid(ingest: Callable[..., IngestReport], lake: Lake, collection: str, domain: str,
-                  files: dict[str, Fetched], report: SyncReport, progress: Progress
-                  ) -> list[str]:
+def _ingest_valid(
+    ingest: Callable[..., IngestReport],
+    lake: Lake,
+    collection: str,
+    domain: str,
+    files: dict[str, Fetched],
+    report: SyncReport,
+    progress: Progress,
+) -> list[str]:
     """Ingest ``files``; a file the ingest rejects is reported failed and the rest ingested
     again (an ingest writes all its files or none). The names ingested."""
     remaining = dict(files)
     while remaining:
         try:
-            ingest(lake, collection, domain, [str(f.path) for f in remaining.values()],
-                   progress=progress)
+            ingest(
+                lake,
+                collection,
+                domain,
+                [str(f.path) for f in remaining.values()],
+                progress=progress,
+            )
             return list(remaining)
         except IngestError as error:
-            name = next((n for n, f in remaining.items() if str(f.path) in error.source
-                         or error.source == n), None)
+            name = next(
+                (
+                    n
+                    for n, f in remaining.items()
+                    if str(f.path) in error.source or error.source == n
+                ),
+                None,
+            )
             if name is None:  # the collection's fault, not one file's: nothing to leave out
                 raise
             report.failed[name] = f"rejected by the ingest: {error.problem}" + (
-                f" ({error.hint})" if error.hint else "")
+                f" ({error.hint})" if error.hint else ""
+            )
             remaining.pop(name).path.unlink(missing_ok=True)
             for kept in (report.new, report.changed):
                 if name in kept:
@@ -418,8 +457,9 @@ def _ingest_valid(ingest: Callable[..., IngestReport], lake: Lake, collection: s
     return []
 
 
-def _record_origins(lake: Lake, collection: str, domain: str, kind: str,
-                    origins: dict[str, tuple[RemoteFile, str]]) -> int | None:
+def _record_origins(
+    lake: Lake, collection: str, domain: str, kind: str, origins: dict[str, tuple[RemoteFile, str]]
+) -> int | None:
     """Note in the manifest each synced file's URL, ETag and date (the ingest recorded the
     staging copy); the collection's version, or None if it holds nothing yet."""
     with collection_to_ingest(lake, collection, domain, kind, None) as (path, manifest, _):
@@ -431,7 +471,8 @@ def _record_origins(lake: Lake, collection: str, domain: str, kind: str,
             if origin is not None and origin[1] == source.sha256:
                 file = origin[0]
                 source = source.model_copy(
-                    update={"url": file.url, "etag": file.etag, "modified": file.modified})
+                    update={"url": file.url, "etag": file.etag, "modified": file.modified}
+                )
             sources.append(source)
         write_manifest(lake, path, manifest.model_copy(update={"sources": sources}))
         return manifest.version
@@ -456,8 +497,10 @@ class RegisteredSource(BaseModel):
     kind: Kind
     include: str = "*"
     storage_options: dict[str, Any] = Field(
-        default_factory=dict, description="Stored in the lake as given: name key files or "
-        "endpoints here, keep secrets in the environment (AWS_*, ~/.ssh, ~/.irods).")
+        default_factory=dict,
+        description="Stored in the lake as given: name key files or "
+        "endpoints here, keep secrets in the environment (AWS_*, ~/.ssh, ~/.irods).",
+    )
 
 
 class _Registry(BaseModel):
@@ -466,8 +509,7 @@ class _Registry(BaseModel):
 
 def list_sources(lake: str | Lake | None = None) -> list[RegisteredSource]:
     """The registered sources of the lake, by collection id."""
-    return sorted(_read_registry(Lake.from_url(lake)).sources.values(),
-                  key=lambda s: s.collection)
+    return sorted(_read_registry(Lake.from_url(lake)).sources.values(), key=lambda s: s.collection)
 
 
 def add_source(lake: str | Lake | None, source: RegisteredSource) -> None:
@@ -498,12 +540,18 @@ def remove_source(lake: str | Lake | None, collection: str) -> None:
     with _registry(lake) as registry:
         if registry.sources.pop(collection, None) is None:
             known = ", ".join(sorted(registry.sources)) or "none"
-            raise IngestError(f"collection {collection!r}", "has no registered source",
-                              f"registered: {known}")
+            raise IngestError(
+                f"collection {collection!r}", "has no registered source", f"registered: {known}"
+            )
 
 
-def sync_all(lake: str | Lake | None = None, *, dry_run: bool = False, wait: float = 0.0,
-             progress: Progress | None = None) -> list[SyncReport]:
+def sync_all(
+    lake: str | Lake | None = None,
+    *,
+    dry_run: bool = False,
+    wait: float = 0.0,
+    progress: Progress | None = None,
+) -> list[SyncReport]:
     """Sync every registered source; a source that cannot be synced at all (unreachable,
     busy) is reported with the reason under ``failed["*"]`` and the others still run."""
     from .errors import LakeError
@@ -512,13 +560,30 @@ def sync_all(lake: str | Lake | None = None, *, dry_run: bool = False, wait: flo
     reports = []
     for entry in list_sources(lake):
         try:
-            reports.append(sync(lake, entry.source, entry.collection, entry.domain, entry.kind,
-                                include=entry.include, dry_run=dry_run, wait=wait,
-                                storage_options=entry.storage_options, progress=progress))
+            reports.append(
+                sync(
+                    lake,
+                    entry.source,
+                    entry.collection,
+                    entry.domain,
+                    entry.kind,
+                    include=entry.include,
+                    dry_run=dry_run,
+                    wait=wait,
+                    storage_options=entry.storage_options,
+                    progress=progress,
+                )
+            )
         except LakeError as error:
-            reports.append(SyncReport(collection=entry.collection, domain=entry.domain,
-                                      source=entry.source, dry_run=dry_run,
-                                      failed={"*": str(error)}))
+            reports.append(
+                SyncReport(
+                    collection=entry.collection,
+                    domain=entry.domain,
+                    source=entry.source,
+                    dry_run=dry_run,
+                    failed={"*": str(error)},
+                )
+            )
     return reports
 
 
@@ -536,6 +601,4 @@ def _registry(lake: Lake) -> Iterator[_Registry]:
     with CollectionLock(lake, folder, "sources.lock"):
         registry = _read_registry(lake)
         yield registry
-        atomic_write(lake.fs, lake.path(SYNC_SOURCES),
-                     registry.model_dump_json(indent=1).encode())
-
+        atomic_write(lake.fs, lake.path(SYNC_SOURCES), registry.model_dump_json(indent=1).encode())
