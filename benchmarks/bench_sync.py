@@ -124,6 +124,13 @@ def run(first: list[Path], other: list[Path], changed: int, options: dict) -> No
         target="faster than a full re-download",
     )
     listing = report.seconds["list"]
+    common.report(
+        f"re-sync of {total} files, {changed} changed: list + fetch",
+        listing + report.seconds["fetch"],
+        "s",
+        baseline=full,
+        target="the transfer side, without the ingest",
+    )
     print(
         f"re-sync time: list {listing:.2f} s, fetch {report.seconds['fetch']:.2f} s, "
         f"ingest {report.seconds['ingest']:.2f} s; listing share {listing / resync:.0%}, "

@@ -226,3 +226,11 @@ def test_the_wrong_kind_for_a_collection_gives_one_line(local_lake, served):
     result = lake_sync(local_lake, f"{served.url}/sst/", kind="insitu")
     assert result.exit_code == 1
     assert "holds grid data, not insitu" in result.stderr
+
+
+def test_irods_without_an_environment_file_gives_one_line(local_lake, tmp_path, monkeypatch):
+    monkeypatch.setenv("IRODS_ENVIRONMENT_FILE", str(tmp_path / "irods_environment.json"))
+    result = lake_sync(local_lake, "irods://tempZone/home/partner/sst")
+    assert result.exit_code == 1
+    assert "no iRODS environment file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -288,6 +288,12 @@ class IrodsSource:
             env_file = os.environ.get(
                 "IRODS_ENVIRONMENT_FILE", os.path.expanduser("~/.irods/irods_environment.json")
             )
+            if not os.path.exists(env_file):
+                raise SourceError(
+                    self.url,
+                    f"no iRODS environment file at {env_file}",
+                    "run iinit, or set IRODS_ENVIRONMENT_FILE",
+                )
             self._session = iRODSSession(irods_env_file=env_file, **self.options)
         return self._session
 

@@ -118,15 +118,20 @@ def plan_sync(manifest: Manifest | None, files: list[RemoteFile]) -> Plan:
             plan.new.append(file)
         elif known.size != file.size:
             plan.changed.append(file)
-        elif known.etag is None and known.modified is None or known.url != file.url:
-            plan.unverified.append(file)
-        elif (known.etag, known.modified) == (file.etag, file.modified) or (
-            file.etag is not None and known.etag == file.etag
-        ):
+        elif (known.etag is None and known.modified is None) or known.url != file.url:
+            plan.unverified.append(file)  # ingested by hand, or from elsewhere
+        elif _same_version(known, file):
             plan.unchanged.append(file)
         else:
             plan.changed.append(file)
     return plan
+
+
+def _same_version(known, file: RemoteFile) -> bool:
+    # An ETag changes with the content; a date alone only where the source has no ETag.
+    if file.etag is not None:
+        return known.etag == file.etag
+    return file.modified is not None and known.modified == file.modified
 
 
 def sync(
