@@ -238,6 +238,148 @@ def validate_command(
         raise typer.Exit(1)
 
 
+class SyncKind(str, Enum):
+    grid = "grid"
+    insitu = "insitu"
+
+
+SourceOptions = Annotated[str | None, typer.Option(
+    "--options", help="The source's fsspec storage options as JSON (endpoint_url, "
+    "key_filename...); keep secrets in the environment.")]
+
+
+def source_options(text: str | None) -> dict:
+    try:
+        options = json.loads(text) if text else {}
+    except ValueError as error:
+        errors.print(f"[bold red]error:[/] --options: not JSON ({error})", highlight=False)
+        raise typer.Exit(1) from None
+    if not isinstance(options, dict):
+        errors.print("[bold red]error:[/] --options: give a JSON object", highlight=False)
+        raise typer.Exit(1)
+    return options
+
+
+@lake_app.command("sync")
+def sync_command(
+    source: Annotated[str | None, typer.Argument(
+        help="s3://..., an HTTP(S) directory listing or THREDDS catalog.xml, sftp://..., "
+             "irods://zone/path or a folder.")] = None,
+    lake: LakeOption = None,
+    collection: Annotated[str | None, typer.Option(help="Collection id.")] = None,
+    domain: Annotated[Domain | None, typer.Option(help="Domain of the collection.")] = None,
+    kind: Annotated[SyncKind | None, typer.Option(help="grid or insitu.")] = None,
+    include: Annotated[str, typer.Option(help="Glob on file names.")] = "*",
+    options: SourceOptions = None,
+    all_sources: Annotated[bool, typer.Option(
+        "--all", help="Sync every registered source (lake sources add), then rebuild the "
+        "catalogue if anything changed.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
+    wait: Annotated[float, typer.Option(
+        help="Seconds to wait for another sync of the collection to finish.")] = 0.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch only the new and changed files of a remote repository and ingest them; exit 1 if
+    a file failed (the others are synced)."""
+    from .lake import sync as lake_sync
+
+    with failures_as_exit(), progress_bars() as progress:
+        if all_sources:
+            reports = lake_sync.sync_all(lake, dry_run=dry_run, wait=wait, progress=progress)
+        elif source and collection and domain and kind:
+            reports = [lake_sync.sync(lake, source, collection, domain.value, kind.value,
+                                      include=include, dry_run=dry_run, wait=wait,
+                                      storage_options=source_options(options),
+                                      progress=progress)]
+        else:
+            errors.print("[bold red]error:[/] give SOURCE with --collection, --domain and "
+                         "--kind, or --all", highlight=False)
+            raise typer.Exit(1)
+    print_sync_reports(reports, as_json)
+    if all_sources and any(r.ingested for r in reports):
+        from .catalog import build_catalog  # here, not in lake: lake must not import catalog
+
+        with failures_as_exit():
+            built = build_catalog(lake)
+        errors.print(f"catalogue: {len(built.described)} collection(s) described again, "
+                     f"{len(built.unchanged)} unchanged", highlight=False)
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+def print_sync_reports(reports, as_json: bool) -> None:
+    if as_json:
+        summaries = [r.summary() for r in reports]
+        console.print_json(json.dumps(summaries[0] if len(summaries) == 1 else summaries))
+        return
+    table = Table("collection", "source", "new", "changed", "unchanged", "failed", "bytes",
+                  title="lake sync" + (" (dry run: nothing changed)" if reports and
+                                       reports[0].dry_run else ""))
+    for r in reports:
+        table.add_row(r.collection, r.source, str(len(r.new)), str(len(r.changed)),
+                      str(len(r.unchanged)), str(len(r.failed)), f"{r.bytes_transferred:,}")
+    console.print(table)
+    for r in reports:
+        for name, reason in r.failed.items():
+            errors.print(f"[bold red]failed[/] {r.collection}/{name}: {reason}",
+                         highlight=False, soft_wrap=True)
+
+
+sources_app = typer.Typer(help="Sources that `lake sync --all` keeps collections in step with.",
+                          no_args_is_help=True)
+lake_app.add_typer(sources_app, name="sources")
+
+
+@sources_app.command("add")
+def sources_add_command(
+    source: Annotated[str, typer.Argument(help="The source URL, as for lake sync.")],
+    collection: CollectionOption,
+    domain: DomainOption,
+    kind: Annotated[SyncKind, typer.Option(help="grid or insitu.")],
+    lake: LakeOption = None,
+    include: Annotated[str, typer.Option(help="Glob on file names.")] = "*",
+    options: SourceOptions = None,
+) -> None:
+    """Register (or replace) the source of a collection."""
+    from .lake import sync as lake_sync
+
+    with failures_as_exit():
+        lake_sync.add_source(lake, lake_sync.RegisteredSource(
+            collection=collection, source=source, domain=domain.value, kind=kind.value,
+            include=include, storage_options=source_options(options)))
+    console.print(f"{collection}: syncs from {source}", highlight=False)
+
+
+@sources_app.command("list")
+def sources_list_command(lake: LakeOption = None, as_json: JsonOption = False) -> None:
+    """The registered sources."""
+    from .lake import sync as lake_sync
+
+    with failures_as_exit():
+        entries = lake_sync.list_sources(lake)
+    if as_json:
+        console.print_json(json.dumps([e.model_dump() for e in entries]))
+        return
+    table = Table("collection", "domain", "kind", "source", "include",
+                  title=f"{len(entries)} registered source(s)")
+    for e in entries:
+        table.add_row(e.collection, e.domain, e.kind, e.source, e.include)
+    console.print(table)
+
+
+@sources_app.command("remove")
+def sources_remove_command(
+    collection: Annotated[str, typer.Argument(help="Collection id.")],
+    lake: LakeOption = None,
+) -> None:
+    """Forget a collection's source (its data stays)."""
+    from .lake import sync as lake_sync
+
+    with failures_as_exit():
+        lake_sync.remove_source(lake, collection)
+    console.print(f"{collection}: no longer synced", highlight=False)
+
+
 StateOption = Annotated[Path, typer.Option(
     "--state", help="The platform's state directory (configuration, users, logs).")]
 DEFAULT_STATE = Path("var/platform")

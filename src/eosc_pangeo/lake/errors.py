@@ -83,3 +83,8 @@ class Finding:
     ok: bool
     message: str
     target: str = ""
+
+
+class SourceError(IngestError):
+    """A sync source that cannot be listed (unknown scheme, unreachable, not a listing); the
+    lake was not touched."""

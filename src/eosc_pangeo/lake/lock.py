@@ -40,6 +40,9 @@ class CollectionLock:
     collection_path
         The collection's folder; it need not exist yet (folders the lock creates on a file
         system are removed with it when they are left empty, as after a failed first ingest).
+    name
+        The lock file's name: a sync (:mod:`~eosc_pangeo.lake.sync`) holds its own lock over
+        the ingests it runs, which take the ingest lock themselves.
 
     Raises
     ------
@@ -47,9 +50,9 @@ class CollectionLock:
         On entry, when a live ingest holds the lock; the message names it and the lock file.
     """
 
-    def __init__(self, lake: Lake, collection_path: str) -> None:
+    def __init__(self, lake: Lake, collection_path: str, name: str = LOCK) -> None:
         self.lake = lake
-        self.path = f"{collection_path}/{LOCK}"
+        self.path = f"{collection_path}/{name}"
         self._created_folders: list[str] = []
         self._renewed = 0.0
 

@@ -67,6 +67,12 @@ class Source(BaseModel):
     time_end: str | None = None
     rows: int | None = Field(default=None, description="Observations taken from it (in-situ).")
     version: int = Field(description="Collection version that added it.")
+    etag: str | None = Field(default=None, description="The source's ETag (or checksum) when "
+                             "`lake sync` fetched it: with size and `modified`, how a later "
+                             "sync knows the file unchanged without downloading it.")
+    modified: str | None = Field(default=None, description="The source's modification time "
+                                 "when `lake sync` fetched it (ISO 8601, or as the server "
+                                 "gave it).")
 
 
 class Variable(BaseModel):
@@ -239,6 +245,24 @@ class SourceCheck:
         return dataclasses.replace(source, previous=known)
 
 
+def check_collection_id(collection: str, domain: str) -> None:
+    """Raise :class:`IngestError` unless ``domain`` is a domain and ``collection`` a valid id."""
+    if domain not in DOMAINS:
+        raise IngestError(f"domain {domain!r}", "is not a domain of the lake",
+                          f"use one of {', '.join(DOMAINS)}")
+    if (not collection or collection.startswith((".", "_"))
+            or not all(c.isalnum() or c in "-_." for c in collection)):
+        raise IngestError(f"collection {collection!r}", "is not a valid collection id",
+                          "use letters, digits, '-', '_' and '.', not starting with '.' or '_'")
+
+
+def check_kind(manifest: Manifest | None, collection: str, kind: str) -> None:
+    """Raise :class:`IngestError` if the collection holds the other kind of data."""
+    if manifest is not None and manifest.kind != kind:
+        raise IngestError(f"collection {collection!r}", f"holds {manifest.kind} data, not "
+                          f"{kind}", "choose another collection id")
+
+
 @contextmanager
 def collection_to_ingest(
     lake: Lake, collection: str, domain: str, kind: str, progress: Progress | None
@@ -254,13 +278,7 @@ def collection_to_ingest(
     CollectionBusy
         If another ingest is writing the collection.
     """
-    if domain not in DOMAINS:
-        raise IngestError(f"domain {domain!r}", "is not a domain of the lake",
-                          f"use one of {', '.join(DOMAINS)}")
-    if (not collection or collection.startswith((".", "_"))
-            or not all(c.isalnum() or c in "-_." for c in collection)):
-        raise IngestError(f"collection {collection!r}", "is not a valid collection id",
-                          "use letters, digits, '-', '_' and '.', not starting with '.' or '_'")
+    check_collection_id(collection, domain)
     path = lake.collection_path(domain, collection)
     with CollectionLock(lake, path) as lock:
         # Read under the lock: the version this ingest builds on cannot change any more.
@@ -268,9 +286,7 @@ def collection_to_ingest(
         if manifest is None and collection in lake.collection_ids():
             raise IngestError(f"collection {collection!r}", "exists in another domain",
                               "collection ids are unique across the lake; choose another id")
-        if manifest is not None and manifest.kind != kind:
-            raise IngestError(f"collection {collection!r}", f"holds {manifest.kind} data, not "
-                              f"{kind}", "choose another collection id")
+        check_kind(manifest, collection, kind)
         yield path, manifest, lock.renewing(progress or (lambda stage, done, total: None))
 
 

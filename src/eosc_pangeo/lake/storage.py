@@ -6,6 +6,8 @@ The layout of a lake::
     <lake>/<domain>/<collection>/map.zarr            gridded data chunked for maps
     <lake>/<domain>/<collection>/timeseries.zarr     the same data chunked for time series
     <lake>/<domain>/<collection>/observations/       in-situ data: year=YYYY/month=MM/*.parquet
+    <lake>/_sync/sources.json                        sources registered for `lake sync --all`
+    <lake>/_tmp/sync/<domain>/<collection>/          files a sync is fetching (local lakes)
 
 A collection exists once its ``_manifest.json`` does; stores and files that no manifest names are
 leftovers of an interrupted ingest and are never read.
@@ -35,6 +37,10 @@ DOMAINS: tuple[Domain, ...] = ("ocean", "atmosphere", "land", "solid-earth")
 MANIFEST = "_manifest.json"
 #: The folder of an in-situ collection's Parquet files.
 OBSERVATIONS = "observations"
+#: Registered sources of ``lake sync --all``, one file for the lake.
+SYNC_SOURCES = "_sync/sources.json"
+#: The lake's own scratch space (never read as data): sync's staging folders.
+TMP = "_tmp"
 
 
 @dataclass(frozen=True)
