@@ -95,11 +95,12 @@ def test_a_user_finds_their_jobs_in_jupyterlab_and_downloads_the_results(platfor
     page.fill("input[name=password]", platform.passwords[name])
     page.click("#login_submit")
     page.wait_for_url(f"**/user/{name}/lab**", timeout=240_000, wait_until="commit")
-    page.locator(".jp-LauncherCard", has_text="Batch jobs").click()
-    panel = page.frame_locator("iframe")
-    row = panel.locator("tr", has_text=job["id"])
-    row.get_by_text("succeeded").wait_for()
-    page.screenshot(path=str(ARTIFACTS / "04-jobs-panel.png"))
+    try:
+        page.locator(".jp-LauncherCard", has_text="Batch jobs").click()
+        row = page.frame_locator("iframe").locator("tr", has_text=job["id"])
+        row.get_by_text("succeeded").wait_for()
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "04-jobs-panel.png"))
     with page.expect_download() as download:
         row.get_by_role("link", name="results (zip)").click()
     archive = zipfile.ZipFile(io.BytesIO(Path(download.value.path()).read_bytes()))

@@ -43,7 +43,8 @@ LAUNCHER_ENTRIES = [
     {
         "title": "Batch jobs",
         "description": "Your batch jobs (eosc-pangeo run): state, logs, results to download",
-        "source": "/services/jobs/",
+        # Expanded by the extension in the user's server: the hub's prefix ("/" by default).
+        "source": "${JUPYTERHUB_BASE_URL}services/jobs/",
         "type": "url",
         "catalog": "EOSC Pangeo",
         "args": {"sandbox": ["allow-same-origin", "allow-scripts", "allow-downloads",
@@ -141,7 +142,8 @@ def write_lab_overrides(prefix: str) -> None:
     share = Path(prefix) / "share" / "jupyter"
     # jupyter-app-launcher reads YAML; JSON is YAML.
     for path, content in ((share / "lab" / "settings" / "overrides.json", LAB_OVERRIDES),
-                          (share / "jupyter_app_launcher" / "config.yaml", LAUNCHER_ENTRIES)):
+                          (share / "jupyter_app_launcher" / "jp_app_launcher_eosc_pangeo.yaml",
+                           LAUNCHER_ENTRIES)):
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(content, indent=2)
         if not path.exists() or path.read_text() != text:
