@@ -105,3 +105,10 @@ def test_a_user_finds_their_jobs_in_jupyterlab_and_downloads_the_results(platfor
         row.get_by_role("link", name="results (zip)").click()
     archive = zipfile.ZipFile(io.BytesIO(Path(download.value.path()).read_bytes()))
     assert archive.read("results/answer.txt") == b"45"
+
+    row.get_by_role("button", name="rerun").click()  # back on the page, which reloads itself
+    rows = page.frame_locator("iframe").locator("tr", has_text="answer.py")
+    rows.nth(1).wait_for()
+    rows.first.get_by_text("succeeded").wait_for(timeout=180_000)
+    newest = requests.get(jobs, headers=session.headers, timeout=60).json()["jobs"][0]
+    assert (newest["rerun_of"], newest["state"]) == (job["id"], "succeeded")

@@ -134,14 +134,22 @@ class ListHandler(JobsHandler):
 
 
 class RerunHandler(JobsHandler):
+    """JSON ``{"parameters"}`` from the API; the page's rerun button posts a form (with the
+    hub's xsrf token, which cookie-authenticated posts need) and is sent back to the page."""
+
     @web.authenticated
     def post(self, job_id: str) -> None:
         self.job_or_404(job_id)
-        body = json.loads(self.request.body or b"{}")
+        from_page = self.request.headers.get("Content-Type", "").startswith(
+            "application/x-www-form-urlencoded")
+        body = {} if from_page else json.loads(self.request.body or b"{}")
         try:
             job = api.rerun(job_id, body.get("parameters") or {}, **self.submission())
         except (ParameterError, JobError) as error:
             raise web.HTTPError(400, str(error)) from None
+        if from_page:
+            self.redirect(self.application.settings["page_url"], status=303)
+            return
         self.set_status(201)
         self.finish(job.model_dump(mode="json"))
 
@@ -201,17 +209,27 @@ class PageHandler(JobsHandler):
     @web.authenticated
     def get(self) -> None:
         rows = []
-        for job in api.list_jobs(self.settings_, self.user_name):
+        jobs = api.list_jobs(self.settings_, self.user_name)
+        # Reloaded while a job has not ended, so that its state and links appear by themselves.
+        refresh = ("<meta http-equiv='refresh' content='5'>"
+                   if any(not job.state.terminal for job in jobs) else "")
+        for job in jobs:
             links = f'<a href="api/jobs/{job.id}/log">log</a>'
             if job.state.terminal:
-                links += f' <a href="api/jobs/{job.id}/results">results (zip)</a>'
+                links += (
+                    f' <a href="api/jobs/{job.id}/results">results (zip)</a>'
+                    f' <form method="post" action="api/jobs/{job.id}/rerun" style="display:inline">'
+                    f'<input type="hidden" name="_xsrf" value="{self.xsrf_token.decode()}">'
+                    '<button type="submit">rerun</button></form>'
+                )
             rows.append(
                 "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
                     job.id, job.name, job.backend, job.state.value, job.created,
                     job.reason or "")) + f"<td>{links}</td></tr>"
             )
         self.finish(
-            "<!doctype html><html><head><meta charset='utf-8'><title>Jobs</title></head><body>"
+            f"<!doctype html><html><head><meta charset='utf-8'>{refresh}<title>Jobs</title>"
+            "</head><body>"
             f"<h1>Batch jobs of {html.escape(self.user_name)}</h1>"
             "<p>Submit with <code>eosc-pangeo run NOTEBOOK -p NAME=VALUE</code> in a terminal "
             "of your notebook server.</p><table border='1'><tr><th>id</th><th>name</th>"
@@ -239,6 +257,7 @@ def make_app(prefix: str, settings: Settings, job_python: str = sys.executable,
         cookie_secret=secrets.token_bytes(32),
         eosc_settings=settings,
         job_python=job_python,
+        page_url=prefix,
     )
 
 
