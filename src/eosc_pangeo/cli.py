@@ -734,6 +734,22 @@ def run_command(
             raise typer.Exit(1)
 
 
+@jobs_app.command("rerun")
+def jobs_rerun_command(
+    job_id: JobId,
+    parameter: Annotated[list[str] | None, typer.Option(
+        "--parameter", "-p",
+        help="NAME=VALUE instead of the first run's value; repeat for several.")] = None,
+) -> None:
+    """Run a job's notebook or script again as a new job (same input, backend and parameters,
+    but those given); print the new job's id. The first job's results stay."""
+    from . import jobs
+
+    with failures_as_exit():
+        job = jobs.jobs_backend().rerun(job_id, parameter or [])
+    print(job.id)
+
+
 @jobs_app.command("list")
 def jobs_list_command(as_json: JsonOption = False) -> None:
     """Your jobs, newest first, with their state."""

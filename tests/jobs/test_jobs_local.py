@@ -214,3 +214,35 @@ def test_jobs_of_one_user_are_not_in_the_store_of_another(settings):
     assert other.list() == []
     with pytest.raises(JobNotFound, match="user someone-else has no job"):
         other.get(mine.read().id)
+
+
+# A script job: no cluster, so that a rerun test costs seconds.
+GREETING = ("from eosc_pangeo.jobs import parameters\n"
+            "p = parameters(who='nobody', times=1)\n"
+            "open('greeting.txt', 'w').write(' '.join(['hello ' + p['who']] * p['times']))\n")
+
+
+def test_a_rerun_is_a_new_job_with_the_first_input_and_the_parameters_given(settings, tmp_path):
+    script = tmp_path / "greet.py"
+    script.write_text(GREETING)
+    first = cli("run", str(script), "-p", "who=ann", "-p", "times=2", "--backend", "local",
+                "--wait", settings=settings).stdout.strip()
+    script.write_text("raise SystemExit('edited after the run: not what reruns')\n")
+    again = cli("jobs", "rerun", first, "-p", "who=bo", settings=settings).stdout.strip()
+    assert wait(again, timeout=180, settings=settings).state == State.succeeded
+
+    greetings = {job_id: (get_results(job_id, tmp_path / job_id, settings) / "results" /
+                          "greeting.txt").read_text() for job_id in (first, again)}
+    assert greetings == {first: "hello ann hello ann", again: "hello bo hello bo"}
+    rerun = get_job(again, settings)
+    assert (rerun.rerun_of, rerun.parameters) == (first, {"who": "bo", "times": 2})
+
+
+def test_a_rerun_with_a_bad_parameter_is_refused_naming_it(settings, tmp_path):
+    script = tmp_path / "greet.py"
+    script.write_text(GREETING)
+    first = submit(script, {"times": 2}, backend="local", settings=settings)
+    refused = cli("jobs", "rerun", first.id, "-p", "times=many", settings=settings, check=False)
+    assert refused.returncode != 0 and "'times'" in refused.stderr
+    assert [job.id for job in JobStore(settings.jobs_dir).list()] == [first.id]
+    wait(first.id, timeout=180, settings=settings)

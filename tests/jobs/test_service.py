@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import pwd
+import signal
 import subprocess
 import sys
 import time
@@ -23,9 +25,10 @@ def call(platform, user: str, method: str, path: str, **kwargs) -> requests.Resp
         headers={"Authorization": f"token {platform.tokens[user]}"}, **kwargs)
 
 
-def submit_as(platform, user: str, notebook, parameters: dict) -> requests.Response:
+def submit_as(platform, user: str, notebook, parameters: dict, **fields) -> requests.Response:
     return call(platform, user, "POST", "api/jobs", json={
-        "name": notebook.name, "content": notebook.read_text(), "parameters": parameters})
+        "name": notebook.name, "content": notebook.read_text(), "parameters": parameters,
+        **fields})
 
 
 def wait_for_end(platform, user: str, job_id: str, timeout: float = 240) -> dict:
@@ -99,3 +102,117 @@ def test_the_cli_in_a_notebook_server_runs_jobs_through_the_service(platform, tm
                    check=True, timeout=120)
     assert (tmp_path / "out" / "results" / "hello.txt").read_text() == "bob"
     assert not (tmp_path / "not-used").exists(), "the job lives in the service's store"
+
+
+# Tries to write into two folders; records who it ran as, in which Python, and what it could.
+PROBE = """\
+import json, os, pwd, sys
+from eosc_pangeo.jobs import parameters
+
+folders = parameters(lake="", other_user="")
+written = {}
+for name, folder in folders.items():
+    try:
+        open(os.path.join(folder, "written-by-a-job"), "w").close()
+        written[name] = True
+    except PermissionError:
+        written[name] = False
+json.dump({"user": pwd.getpwuid(os.getuid()).pw_name, "prefix": sys.prefix,
+           "written": written}, open("probe.json", "w"))
+"""
+
+HELLO = "from eosc_pangeo.jobs import parameters\np = parameters(who='nobody')\n" \
+        "open('hello.txt', 'w').write(p['who'])\n"
+
+
+def results_of(platform, user: str, job_id: str) -> zipfile.ZipFile:
+    download = call(platform, user, "GET", f"api/jobs/{job_id}/results")
+    assert download.status_code == 200, download.text
+    return zipfile.ZipFile(io.BytesIO(download.content))
+
+
+def test_a_job_runs_as_its_users_account_and_can_write_only_what_they_can(platform, tmp_path):
+    state = platform.hub.platform
+    hello = tmp_path / "hello.py"
+    hello.write_text(HELLO)
+    bobs = submit_as(platform, BOB, hello, {}, backend="local").json()
+    bobs_store = state.jobs_directory / BOB  # another user's private folder
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    submitted = submit_as(platform, ALICE, probe,
+                          {"lake": state.lake, "other_user": str(bobs_store)}, backend="local")
+    job = wait_for_end(platform, ALICE, submitted.json()["id"])
+
+    assert job["state"] == "succeeded", job["reason"]
+    found = json.loads(results_of(platform, ALICE, job["id"]).read("results/probe.json"))
+    assert found == {"user": ALICE, "prefix": state.environment,
+                     "written": {"lake": False, "other_user": False}}
+    result = state.jobs_directory / ALICE / job["id"] / "work" / "probe.json"
+    assert result.stat().st_uid == pwd.getpwnam(ALICE).pw_uid
+    assert not (bobs_store / "written-by-a-job").exists()
+    assert wait_for_end(platform, BOB, bobs["id"])["state"] == "succeeded"
+
+
+def test_a_rerun_through_the_service_is_a_new_job_of_its_user_only(platform, tmp_path):
+    hello = tmp_path / "hello.py"
+    hello.write_text(HELLO)
+    first = submit_as(platform, BOB, hello, {"who": "bob"}, backend="local").json()
+    assert call(platform, ALICE, "POST", f"api/jobs/{first['id']}/rerun").status_code == 404
+    again = call(platform, BOB, "POST", f"api/jobs/{first['id']}/rerun",
+                 json={"parameters": {"who": "bob again"}})
+    assert again.status_code == 201, again.text
+
+    said = {}
+    for job_id in (first["id"], again.json()["id"]):
+        assert wait_for_end(platform, BOB, job_id)["state"] == "succeeded"
+        said[job_id] = results_of(platform, BOB, job_id).read("results/hello.txt").decode()
+    assert said == {first["id"]: "bob", again.json()["id"]: "bob again"}
+    assert again.json()["rerun_of"] == first["id"]
+
+
+def jobs_service_pid(platform) -> int:
+    """The jobs service of this test's hub (other hubs may run on the machine)."""
+    port = str(platform.hub.platform.ports["jobs"])
+    for entry in os.listdir("/proc"):
+        try:
+            command = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if b"eosc_pangeo.jobs.service" in command and port.encode() in command:
+            return int(entry)
+    raise AssertionError("the jobs service does not run")
+
+
+def test_jobs_outlive_a_restart_of_the_jobs_service(platform, tmp_path):
+    hello = tmp_path / "hello.py"
+    hello.write_text(HELLO)
+    ended = submit_as(platform, ALICE, hello, {"who": "before"}, backend="local").json()
+    wait_for_end(platform, ALICE, ended["id"])
+    slow = tmp_path / "slow.py"
+    slow.write_text("import time\nfrom eosc_pangeo.jobs import parameters\n"
+                    "seconds = parameters(seconds=1)['seconds']\ntime.sleep(seconds)\n"
+                    "open('slept.txt', 'w').write(str(seconds))\n")
+    running = submit_as(platform, ALICE, slow, {"seconds": 8}, backend="local").json()
+    deadline = time.monotonic() + 60
+    while call(platform, ALICE, "GET", f"api/jobs/{running['id']}").json()["state"] != "running":
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.5)
+
+    killed = jobs_service_pid(platform)
+    os.kill(killed, signal.SIGKILL)  # the worst case: no chance to clean up
+    deadline = time.monotonic() + 120  # the hub polls its managed services every 30 s
+    while True:
+        assert time.monotonic() < deadline, "the hub did not restart the jobs service"
+        try:
+            listed = call(platform, ALICE, "GET", "api/jobs")
+            if listed.status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+
+    assert jobs_service_pid(platform) != killed
+    assert {ended["id"], running["id"]} <= {job["id"] for job in listed.json()["jobs"]}
+    job = wait_for_end(platform, ALICE, running["id"])
+    assert job["state"] == "succeeded", job["reason"]
+    assert results_of(platform, ALICE, running["id"]).read("results/slept.txt") == b"8"

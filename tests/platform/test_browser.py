@@ -68,3 +68,47 @@ def test_a_user_logs_in_and_runs_the_discovery_notebook(platform, page):
     assert table.first.locator("tbody tr").count() >= 1
     assert page.locator(".jp-OutputArea-output[data-mime-type*=error]").count() == 0
     page.screenshot(path=str(ARTIFACTS / "03-results.png"), full_page=True)
+
+
+def test_a_user_finds_their_jobs_in_jupyterlab_and_downloads_the_results(platform, page):
+    import io
+    import time
+    import zipfile
+
+    import requests
+
+    name = platform.add_user("jobs")
+    session = platform.session(name)
+    jobs = f"{platform.url}/services/jobs/api/jobs"
+    script = "open('answer.txt', 'w').write(str(sum(range(10))))\n"
+    job = requests.post(jobs, headers=session.headers, timeout=60, json={
+        "name": "answer.py", "content": script, "backend": "local"}).json()
+    deadline = time.monotonic() + 180
+    while (state := requests.get(f"{jobs}/{job['id']}", headers=session.headers,
+                                 timeout=60).json()["state"]) not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, f"job {job['id']} still {state}"
+        time.sleep(1)
+    assert state == "succeeded"
+
+    page.goto(f"{platform.url}/hub/login")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", platform.passwords[name])
+    page.click("#login_submit")
+    page.wait_for_url(f"**/user/{name}/lab**", timeout=240_000, wait_until="commit")
+    try:
+        page.locator(".jp-LauncherCard", has_text="Batch jobs").click()
+        row = page.frame_locator("iframe").locator("tr", has_text=job["id"])
+        row.get_by_text("succeeded").wait_for()
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "04-jobs-panel.png"))
+    with page.expect_download() as download:
+        row.get_by_role("link", name="results (zip)").click()
+    archive = zipfile.ZipFile(io.BytesIO(Path(download.value.path()).read_bytes()))
+    assert archive.read("results/answer.txt") == b"45"
+
+    row.get_by_role("button", name="rerun").click()  # back on the page, which reloads itself
+    rows = page.frame_locator("iframe").locator("tr", has_text="answer.py")
+    rows.nth(1).wait_for()
+    rows.first.get_by_text("succeeded").wait_for(timeout=180_000)
+    newest = requests.get(jobs, headers=session.headers, timeout=60).json()["jobs"][0]
+    assert (newest["rerun_of"], newest["state"]) == (job["id"], "succeeded")

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..config import Settings, get_settings
 from . import backends
+from .accounts import Account
 from .model import BACKENDS, Job, JobError, State
 from .parameters import parse_assignments, validate_parameters
 from .store import JobDirectory, JobStore, new_job_id
@@ -21,9 +22,10 @@ COMMON_SETTINGS = ("lake", "storage_options", "catalog_url", "notebook_image",
 GATEWAY_SETTINGS = ("gateway_address", "gateway_proxy_address", "gateway_auth")
 
 
-def store_for(settings: Settings | None = None, user: str | None = None) -> JobStore:
+def store_for(settings: Settings | None = None, user: str | None = None,
+              account: Account | None = None) -> JobStore:
     settings = settings or get_settings()
-    return JobStore(settings.jobs_dir, user)
+    return JobStore(settings.jobs_dir, user, account)
 
 
 def default_backend(settings: Settings) -> str:
@@ -54,19 +56,22 @@ BASE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ", "HOME")
 
 
 def runner_environment(
-    job: Job, directory: JobDirectory, environment: dict[str, str] | None = None
+    job: Job, directory: JobDirectory, environment: dict[str, str] | None = None,
+    account: Account | None = None,
 ) -> dict[str, str]:
     """The runner's environment: credentials such as the hub token travel here, never in the
     record; plus the frozen dask configuration of batch jobs.
 
     Without ``environment``, this process's (a user's shell or notebook); with it, only
     ``environment`` over the basics of :data:`BASE_ENVIRONMENT` (a service submitting for a
-    user).
+    user), whose home and ``PATH`` are ``account``'s if given.
     """
     if environment is None:
         env = dict(os.environ)
     else:
         env = {name: os.environ[name] for name in BASE_ENVIRONMENT if name in os.environ}
+        if account is not None:
+            env.update(account.environment(fallback_home=directory.path))
         env.update(environment)
     if job.backend in backends.BATCH_SYSTEMS:
         env["DASK_CONFIG"] = str(directory.dask_config)
@@ -82,6 +87,8 @@ def submit(
     settings: Settings | None = None,
     user: str | None = None,
     environment: dict[str, str] | None = None,
+    account: Account | None = None,
+    rerun_of: Job | None = None,
 ) -> Job:
     """Run a notebook or script as a batch job; return its record (state ``queued``).
 
@@ -103,6 +110,11 @@ def submit(
     environment : dict, optional
         The runner's environment (credentials), instead of this process's; see
         :func:`runner_environment`.
+    account : Account, optional
+        The Unix account the job runs as (a root service acting for ``user``); default: this
+        process's.
+    rerun_of : Job, optional
+        The job this one reruns (see :func:`rerun`): its ``source`` is kept.
 
     Raises
     ------
@@ -125,13 +137,14 @@ def submit(
     if isinstance(parameters, list):
         parameters = parse_assignments(parameters)
     values = validate_parameters(source, parameters or {})
-    store = store_for(settings, user)
+    store = store_for(settings, user, account)
     job = Job(
         id=new_job_id(),
         user=store.user,
         name=source.name,
         kind="notebook" if source.suffix == ".ipynb" else "script",
-        source=str(source),
+        source=rerun_of.source if rerun_of else str(source),
+        rerun_of=rerun_of.id if rerun_of else None,
         parameters=values,
         backend=backend,
         workers=workers,
@@ -139,12 +152,48 @@ def submit(
     )
     directory = store.create(job)
     shutil.copy2(source, directory.input / source.name)
+    if account is not None:
+        account.own(directory.path)
     try:
-        found = backends.launch(job, directory, runner_environment(job, directory, environment))
+        found = backends.launch(job, directory,
+                                runner_environment(job, directory, environment, account), account)
     except Exception as error:
         directory.update(state=State.failed, reason=f"submission failed: {error}")
         raise
     return directory.update(**found)
+
+
+def rerun(
+    job_id: str,
+    parameters: dict[str, Any] | list[str] | None = None,
+    *,
+    settings: Settings | None = None,
+    user: str | None = None,
+    environment: dict[str, str] | None = None,
+    account: Account | None = None,
+) -> Job:
+    """Run a job's notebook or script again, as submitted, as a new job.
+
+    The new job has its own id and directory (the first one's results stay as they are), the
+    same backend and workers, and the first one's parameters with ``parameters`` over them;
+    it runs with this session's settings (lake, gateway), like any new submission. Other
+    arguments as :func:`submit`.
+    """
+    first_directory = store_for(settings, user).directory(job_id)
+    first = first_directory.read()
+    if isinstance(parameters, list):
+        parameters = parse_assignments(parameters)
+    return submit(
+        first_directory.input / first.name,
+        {**first.parameters, **(parameters or {})},
+        backend=first.backend,
+        workers=first.workers,
+        settings=settings,
+        user=user,
+        environment=environment,
+        account=account,
+        rerun_of=first,
+    )
 
 
 def reconcile(directory: JobDirectory) -> Job:

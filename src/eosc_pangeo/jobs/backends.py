@@ -23,6 +23,7 @@ from pathlib import Path
 import dask.config
 import yaml
 
+from .accounts import Account
 from .model import Job, JobError
 from .store import JobDirectory
 
@@ -38,8 +39,14 @@ def worker_job_name(job: Job) -> str:
     return f"{batch_job_name(job)}-w"
 
 
-def runner_command(directory: JobDirectory) -> list[str]:
-    return [sys.executable, "-m", "eosc_pangeo.jobs.runner", str(directory.path)]
+def runner_command(directory: JobDirectory, account: Account | None = None) -> list[str]:
+    python = account.python if account is not None else sys.executable
+    return [python, "-m", "eosc_pangeo.jobs.runner", str(directory.path)]
+
+
+def as_account(account: Account | None) -> dict:
+    """Popen options that run a command as ``account`` (none: as this process's user)."""
+    return account.process_options() if account is not None else {}
 
 
 # --- local processes -------------------------------------------------------------------------
@@ -62,17 +69,20 @@ def process_start_time(pid: int) -> str | None:
     return fields[19]
 
 
-def launch_local(job: Job, directory: JobDirectory, env: dict[str, str]) -> dict[str, str]:
-    """Start the runner detached (own session: it survives this command and the terminal)."""
+def launch_local(job: Job, directory: JobDirectory, env: dict[str, str],
+                 account: Account | None = None) -> dict[str, str]:
+    """Start the runner detached (own session: it survives this command, the terminal and a
+    restart of the jobs service), as ``account`` if given."""
     with open(directory.log, "ab") as log:
         process = subprocess.Popen(
-            runner_command(directory),
+            runner_command(directory, account),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=directory.work,
             env=env,
             start_new_session=True,
+            **as_account(account),
         )
     return {"native_id": str(process.pid), "process_start": process_start_time(process.pid)}
 
@@ -85,7 +95,7 @@ def local_runner_alive(job: Job) -> bool:
 # --- batch systems ---------------------------------------------------------------------------
 
 
-def batch_job(job: Job, directory: JobDirectory):
+def batch_job(job: Job, directory: JobDirectory, account: Account | None = None):
     """dask-jobqueue's job object for the runner of ``job``, with the site's settings."""
     from dask_jobqueue.pbs import PBSJob
     from dask_jobqueue.slurm import SLURMJob
@@ -105,7 +115,7 @@ def batch_job(job: Job, directory: JobDirectory):
     )
     # dask-jobqueue writes scripts that start a worker; its header, prologue and submission are
     # what we want, its command is not, and it has no public way to change it.
-    batch._command_template = "exec " + shlex.join(runner_command(directory)) + (
+    batch._command_template = "exec " + shlex.join(runner_command(directory, account)) + (
         f" >> {shlex.quote(str(directory.log))} 2>&1"
     )
     return batch
@@ -144,13 +154,18 @@ def run_command(command: list[str], **kwargs) -> subprocess.CompletedProcess:
         ) from None
 
 
-def submit_batch(job: Job, directory: JobDirectory, env: dict[str, str]) -> dict[str, str]:
+def submit_batch(job: Job, directory: JobDirectory, env: dict[str, str],
+                 account: Account | None = None) -> dict[str, str]:
+    """Submit the runner's batch script, as ``account`` if given (the batch system then runs
+    the job as that user)."""
     snapshot_jobqueue_config(job, directory)
-    batch = batch_job(job, directory)
+    batch = batch_job(job, directory, account)
     script = directory.path / "batch.sh"
     script.write_text(batch.job_script())
+    if account is not None:
+        account.own(directory.path)
     command = shlex.split(batch.submit_command) + [str(script)]
-    result = run_command(command, env=env, cwd=directory.work)
+    result = run_command(command, env=env, cwd=directory.work, **as_account(account))
     if result.returncode != 0:
         raise JobError(f"{command[0]} refused the job: {result.stderr.strip() or result.stdout}")
     return {"native_id": batch._job_id_from_submit_output(result.stdout)}
@@ -188,11 +203,13 @@ def batch_worker_jobs(job: Job) -> list[str]:
 # --- one interface over both -----------------------------------------------------------------
 
 
-def launch(job: Job, directory: JobDirectory, env: dict[str, str]) -> dict[str, str]:
-    """Start the job's runner; returns the record fields that find it again."""
+def launch(job: Job, directory: JobDirectory, env: dict[str, str],
+           account: Account | None = None) -> dict[str, str]:
+    """Start the job's runner (as ``account`` if given); returns the record fields that find
+    it again."""
     if job.backend in BATCH_SYSTEMS:
-        return submit_batch(job, directory, env)
-    return launch_local(job, directory, env)
+        return submit_batch(job, directory, env, account)
+    return launch_local(job, directory, env, account)
 
 
 def runner_alive(job: Job) -> bool | None:

@@ -54,6 +54,17 @@ def submit(path: str | Path, parameters: dict[str, Any] | list[str] | None = Non
     return Job.model_validate(call(settings, "POST", "api/jobs", json=body).json())
 
 
+def rerun(job_id: str, parameters: dict[str, Any] | list[str] | None = None, *,
+          settings: Settings | None = None) -> Job:
+    from .parameters import parse_assignments
+
+    if isinstance(parameters, list):
+        parameters = parse_assignments(parameters)
+    response = call(settings or get_settings(), "POST", f"api/jobs/{job_id}/rerun",
+                    json={"parameters": parameters or {}})
+    return Job.model_validate(response.json())
+
+
 def get_job(job_id: str, settings: Settings | None = None) -> Job:
     return Job.model_validate(call(settings or get_settings(), "GET", f"api/jobs/{job_id}").json())
 

@@ -59,6 +59,7 @@ class Job(BaseModel):
     name: str = Field(description="File name of the notebook or script that runs.")
     kind: Literal["notebook", "script"]
     source: str = Field(description="Where the notebook or script was submitted from.")
+    rerun_of: str | None = Field(default=None, description="The job this one reruns.")
     parameters: dict[str, Any] = Field(default_factory=dict)
     backend: Backend
     workers: int | None = Field(

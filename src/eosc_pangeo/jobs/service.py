@@ -7,7 +7,13 @@ Run by JupyterHub as a managed service (see :func:`eosc_pangeo.platform.hub.add_
 Everything is per user: requests are authenticated by the hub (API token or OAuth cookie, through
 ``jupyterhub.services.auth``) and reach only the store of the user who makes them. A job
 submitted here runs with a token of its user that the service asks the hub for, scoped to what a
-job needs (the Dask Gateway), never with the service's own token.
+job needs (the Dask Gateway), never with the service's own token. Run as root (as the hub runs
+it), the service starts each job as its user's Unix account, in the users' Python environment
+(``--python``): what the job writes is the user's, and it can write only what the user can.
+
+The service keeps nothing in memory: the job store is the state, so a restarted service lists
+every job, and jobs that ran meanwhile (their runners are not its children's children: they lead
+their own sessions) have gone on running and recorded how they ended.
 
 API (below the service's prefix, e.g. ``/services/jobs/``):
 
@@ -17,6 +23,8 @@ POST     ``api/jobs``                 submit ``{"name", "content", "parameters",
                                       "workers"}``; 201 with the job
 GET      ``api/jobs/<id>``            one job
 POST     ``api/jobs/<id>/cancel``     cancel it
+POST     ``api/jobs/<id>/rerun``      run it again as a new job, ``{"parameters"}`` over
+                                      its own; 201 with the new job
 GET      ``api/jobs/<id>/log``        its log (text)
 GET      ``api/jobs/<id>/results``    executed notebook, results, logs, provenance (zip)
 GET      ````                         a page listing the jobs with download links
@@ -28,8 +36,10 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import secrets
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -40,6 +50,7 @@ from tornado import ioloop, web
 
 from ..config import Settings
 from . import api
+from .accounts import Account
 from .model import JobError, JobNotFound, ParameterError
 
 SERVICE_NAME = "jobs"
@@ -76,6 +87,20 @@ class JobsHandler(HubOAuthenticated, web.RequestHandler):
         response.raise_for_status()
         return response.json()["token"]
 
+    def account(self) -> Account | None:
+        """The Unix account the user's jobs run as: theirs when the service runs as root."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            return Account.of(self.user_name, self.application.settings["job_python"])
+        except JobError as error:
+            raise web.HTTPError(403, str(error)) from None
+
+    def submission(self) -> dict:
+        """What every submission for the user gets: their account, and a token of theirs."""
+        return {"settings": self.settings_, "user": self.user_name, "account": self.account(),
+                "environment": {"JUPYTERHUB_API_TOKEN": self.job_token()}}
+
     def job_or_404(self, job_id: str):
         try:
             return api.get_job(job_id, self.settings_, self.user_name)
@@ -95,22 +120,36 @@ class ListHandler(JobsHandler):
         name = Path(body.get("name", "")).name
         if not name or not isinstance(body.get("content"), str):
             raise web.HTTPError(400, "give the notebook or script as {'name', 'content'}")
-        token = self.job_token()
         with tempfile.TemporaryDirectory() as staging:
             source = Path(staging) / name
             source.write_text(body["content"])
             try:
-                job = api.submit(
-                    source,
-                    body.get("parameters") or {},
-                    backend=body.get("backend"),
-                    workers=body.get("workers"),
-                    settings=self.settings_,
-                    user=self.user_name,
-                    environment={"JUPYTERHUB_API_TOKEN": token},
-                )
+                job = api.submit(source, body.get("parameters") or {},
+                                 backend=body.get("backend"), workers=body.get("workers"),
+                                 **self.submission())
             except (ParameterError, JobError) as error:
                 raise web.HTTPError(400, str(error)) from None
+        self.set_status(201)
+        self.finish(job.model_dump(mode="json"))
+
+
+class RerunHandler(JobsHandler):
+    """JSON ``{"parameters"}`` from the API; the page's rerun button posts a form (with the
+    hub's xsrf token, which cookie-authenticated posts need) and is sent back to the page."""
+
+    @web.authenticated
+    def post(self, job_id: str) -> None:
+        self.job_or_404(job_id)
+        from_page = self.request.headers.get("Content-Type", "").startswith(
+            "application/x-www-form-urlencoded")
+        body = {} if from_page else json.loads(self.request.body or b"{}")
+        try:
+            job = api.rerun(job_id, body.get("parameters") or {}, **self.submission())
+        except (ParameterError, JobError) as error:
+            raise web.HTTPError(400, str(error)) from None
+        if from_page:
+            self.redirect(self.application.settings["page_url"], status=303)
+            return
         self.set_status(201)
         self.finish(job.model_dump(mode="json"))
 
@@ -170,17 +209,27 @@ class PageHandler(JobsHandler):
     @web.authenticated
     def get(self) -> None:
         rows = []
-        for job in api.list_jobs(self.settings_, self.user_name):
+        jobs = api.list_jobs(self.settings_, self.user_name)
+        # Reloaded while a job has not ended, so that its state and links appear by themselves.
+        refresh = ("<meta http-equiv='refresh' content='5'>"
+                   if any(not job.state.terminal for job in jobs) else "")
+        for job in jobs:
             links = f'<a href="api/jobs/{job.id}/log">log</a>'
             if job.state.terminal:
-                links += f' <a href="api/jobs/{job.id}/results">results (zip)</a>'
+                links += (
+                    f' <a href="api/jobs/{job.id}/results">results (zip)</a>'
+                    f' <form method="post" action="api/jobs/{job.id}/rerun" style="display:inline">'
+                    f'<input type="hidden" name="_xsrf" value="{self.xsrf_token.decode()}">'
+                    '<button type="submit">rerun</button></form>'
+                )
             rows.append(
                 "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
                     job.id, job.name, job.backend, job.state.value, job.created,
                     job.reason or "")) + f"<td>{links}</td></tr>"
             )
         self.finish(
-            "<!doctype html><html><head><meta charset='utf-8'><title>Jobs</title></head><body>"
+            f"<!doctype html><html><head><meta charset='utf-8'>{refresh}<title>Jobs</title>"
+            "</head><body>"
             f"<h1>Batch jobs of {html.escape(self.user_name)}</h1>"
             "<p>Submit with <code>eosc-pangeo run NOTEBOOK -p NAME=VALUE</code> in a terminal "
             "of your notebook server.</p><table border='1'><tr><th>id</th><th>name</th>"
@@ -189,7 +238,8 @@ class PageHandler(JobsHandler):
         )
 
 
-def make_app(prefix: str, settings: Settings) -> web.Application:
+def make_app(prefix: str, settings: Settings, job_python: str = sys.executable,
+             ) -> web.Application:
     prefix = prefix.rstrip("/") + "/"
     job = r"(\d{8}T\d{6}-[0-9a-f]{6})"
     return web.Application(
@@ -199,12 +249,15 @@ def make_app(prefix: str, settings: Settings) -> web.Application:
             (url_path_join(prefix, "api/jobs"), ListHandler),
             (url_path_join(prefix, f"api/jobs/{job}"), JobHandler),
             (url_path_join(prefix, f"api/jobs/{job}/cancel"), CancelHandler),
+            (url_path_join(prefix, f"api/jobs/{job}/rerun"), RerunHandler),
             (url_path_join(prefix, f"api/jobs/{job}/log"), LogHandler),
             (url_path_join(prefix, f"api/jobs/{job}/results"), ResultsHandler),
             (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
         ],
         cookie_secret=secrets.token_bytes(32),
         eosc_settings=settings,
+        job_python=job_python,
+        page_url=prefix,
     )
 
 
@@ -214,9 +267,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--prefix", default=f"/services/{SERVICE_NAME}/")
     parser.add_argument("--jobs-dir", required=True)
+    parser.add_argument("--python", default=sys.executable,
+                        help="interpreter jobs run with (the users' environment's)")
     arguments = parser.parse_args()
     settings = Settings(jobs_dir=arguments.jobs_dir)
-    make_app(arguments.prefix, settings).listen(arguments.port, address=arguments.ip)
+    make_app(arguments.prefix, settings, arguments.python).listen(arguments.port,
+                                                                  address=arguments.ip)
     ioloop.IOLoop.current().start()
 
 

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .accounts import Account
 from .model import TRANSITIONS, Job, JobError, JobNotFound, State, utcnow
 
 RECORD = "job.json"
@@ -42,10 +43,19 @@ def new_job_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
+def give_to_folder_owner(fd: int, folder: Path) -> None:
+    """As root (the jobs service acting for a user), make a new file of a job the job's user's,
+    so that the job, which runs as that user, can go on updating it."""
+    if os.geteuid() == 0:
+        owner = folder.stat()
+        os.fchown(fd, owner.st_uid, owner.st_gid)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text``: readers see the old or the new file, never a part."""
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        give_to_folder_owner(fd, path.parent)
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()
@@ -78,6 +88,7 @@ class JobDirectory:
     @contextmanager
     def locked(self) -> Iterator[None]:
         with open(self.path / LOCK, "a") as lock:
+            give_to_folder_owner(lock.fileno(), self.path)
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
@@ -115,13 +126,18 @@ class JobStore:
         The store of all users (``Settings.jobs_dir``); on HPC a file system the batch nodes see.
     user : str, optional
         Whose jobs; default: the user running this process.
+    account : Account, optional
+        The user's Unix account, when a root process acts for them: their store and jobs are
+        theirs (mode 700), below a ``root`` that others may cross but not list.
     """
 
-    def __init__(self, root: str | Path, user: str | None = None):
+    def __init__(self, root: str | Path, user: str | None = None,
+                 account: Account | None = None):
         self.user = user or getpass.getuser()
         if not self.user or "/" in self.user or self.user.startswith("."):
             raise JobError(f"{self.user!r} is not a user name a job store can hold")
         self.root = Path(root).expanduser() / self.user
+        self.account = account
 
     def directory(self, job_id: str) -> JobDirectory:
         if not JOB_ID.match(job_id):
@@ -139,10 +155,16 @@ class JobStore:
     def create(self, job: Job) -> JobDirectory:
         """Make the job's directory with its record; the id must be new."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.account is not None:
+            self.root.parent.chmod(0o711)
+            os.chown(self.root, self.account.uid, self.account.gid)
         directory = JobDirectory(self.root / job.id)
         directory.path.mkdir(mode=0o700)  # fails if the id exists: never reuse a directory
         for sub in (directory.input, directory.work, directory.logs):
             sub.mkdir()
+        directory.log.touch()
+        if self.account is not None:
+            self.account.own(directory.path)
         directory.write(job)
         return directory
 

@@ -37,6 +37,21 @@ LAB_OVERRIDES = {
     "@jupyterlab/extensionmanager-extension:plugin": {"enabled": False},
 }
 
+# JupyterLab launcher entries (jupyter-app-launcher): the hub's jobs page as a panel, whose
+# results links download in the browser (hence the iframe's allow-downloads).
+LAUNCHER_ENTRIES = [
+    {
+        "title": "Batch jobs",
+        "description": "Your batch jobs (eosc-pangeo run): state, logs, results to download",
+        # Expanded by the extension in the user's server: the hub's prefix ("/" by default).
+        "source": "${JUPYTERHUB_BASE_URL}services/jobs/",
+        "type": "url",
+        "catalog": "EOSC Pangeo",
+        "args": {"sandbox": ["allow-same-origin", "allow-scripts", "allow-downloads",
+                             "allow-forms", "allow-popups"]},
+    },
+]
+
 
 def readable_by_others(path: str | os.PathLike) -> bool:
     """True if any user can reach ``path``: every directory above it is world-searchable and it
@@ -122,10 +137,14 @@ def _install(project: Path, prefix: Path) -> None:
 
 
 def write_lab_overrides(prefix: str) -> None:
-    """JupyterLab's settings overrides for the environment at ``prefix`` (see LAB_OVERRIDES)."""
-    settings = Path(prefix) / "share" / "jupyter" / "lab" / "settings"
-    settings.mkdir(parents=True, exist_ok=True)
-    overrides = settings / "overrides.json"
-    text = json.dumps(LAB_OVERRIDES, indent=2)
-    if not overrides.exists() or overrides.read_text() != text:
-        overrides.write_text(text)
+    """JupyterLab's settings overrides and launcher entries for the environment at ``prefix``
+    (see LAB_OVERRIDES, LAUNCHER_ENTRIES)."""
+    share = Path(prefix) / "share" / "jupyter"
+    # jupyter-app-launcher reads YAML; JSON is YAML.
+    for path, content in ((share / "lab" / "settings" / "overrides.json", LAB_OVERRIDES),
+                          (share / "jupyter_app_launcher" / "jp_app_launcher_eosc_pangeo.yaml",
+                           LAUNCHER_ENTRIES)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(content, indent=2)
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)

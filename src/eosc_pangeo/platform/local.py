@@ -170,6 +170,11 @@ class PlatformState:
         return f"{self.url}/services/eosc-data"
 
     @property
+    def jobs_directory(self) -> Path:
+        """The job store: where users' jobs, which run as them, can reach their own folder."""
+        return Path(self.shared_directory) / "jobs"
+
+    @property
     def data_policy(self) -> Path:
         return self.state / "data-policy.yaml"
 
@@ -369,7 +374,8 @@ def configure_hub(c, platform: PlatformState) -> None:
         url=f"http://127.0.0.1:{platform.ports['jobs']}",
         public_url=f"{platform.url}/services/jobs",
         command=[sys.executable, "-m", "eosc_pangeo.jobs.service", "--port",
-                 str(platform.ports["jobs"]), "--jobs-dir", str(state / "jobs")],
+                 str(platform.ports["jobs"]), "--jobs-dir", str(platform.jobs_directory),
+                 "--python", os.path.join(platform.environment, "bin", "python")],
         # Jobs submitted in the hub read its lake and start their clusters on its gateway.
         environment={"EOSC_PANGEO_LAKE": platform.lake, **notebook_environment(
             platform.gateway_address, platform.scheduler_address, platform.environment)},
