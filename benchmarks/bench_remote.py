@@ -118,12 +118,13 @@ def download(base: str, files: list[Path], into: Path) -> int:
     return received
 
 
-def compressed_size(values: np.ndarray, dtype) -> int:
-    """Bytes of ``values`` encoded as the lake stores them (Blosc-zstd level 1, shuffled)."""
+def compressed_size(stored: np.ndarray) -> int:
+    """Bytes of the ``stored`` values (packed, as the lake keeps them) compressed as the lake
+    compresses them (Blosc-zstd level 1, shuffled)."""
     from numcodecs import Blosc
 
     codec = Blosc(cname="zstd", clevel=1, shuffle=Blosc.SHUFFLE)
-    return len(codec.encode(np.ascontiguousarray(values.astype(dtype))))
+    return len(codec.encode(np.ascontiguousarray(stored)))
 
 
 def timed(func):
@@ -143,7 +144,8 @@ def main() -> None:
     url, stop = serve(counting)
     sources = file_server(files[0].parent)
     local = open_grid(lake_url, COLLECTION, chunking="map")
-    stored = local.analysed_sst.encoding.get("dtype", local.analysed_sst.dtype)
+    # The packed integers themselves, for the slice's compressed size.
+    packed = open_grid(lake_url, COLLECTION, chunking="map", mask_and_scale=False).analysed_sst
     lat, lon = bench_timeseries.ocean_points(files[0], 1)[0]
     print(f"# {len(files)} daily files, {common.total_bytes(files) / 1e6:.0f} MB; point "
           f"({lat}, {lon}); box {BOX_DEGREES} deg x {BOX_DAYS} days; loopback")
@@ -164,8 +166,9 @@ def main() -> None:
             folder = Path(scratch) / name.replace(" ", "-")
             folder.mkdir()
             downloaded, baseline = timed(lambda f=folder, n=needed: download(sources, n, f))
-            slice_bytes = compressed_size(wanted.values, stored)
+            slice_bytes = compressed_size(selection(packed).values)
             common.report(f"{name} download sources (bytes)", downloaded / 1e6, "MB")
+            print(f"#   the slice: {wanted.size} values, {slice_bytes} bytes compressed")
             for method, opener in (
                 ("zarr map", lambda: xr.open_zarr(f"{url}/zarr/{COLLECTION}")),
                 ("zarr-timeseries", lambda: xr.open_zarr(f"{url}/zarr-timeseries/{COLLECTION}")),
