@@ -14,13 +14,17 @@ against the baseline without a service: download every source file that holds th
 them for a series, 30 for the box) over HTTP from a plain file server, then read them. The
 bytes of each are also set against the slice's compressed size (the slice alone, encoded as the
 lake stores it: Blosc-zstd level 1 of its values). Last, 10 clients at once ask EDR position
-queries at random points: requests per second against one client alone.
+queries at random points: requests per second against one client alone, in the process above,
+then against ``eosc-pangeo serve-data --workers 1`` and ``--workers N`` (N = the CPU count).
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
+import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +35,7 @@ import common
 import numpy as np
 import requests
 import xarray as xr
+import yaml
 
 from eosc_pangeo.access import AccessPolicy, create_app
 from eosc_pangeo.lake import open_grid
@@ -80,6 +85,29 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def serve_data(lake: str, workers: int, folder: Path) -> tuple[str, subprocess.Popen]:
+    """``eosc-pangeo serve-data --workers N`` on ``lake``, everything public, no limits."""
+    from eosc_pangeo.platform.local import free_ports
+
+    policy = folder / "policy.yaml"
+    policy.write_text(yaml.safe_dump({"public": ["*"], "limits": {
+        "max_response_bytes": 2**31 - 1, "anonymous_requests_per_minute": 10**6}}))
+    (port,) = free_ports(1)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eosc_pangeo", "serve-data", "--lake", lake, "--port", str(port),
+         "--workers", str(workers), "--policy", str(policy)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if requests.get(f"{url}/openapi.json", timeout=5).ok:
+                return url, process
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"serve-data --workers {workers} did not start")
+
+
 def download(base: str, files: list[Path], into: Path) -> int:
     """Download ``files`` from the file server; return the bytes received."""
     received = 0
@@ -90,12 +118,13 @@ def download(base: str, files: list[Path], into: Path) -> int:
     return received
 
 
-def compressed_size(values: np.ndarray, dtype) -> int:
-    """Bytes of ``values`` encoded as the lake stores them (Blosc-zstd level 1, shuffled)."""
+def compressed_size(stored: np.ndarray) -> int:
+    """Bytes of the ``stored`` values (packed, as the lake keeps them) compressed as the lake
+    compresses them (Blosc-zstd level 1, shuffled)."""
     from numcodecs import Blosc
 
     codec = Blosc(cname="zstd", clevel=1, shuffle=Blosc.SHUFFLE)
-    return len(codec.encode(np.ascontiguousarray(values.astype(dtype))))
+    return len(codec.encode(np.ascontiguousarray(stored)))
 
 
 def timed(func):
@@ -115,7 +144,8 @@ def main() -> None:
     url, stop = serve(counting)
     sources = file_server(files[0].parent)
     local = open_grid(lake_url, COLLECTION, chunking="map")
-    stored = local.analysed_sst.encoding.get("dtype", local.analysed_sst.dtype)
+    # The packed integers themselves, for the slice's compressed size.
+    packed = open_grid(lake_url, COLLECTION, chunking="map", mask_and_scale=False).analysed_sst
     lat, lon = bench_timeseries.ocean_points(files[0], 1)[0]
     print(f"# {len(files)} daily files, {common.total_bytes(files) / 1e6:.0f} MB; point "
           f"({lat}, {lon}); box {BOX_DEGREES} deg x {BOX_DAYS} days; loopback")
@@ -136,8 +166,9 @@ def main() -> None:
             folder = Path(scratch) / name.replace(" ", "-")
             folder.mkdir()
             downloaded, baseline = timed(lambda f=folder, n=needed: download(sources, n, f))
-            slice_bytes = compressed_size(wanted.values, stored)
+            slice_bytes = compressed_size(selection(packed).values)
             common.report(f"{name} download sources (bytes)", downloaded / 1e6, "MB")
+            print(f"#   the slice: {wanted.size} values, {slice_bytes} bytes compressed")
             for method, opener in (
                 ("zarr map", lambda: xr.open_zarr(f"{url}/zarr/{COLLECTION}")),
                 ("zarr-timeseries", lambda: xr.open_zarr(f"{url}/zarr-timeseries/{COLLECTION}")),
@@ -162,21 +193,36 @@ def main() -> None:
     points = [(float(y), float(x)) for y, x in zip(rng.uniform(-60, 60, QUERIES),
                                                     rng.uniform(-180, 180, QUERIES), strict=True)]
 
-    def position(point) -> None:
-        response = requests.get(f"{url}/edr/{COLLECTION}/position", timeout=120, params={
-            "coords": f"POINT({point[1]} {point[0]})", "parameter-name": "analysed_sst",
-            "f": "csv"})
-        response.raise_for_status()
+    def throughput(base: str, clients: int) -> float:
+        def position(point) -> None:
+            response = requests.get(f"{base}/edr/{COLLECTION}/position", timeout=120, params={
+                "coords": f"POINT({point[1]} {point[0]})", "parameter-name": "analysed_sst",
+                "f": "csv"})
+            response.raise_for_status()
 
-    for clients in (1, CLIENTS):
         with ThreadPoolExecutor(clients) as pool:
-            _, seconds = timed(lambda c=clients, p=pool: list(p.map(position, points)))
-        rate = QUERIES / seconds
-        if clients == 1:
-            alone = rate
-        common.report(f"EDR position queries, {clients} clients", rate, "req/s",
-                      baseline=None if clients == 1 else alone, higher_is_better=True)
+            _, seconds = timed(lambda: list(pool.map(position, points)))
+        return QUERIES / seconds
+
+    alone = throughput(url, 1)
+    common.report("EDR position queries, 1 client", alone, "req/s")
+    common.report(f"EDR position queries, {CLIENTS} clients", throughput(url, CLIENTS), "req/s",
+                  baseline=alone, higher_is_better=True)
     stop()
+    workers = os.cpu_count() or 1
+    with common.scratch_dir("remote-workers") as scratch:
+        rates = {}
+        for count in sorted({1, workers}):
+            base, process = serve_data(lake_url, count, Path(scratch))
+            try:
+                throughput(base, CLIENTS)  # each worker opens the collection once
+                rates[count] = throughput(base, CLIENTS)
+            finally:
+                process.terminate()
+                process.wait(timeout=60)
+            common.report(f"EDR position queries, {CLIENTS} clients, serve-data --workers "
+                          f"{count}", rates[count], "req/s",
+                          baseline=None if count == 1 else rates[1], higher_is_better=True)
 
 
 if __name__ == "__main__":

@@ -602,6 +602,9 @@ def serve_data_command(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8090,
     prefix: Annotated[str, typer.Option(help="URL prefix, e.g. /services/eosc-data.")] = "",
+    workers: Annotated[int, typer.Option(
+        help="Worker processes (they share the port and the rate limits); about one per core.")
+    ] = 1,
 ) -> None:
     """Serve the lake to clients outside the hub: Zarr over HTTP, OPeNDAP, EDR, GeoParquet."""
     from .access import AccessPolicy
@@ -610,11 +613,11 @@ def serve_data_command(
 
     try:
         access = AccessPolicy.from_file(policy) if policy else None
+        with failures_as_exit():
+            serve(lake, policy=access, host=host, port=port, prefix=prefix, workers=workers)
     except AccessError as error:
         errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    with failures_as_exit():
-        serve(lake, policy=access, host=host, port=port, prefix=prefix)
 
 
 @catalog_app.command("harvest")

@@ -4,8 +4,10 @@ that says what to do."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import shutil
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -74,6 +76,59 @@ def test_netcdf_c_reads_an_opendap_hyperslab_equal_to_the_lake(lake, service):
         values = remote["analysed_sst"][2:5, 10:30, 100:140]
     local = open_grid(lake, "sst").analysed_sst[2:5, 10:30, 100:140].values
     np.testing.assert_array_equal(np.ma.filled(values, np.nan), local)
+
+
+def test_opendap_sends_packed_values_as_stored_with_their_scale_and_fill(lake, service):
+    from pydap.client import open_url
+
+    remote = open_url(f"{service}/opendap/sst", output_grid=False)["analysed_sst"]
+    stored = open_grid(lake, "sst", mask_and_scale=False).analysed_sst
+    assert stored.dtype == np.int16
+    assert remote.dtype.kind == "i" and remote.dtype.itemsize == 2  # big-endian, as XDR is
+    for name in ("scale_factor", "add_offset", "_FillValue"):
+        assert remote.attributes[name] == stored.attrs[name], name
+    np.testing.assert_array_equal(np.asarray(remote[2:5, 10:30, 100:140].data),
+                                  stored[2:5, 10:30, 100:140].values)
+
+
+def test_xarray_decodes_opendaps_packed_values_to_the_lakes_including_gaps(lake, service):
+    remote = xr.open_dataset(f"{service}/opendap/sst", engine="pydap").analysed_sst[0]
+    local = open_grid(lake, "sst").analysed_sst[0].values
+    assert np.isnan(local).any()  # land: the fill value must come back as NaN
+    np.testing.assert_array_equal(remote.values, local)
+
+
+@pytest.mark.parametrize("accept, coding", [
+    ("gzip, deflate", "gzip"),
+    ("deflate, gzip", "deflate"),  # what netCDF-C sends with HTTP.DEFLATE=1
+    ("gzip;q=0, deflate;q=0.5", "deflate"),
+    ("identity", None),
+])
+def test_subsets_are_compressed_in_a_coding_the_client_accepts(service, accept, coding):
+    url = f"{service}/opendap/sst.dods?analysed_sst[0:1:2][0:1:30][0:1:60]"
+    plain = requests.get(url, headers={"Accept-Encoding": "identity"}, timeout=30)
+    response = requests.get(url, headers={"Accept-Encoding": accept}, timeout=30, stream=True)
+    assert response.headers.get("Content-Encoding") == coding
+    wire = response.raw.read(decode_content=False)
+    assert response.raw.tell() == len(wire)
+    if coding:
+        assert len(wire) < len(plain.content) / 2
+    decode = {"gzip": gzip.decompress, "deflate": zlib.decompress, None: bytes}[coding]
+    assert decode(wire) == plain.content
+
+
+def test_zarr_metadata_is_compressed_but_chunks_are_sent_as_stored(lake, service):
+    headers = {"Accept-Encoding": "gzip"}
+    metadata = requests.get(f"{service}/zarr/sst/zarr.json", headers=headers, timeout=30)
+    assert metadata.headers["Content-Encoding"] == "gzip"
+    assert metadata.content == open(lake.path("ocean", "sst", "map.zarr", "zarr.json"),
+                                    "rb").read()
+    chunk = requests.get(f"{service}/zarr/sst/analysed_sst/c/0/0/0", headers=headers,
+                         timeout=30)
+    assert "Content-Encoding" not in chunk.headers
+    stored = open(lake.path("ocean", "sst", "map.zarr", "analysed_sst", "c", "0", "0", "0"),
+                  "rb").read()
+    assert int(chunk.headers["Content-Length"]) == len(chunk.content) == len(stored)
 
 
 def test_edr_position_gives_the_nearest_cells_series(lake, service):
@@ -198,11 +253,16 @@ def test_a_client_over_its_rate_is_told_when_to_come_back(lake, serve):
 # --- limits and bad input ---------------------------------------------------------------------
 
 
-def test_an_opendap_request_over_the_size_limit_is_413_saying_how_to_split(service):
-    response = requests.get(f"{service}/opendap/sst.dods", timeout=30)
+def test_an_opendap_request_over_the_size_limit_is_413_saying_how_to_split(lake, serve):
+    # The limit counts the packed values sent: 2 bytes each for the demo's SST.
+    with serve(create_app(lake, policy(max_response_bytes=300_000))) as url:
+        response = requests.get(f"{url}/opendap/sst.dods", timeout=30)
+        within = requests.get(f"{url}/opendap/sst.dods?analysed_sst[0:1:8][0:1:89][0:1:179]",
+                              timeout=30)
     assert response.status_code == 413
     detail = response.json()["detail"]
-    assert "limit of 2.0 MB" in detail and "hyperslabs" in detail
+    assert "limit of 0.3 MB" in detail and "hyperslabs" in detail
+    assert within.status_code == 200  # 9 x 90 x 180 values: 291,600 bytes
 
 
 def test_an_edr_request_over_the_size_limit_is_413(service):

@@ -144,6 +144,10 @@ def build_network(tmp_path, monkeypatch, chart, values) -> Network:
         Pod("proxy", {"component": "proxy", "app.kubernetes.io/instance": RELEASE,
                       "hub.jupyter.org/network-access-hub": "true",
                       "hub.jupyter.org/network-access-singleuser": "true"}, next(ips)),
+        # The cluster's own pods: an admin's Ingress controller (ingress-nginx's labels) and DNS.
+        Pod("ingress-controller", {"app.kubernetes.io/name": "ingress-nginx",
+                                   "app.kubernetes.io/component": "controller"}, next(ips)),
+        Pod("kube-dns", {"k8s-app": "kube-dns"}, next(ips)),
     ]
     for deployment in by_kind(manifests, "Deployment").values():
         pods.append(Pod(deployment["metadata"]["name"],
@@ -194,6 +198,18 @@ SPECIFICATION = [
     ("notebook-alice", INTERNET, 443, True, "(zero-to-jupyterhub's default)"),
     ("eosc-pangeo-catalog-build", INTERNET, 443, True, "the CronJob syncs remote sources"),
     ("worker1-alice", PRIVATE_S3, 443, False, "private addresses need lakeEgress"),
+    # The data service: read from inside and outside the cluster; it reads only the lake.
+    ("ingress-controller", "eosc-pangeo-data", 8090, True, "clients outside, via the Ingress"),
+    ("notebook-alice", "eosc-pangeo-data", 8090, True, "notebooks read it as any client does"),
+    ("worker1-alice", "eosc-pangeo-data", 8090, True, "so do workers"),
+    ("notebook-alice", "eosc-pangeo-data", 22, False, "only on its HTTP port"),
+    ("eosc-pangeo-data", "kube-dns", 53, True, "it resolves the object store's name"),
+    ("eosc-pangeo-data", "hub", 8081, False, "it takes API keys: no hub needed"),
+    ("eosc-pangeo-data", "notebook-alice", 8888, False, "it never reaches notebooks"),
+    ("eosc-pangeo-data", "scheduler-alice", 8786, False, "nor Dask clusters"),
+    ("eosc-pangeo-data", "eosc-pangeo-catalog", 8080, False, "nor the catalogue"),
+    ("eosc-pangeo-data", INTERNET, 443, False, "nor the internet"),
+    ("eosc-pangeo-data", PRIVATE_S3, 443, False, "an object store needs lakeEgress"),
 ]
 
 
@@ -214,6 +230,6 @@ def test_lake_egress_opens_a_private_object_store_to_notebooks_and_dask_pods(
     values = merge(values_with(**PVC_LAKE), {"networkPolicy": {"lakeEgress": [rule]}})
     network = build_network(tmp_path, monkeypatch, chart_with_stand_ins, values)
     for pod in ("notebook-alice", "worker1-alice", "scheduler-alice", "eosc-pangeo-catalog",
-                "eosc-pangeo-catalog-build"):
+                "eosc-pangeo-catalog-build", "eosc-pangeo-data"):
         assert network.allows(pod, PRIVATE_S3, 443), pod
     assert not network.allows("worker1-alice", PRIVATE_S3, 22)

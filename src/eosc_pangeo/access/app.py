@@ -18,9 +18,9 @@ and EDR answers are computed within the client's size limit and one version of t
 
 from __future__ import annotations
 
-import gzip
 import re
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -56,7 +56,8 @@ CollectionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def create_app(lake: str | Lake, policy: AccessPolicy | None = None) -> FastAPI:
+def create_app(lake: str | Lake, policy: AccessPolicy | None = None, *,
+               rate_store: str = ":memory:") -> FastAPI:
     """The data service for ``lake`` under ``policy`` (default: every collection needs a key).
 
     Parameters
@@ -65,13 +66,16 @@ def create_app(lake: str | Lake, policy: AccessPolicy | None = None) -> FastAPI:
         The lake to serve, read only.
     policy
         Public collections, credentials and limits, see :class:`AccessPolicy`.
+    rate_store
+        Where the clients' request counts are kept (see :class:`RateLimiter`): an SQLite file
+        that several processes serving the same lake share, or this process's memory.
     """
     policy = policy or AccessPolicy()
     service = DataService(LakeCollections(Lake.from_url(lake)), policy)
     app = FastAPI(title="eosc-pangeo data service",
                   description=__doc__.split("\n\n", 1)[0], version="1")
     app.state.authenticator = Authenticator(policy)
-    app.state.rate = RateLimiter(policy.limits)
+    app.state.rate = RateLimiter(policy.limits, rate_store)
 
     @app.exception_handler(AccessError)
     async def access_error(request: Request, error: AccessError) -> JSONResponse:
@@ -178,7 +182,7 @@ def _subset_routes(app: FastAPI, service: DataService) -> None:
         query = request.url.query
 
         def read() -> list[bytes]:
-            ds = service.collections.dataset(collection)
+            ds = service.collections.dataset(collection, packed=True)
             projections = parse_constraint(query, ds)
             if response == "dods":
                 check_size(projections, ds, service.limit)
@@ -192,7 +196,9 @@ def _subset_routes(app: FastAPI, service: DataService) -> None:
 
         parts = service.collections.consistent(collection, read)
         media = "application/octet-stream" if response == "dods" else "text/plain"
-        return subset_response(b"".join(parts), media, request)
+        # The header DAP 2 clients look at to tell data from an error.
+        description = "dods_data" if response == "dods" else f"dods_{response}"
+        return subset_response(parts, media, request, {"Content-Description": description})
 
     @app.get("/edr/{collection}/{query}", summary="OGC API - EDR position, area or cube query")
     def edr(collection: CollectionId, query: Literal["position", "area", "cube"],
@@ -222,7 +228,7 @@ def _subset_routes(app: FastAPI, service: DataService) -> None:
                                                variables, service.limit), parsed.format)
 
         body, media = service.collections.consistent(collection, read)
-        return subset_response(body, media, request)
+        return subset_response([body], media, request)
 
 
 def client(request: Request) -> Client:
@@ -243,19 +249,60 @@ def collection_links(base: str, manifest) -> dict:
             "version": manifest.version, "links": collection_urls(base, manifest)}
 
 
-def subset_response(body: bytes, media_type: str, request: Request) -> Response:
-    """Stream a computed subset, gzip-compressed for clients that accept it.
+def subset_response(parts: list[bytes], media_type: str, request: Request,
+                    headers: dict[str, str] | None = None) -> Response:
+    """Stream a computed subset, compressed for clients that accept it (see :func:`encoded`)."""
+    blocks, encoding = encoded((part[start:start + BLOCK] for part in parts
+                                for start in range(0, len(part), BLOCK)), request)
+    return StreamingResponse(blocks, media_type=media_type,
+                             headers={**(headers or {}), **encoding})
 
-    Only subsets are compressed here: Zarr chunks and Parquet pages are served as stored,
-    already compressed. Level 1, the fastest, as the lake's own chunks use zstd's fastest
-    level: the service's CPU is shared by every client.
+
+#: zlib's window bits for each HTTP content coding ("deflate" is the zlib format, RFC 9110).
+CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def encoded(blocks: Iterable[bytes], request: Request) -> tuple[Iterable[bytes], dict]:
+    """``blocks`` compressed as they stream, in the first coding the client accepts, and the
+    headers that say so.
+
+    Written by hand rather than with starlette's GZipMiddleware, which picks responses by
+    media type: OPeNDAP data and the lake's chunks are both ``application/octet-stream``, but
+    the chunks are compressed already. It also adds ``deflate``, the coding netCDF-C asks for
+    first. Level 1, the fastest: the service's CPU is shared by every client, and the lake's
+    own chunks use zstd's fastest level.
     """
-    headers = {}
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        body = gzip.compress(body, compresslevel=1)
-        headers["Content-Encoding"] = "gzip"
-    blocks = (body[start:start + BLOCK] for start in range(0, len(body), BLOCK))
-    return StreamingResponse(blocks, media_type=media_type, headers=headers)
+    coding = next((name for name in accepted_codings(request.headers.get("accept-encoding", ""))
+                   if name in CODINGS), None)
+    if coding is None:
+        return blocks, {}
+
+    def compress() -> Iterator[bytes]:
+        compressor = zlib.compressobj(1, zlib.DEFLATED, CODINGS[coding])
+        for block in blocks:
+            if out := compressor.compress(block):
+                yield out
+        yield compressor.flush()
+
+    return compress(), {"Content-Encoding": coding, "Vary": "Accept-Encoding"}
+
+
+def accepted_codings(header: str) -> list[str]:
+    """The codings of an ``Accept-Encoding`` header, most preferred first, without q=0 ones."""
+    weighted = []
+    for position, item in enumerate(header.lower().split(",")):
+        name, _, parameters = item.partition(";")
+        quality = 1.0
+        for parameter in parameters.split(";"):
+            key, _, value = parameter.strip().partition("=")
+            if key == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if name.strip() and quality > 0:
+            weighted.append((-quality, position, name.strip()))
+    return [name for *_, name in sorted(weighted)]
 
 
 def file_response(fs, path: str, request: Request, limit: int) -> Response:
@@ -293,7 +340,14 @@ def file_response(fs, path: str, request: Request, limit: int) -> Response:
                 remaining -= len(block)
                 yield block
 
-    return StreamingResponse(stream(), status_code=status, headers=headers,
+    blocks: Iterable[bytes] = stream()
+    if status == 200 and path.endswith(".json"):
+        # Zarr's metadata is the one stored file that is not compressed already.
+        blocks, encoding = encoded(blocks, request)
+        if encoding:
+            del headers["Content-Length"]
+            headers.update(encoding)
+    return StreamingResponse(blocks, status_code=status, headers=headers,
                              media_type="application/octet-stream")
 
 
@@ -314,16 +368,60 @@ def _byte_range(header: str, size: int) -> tuple[int, int]:
 
 
 def serve(lake: str | Lake | None = None, *, policy: AccessPolicy | None = None,
-          host: str = "127.0.0.1", port: int = 8090, prefix: str = "") -> None:
-    """Serve ``lake`` with uvicorn until interrupted, below ``prefix`` (e.g. a hub service's
-    ``/services/eosc-data``)."""
-    import uvicorn
+          host: str = "127.0.0.1", port: int = 8090, prefix: str = "", workers: int = 1) -> None:
+    """Serve ``lake`` until interrupted, below ``prefix`` (e.g. a hub service's
+    ``/services/eosc-data``), in ``workers`` processes.
 
-    app = create_app(lake, policy)
-    if prefix.strip("/"):
+    The processes are gunicorn's, each running the app in uvicorn; they share the port and
+    the clients' rate limits (an SQLite file in a temporary folder, removed on exit). The app
+    is built once here first, so that a bad lake or policy is one clear error, not a worker
+    that fails to boot.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    if workers < 1:
+        raise AccessError(f"--workers {workers}: serve with at least one worker process")
+    folder = tempfile.mkdtemp(prefix="eosc-data-")
+    rate_store = f"{folder}/rates.sqlite"
+
+    def build() -> FastAPI:
+        app = create_app(lake, policy, rate_store=rate_store)
+        if not prefix.strip("/"):
+            return app
         outer = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
         outer.mount("/" + prefix.strip("/"), app)
-        app = outer
-    # No proxy headers: the hub's pure-Python proxy writes X-Forwarded-* malformed, and the
-    # Host header it keeps is what links are built from.
-    uvicorn.run(app, host=host, port=port, proxy_headers=False, log_level="info")
+        return outer
+
+    build()
+    master = os.getpid()
+    try:
+        _workers(build, f"{host}:{port}", workers).run()
+    finally:
+        # Gunicorn's workers are forks that leave through this frame too: only the master,
+        # once they are all gone, removes what they share.
+        if os.getpid() == master:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _workers(build, bind: str, workers: int):
+    """A gunicorn application that builds the app in each worker process, after the fork."""
+    from gunicorn.app.base import BaseApplication
+    from uvicorn_worker import UvicornWorker
+
+    class Worker(UvicornWorker):
+        # No proxy headers: the hub's pure-Python proxy writes X-Forwarded-* malformed, and
+        # the Host header it keeps is what links are built from.
+        CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "proxy_headers": False}
+
+    class Service(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {"bind": bind, "workers": workers, "worker_class": Worker,
+                               "accesslog": "-", "loglevel": "info"}.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return build()
+
+    return Service()

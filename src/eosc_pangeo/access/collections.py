@@ -72,7 +72,7 @@ class LakeCollections:
 
     def __init__(self, lake: Lake) -> None:
         self.lake = lake
-        self._datasets: dict[tuple[str, int, str], xr.Dataset] = {}
+        self._datasets: dict[tuple[str, int, str, bool], xr.Dataset] = {}
         self._lock = threading.Lock()
 
     def ids(self) -> list[str]:
@@ -119,20 +119,25 @@ class LakeCollections:
         raise NotFound(f"collection {collection!r} has no file {key!r}; "
                        f"/parquet/{collection}/ lists its files")
 
-    def dataset(self, collection: str) -> xr.Dataset:
-        """The grid ``collection`` as a lazy Dataset, opened once per manifest version."""
+    def dataset(self, collection: str, *, packed: bool = False) -> xr.Dataset:
+        """The grid ``collection`` as a lazy Dataset, opened once per manifest version.
+
+        ``packed=True`` keeps packed variables as stored (integers with ``scale_factor``,
+        ``add_offset`` and ``_FillValue``), for OPeNDAP clients to decode themselves.
+        """
         served = self.get(collection)
         if served.kind != "grid":
             raise NotFound(f"collection {collection!r} holds in-situ observations: query it "
                            f"at /edr/{collection}/area or /edr/{collection}/position")
-        key = (served.id, served.manifest.version, served.manifest.updated)
+        key = (served.id, served.manifest.version, served.manifest.updated, packed)
         with self._lock:
             ds = self._datasets.get(key)
         if ds is None:
-            ds = open_grid(self.lake, collection)
+            ds = open_grid(self.lake, collection, mask_and_scale=not packed)
             with self._lock:
                 # Earlier versions of this collection are never read again.
-                for old in [k for k in self._datasets if k[0] == served.id]:
+                for old in [k for k in self._datasets
+                            if k[0] == served.id and k[1:3] != key[1:3]]:
                     del self._datasets[old]
                 self._datasets[key] = ds
         return ds

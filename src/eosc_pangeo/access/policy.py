@@ -11,7 +11,7 @@ A policy is a YAML (or JSON) file given to ``eosc-pangeo serve-data --policy``::
       api_url: http://127.0.0.1:8081/hub/api      # both default to what the hub gives the
       api_token_file: /srv/eosc-pangeo/data.token  # services it runs itself
       service: eosc-data           # tokens need the scope access:services!service=eosc-data
-    limits:
+    limits:                        # per client, over all the service's worker processes
       max_response_bytes: 268435456
       requests_per_minute: 600
       anonymous_requests_per_minute: 120
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -153,28 +154,51 @@ class Authenticator:
 
 
 class RateLimiter:
-    """A token bucket per client (written by hand: a few lines, no store beyond memory).
+    """A token bucket per client, kept in SQLite so that the worker processes of one service
+    share it (written by hand: a few lines over the standard library).
 
     Each client may burst up to its per-minute allowance and then gets one request back every
     ``60 / allowance`` seconds.
+
+    Parameters
+    ----------
+    limits
+        The allowances.
+    store
+        SQLite file that the service's worker processes share (``serve(workers=N)`` makes a
+        temporary one); default: in this process's memory.
     """
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, store: str | Path = ":memory:") -> None:
         self.limits = limits
-        self._buckets: dict[str, tuple[float, float]] = {}
+        # One connection per process, its use serialised: requests run in a thread pool.
+        self._db = sqlite3.connect(store, timeout=10, isolation_level=None,
+                                   check_same_thread=False)
+        # Buckets live as long as the service: no need to survive a crash.
+        self._db.execute("PRAGMA synchronous = OFF")
+        self._db.execute("CREATE TABLE IF NOT EXISTS buckets "
+                         "(client TEXT PRIMARY KEY, tokens REAL, last REAL)")
         self._lock = threading.Lock()
 
     def allow(self, client: Client) -> None:
         per_minute = (self.limits.anonymous_requests_per_minute if client.anonymous
                       else self.limits.requests_per_minute)
-        now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(client.name, (float(per_minute), now))
-            tokens = min(float(per_minute), tokens + (now - last) * per_minute / 60)
-            if tokens < 1:
-                wait = int((1 - tokens) * 60 / per_minute) + 1
-                raise TooManyRequests(
-                    f"more than {per_minute} requests a minute from {client.name}: wait "
-                    f"{wait} s, or read larger pieces per request", retry_after=wait)
-            self._buckets[client.name] = (tokens - 1, now)
-
+            # Wall-clock time: one clock for every process.
+            now = time.time()
+            self._db.execute("BEGIN IMMEDIATE")  # the other processes wait for the commit
+            try:
+                row = self._db.execute("SELECT tokens, last FROM buckets WHERE client = ?",
+                                       (client.name,)).fetchone()
+                tokens, last = row or (float(per_minute), now)
+                tokens = min(float(per_minute), tokens + max(now - last, 0) * per_minute / 60)
+                if tokens >= 1:
+                    self._db.execute("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)",
+                                     (client.name, tokens - 1, now))
+            finally:
+                self._db.execute("COMMIT")
+        if tokens < 1:
+            wait = int((1 - tokens) * 60 / per_minute) + 1
+            raise TooManyRequests(
+                f"more than {per_minute} requests a minute from {client.name}: wait "
+                f"{wait} s, or read larger pieces per request", retry_after=wait)

@@ -41,6 +41,7 @@ def open_grid(
     time: tuple[object, object] | None = None,
     variables: Sequence[str] | None = None,
     chunks: int | str | dict | None = None,
+    mask_and_scale: bool = True,
 ) -> xr.Dataset:
     """Open a gridded collection as a lazy :class:`xarray.Dataset`.
 
@@ -65,6 +66,10 @@ def open_grid(
         As for :func:`xarray.open_dataset`: None (the default) gives lazily indexed arrays,
         read when their values are needed; ``{}`` gives dask arrays chunked as the map store
         (the store read, if ``chunking`` names one), for computations over whole arrays.
+    mask_and_scale
+        As for :func:`xarray.open_dataset`: False keeps packed variables as stored (integers
+        with their ``scale_factor``, ``add_offset`` and ``_FillValue`` attributes), as the
+        data service sends them over OPeNDAP.
 
     Raises
     ------
@@ -88,9 +93,11 @@ def open_grid(
               for name in names}
     with source_codecs_accepted():
         if len(stores) == 1:
-            ds = xr.open_zarr(next(iter(stores.values())), consolidated=True, chunks=chunks)
+            ds = xr.open_zarr(next(iter(stores.values())), consolidated=True, chunks=chunks,
+                              mask_and_scale=mask_and_scale)
         else:
-            ds = xr.open_dataset(stores, engine=GridBackend, chunks=chunks)
+            ds = xr.open_dataset(stores, engine=GridBackend, chunks=chunks,
+                                 mask_and_scale=mask_and_scale)
     return select(ds, bbox, time, variables)
 
 

@@ -367,7 +367,9 @@ def configure_hub(c, platform: PlatformState) -> None:
         url=f"http://127.0.0.1:{platform.ports['data']}",
         command=[sys.executable, "-m", "eosc_pangeo", "serve-data", "--lake", platform.lake,
                  "--port", str(platform.ports["data"]), "--prefix", "/services/eosc-data",
-                 "--policy", str(platform.data_policy)],
+                 "--policy", str(platform.data_policy),
+                 # One process per core, up to 4: requests decode and encode in Python.
+                 "--workers", str(min(os.cpu_count() or 1, 4))],
     )
     add_jobs_service(
         c,

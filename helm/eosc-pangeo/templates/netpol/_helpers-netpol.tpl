@@ -41,6 +41,17 @@ podSelector:
     app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 
+{{- /* An egress rule to one of our components: (list . component port). */}}
+{{- define "eosc-pangeo.netpol.toComponent" -}}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "eosc-pangeo.matchLabels" (index . 0) | nindent 10 }}
+          app.kubernetes.io/component: {{ index . 1 }}
+  ports:
+    - {port: {{ index . 2 }}, protocol: TCP}
+{{- end }}
+
 {{- define "eosc-pangeo.netpol.dns" -}}
 - ports:
     - {port: 53, protocol: UDP}
