@@ -66,6 +66,7 @@ from .manifest import (
     utcnow,
     write_manifest,
 )
+from .sibling_sources import read_like
 from .storage import Lake, source_name
 from .transaction import Transaction
 
@@ -231,7 +232,9 @@ def _hash_and_read(check: SourceCheck, urls: list[str], progress: Progress,
                 new_file = future.result()
                 progress("hash", done, len(urls))
                 if new_file is not None:
-                    sources.append(_read_source(new_file))
+                    # A file laid out like the first is described from its HDF5 metadata.
+                    sources.append(sources and read_like(new_file, sources[0])
+                                   or _read_source(new_file))
                     open_sources.callback(sources[-1].dataset.close)
         finally:
             for future in hashed:
