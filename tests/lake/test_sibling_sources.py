@@ -40,18 +40,30 @@ def read_in_full(local_lake: Lake, path: Path):
 
 @pytest.mark.parametrize("files", ["daily_files", "yearly_files"])
 def test_a_file_laid_out_like_the_first_is_described_as_the_full_reading_does(
-        request, local_lake, files):
+    request, local_lake, files
+):
     first, second = request.getfixturevalue(files)[:2]
     full = read_in_full(local_lake, second)
     fast = read_like(source_file(local_lake, second), read_in_full(local_lake, first))
     assert fast is not None
-    for name in ("url", "name", "size", "sha256", "path", "time_name", "y_name", "x_name",
-                 "calendar", "variables", "template_names", "layouts"):
+    for name in (
+        "url",
+        "name",
+        "size",
+        "sha256",
+        "path",
+        "time_name",
+        "y_name",
+        "x_name",
+        "calendar",
+        "variables",
+        "template_names",
+        "layouts",
+    ):
         assert getattr(fast, name) == getattr(full, name), name
     for name in ("times", "y", "x"):
         np.testing.assert_array_equal(getattr(fast, name), getattr(full, name))
-    assert {k: str(v) for k, v in fast.attrs.items()} == {
-        k: str(v) for k, v in full.attrs.items()}
+    assert {k: str(v) for k, v in fast.attrs.items()} == {k: str(v) for k, v in full.attrs.items()}
     xr.testing.assert_identical(fast.dataset.load(), full.dataset.load())
     for name, variable in full.dataset.variables.items():
         assert fast.dataset[name].dtype == variable.dtype, name
@@ -59,19 +71,24 @@ def test_a_file_laid_out_like_the_first_is_described_as_the_full_reading_does(
     full.dataset.close()
 
 
-def test_a_file_with_other_attributes_is_left_to_the_full_reading(local_lake, daily_files,
-                                                                  tmp_path):
+def test_a_file_with_other_attributes_is_left_to_the_full_reading(
+    local_lake, daily_files, tmp_path
+):
     other = shutil.copy(daily_files[1], tmp_path / daily_files[1].name)
     with h5py.File(other, "r+") as h5:
         h5["analysed_sst"].attrs["units"] = "degC"
-    assert read_like(source_file(local_lake, Path(other)),
-                     read_in_full(local_lake, daily_files[0])) is None
+    assert (
+        read_like(source_file(local_lake, Path(other)), read_in_full(local_lake, daily_files[0]))
+        is None
+    )
 
 
 def test_a_file_on_another_grid_is_left_to_the_full_reading(local_lake, daily_files, tmp_path):
     coarser = demo_data.write_sst(demo_data.SstSpec(days=2, resolution=5.0), tmp_path)[1]
-    assert read_like(source_file(local_lake, coarser),
-                     read_in_full(local_lake, daily_files[0])) is None
+    assert (
+        read_like(source_file(local_lake, coarser), read_in_full(local_lake, daily_files[0]))
+        is None
+    )
 
 
 def test_a_file_repeating_a_time_step_is_refused(local_lake, yearly_files, tmp_path):
@@ -88,13 +105,15 @@ def test_files_given_latest_first_ingest_to_the_same_collection(local_lake, dail
     ingest_grid(local_lake, "reversed", "ocean", daily_files[::-1], chunking="map")
     in_order, reverse = (open_dataset(local_lake, c).load() for c in ("in-order", "reversed"))
     for ds in (in_order, reverse):
-        for own in ("id", "date_created"):  # of each collection
+        for own in ("id", "date_created", "date_modified", "history"):  # of each ingest
             del ds.attrs[own]
     xr.testing.assert_identical(in_order, reverse)
     for name, variable in in_order.variables.items():
         np.testing.assert_array_equal(variable.values, reverse[name].values)
-    manifests = [read_manifest(local_lake, local_lake.find_collection(c))
-                 for c in ("in-order", "reversed")]
+    manifests = [
+        read_manifest(local_lake, local_lake.find_collection(c)) for c in ("in-order", "reversed")
+    ]
     assert manifests[0].variables == manifests[1].variables
-    assert ({k: v for k, v in manifests[0].attributes.items() if k != "id"}
-            == {k: v for k, v in manifests[1].attributes.items() if k != "id"})
+    assert {k: v for k, v in manifests[0].attributes.items() if k != "id"} == {
+        k: v for k, v in manifests[1].attributes.items() if k != "id"
+    }
