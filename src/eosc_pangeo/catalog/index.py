@@ -422,8 +422,11 @@ class ItemArrays:
         mask = np.ones(len(rows) if isinstance(rows, np.ndarray) else rows.stop - rows.start,
                        dtype=bool)
         if query.collections is not None:
-            codes = [self._code_of[c] for c in query.collections if c in self._code_of]
-            mask &= np.isin(self.collection_codes[rows], codes)
+            # A lookup table of the few collection codes: np.isin sorts, 50x slower.
+            wanted = np.zeros(len(self.collection_names), dtype=bool)
+            wanted[[self._code_of[c] for c in query.collections if c in self._code_of]] = True
+            if not wanted.all():
+                mask &= wanted[self.collection_codes[rows]]
         if query.start is not None:
             mask &= self.end[rows] >= _to_microseconds(query.start)
         if query.end is not None:

