@@ -1,7 +1,8 @@
 """Write images/requirements.txt: the image's Python environment, pinned to this venv's versions.
 
-The image holds ``eosc-pangeo[hub]`` (the package, JupyterHub and its Kubernetes spawner, Dask
-Gateway's server, JupyterLab with dask-labextension): this walks that requirement's closure
+The image holds ``eosc-pangeo[hub,access,sync]`` (the package, JupyterHub and its Kubernetes
+spawner, Dask Gateway's server, JupyterLab with dask-labextension, the data service and the lake's
+sync, which the chart's Deployment and CronJob run from the same image): this walks that requirement's closure
 through the installed distributions' metadata, so the image runs exactly the versions the test
 suite ran (jupyterhub-singleuser in notebooks is the hub's version by construction). No resolver
 is involved: what is pinned is what is installed here. Run with the project's venv::
@@ -19,7 +20,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-ROOT = "eosc-pangeo[hub]"
+ROOT = "eosc-pangeo[hub,access,sync]"
 LOCK = Path(__file__).with_name("requirements.txt")
 
 

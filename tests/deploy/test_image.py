@@ -81,7 +81,10 @@ import json, importlib, importlib.metadata as m
 for module in ["eosc_pangeo", "eosc_pangeo.platform.kube", "eosc_pangeo.catalog.api", "xarray",
                "zarr", "dask.array", "distributed", "dask_gateway", "jupyterlab",
                "dask_labextension", "kubespawner", "oauthenticator", "jupyterhub_idle_culler",
-               "dask_gateway_server.backends.kubernetes"]:
+               "dask_gateway_server.backends.kubernetes",
+               # The chart's data service and the lake's sync CronJob run this image too.
+               "eosc_pangeo.access.app", "xpublish_opendap", "xpublish_edr", "gunicorn",
+               "eosc_pangeo.lake.sync", "paramiko", "siphon"]:
     importlib.import_module(module)
 print(json.dumps({d: m.version(d) for d in
                   ["eosc-pangeo", "dask", "distributed", "jupyterhub", "dask-gateway-server"]}))
