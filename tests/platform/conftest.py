@@ -50,7 +50,8 @@ def platform():
     if os.geteuid() != 0:
         pytest.skip("servers run as their users' Unix accounts: needs root")
     top = Path(tempfile.mkdtemp(prefix="eosc-platform-"))  # mode 700, like root's home
-    state = local.prepare(top / "state", port=0, cull_idle_seconds=600,
+    # Services polled every 2 s: a killed one is back within seconds, not half a minute.
+    state = local.prepare(top / "state", port=0, cull_idle_seconds=600, service_poll_seconds=2,
                           default_limits={"max_clusters": 2, "max_user_cores": 2,
                                           "max_worker_memory": "1GiB", "idle_timeout": 300})
     local.ensure_demo_lake(state)

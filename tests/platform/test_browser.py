@@ -68,3 +68,38 @@ def test_a_user_logs_in_and_runs_the_discovery_notebook(platform, page):
     assert table.first.locator("tbody tr").count() >= 1
     assert page.locator(".jp-OutputArea-output[data-mime-type*=error]").count() == 0
     page.screenshot(path=str(ARTIFACTS / "03-results.png"), full_page=True)
+
+
+def _log_in(page, platform, name: str) -> None:
+    page.goto(f"{platform.url}/hub/login")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", platform.passwords[name])
+    page.click("#login_submit")
+    page.wait_for_url("**/hub/**", wait_until="commit")
+
+
+def test_a_cluster_owner_sees_the_live_dashboard_and_another_user_a_refusal(platform, page):
+    from dask_gateway import Gateway, JupyterHubAuth
+
+    from eosc_pangeo.platform.session import HubSession
+
+    owner, other = platform.add_user("dashowner"), platform.add_user("dashother")
+    session = HubSession(platform.url, owner)
+    session.login(platform.passwords[owner])
+    with Gateway(platform.state.gateway_address,
+                 proxy_address=f"gateway://{platform.state.scheduler_address}",
+                 auth=JupyterHubAuth(api_token=session.token)) as gateway:
+        cluster = gateway.new_cluster()
+        try:
+            _log_in(page, platform, other)
+            refused = page.goto(cluster.dashboard_link)
+            assert refused.status == 403
+            assert f"{other} may not see the dashboard" in page.content()
+            page.context.clear_cookies()
+            _log_in(page, platform, owner)
+            page.goto(cluster.dashboard_link)
+            # Bokeh draws the plots only once its websocket (through the gate) is up.
+            page.wait_for_selector(".bk-Canvas, .bk-canvas, canvas", timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "04-dashboard.png"))
+        finally:
+            cluster.shutdown()

@@ -45,7 +45,7 @@ ADMIN_SERVICE = "eosc-admin"
 INGEST_GROUP = "ingest"
 SHARED_ROOT = Path("/srv/eosc-pangeo")
 PORT_NAMES = ("hub_api", "proxy_api", "gateway_api", "gateway_proxy", "scheduler", "catalog",
-              "jobs", "data")
+              "jobs", "data", "dashboards")
 
 HUB_CONFIG = """\
 # Written by eosc_pangeo.platform.local.prepare; rewritten at every start.
@@ -119,6 +119,8 @@ class PlatformState:
     default_limits: dict[str, Any] = field(default_factory=dict)
     group_limits: dict[str, dict[str, Any]] = field(default_factory=dict)
     cull_idle_seconds: int = 3600
+    #: How often the hub checks that its managed services still run (and restarts them).
+    service_poll_seconds: int = 10
 
     @classmethod
     def load(cls, state_directory: str | os.PathLike) -> PlatformState:
@@ -200,6 +202,7 @@ def prepare(
     default_limits: dict[str, Any] | None = None,
     group_limits: dict[str, dict[str, Any]] | None = None,
     cull_idle_seconds: int = 3600,
+    service_poll_seconds: int | None = None,
 ) -> PlatformState:
     """Create the platform's state (first run) or reuse it, and write its configuration.
 
@@ -235,6 +238,8 @@ def prepare(
             group_limits=group_limits or {},
             cull_idle_seconds=cull_idle_seconds,
         )
+    if service_poll_seconds is not None:
+        platform.service_poll_seconds = service_poll_seconds
     # Re-checked at every start: the source (hence the users' environment) may have changed.
     platform.environment = user_environment()
     platform.save()
@@ -327,6 +332,7 @@ def configure_hub(c, platform: PlatformState) -> None:
         add_jobs_service,
         local_hub,
         notebook_environment,
+        poll_services,
         user_servers,
     )
 
@@ -350,6 +356,10 @@ def configure_hub(c, platform: PlatformState) -> None:
         command=[sys.executable, "-m", "eosc_pangeo.platform.gateway",
                  "-f", str(state / "gateway.json")],
         notebook_image=platform.environment,
+        front_url=f"http://127.0.0.1:{platform.ports['dashboards']}",
+        front_command=[sys.executable, "-m", "eosc_pangeo.platform.dashboards",
+                       "--port", str(platform.ports["dashboards"]),
+                       "--upstream", f"http://127.0.0.1:{platform.ports['gateway_proxy']}"],
     )
     add_catalog(
         c,
@@ -375,6 +385,7 @@ def configure_hub(c, platform: PlatformState) -> None:
             platform.gateway_address, platform.scheduler_address, platform.environment)},
     )
     add_idle_culler(c, timeout=platform.cull_idle_seconds)
+    poll_services(platform.service_poll_seconds)
     user_servers(c, lake=platform.lake, catalog_url=platform.catalog_url,
                  notebooks=platform.notebooks)
     # A service with the admin token: the CLI and tests manage users, tokens and servers with it.
@@ -455,10 +466,10 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None, lo
             raise PlatformError(f"jupyterhub exited ({process.returncode}) before {what} "
                                 f"answered; from {log}:\n{_log_tail(log)}")
         try:
-            if requests.get(url, timeout=2).status_code == 200:
+            if requests.get(url, timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not up yet, or (a loaded machine) slow to answer its first request
         time.sleep(0.2)
     raise PlatformError(f"{what} ({url}) did not answer within {timeout:g} s; from {log}:\n"
                         f"{_log_tail(log)}")
