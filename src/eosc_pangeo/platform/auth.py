@@ -206,6 +206,7 @@ def configure_oidc(
     groups_claim: str = "eduperson_entitlement",
     scopes: Sequence[str] = ("openid", "profile", "email", "eduperson_entitlement"),
     username_claim: str = "sub",
+    local_accounts: bool = False,
 ) -> None:
     """Log in with an OpenID Connect provider (e.g. EGI Check-in) through GenericOAuthenticator.
 
@@ -236,6 +237,9 @@ def configure_oidc(
     username_claim : str
         Claim that names the hub user (``sub`` is stable; ``email`` or
         ``preferred_username`` read better but may change).
+    local_accounts : bool
+        Create a Unix account for each new hub user (a hub run as root on one machine, whose
+        servers run as their users' accounts).
 
     Notes
     -----
@@ -244,7 +248,9 @@ def configure_oidc(
     """
     discovery = oidc_discovery(issuer_url)
     authenticator = c.GenericOAuthenticator
-    c.JupyterHub.authenticator_class = "generic-oauth"
+    c.JupyterHub.authenticator_class = "local-generic-oauth" if local_accounts else "generic-oauth"
+    if local_accounts:
+        c.LocalGenericOAuthenticator.create_system_users = True
     authenticator.client_id = client_id
     authenticator.client_secret = client_secret
     authenticator.oauth_callback_url = callback_url
@@ -260,6 +266,13 @@ def configure_oidc(
     authenticator.allowed_groups = set(allowed_groups)
     authenticator.admin_groups = set(admin_groups)
     authenticator.allow_all = not allowed_groups and not admin_groups
+    if allowed_groups:
+        # Shown on the 403 page to someone the provider knows but no allowed group holds.
+        authenticator.custom_403_message = (
+            "Your account is not a member of a group allowed on this hub. Ask to join one of: "
+            + ", ".join(sorted(allowed_groups)) + " (at your identity provider), then log in "
+            "again."
+        )
     # Refresh: keep tokens, renew them before spawning and once they are older than an hour.
     authenticator.enable_auth_state = True
     authenticator.refresh_pre_spawn = True

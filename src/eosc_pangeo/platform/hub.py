@@ -164,8 +164,8 @@ def add_dask_gateway(
     """Add Dask Gateway to a hub: service, access, notebook settings and orphan-cluster cleanup.
 
     The hub's service ``dask-gateway`` is the gate of :mod:`.dashboards` (``front_url``), which
-    passes API calls on to the gateway and shows a cluster's dashboard only to its owner (and
-    hub admins); the gateway process itself, when the hub runs it, is the service
+    passes API calls on to the gateway and shows a cluster's dashboard only to its owner; the
+    gateway process itself, when the hub runs it, is the service
     ``dask-gateway-server``, which has no URL of its own on the hub.
 
     Parameters

@@ -121,6 +121,11 @@ class PlatformState:
     cull_idle_seconds: int = 3600
     #: How often the hub checks that its managed services still run (and restarts them).
     service_poll_seconds: int = 10
+    #: OpenID Connect login instead of passwords: arguments of :func:`.auth.configure_oidc`
+    #: (``callback_url`` defaults to this hub's).
+    oidc: dict[str, Any] | None = None
+    #: Encrypts the hub's auth state (the provider's tokens, kept to refresh them).
+    crypt_key: str = field(default_factory=lambda: secrets.token_hex(32))
 
     @classmethod
     def load(cls, state_directory: str | os.PathLike) -> PlatformState:
@@ -203,6 +208,7 @@ def prepare(
     group_limits: dict[str, dict[str, Any]] | None = None,
     cull_idle_seconds: int = 3600,
     service_poll_seconds: int | None = None,
+    oidc: dict[str, Any] | None = None,
 ) -> PlatformState:
     """Create the platform's state (first run) or reuse it, and write its configuration.
 
@@ -240,6 +246,8 @@ def prepare(
         )
     if service_poll_seconds is not None:
         platform.service_poll_seconds = service_poll_seconds
+    if oidc is not None:
+        platform.oidc = oidc
     # Re-checked at every start: the source (hence the users' environment) may have changed.
     platform.environment = user_environment()
     platform.save()
@@ -347,7 +355,14 @@ def configure_hub(c, platform: PlatformState) -> None:
         user_environment=platform.environment,
         homes_directory=os.path.join(platform.shared_directory, "homes"),
     )
-    configure_passwords(c, users_file=str(platform.users.path))
+    if platform.oidc:
+        from .auth import configure_oidc
+
+        configure_oidc(c, **{"callback_url": f"{platform.url}/hub/oauth_callback",
+                             "local_accounts": os.geteuid() == 0, **platform.oidc})
+        c.CryptKeeper.keys = [platform.crypt_key]
+    else:
+        configure_passwords(c, users_file=str(platform.users.path))
     add_dask_gateway(
         c,
         gateway_url=f"http://127.0.0.1:{platform.ports['gateway_proxy']}",
@@ -393,7 +408,7 @@ def configure_hub(c, platform: PlatformState) -> None:
     c.JupyterHub.load_roles.append({
         "name": ADMIN_SERVICE,
         "scopes": ["admin:users", "admin:servers", "admin:groups", "tokens",
-                   "admin:server_state", "read:services"],
+                   "admin:server_state", "admin:auth_state", "read:services"],
         "services": [ADMIN_SERVICE],
     })
 
