@@ -189,6 +189,30 @@ class PlatformState:
         return f"127.0.0.1:{self.ports['scheduler']}"
 
 
+def load_oidc_settings(path: str | os.PathLike) -> dict[str, Any]:
+    """OpenID Connect settings from a JSON file: the arguments of :func:`.auth.configure_oidc`."""
+    import inspect
+
+    from .auth import configure_oidc
+
+    try:
+        settings = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise PlatformError(f"{path}: not a readable JSON file of OIDC settings ({error})") \
+            from None
+    known = set(inspect.signature(configure_oidc).parameters) - {"c"}
+    required = {"issuer_url", "client_id", "client_secret"}
+    if not isinstance(settings, dict) or set(settings) - known or required - set(settings):
+        given = set(settings) if isinstance(settings, dict) else set()
+        raise PlatformError(
+            f"{path}: OIDC settings need {', '.join(sorted(required))} and may have "
+            f"{', '.join(sorted(known - required))}; unknown: "
+            f"{', '.join(sorted(given - known)) or '-'}, missing: "
+            f"{', '.join(sorted(required - given)) or '-'}"
+        )
+    return settings
+
+
 def shared_directory_for(state_directory: Path) -> Path:
     """Where users' processes find the lake and clusters' working directories."""
     if readable_by_others(state_directory):
