@@ -108,6 +108,7 @@ class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):
     """Any request below the prefix: checked if it is a dashboard's, then passed on."""
 
     upstream_socket: websocket.WebSocketClientConnection | None = None
+    pending: list[str | bytes] | None = None
 
     def initialize(self, gate: GateSettings) -> None:
         self.gate = gate
@@ -167,6 +168,7 @@ class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):
             if p.strip()
         ]
         url = "ws" + self.upstream_url()[len("http") :]
+        self.pending = []
         self.upstream_socket = await websocket.websocket_connect(
             httpclient.HTTPRequest(url, headers=headers, request_timeout=30),
             on_message_callback=self.from_upstream,
@@ -181,7 +183,15 @@ class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):
     def from_upstream(self, message: str | bytes | None) -> None:
         if message is None:
             self.close()
-        elif self.ws_connection is not None:
+        elif self.pending is not None:  # the client's handshake is not done yet
+            self.pending.append(message)
+        else:
+            self.write_message(message, binary=isinstance(message, bytes))
+
+    def open(self, *args, **kwargs) -> None:
+        # The dashboard speaks first (bokeh's ACK), often before the client's side is open.
+        pending, self.pending = self.pending or [], None
+        for message in pending:
             self.write_message(message, binary=isinstance(message, bytes))
 
     async def on_message(self, message: str | bytes) -> None:
