@@ -67,7 +67,7 @@ def oidc_hub(provider):
 
 def log_in_at_the_provider(page, hub: local.PlatformState, subject: str) -> None:
     page.goto(f"{hub.url}/hub/login")
-    page.get_by_role("link", name="Sign in with").click()
+    page.get_by_text("Sign in with").click()  # the login page's one button (an <a>)
     page.wait_for_url("**/oauth2/authorize**")
     page.fill("input[name=sub]", subject)
     page.get_by_role("button", name="Authorize").click()

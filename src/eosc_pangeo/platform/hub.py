@@ -277,7 +277,6 @@ def local_hub(
     Without root, every server runs as the account running the hub, in
     ``homes_directory/<name>`` (``SimpleLocalProcessSpawner``): users are not separated.
     """
-    bin_directory = os.path.dirname(sys.executable)
     c.JupyterHub.ip = ip
     c.JupyterHub.port = port
     c.JupyterHub.hub_ip = "127.0.0.1"
@@ -285,7 +284,8 @@ def local_hub(
     c.JupyterHub.db_url = f"sqlite:///{os.path.join(state_directory, 'jupyterhub.sqlite')}"
     c.JupyterHub.cookie_secret_file = os.path.join(state_directory, "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = os.path.join(state_directory, "jupyterhub.pid")
-    c.ConfigurableHTTPProxy.command = [os.path.join(bin_directory, "configurable-http-proxy")]
+    # The pure-Python configurable-http-proxy, with whole websockets (Dask dashboards): .proxy
+    c.ConfigurableHTTPProxy.command = [sys.executable, "-m", "eosc_pangeo.platform.proxy"]
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port}"
     # Servers outlive a hub restart (it finds them again); `eosc-pangeo down` stops them first.
     c.JupyterHub.cleanup_servers = False
