@@ -72,4 +72,4 @@ def test_dask_labextension_in_the_owners_jupyterlab_finds_the_dashboard(alices_c
     assert check.status_code == 200
     answer = check.json()
     assert answer["isActive"] is True
-    assert "Task Stream" in answer["plots"]
+    assert "Individual Task Stream" in answer["plots"]

@@ -206,7 +206,6 @@ def configure_oidc(
     groups_claim: str = "eduperson_entitlement",
     scopes: Sequence[str] = ("openid", "profile", "email", "eduperson_entitlement"),
     username_claim: str = "sub",
-    local_accounts: bool = False,
 ) -> None:
     """Log in with an OpenID Connect provider (e.g. EGI Check-in) through GenericOAuthenticator.
 
@@ -237,9 +236,6 @@ def configure_oidc(
     username_claim : str
         Claim that names the hub user (``sub`` is stable; ``email`` or
         ``preferred_username`` read better but may change).
-    local_accounts : bool
-        Create a Unix account for each new hub user (a hub run as root on one machine, whose
-        servers run as their users' accounts).
 
     Notes
     -----
@@ -248,9 +244,7 @@ def configure_oidc(
     """
     discovery = oidc_discovery(issuer_url)
     authenticator = c.GenericOAuthenticator
-    c.JupyterHub.authenticator_class = "local-generic-oauth" if local_accounts else "generic-oauth"
-    if local_accounts:
-        c.LocalGenericOAuthenticator.create_system_users = True
+    c.JupyterHub.authenticator_class = "generic-oauth"
     authenticator.client_id = client_id
     authenticator.client_secret = client_secret
     authenticator.oauth_callback_url = callback_url

@@ -354,6 +354,18 @@ def remove_account(platform: PlatformState, name: str) -> None:
                 raise
 
 
+def with_unix_account(hook):
+    """A ``pre_spawn_hook`` that first creates the user's Unix account (with a home) if
+    missing, then runs ``hook``: for users who log in through an OpenID provider."""
+
+    def make_account(spawner) -> None:
+        ensure_system_user(spawner.user.name, home=True)
+        if hook:
+            hook(spawner)
+
+    return make_account
+
+
 def configure_hub(c, platform: PlatformState) -> None:
     """The hub's whole configuration for ``platform`` (what ``jupyterhub_config.py`` runs)."""
     from .hub import (
@@ -383,7 +395,7 @@ def configure_hub(c, platform: PlatformState) -> None:
         from .auth import configure_oidc
 
         configure_oidc(c, **{"callback_url": f"{platform.url}/hub/oauth_callback",
-                             "local_accounts": os.geteuid() == 0, **platform.oidc})
+                             **platform.oidc})
         c.CryptKeeper.keys = [platform.crypt_key]
     else:
         configure_passwords(c, users_file=str(platform.users.path))
@@ -427,6 +439,9 @@ def configure_hub(c, platform: PlatformState) -> None:
     poll_services(platform.service_poll_seconds)
     user_servers(c, lake=platform.lake, catalog_url=platform.catalog_url,
                  notebooks=platform.notebooks)
+    if platform.oidc and os.geteuid() == 0:
+        # Users come from the provider: their Unix account is made at their first start.
+        c.Spawner.pre_spawn_hook = with_unix_account(c.Spawner.pre_spawn_hook)
     # A service with the admin token: the CLI and tests manage users, tokens and servers with it.
     c.JupyterHub.services.append({"name": ADMIN_SERVICE, "api_token": platform.admin_token})
     c.JupyterHub.load_roles.append({
