@@ -14,12 +14,14 @@ import subprocess
 import tempfile
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from eosc_pangeo.platform import local
 
+TOKEN_LIFETIME = timedelta(seconds=8)
 MEMBERS = "urn:mace:egi.eu:group:vo.pangeo.eu:role=member#aai.egi.eu"
 #: Subjects at the provider, hence hub and Unix user names: unique to this run.
 MEMBER, OUTSIDER = (f"oi{uuid.uuid4().hex[:6]}{role}" for role in ("ocean", "other"))
@@ -33,7 +35,8 @@ def provider():
         User(sub=MEMBER, claims={"eduperson_entitlement": [MEMBERS], "name": "Ocean Member"}),
         User(sub=OUTSIDER, claims={"eduperson_entitlement": ["urn:mace:egi.eu:group:other"]}),
     ]
-    with run_server_in_thread(user_claims=users) as server:
+    # Access tokens live 8 s, so that the refresh test meets an expired one.
+    with run_server_in_thread(user_claims=users, access_token_max_age=TOKEN_LIFETIME) as server:
         yield f"http://localhost:{server.server_port}"
 
 
@@ -95,7 +98,7 @@ def test_someone_outside_the_allowed_groups_is_refused_with_a_clear_page(oidc_hu
     assert OUTSIDER not in {u["name"] for u in hub.api("GET", "/users").json()}
 
 
-def test_the_providers_access_token_is_refreshed_before_a_server_starts(oidc_hub):
+def test_an_expired_access_token_is_refreshed_before_a_server_starts(oidc_hub):
     hub = local.hub_of(oidc_hub)
 
     def auth_state() -> dict:
@@ -107,6 +110,7 @@ def test_the_providers_access_token_is_refreshed_before_a_server_starts(oidc_hub
     wait_until(
         lambda: not hub.api("GET", f"/users/{MEMBER}").json()["servers"], 60, "server stopped"
     )
+    time.sleep(TOKEN_LIFETIME.total_seconds())  # the login's access token has expired
     # refresh_pre_spawn: the hub trades the refresh token for new tokens before spawning.
     hub.api("POST", f"/users/{MEMBER}/server")
     after = auth_state()
