@@ -220,6 +220,9 @@ def test_a_killed_catalogue_is_restarted_by_the_hub(platform, alice):
     assert "True" in alice.run("import eosc_pangeo; print(len(eosc_pangeo.search()) > 0)")
 
 
+@pytest.mark.xfail(strict=True, reason="seen: no new gateway process within 15 s of a SIGKILL "
+                   "(the catalogue's comes back in that time); suspected: its proxy child "
+                   "outlives it and holds the ports, so each restart exits at once")
 def test_a_killed_gateway_is_restarted_by_the_hub(platform, alice):
     pid = int(wait_until(lambda: _service_pid("gateway", platform), 10, "pid"))
     os.kill(pid, signal.SIGKILL)
