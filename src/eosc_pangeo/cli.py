@@ -407,13 +407,17 @@ def up_command(
     ip: Annotated[str, typer.Option(help="Interface the hub listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="The hub's port (0: any free one).")] = 8000,
     size: Annotated[Size, typer.Option(help="Size of the demo data.")] = "small",
+    oidc: Annotated[Path | None, typer.Option(
+        help="JSON file of OpenID Connect settings (issuer_url, client_id, client_secret, "
+             "allowed_groups...): log in through that provider, not with passwords.")] = None,
 ) -> None:
     """Run the platform on this machine: JupyterHub (with its proxy), Dask Gateway, the STAC
     API and the idle culler, until `eosc-pangeo down`. A second `up` reuses the state."""
     from .platform import local
 
     with platform_failures(), progress_bars() as progress:
-        platform = local.prepare(state, ip=ip, port=port, lake=lake)
+        platform = local.prepare(state, ip=ip, port=port, lake=lake,
+                                 oidc=local.load_oidc_settings(oidc) if oidc else None)
         local.ensure_demo_lake(platform, size.value, progress=progress)
         local.start(platform)
     console.print(f"JupyterHub   {platform.url}\n"

@@ -243,7 +243,10 @@ def test_the_charts_hub_configuration_loads_in_jupyterhub(tmp_path, chart_with_s
     shown = show_hub_config(tmp_path, values_with(**PVC_LAKE), chart_with_stand_ins)
     # One dask-gateway service (z2jh's, with its token, given our URL), usable by users.
     assert shown.count("'name': 'dask-gateway'") == 1
-    assert "'url': 'http://traefik-pangeo-dask-gateway.pangeo:80'" in shown
+    # The hub's proxy sends it to the dashboards' gate in the hub pod, which passes it on.
+    assert "'url': 'http://hub:8788'" in shown
+    assert "eosc_pangeo.platform.dashboards" in shown
+    assert "http://traefik-pangeo-dask-gateway.pangeo:80" in shown
     assert "access:services!service=dask-gateway" in shown
     assert f".image = '{IMAGE_SPEC}'" in shown
     assert "post_stop_hook" in shown and "stop_user_clusters" in shown

@@ -52,3 +52,12 @@ def test_an_unreachable_openid_provider_is_named_in_the_error(tmp_path):
     with pytest.raises(ValueError, match="cannot read its discovery document"):
         configure_oidc(Config(), issuer_url=issuer, client_id="hub", client_secret="s",
                        callback_url="http://127.0.0.1/hub/oauth_callback")
+
+
+def test_oidc_settings_with_an_unknown_or_missing_field_are_named(tmp_path):
+    from eosc_pangeo.platform.local import PlatformError, load_oidc_settings
+
+    path = tmp_path / "oidc.json"
+    path.write_text('{"issuer_url": "https://aai.egi.eu/auth/realms/egi", "client": "hub"}')
+    with pytest.raises(PlatformError, match="unknown: client, missing: client_id, client_secret"):
+        load_oidc_settings(path)

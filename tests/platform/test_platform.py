@@ -212,12 +212,25 @@ def test_ten_users_compute_on_the_gateway_at_the_same_time(platform):
 def test_a_killed_catalogue_is_restarted_by_the_hub(platform, alice):
     pid = int(wait_until(lambda: _service_pid("catalog_service", platform), 10, "pid"))
     os.kill(pid, signal.SIGKILL)
-    # The hub polls its services every 30 s (not configurable for services) and restarts them.
-    wait_until(lambda: _service_pid("catalog_service", platform) not in (None, pid), 90,
+    # The fixture's platform polls its services every 2 s (PlatformState.service_poll_seconds).
+    wait_until(lambda: _service_pid("catalog_service", platform) not in (None, pid), 15,
                "catalogue restarted")
     wait_until(lambda: requests.get(platform.state.catalog_url, headers=alice.headers,
-                                    timeout=10).status_code == 200, 60, "catalogue answers")
+                                    timeout=10).status_code == 200, 30, "catalogue answers")
     assert "True" in alice.run("import eosc_pangeo; print(len(eosc_pangeo.search()) > 0)")
+
+
+@pytest.mark.xfail(strict=True, reason="seen: no new gateway process within 15 s of a SIGKILL "
+                   "(the catalogue's comes back in that time); suspected: its proxy child "
+                   "outlives it and holds the ports, so each restart exits at once")
+def test_a_killed_gateway_is_restarted_by_the_hub(platform, alice):
+    pid = int(wait_until(lambda: _service_pid("gateway", platform), 10, "pid"))
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: _service_pid("gateway", platform) not in (None, pid), 15,
+               "gateway restarted")
+    wait_until(lambda: requests.get(f"{platform.state.gateway_address}/api/health",
+                                    timeout=10).status_code == 200, 30, "gateway answers")
+    assert alice.run(CLUSTER_SUM, timeout=180).strip() == "5050"
 
 
 def test_a_server_killed_with_sigkill_is_shown_stopped_and_starts_again(platform):
@@ -239,6 +252,9 @@ def test_servers_survive_a_hub_restart(platform, alice):
 
 
 def _service_pid(module: str, platform) -> int | None:
+    """The process of this platform's service ``module`` (by an argument only it has)."""
+    marker = str(platform.state.ports["catalog"]) if module == "catalog_service" else \
+        str(platform.state.state / "gateway.json")
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -247,7 +263,7 @@ def _service_pid(module: str, platform) -> int | None:
             except OSError:
                 continue
             if f"eosc_pangeo.platform.{module}".encode() in command and \
-                    str(platform.state.ports["catalog"]).encode() in command:
+                    marker.encode() in command:
                 return int(entry)
     return None
 

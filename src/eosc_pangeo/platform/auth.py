@@ -260,6 +260,13 @@ def configure_oidc(
     authenticator.allowed_groups = set(allowed_groups)
     authenticator.admin_groups = set(admin_groups)
     authenticator.allow_all = not allowed_groups and not admin_groups
+    if allowed_groups:
+        # Shown on the 403 page to someone the provider knows but no allowed group holds.
+        authenticator.custom_403_message = (
+            "Your account is not a member of a group allowed on this hub. Ask to join one of: "
+            + ", ".join(sorted(allowed_groups)) + " (at your identity provider), then log in "
+            "again."
+        )
     # Refresh: keep tokens, renew them before spawning and once they are older than an hour.
     authenticator.enable_auth_state = True
     authenticator.refresh_pre_spawn = True

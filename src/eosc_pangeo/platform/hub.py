@@ -25,6 +25,9 @@ from traitlets.config import Config
 
 from .gateway import SERVICE_NAME
 
+#: The hub service that runs the gateway's process (its API is reached through the gate).
+GATEWAY_PROCESS = "dask-gateway-server"
+
 log = logging.getLogger(__name__)
 
 
@@ -155,8 +158,15 @@ def add_dask_gateway(
     command: list[str] | None = None,
     notebook_image: str | Callable[[Any], str] | None = None,
     dashboard_url: str | None = None,
+    front_url: str,
+    front_command: list[str] | None = None,
 ) -> None:
     """Add Dask Gateway to a hub: service, access, notebook settings and orphan-cluster cleanup.
+
+    The hub's service ``dask-gateway`` is the gate of :mod:`.dashboards` (``front_url``), which
+    passes API calls on to the gateway and shows a cluster's dashboard only to its owner; the
+    gateway process itself, when the hub runs it, is the service
+    ``dask-gateway-server``, which has no URL of its own on the hub.
 
     Parameters
     ----------
@@ -177,11 +187,19 @@ def add_dask_gateway(
         returns it; clusters default to it.
     dashboard_url : str, optional
         Base of the dashboard links shown in notebooks, if not ``public_gateway_url``.
+    front_url : str
+        Where the hub's proxy reaches the gate (``python -m eosc_pangeo.platform.dashboards``).
+    front_command : list of str, optional
+        Command that runs the gate as a hub-managed service; None if it runs on its own.
     """
-    service: dict[str, Any] = {"name": SERVICE_NAME, "url": gateway_url, "display": False}
-    if command is not None:
-        service["command"] = command
-    add_service(c, service)
+    if command is not None:  # first: the hub starts services in this order
+        add_service(c, {"name": GATEWAY_PROCESS, "command": command})
+    # Browsers log in to the gate with the hub's OAuth: no "authorize access" page for it.
+    front: dict[str, Any] = {"name": SERVICE_NAME, "url": front_url, "display": False,
+                             "oauth_no_confirm": True}
+    if front_command is not None:
+        front["command"] = front_command
+    add_service(c, front)
     grant_service_access(c, SERVICE_NAME)
     environment = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
     environment.update(
@@ -259,7 +277,6 @@ def local_hub(
     Without root, every server runs as the account running the hub, in
     ``homes_directory/<name>`` (``SimpleLocalProcessSpawner``): users are not separated.
     """
-    bin_directory = os.path.dirname(sys.executable)
     c.JupyterHub.ip = ip
     c.JupyterHub.port = port
     c.JupyterHub.hub_ip = "127.0.0.1"
@@ -267,7 +284,8 @@ def local_hub(
     c.JupyterHub.db_url = f"sqlite:///{os.path.join(state_directory, 'jupyterhub.sqlite')}"
     c.JupyterHub.cookie_secret_file = os.path.join(state_directory, "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = os.path.join(state_directory, "jupyterhub.pid")
-    c.ConfigurableHTTPProxy.command = [os.path.join(bin_directory, "configurable-http-proxy")]
+    # The pure-Python configurable-http-proxy, with whole websockets (Dask dashboards): .proxy
+    c.ConfigurableHTTPProxy.command = [sys.executable, "-m", "eosc_pangeo.platform.proxy"]
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port}"
     # Servers outlive a hub restart (it finds them again); `eosc-pangeo down` stops them first.
     c.JupyterHub.cleanup_servers = False
@@ -413,3 +431,17 @@ def add_idle_culler(c: Config, *, timeout: int = 3600) -> None:
         "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
         "services": ["idle-culler"],
     }]
+
+
+def poll_services(seconds: int) -> None:
+    """Check every ``seconds`` that the hub's managed services run; one that died is restarted.
+
+    JupyterHub restarts a managed service when its spawner's poll finds the process gone
+    (every 30 s by default). ``JupyterHub.service_check_interval`` does not do that: it only
+    logs services that do not answer. The services' spawners are built without the hub's
+    configuration, so ``c.Spawner.poll_interval`` does not reach them and the interval can only
+    be set as the default of their class (a process-wide change, in the hub process only).
+    """
+    from jupyterhub.services.service import _ServiceSpawner
+
+    _ServiceSpawner.poll_interval.default_value = seconds

@@ -22,6 +22,7 @@ contexts, the profiles gated by groups, and :class:`PlatformKubeBackend`, dask-g
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,9 @@ class Gateway(Model):
     url: str  # the gateway's proxy (traefik) inside the cluster
     scheduler_address: str  # host:port of its TCP proxy, where clients reach schedulers
     dashboard_url: str = f"/services/{SERVICE_NAME}"
+    # The dashboards' gate (platform/dashboards.py) runs in the hub pod, as a hub-managed
+    # service; the hub's proxy reaches it at hub:<gate_port> (the chart opens that port).
+    gate_port: int = 8788
     default_limits: dict[str, Any] = Field(default_factory=dict)
     group_limits: dict[str, dict[str, Any]] = Field(default_factory=dict)
     scheduler: DaskPods
@@ -304,6 +308,10 @@ def configure_hub(c: Config, deployment: dict[str, Any] | None = None) -> Deploy
             scheduler_address=spec.gateway.scheduler_address,
             notebook_image=lambda spawner: spawner.image,
             dashboard_url=spec.gateway.dashboard_url,
+            front_url=f"http://hub:{spec.gateway.gate_port}",
+            front_command=[sys.executable, "-m", "eosc_pangeo.platform.dashboards", "--ip",
+                           "0.0.0.0", "--port", str(spec.gateway.gate_port),
+                           "--upstream", spec.gateway.url],
         )
     # zero-to-jupyterhub sets KubeSpawner.environment (singleuser.extraEnv), which hides
     # Spawner.environment: merge ours in, the chart's extraEnv winning.

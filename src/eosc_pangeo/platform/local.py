@@ -45,7 +45,7 @@ ADMIN_SERVICE = "eosc-admin"
 INGEST_GROUP = "ingest"
 SHARED_ROOT = Path("/srv/eosc-pangeo")
 PORT_NAMES = ("hub_api", "proxy_api", "gateway_api", "gateway_proxy", "scheduler", "catalog",
-              "jobs", "data")
+              "jobs", "data", "dashboards")
 
 HUB_CONFIG = """\
 # Written by eosc_pangeo.platform.local.prepare; rewritten at every start.
@@ -119,6 +119,13 @@ class PlatformState:
     default_limits: dict[str, Any] = field(default_factory=dict)
     group_limits: dict[str, dict[str, Any]] = field(default_factory=dict)
     cull_idle_seconds: int = 3600
+    #: How often the hub checks that its managed services still run (and restarts them).
+    service_poll_seconds: int = 10
+    #: OpenID Connect login instead of passwords: arguments of :func:`.auth.configure_oidc`
+    #: (``callback_url`` defaults to this hub's).
+    oidc: dict[str, Any] | None = None
+    #: Encrypts the hub's auth state (the provider's tokens, kept to refresh them).
+    crypt_key: str = field(default_factory=lambda: secrets.token_hex(32))
 
     @classmethod
     def load(cls, state_directory: str | os.PathLike) -> PlatformState:
@@ -187,6 +194,30 @@ class PlatformState:
         return f"127.0.0.1:{self.ports['scheduler']}"
 
 
+def load_oidc_settings(path: str | os.PathLike) -> dict[str, Any]:
+    """OpenID Connect settings from a JSON file: the arguments of :func:`.auth.configure_oidc`."""
+    import inspect
+
+    from .auth import configure_oidc
+
+    try:
+        settings = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise PlatformError(f"{path}: not a readable JSON file of OIDC settings ({error})") \
+            from None
+    known = set(inspect.signature(configure_oidc).parameters) - {"c"}
+    required = {"issuer_url", "client_id", "client_secret"}
+    if not isinstance(settings, dict) or set(settings) - known or required - set(settings):
+        given = set(settings) if isinstance(settings, dict) else set()
+        raise PlatformError(
+            f"{path}: OIDC settings need {', '.join(sorted(required))} and may have "
+            f"{', '.join(sorted(known - required))}; unknown: "
+            f"{', '.join(sorted(given - known)) or '-'}, missing: "
+            f"{', '.join(sorted(required - given)) or '-'}"
+        )
+    return settings
+
+
 def shared_directory_for(state_directory: Path) -> Path:
     """Where users' processes find the lake and clusters' working directories."""
     if readable_by_others(state_directory):
@@ -205,6 +236,8 @@ def prepare(
     default_limits: dict[str, Any] | None = None,
     group_limits: dict[str, dict[str, Any]] | None = None,
     cull_idle_seconds: int = 3600,
+    service_poll_seconds: int | None = None,
+    oidc: dict[str, Any] | None = None,
 ) -> PlatformState:
     """Create the platform's state (first run) or reuse it, and write its configuration.
 
@@ -240,6 +273,10 @@ def prepare(
             group_limits=group_limits or {},
             cull_idle_seconds=cull_idle_seconds,
         )
+    if service_poll_seconds is not None:
+        platform.service_poll_seconds = service_poll_seconds
+    if oidc is not None:
+        platform.oidc = oidc
     # Re-checked at every start: the source (hence the users' environment) may have changed.
     platform.environment = user_environment()
     platform.save()
@@ -322,6 +359,18 @@ def remove_account(platform: PlatformState, name: str) -> None:
                 raise
 
 
+def with_unix_account(hook):
+    """A ``pre_spawn_hook`` that first creates the user's Unix account (with a home) if
+    missing, then runs ``hook``: for users who log in through an OpenID provider."""
+
+    def make_account(spawner) -> None:
+        ensure_system_user(spawner.user.name, home=True)
+        if hook:
+            hook(spawner)
+
+    return make_account
+
+
 def configure_hub(c, platform: PlatformState) -> None:
     """The hub's whole configuration for ``platform`` (what ``jupyterhub_config.py`` runs)."""
     from .hub import (
@@ -332,6 +381,7 @@ def configure_hub(c, platform: PlatformState) -> None:
         add_jobs_service,
         local_hub,
         notebook_environment,
+        poll_services,
         user_servers,
     )
 
@@ -346,7 +396,14 @@ def configure_hub(c, platform: PlatformState) -> None:
         user_environment=platform.environment,
         homes_directory=os.path.join(platform.shared_directory, "homes"),
     )
-    configure_passwords(c, users_file=str(platform.users.path))
+    if platform.oidc:
+        from .auth import configure_oidc
+
+        configure_oidc(c, **{"callback_url": f"{platform.url}/hub/oauth_callback",
+                             **platform.oidc})
+        c.CryptKeeper.keys = [platform.crypt_key]
+    else:
+        configure_passwords(c, users_file=str(platform.users.path))
     add_dask_gateway(
         c,
         gateway_url=f"http://127.0.0.1:{platform.ports['gateway_proxy']}",
@@ -355,6 +412,10 @@ def configure_hub(c, platform: PlatformState) -> None:
         command=[sys.executable, "-m", "eosc_pangeo.platform.gateway",
                  "-f", str(state / "gateway.json")],
         notebook_image=platform.environment,
+        front_url=f"http://127.0.0.1:{platform.ports['dashboards']}",
+        front_command=[sys.executable, "-m", "eosc_pangeo.platform.dashboards",
+                       "--port", str(platform.ports["dashboards"]),
+                       "--upstream", f"http://127.0.0.1:{platform.ports['gateway_proxy']}"],
     )
     add_catalog(
         c,
@@ -383,14 +444,18 @@ def configure_hub(c, platform: PlatformState) -> None:
             platform.gateway_address, platform.scheduler_address, platform.environment)},
     )
     add_idle_culler(c, timeout=platform.cull_idle_seconds)
+    poll_services(platform.service_poll_seconds)
     user_servers(c, lake=platform.lake, catalog_url=platform.catalog_url,
                  notebooks=platform.notebooks)
+    if platform.oidc and os.geteuid() == 0:
+        # Users come from the provider: their Unix account is made at their first start.
+        c.Spawner.pre_spawn_hook = with_unix_account(c.Spawner.pre_spawn_hook)
     # A service with the admin token: the CLI and tests manage users, tokens and servers with it.
     c.JupyterHub.services.append({"name": ADMIN_SERVICE, "api_token": platform.admin_token})
     c.JupyterHub.load_roles.append({
         "name": ADMIN_SERVICE,
         "scopes": ["admin:users", "admin:servers", "admin:groups", "tokens",
-                   "admin:server_state", "read:services"],
+                   "admin:server_state", "admin:auth_state", "read:services"],
         "services": [ADMIN_SERVICE],
     })
 
@@ -463,10 +528,10 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None, lo
             raise PlatformError(f"jupyterhub exited ({process.returncode}) before {what} "
                                 f"answered; from {log}:\n{_log_tail(log)}")
         try:
-            if requests.get(url, timeout=2).status_code == 200:
+            if requests.get(url, timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not up yet, or (a loaded machine) slow to answer its first request
         time.sleep(0.2)
     raise PlatformError(f"{what} ({url}) did not answer within {timeout:g} s; from {log}:\n"
                         f"{_log_tail(log)}")
