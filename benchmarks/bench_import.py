@@ -26,15 +26,20 @@ def main() -> None:
     repeat = 3 if args.quick else 10
 
     def timed(command: list[str]) -> float:
-        return time_runs(lambda: subprocess.run(command, check=True, capture_output=True),
-                         repeat).best
+        return time_runs(
+            lambda: subprocess.run(command, check=True, capture_output=True), repeat
+        ).best
 
     bare = timed([sys.executable, "-c", "pass"])
     report("python -c pass (baseline)", bare, "s")
     xarray = timed([sys.executable, "-c", "import xarray"])
     report("import xarray (baseline)", xarray, "s")
-    report("import eosc_pangeo", timed([sys.executable, "-c", "import eosc_pangeo"]), "s",
-           baseline=xarray)
+    report(
+        "import eosc_pangeo",
+        timed([sys.executable, "-c", "import eosc_pangeo"]),
+        "s",
+        baseline=xarray,
+    )
     cli_help = timed([CLI, "--help"])
     report("eosc-pangeo --help", cli_help, "s", baseline=xarray, target="< 0.5 s")
     # How many interpreter start-ups --help costs: the part our imports add.

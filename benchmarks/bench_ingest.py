@@ -59,8 +59,7 @@ def lake_map_copied(files: list[Path], out: Path) -> None:
 
 def lake_map_encoded(files: list[Path], out: Path) -> None:
     """The lake's ingest into the map store only, every chunk decoded and encoded again."""
-    report = lake.ingest_grid(str(out), "sst", "ocean", files, chunking="map",
-                              copy_chunks=False)
+    report = lake.ingest_grid(str(out), "sst", "ocean", files, chunking="map", copy_chunks=False)
     assert report.chunks["map.zarr/analysed_sst"].startswith("encoded"), report.chunks
 
 
@@ -105,34 +104,55 @@ def measure(func, files: list[Path]) -> tuple[common.ChildRun, int]:
 def main() -> None:
     parser = common.argument_parser(__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=DAYS, help=f"files to ingest (default {DAYS})")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="rounds of every method in turn (interleaved); medians reported")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rounds of every method in turn (interleaved); medians reported",
+    )
     args = parser.parse_args()
     spec = QUICK if args.quick else LARGE
     files = common.source_files(spec)[: args.days]
     size_mb = common.total_bytes(files) / 1e6
-    print(f"# {len(files)} daily files, {size_mb:.0f} MB of NetCDF, grid "
-          f"{180 / spec.resolution:.0f} x {360 / spec.resolution:.0f}; cold cache, "
-          f"{args.rounds} interleaved round(s), median of each method")
+    print(
+        f"# {len(files)} daily files, {size_mb:.0f} MB of NetCDF, grid "
+        f"{180 / spec.resolution:.0f} x {360 / spec.resolution:.0f}; cold cache, "
+        f"{args.rounds} interleaved round(s), median of each method"
+    )
     rounds = {name: [] for name in METHODS}
     for _ in range(args.rounds):
         for name, func in METHODS.items():
             run, written = measure(func, files)
             rounds[name].append(run)
-            print(f"# {name}: {run.seconds:.1f} s, wrote {written / 1e6:.0f} MB, peak RSS "
-                  f"{run.peak_rss / 1e6:.0f} MB", flush=True)
-    runs = {name: sorted(done, key=lambda run: run.seconds)[len(done) // 2]
-            for name, done in rounds.items()}
+            print(
+                f"# {name}: {run.seconds:.1f} s, wrote {written / 1e6:.0f} MB, peak RSS "
+                f"{run.peak_rss / 1e6:.0f} MB",
+                flush=True,
+            )
+    runs = {
+        name: sorted(done, key=lambda run: run.seconds)[len(done) // 2]
+        for name, done in rounds.items()
+    }
     throughput = {name: size_mb / run.seconds for name, run in runs.items()}
     for name in ("floor read+write", "plain to_zarr"):
         common.report(f"ingest {name}", throughput[name], "MB/s")
     for name in LAKE:
-        common.report(f"ingest {name} vs plain to_zarr", throughput[name], "MB/s",
-                      baseline=throughput["plain to_zarr"], higher_is_better=True,
-                      target="> 1x")
-        common.report(f"ingest {name} vs floor", throughput[name], "MB/s",
-                      baseline=throughput["floor read+write"], higher_is_better=True,
-                      target=">= 0.5x")
+        common.report(
+            f"ingest {name} vs plain to_zarr",
+            throughput[name],
+            "MB/s",
+            baseline=throughput["plain to_zarr"],
+            higher_is_better=True,
+            target="> 1x",
+        )
+        common.report(
+            f"ingest {name} vs floor",
+            throughput[name],
+            "MB/s",
+            baseline=throughput["floor read+write"],
+            higher_is_better=True,
+            target=">= 0.5x",
+        )
     for name, run in runs.items():
         baseline = None if name == "plain to_zarr" else runs["plain to_zarr"].peak_rss / 1e6
         common.report(f"peak RSS {name}", run.peak_rss / 1e6, "MB", baseline=baseline)

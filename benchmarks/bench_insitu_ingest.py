@@ -95,33 +95,53 @@ def main() -> None:
     files = argo_files + station_files
     size_mb = common.total_bytes(files) / 1e6
     cold = common.drop_page_cache()
-    print(f"# {len(argo_files)} Argo files + {len(station_files)} station CSVs, {size_mb:.0f} MB, "
-          f"{planned} observations in the files; {os.cpu_count()} CPUs; "
-          f"{'cold' if cold else 'warm (cannot drop the page cache)'} cache, one run each")
+    print(
+        f"# {len(argo_files)} Argo files + {len(station_files)} station CSVs, {size_mb:.0f} MB, "
+        f"{planned} observations in the files; {os.cpu_count()} CPUs; "
+        f"{'cold' if cold else 'warm (cannot drop the page cache)'} cache, one run each"
+    )
     runs, figures = {}, {}
     for name, func in METHODS.items():
         runs[name], figures[name] = measure(func, files)
         print_run(name, runs[name], figures[name])
     rows = figures["ingest"]["rows"]
-    assert rows == figures["decode all"]["rows"], \
+    assert rows == figures["decode all"]["rows"], (
         f"ingest {rows} rows, decoding {figures['decode all']['rows']}"
-    print(f"# the decoded table holds {figures['decode all']['bytes'] / 1e6:.0f} MB of Arrow "
-          f"buffers ({rows} rows)")
+    )
+    print(
+        f"# the decoded table holds {figures['decode all']['bytes'] / 1e6:.0f} MB of Arrow "
+        f"buffers ({rows} rows)"
+    )
     ingest_run, decode_run = runs["ingest"], runs["decode all"]
-    common.report("insitu ingest", rows / ingest_run.seconds, "observations/s",
-                  baseline=rows / decode_run.seconds, higher_is_better=True)
+    common.report(
+        "insitu ingest",
+        rows / ingest_run.seconds,
+        "observations/s",
+        baseline=rows / decode_run.seconds,
+        higher_is_better=True,
+    )
     common.report("insitu ingest time", ingest_run.seconds, "s", baseline=decode_run.seconds)
-    common.report("insitu ingest peak RSS", ingest_run.peak_rss / 1e6, "MB",
-                  baseline=decode_run.peak_rss / 1e6, target="> 1x")
-    print(f"# ingest / decode all: {ingest_run.seconds / decode_run.seconds:.2f}x the time, "
-          f"{ingest_run.peak_rss / decode_run.peak_rss:.2f}x the peak RSS")
+    common.report(
+        "insitu ingest peak RSS",
+        ingest_run.peak_rss / 1e6,
+        "MB",
+        baseline=decode_run.peak_rss / 1e6,
+        target="> 1x",
+    )
+    print(
+        f"# ingest / decode all: {ingest_run.seconds / decode_run.seconds:.2f}x the time, "
+        f"{ingest_run.peak_rss / decode_run.peak_rss:.2f}x the peak RSS"
+    )
 
 
 def print_run(name: str, run: common.ChildRun, figures: dict) -> None:
-    print(f"# {name}: {run.seconds:.1f} s, {figures['rows']} rows, peak RSS "
-          f"{run.peak_rss / 1e6:.0f} MB with its workers, "
-          f"{figures['self_peak_rss'] / 1e6:.0f} MB alone, largest worker "
-          f"{figures['worker_peak_rss'] / 1e6:.0f} MB", flush=True)
+    print(
+        f"# {name}: {run.seconds:.1f} s, {figures['rows']} rows, peak RSS "
+        f"{run.peak_rss / 1e6:.0f} MB with its workers, "
+        f"{figures['self_peak_rss'] / 1e6:.0f} MB alone, largest worker "
+        f"{figures['worker_peak_rss'] / 1e6:.0f} MB",
+        flush=True,
+    )
 
 
 def compare_scales(quick: bool, scale: int) -> None:
@@ -130,17 +150,29 @@ def compare_scales(quick: bool, scale: int) -> None:
     for years in (1, scale):
         _, planned, argo_files, station_files = sources(quick, years)
         files = argo_files + station_files
-        print(f"# {years} year(s): {len(argo_files)} Argo files + {len(station_files)} station "
-              f"CSVs, {common.total_bytes(files) / 1e6:.0f} MB, {planned} observations",
-              flush=True)
+        print(
+            f"# {years} year(s): {len(argo_files)} Argo files + {len(station_files)} station "
+            f"CSVs, {common.total_bytes(files) / 1e6:.0f} MB, {planned} observations",
+            flush=True,
+        )
         runs[years], figures[years] = measure(ingest, files)
         print_run(f"ingest of {years} year(s)", runs[years], figures[years])
     rate = {years: figures[years]["rows"] / runs[years].seconds for years in runs}
-    common.report(f"insitu ingest of {scale} years, {figures[scale]['rows']} observations",
-                  rate[scale], "observations/s", baseline=rate[1], higher_is_better=True,
-                  target="~1x")
-    common.report(f"insitu ingest peak RSS, {scale} years", runs[scale].peak_rss / 1e6, "MB",
-                  baseline=runs[1].peak_rss / 1e6, target="~1x (not growing)")
+    common.report(
+        f"insitu ingest of {scale} years, {figures[scale]['rows']} observations",
+        rate[scale],
+        "observations/s",
+        baseline=rate[1],
+        higher_is_better=True,
+        target="~1x",
+    )
+    common.report(
+        f"insitu ingest peak RSS, {scale} years",
+        runs[scale].peak_rss / 1e6,
+        "MB",
+        baseline=runs[1].peak_rss / 1e6,
+        target="~1x (not growing)",
+    )
 
 
 if __name__ == "__main__":

@@ -62,15 +62,23 @@ def source_query(argo_files: list[Path], station_files: list[Path]) -> pd.DataFr
 def in_query(lon, lat, time) -> np.ndarray:
     """Whether each observation is in the box and the month (edges included, as the lake)."""
     west, south, east, north = BBOX
-    return ((lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
-            & (time >= TIME[0]) & (time <= TIME[1]))
+    return (
+        (lon >= west)
+        & (lon <= east)
+        & (lat >= south)
+        & (lat <= north)
+        & (time >= TIME[0])
+        & (time <= TIME[1])
+    )
 
 
 def argo_rows(path: Path) -> pd.DataFrame:
     """Levels of one Argo file in the query, with a pressure and a value of the variable."""
     with netCDF4.Dataset(path) as nc:
-        time = pd.DatetimeIndex(ARGO_EPOCH + np.rint(unmasked(nc, "JULD") * 86_400e6).astype(
-            "timedelta64[us]"), tz="UTC")
+        time = pd.DatetimeIndex(
+            ARGO_EPOCH + np.rint(unmasked(nc, "JULD") * 86_400e6).astype("timedelta64[us]"),
+            tz="UTC",
+        )
         lat, lon = unmasked(nc, "LATITUDE"), unmasked(nc, "LONGITUDE")
         lon = np.where(lon >= 180, lon - 360, lon)
         profiles = np.flatnonzero(in_query(lon, lat, time))
@@ -78,14 +86,24 @@ def argo_rows(path: Path) -> pd.DataFrame:
             return pd.DataFrame()
         modes = nc.variables["DATA_MODE"][:].filled(b" ")[profiles]
         adjusted = np.isin(modes, [b"A", b"D"])[:, None]
-        pressure = np.where(adjusted, unmasked(nc, "PRES_ADJUSTED")[profiles],
-                            unmasked(nc, "PRES")[profiles])
-        values = np.where(adjusted, unmasked(nc, f"{VARIABLE}_ADJUSTED")[profiles],
-                          unmasked(nc, VARIABLE)[profiles])
+        pressure = np.where(
+            adjusted, unmasked(nc, "PRES_ADJUSTED")[profiles], unmasked(nc, "PRES")[profiles]
+        )
+        values = np.where(
+            adjusted,
+            unmasked(nc, f"{VARIABLE}_ADJUSTED")[profiles],
+            unmasked(nc, VARIABLE)[profiles],
+        )
     rows, levels = np.nonzero(np.isfinite(pressure) & np.isfinite(values))
-    return pd.DataFrame({"time": time[profiles[rows]], "lon": lon[profiles[rows]],
-                         "lat": lat[profiles[rows]], "pressure": pressure[rows, levels],
-                         VARIABLE: values[rows, levels]})
+    return pd.DataFrame(
+        {
+            "time": time[profiles[rows]],
+            "lon": lon[profiles[rows]],
+            "lat": lat[profiles[rows]],
+            "pressure": pressure[rows, levels],
+            VARIABLE: values[rows, levels],
+        }
+    )
 
 
 def unmasked(nc: netCDF4.Dataset, name: str) -> np.ndarray:
@@ -110,8 +128,11 @@ def check_same(got: pd.DataFrame, expected: pd.DataFrame) -> None:
     """The lake returns the baseline's observations: same count, same values."""
     assert len(got) == len(expected), f"lake {len(got)} rows, source files {len(expected)}"
     assert len(got) > 0, "the query matches nothing: choose another box or month"
-    np.testing.assert_allclose(np.sort(got[VARIABLE].to_numpy(dtype=np.float64)),
-                               np.sort(expected[VARIABLE].to_numpy(dtype=np.float64)), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.sort(got[VARIABLE].to_numpy(dtype=np.float64)),
+        np.sort(expected[VARIABLE].to_numpy(dtype=np.float64)),
+        rtol=1e-6,
+    )
 
 
 def p50(func, repeat: int, cold: bool) -> float:
@@ -122,9 +143,13 @@ def p50(func, repeat: int, cold: bool) -> float:
 def argument_parser(description: str):
     """The options of the in-situ benchmarks: ``--quick`` and ``--scale``."""
     parser = common.argument_parser(description)
-    parser.add_argument("--scale", type=int, default=1,
-                        help="years of data, the same floats and stations (default 1: 2020; "
-                             "10 gives about 100 million observations at full size)")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        help="years of data, the same floats and stations (default 1: 2020; "
+        "10 gives about 100 million observations at full size)",
+    )
     return parser
 
 
@@ -132,8 +157,10 @@ def scaled(specs: tuple, scale: int) -> tuple:
     """The specs over ``scale`` years: the floats keep profiling every ten days, the stations
     recording every hour; the query's month (March 2020) holds the same observations."""
     argo, stations = specs
-    return (dataclasses.replace(argo, profiles=argo.profiles * scale),
-            dataclasses.replace(stations, days=stations.days * scale))
+    return (
+        dataclasses.replace(argo, profiles=argo.profiles * scale),
+        dataclasses.replace(stations, days=stations.days * scale),
+    )
 
 
 def sources(quick: bool, scale: int = 1) -> tuple[tuple, int, list[Path], list[Path]]:
@@ -151,13 +178,17 @@ def main() -> None:
     specs, planned, argo_files, station_files = sources(args.quick, args.scale)
     lake_url, ingest = insitu_lake(specs, argo_files + station_files)
     size_mb = common.total_bytes(argo_files + station_files) / 1e6
-    print(f"# {len(argo_files)} Argo files + {len(station_files)} station CSVs, {size_mb:.0f} MB, "
-          f"{planned} observations in the files, {ingest['rows']} with a value ingested")
+    print(
+        f"# {len(argo_files)} Argo files + {len(station_files)} station CSVs, {size_mb:.0f} MB, "
+        f"{planned} observations in the files, {ingest['rows']} with a value ingested"
+    )
     got = lake_query(lake_url)
     baseline_rows = source_query(argo_files, station_files)
     check_same(got, baseline_rows)
-    print(f"# query bbox {BBOX}, {TIME[0]:%Y-%m-%d}..{TIME[1]:%Y-%m-%d}, {VARIABLE}: "
-          f"{len(got)} rows from both")
+    print(
+        f"# query bbox {BBOX}, {TIME[0]:%Y-%m-%d}..{TIME[1]:%Y-%m-%d}, {VARIABLE}: "
+        f"{len(got)} rows from both"
+    )
     repeat = 5 if args.quick else 20
     for cache, cold in (("warm", False), ("cold", True)):
         if cold and not common.drop_page_cache():
@@ -166,8 +197,9 @@ def main() -> None:
         scans = 1 if cold or args.scale > 1 else 2
         baseline = p50(lambda: source_query(argo_files, station_files), scans, cold)
         lake_p50 = p50(lambda: lake_query(lake_url), repeat if not cold else 5, cold)
-        common.report(f"insitu query p50 ({cache})", lake_p50, "s", baseline=baseline,
-                      target=">= 100x")
+        common.report(
+            f"insitu query p50 ({cache})", lake_p50, "s", baseline=baseline, target=">= 100x"
+        )
         print(f"# lake query under 0.5 s ({cache}): {'yes' if lake_p50 < 0.5 else 'NO'}")
 
 

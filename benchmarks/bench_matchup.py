@@ -56,11 +56,13 @@ def random_observations(grid: xr.Dataset, n: int) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     start, end = grid.time.values[0], grid.time.values[-1]
     span = (end - start) / np.timedelta64(1, "s")
-    return pd.DataFrame({
-        "lat": np.degrees(np.arcsin(rng.uniform(-1, 1, n))),
-        "lon": rng.uniform(-180, 180, n),
-        "time": start + (rng.uniform(0, span, n) * 1e9).astype("timedelta64[ns]"),
-    })
+    return pd.DataFrame(
+        {
+            "lat": np.degrees(np.arcsin(rng.uniform(-1, 1, n))),
+            "lon": rng.uniform(-180, 180, n),
+            "time": start + (rng.uniform(0, span, n) * 1e9).astype("timedelta64[ns]"),
+        }
+    )
 
 
 def with_matchup(grid: xr.Dataset, obs: pd.DataFrame) -> np.ndarray:
@@ -69,8 +71,12 @@ def with_matchup(grid: xr.Dataset, obs: pd.DataFrame) -> np.ndarray:
 
 def with_sel_loop(grid: xr.Dataset, obs: pd.DataFrame) -> np.ndarray:
     sst = grid["analysed_sst"]
-    return np.array([float(sst.sel(lat=row.lat, lon=row.lon, time=row.time, method="nearest"))
-                     for row in obs.itertuples()])
+    return np.array(
+        [
+            float(sst.sel(lat=row.lat, lon=row.lon, time=row.time, method="nearest"))
+            for row in obs.itertuples()
+        ]
+    )
 
 
 def xoak_index(grid: xr.Dataset) -> xr.Dataset:
@@ -78,14 +84,19 @@ def xoak_index(grid: xr.Dataset) -> xr.Dataset:
 
     lat2, lon2 = xr.broadcast(grid.lat, grid.lon)
     return grid.assign_coords(lat2=lat2, lon2=lon2).set_xindex(
-        ["lat2", "lon2"], xr.indexes.NDPointIndex, tree_adapter_cls=SklearnGeoBallTreeAdapter)
+        ["lat2", "lon2"], xr.indexes.NDPointIndex, tree_adapter_cls=SklearnGeoBallTreeAdapter
+    )
 
 
 def xoak_query(cells: xr.Dataset, obs: pd.DataFrame) -> np.ndarray:
-    at_points = cells.sel(lat2=xr.DataArray(obs.lat.values, dims="obs"),
-                          lon2=xr.DataArray(obs.lon.values, dims="obs"), method="nearest")
-    picked = at_points["analysed_sst"].sel(time=xr.DataArray(obs.time.values, dims="obs"),
-                                           method="nearest")
+    at_points = cells.sel(
+        lat2=xr.DataArray(obs.lat.values, dims="obs"),
+        lon2=xr.DataArray(obs.lon.values, dims="obs"),
+        method="nearest",
+    )
+    picked = at_points["analysed_sst"].sel(
+        time=xr.DataArray(obs.time.values, dims="obs"), method="nearest"
+    )
     return picked.values
 
 
@@ -96,9 +107,15 @@ def pyinterp_grid(grid: xr.Dataset):
 
 
 def pyinterp_query(interpolator, obs: pd.DataFrame) -> np.ndarray:
-    return interpolator.trivariate({"lon": obs.lon.values, "lat": obs.lat.values,
-                                    "time": obs.time.values.astype("datetime64[ns]")},
-                                   method="nearest", bounds_error=False)
+    return interpolator.trivariate(
+        {
+            "lon": obs.lon.values,
+            "lat": obs.lat.values,
+            "time": obs.time.values.astype("datetime64[ns]"),
+        },
+        method="nearest",
+        bounds_error=False,
+    )
 
 
 def compare_peer(name: str, build, query, grid, obs, expected, fast: float, min_agreement):
@@ -111,8 +128,9 @@ def compare_peer(name: str, build, query, grid, obs, expected, fast: float, min_
     queried = common.time_runs(lambda: query(index, obs), 3).best
     common.report(f"{name}, building its index", built, "s")
     common.report(f"{name}, query alone", queried, "s")
-    common.report(f"matchup vs {name} (index + query)", fast, "s", baseline=built + queried,
-                  target="> 1x")
+    common.report(
+        f"matchup vs {name} (index + query)", fast, "s", baseline=built + queried, target="> 1x"
+    )
     common.report(f"matchup vs {name} query alone", fast, "s", baseline=queried)
 
 
@@ -139,23 +157,42 @@ def main() -> None:
     loop_values = with_sel_loop(in_memory, sample)
     loop_sample = common.time_runs(lambda: with_sel_loop(in_memory, sample), 1).best
     loop = loop_sample * n / LOOP_SAMPLE
-    print(f"# sel loop timed on {LOOP_SAMPLE} observations ({loop_sample:.2f} s), extrapolated "
-          f"to {n}; agrees with matchup on {agreement(loop_values, expected[:LOOP_SAMPLE]):.4%}")
+    print(
+        f"# sel loop timed on {LOOP_SAMPLE} observations ({loop_sample:.2f} s), extrapolated "
+        f"to {n}; agrees with matchup on {agreement(loop_values, expected[:LOOP_SAMPLE]):.4%}"
+    )
     assert agreement(loop_values, expected[:LOOP_SAMPLE]) > 0.999
 
     common.report("per-observation sel(method='nearest') loop", loop, "s")
     common.report("matchup, grid in memory", fast, "s", baseline=loop, target=">= 100x")
     common.report("matchup, lake collection on disk", disk, "s", baseline=loop)
 
-    compare_peer("xoak (sklearn haversine BallTree)", xoak_index, xoak_query, in_memory, obs,
-                 expected, fast, 0.9999)
+    compare_peer(
+        "xoak (sklearn haversine BallTree)",
+        xoak_index,
+        xoak_query,
+        in_memory,
+        obs,
+        expected,
+        fast,
+        0.9999,
+    )
     try:
         import pyinterp  # noqa: F401
     except ImportError:
         print("# pyinterp not installed (no wheel for this Python; it needs >= 3.12): skipped")
         return
-    compare_peer("pyinterp Grid3D nearest", pyinterp_grid, pyinterp_query, in_memory, obs,
-                 expected, fast, 0.999)
+    compare_peer(
+        "pyinterp Grid3D nearest",
+        pyinterp_grid,
+        pyinterp_query,
+        in_memory,
+        obs,
+        expected,
+        fast,
+        0.999,
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -54,8 +54,11 @@ def one_user(platform: local.PlatformState, name: str, password: str) -> tuple[f
 
 
 def percentile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 \
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+        if len(values) > 1
         else values[0]
+    )
 
 
 def main() -> None:
@@ -79,17 +82,22 @@ def main() -> None:
             timings = []
             for _ in range(runs):
                 with ThreadPoolExecutor(users) as pool:
-                    timings += list(pool.map(lambda n: one_user(platform, n, f"pw-{n}"),
-                                             names[:users]))
+                    timings += list(
+                        pool.map(lambda n: one_user(platform, n, f"pw-{n}"), names[:users])
+                    )
             results[users] = timings
         for index, label in ((0, "login-to-kernel-ready"), (1, "cluster-to-first-result")):
             alone = [t[index] for t in results[1]]
             for q in (50, 95):
                 base = percentile(alone, q)
                 report(f"platform {label} p{q}, 1 user", base, "s")
-                report(f"platform {label} p{q}, {crowd} concurrent users",
-                       percentile([t[index] for t in results[crowd]], q), "s", baseline=base,
-                       target="p95 < 10 s" if (index, q) == (0, 95) else "")
+                report(
+                    f"platform {label} p{q}, {crowd} concurrent users",
+                    percentile([t[index] for t in results[crowd]], q),
+                    "s",
+                    baseline=base,
+                    target="p95 < 10 s" if (index, q) == (0, 95) else "",
+                )
     finally:
         local.stop(platform)
         for name in names:

@@ -90,13 +90,33 @@ def serve_data(lake: str, workers: int, folder: Path) -> tuple[str, subprocess.P
     from eosc_pangeo.platform.local import free_ports
 
     policy = folder / "policy.yaml"
-    policy.write_text(yaml.safe_dump({"public": ["*"], "limits": {
-        "max_response_bytes": 2**31 - 1, "anonymous_requests_per_minute": 10**6}}))
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "public": ["*"],
+                "limits": {"max_response_bytes": 2**31 - 1, "anonymous_requests_per_minute": 10**6},
+            }
+        )
+    )
     (port,) = free_ports(1)
     process = subprocess.Popen(
-        [sys.executable, "-m", "eosc_pangeo", "serve-data", "--lake", lake, "--port", str(port),
-         "--workers", str(workers), "--policy", str(policy)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "eosc_pangeo",
+            "serve-data",
+            "--lake",
+            lake,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--policy",
+            str(policy),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -138,30 +158,38 @@ def main() -> None:
     spec = bench_timeseries.QUICK if args.quick else bench_timeseries.LARGE
     files = common.source_files(spec)
     lake_url = bench_timeseries.sst_lake(spec, files)
-    counting = CountingApp(create_app(lake_url, AccessPolicy(
-        public=["*"], limits={"max_response_bytes": 2**31 - 1,
-                              "anonymous_requests_per_minute": 10**6})))
+    counting = CountingApp(
+        create_app(
+            lake_url,
+            AccessPolicy(
+                public=["*"],
+                limits={"max_response_bytes": 2**31 - 1, "anonymous_requests_per_minute": 10**6},
+            ),
+        )
+    )
     url, stop = serve(counting)
     sources = file_server(files[0].parent)
     local = open_grid(lake_url, COLLECTION, chunking="map")
     # The packed integers themselves, for the slice's compressed size.
     packed = open_grid(lake_url, COLLECTION, chunking="map", mask_and_scale=False).analysed_sst
     lat, lon = bench_timeseries.ocean_points(files[0], 1)[0]
-    print(f"# {len(files)} daily files, {common.total_bytes(files) / 1e6:.0f} MB; point "
-          f"({lat}, {lon}); box {BOX_DEGREES} deg x {BOX_DAYS} days; loopback")
+    print(
+        f"# {len(files)} daily files, {common.total_bytes(files) / 1e6:.0f} MB; point "
+        f"({lat}, {lon}); box {BOX_DEGREES} deg x {BOX_DAYS} days; loopback"
+    )
 
     series = local.analysed_sst.sel(lat=lat, lon=lon, method="nearest").load()
-    box = dict(lat=slice(lat - BOX_DEGREES / 2, lat + BOX_DEGREES / 2),
-               lon=slice(lon - BOX_DEGREES / 2, lon + BOX_DEGREES / 2))
+    box = dict(
+        lat=slice(lat - BOX_DEGREES / 2, lat + BOX_DEGREES / 2),
+        lon=slice(lon - BOX_DEGREES / 2, lon + BOX_DEGREES / 2),
+    )
     month = local.analysed_sst.isel(time=slice(0, BOX_DAYS)).sel(box).load()
     days = files[:BOX_DAYS]
 
     with common.scratch_dir("remote") as scratch:
         for name, wanted, needed, selection in (
-            ("point series", series, files,
-             lambda a: a.sel(lat=lat, lon=lon, method="nearest")),
-            ("month box", month, days,
-             lambda a: a.isel(time=slice(0, BOX_DAYS)).sel(box)),
+            ("point series", series, files, lambda a: a.sel(lat=lat, lon=lon, method="nearest")),
+            ("month box", month, days, lambda a: a.isel(time=slice(0, BOX_DAYS)).sel(box)),
         ):
             folder = Path(scratch) / name.replace(" ", "-")
             folder.mkdir()
@@ -172,8 +200,7 @@ def main() -> None:
             for method, opener in (
                 ("zarr map", lambda: xr.open_zarr(f"{url}/zarr/{COLLECTION}")),
                 ("zarr-timeseries", lambda: xr.open_zarr(f"{url}/zarr-timeseries/{COLLECTION}")),
-                ("opendap", lambda: xr.open_dataset(f"{url}/opendap/{COLLECTION}",
-                                                    engine="pydap")),
+                ("opendap", lambda: xr.open_dataset(f"{url}/opendap/{COLLECTION}", engine="pydap")),
             ):
                 counting.sent = 0
                 ds, opening = timed(opener)
@@ -181,23 +208,38 @@ def main() -> None:
                 got, loading = timed(lambda d=ds, s=selection: s(d.analysed_sst).load())
                 data = counting.sent - metadata
                 np.testing.assert_array_equal(got.values, wanted.values)
-                common.report(f"{name} served {method}", opening + loading, "s",
-                              baseline=baseline)
-                common.report(f"{name} served {method} (bytes)", counting.sent / 1e6, "MB",
-                              baseline=downloaded / 1e6)
-                common.report(f"{name} served {method}: data bytes vs the slice compressed",
-                              data / slice_bytes, "x", target="<= 2x")
+                common.report(f"{name} served {method}", opening + loading, "s", baseline=baseline)
+                common.report(
+                    f"{name} served {method} (bytes)",
+                    counting.sent / 1e6,
+                    "MB",
+                    baseline=downloaded / 1e6,
+                )
+                common.report(
+                    f"{name} served {method}: data bytes vs the slice compressed",
+                    data / slice_bytes,
+                    "x",
+                    target="<= 2x",
+                )
                 print(f"#   of which metadata and coordinates on opening: {metadata} bytes")
 
     rng = np.random.default_rng(1)
-    points = [(float(y), float(x)) for y, x in zip(rng.uniform(-60, 60, QUERIES),
-                                                    rng.uniform(-180, 180, QUERIES), strict=True)]
+    points = [
+        (float(y), float(x))
+        for y, x in zip(rng.uniform(-60, 60, QUERIES), rng.uniform(-180, 180, QUERIES), strict=True)
+    ]
 
     def throughput(base: str, clients: int) -> float:
         def position(point) -> None:
-            response = requests.get(f"{base}/edr/{COLLECTION}/position", timeout=120, params={
-                "coords": f"POINT({point[1]} {point[0]})", "parameter-name": "analysed_sst",
-                "f": "csv"})
+            response = requests.get(
+                f"{base}/edr/{COLLECTION}/position",
+                timeout=120,
+                params={
+                    "coords": f"POINT({point[1]} {point[0]})",
+                    "parameter-name": "analysed_sst",
+                    "f": "csv",
+                },
+            )
             response.raise_for_status()
 
         with ThreadPoolExecutor(clients) as pool:
@@ -206,8 +248,13 @@ def main() -> None:
 
     alone = throughput(url, 1)
     common.report("EDR position queries, 1 client", alone, "req/s")
-    common.report(f"EDR position queries, {CLIENTS} clients", throughput(url, CLIENTS), "req/s",
-                  baseline=alone, higher_is_better=True)
+    common.report(
+        f"EDR position queries, {CLIENTS} clients",
+        throughput(url, CLIENTS),
+        "req/s",
+        baseline=alone,
+        higher_is_better=True,
+    )
     stop()
     workers = os.cpu_count() or 1
     with common.scratch_dir("remote-workers") as scratch:
@@ -220,9 +267,13 @@ def main() -> None:
             finally:
                 process.terminate()
                 process.wait(timeout=60)
-            common.report(f"EDR position queries, {CLIENTS} clients, serve-data --workers "
-                          f"{count}", rates[count], "req/s",
-                          baseline=None if count == 1 else rates[1], higher_is_better=True)
+            common.report(
+                f"EDR position queries, {CLIENTS} clients, serve-data --workers {count}",
+                rates[count],
+                "req/s",
+                baseline=None if count == 1 else rates[1],
+                higher_is_better=True,
+            )
 
 
 if __name__ == "__main__":

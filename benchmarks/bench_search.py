@@ -41,24 +41,33 @@ def synthetic_items(count: int, collection: str, rng: np.random.Generator) -> li
     seconds = rng.uniform(0, YEARS * 365.25 * 86400, count)
     items = []
     for i in range(count):
-        when = (START + dt.timedelta(seconds=float(seconds[i]))).isoformat().replace(
-            "+00:00", "Z")
-        items.append({
-            "type": "Feature", "stac_version": "1.1.0", "id": f"{collection}-{i:07d}",
-            "collection": collection,
-            "geometry": {"type": "Point", "coordinates": [float(lon[i]), float(lat[i])]},
-            "bbox": [float(lon[i]), float(lat[i]), float(lon[i]), float(lat[i])],
-            "properties": {"datetime": when, "platform": f"float-{i % 4000}"},
-            "assets": {}, "links": [],
-        })
+        when = (START + dt.timedelta(seconds=float(seconds[i]))).isoformat().replace("+00:00", "Z")
+        items.append(
+            {
+                "type": "Feature",
+                "stac_version": "1.1.0",
+                "id": f"{collection}-{i:07d}",
+                "collection": collection,
+                "geometry": {"type": "Point", "coordinates": [float(lon[i]), float(lat[i])]},
+                "bbox": [float(lon[i]), float(lat[i]), float(lon[i]), float(lat[i])],
+                "properties": {"datetime": when, "platform": f"float-{i % 4000}"},
+                "assets": {},
+                "links": [],
+            }
+        )
     return items
 
 
 def synthetic_collection(collection: str) -> pystac.Collection:
-    return pystac.Collection(collection, f"Synthetic profiles {collection}", pystac.Extent(
-        pystac.SpatialExtent([[-180, -90, 180, 90]]),
-        pystac.TemporalExtent([[START, START.replace(year=START.year + YEARS)]])),
-        extra_fields={"eosc:domain": "ocean"})
+    return pystac.Collection(
+        collection,
+        f"Synthetic profiles {collection}",
+        pystac.Extent(
+            pystac.SpatialExtent([[-180, -90, 180, 90]]),
+            pystac.TemporalExtent([[START, START.replace(year=START.year + YEARS)]]),
+        ),
+        extra_fields={"eosc:domain": "ocean"},
+    )
 
 
 def queries(count: int, rng: np.random.Generator) -> list[tuple[tuple, str]]:
@@ -67,8 +76,12 @@ def queries(count: int, rng: np.random.Generator) -> list[tuple[tuple, str]]:
     for _ in range(count):
         west, south = rng.uniform(-180, 170), rng.uniform(-80, 70)
         year = int(rng.integers(START.year, START.year + YEARS))
-        out.append(((round(west, 2), round(south, 2), round(west + 10, 2), round(south + 10, 2)),
-                    f"{year}-01-01T00:00:00Z/{year}-12-31T23:59:59Z"))
+        out.append(
+            (
+                (round(west, 2), round(south, 2), round(west + 10, 2), round(south + 10, 2)),
+                f"{year}-01-01T00:00:00Z/{year}-12-31T23:59:59Z",
+            )
+        )
     return out
 
 
@@ -80,8 +93,7 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
 def time_index(index: CatalogIndex, qs) -> list[float]:
     timings = []
     for bbox, interval in qs:
-        start, end = (dt.datetime.fromisoformat(t)
-                      for t in interval.split("/"))
+        start, end = (dt.datetime.fromisoformat(t) for t in interval.split("/"))
         t0 = time.perf_counter()
         index.search_items(ItemQuery(bbox=bbox, start=start, end=end, limit=10))
         timings.append(time.perf_counter() - t0)
@@ -140,15 +152,20 @@ def time_static_walk(items: list[dict], folder: Path, qs) -> tuple[float, float]
     written = time.perf_counter() - t0
     walks = []
     for bbox, interval in qs:
-        start, end = (dt.datetime.fromisoformat(t)
-                      for t in interval.split("/"))
+        start, end = (dt.datetime.fromisoformat(t) for t in interval.split("/"))
         t0 = time.perf_counter()
         found = []
         for item in pystac.Catalog.from_file(str(folder / "catalog.json")).get_items(
-                recursive=True):
+            recursive=True
+        ):
             x0, y0, x1, y1 = item.bbox
-            if (x1 >= bbox[0] and x0 <= bbox[2] and y1 >= bbox[1] and y0 <= bbox[3]
-                    and start <= item.datetime <= end):
+            if (
+                x1 >= bbox[0]
+                and x0 <= bbox[2]
+                and y1 >= bbox[1]
+                and y0 <= bbox[3]
+                and start <= item.datetime <= end
+            ):
                 found.append(item)
                 if len(found) == 10:
                     break
@@ -164,8 +181,11 @@ def main() -> None:
     parser.add_argument("--static-items", type=int, default=2_000)
     parser.add_argument("--static-queries", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 10,000 items, 50 queries, 200 static items")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 10,000 items, 50 queries, 200 static items",
+    )
     args = parser.parse_args()
     if args.quick:
         args.items, args.queries, args.static_items = 10_000, 50, 200
@@ -177,31 +197,46 @@ def main() -> None:
         per_collection = args.items // args.collections
         for c in range(args.collections):
             name = f"profiles-{c:02d}"
-            index.put("bench", synthetic_collection(name).to_dict(include_self_link=False),
-                      synthetic_items(per_collection, name, rng), fingerprint="bench")
+            index.put(
+                "bench",
+                synthetic_collection(name).to_dict(include_self_link=False),
+                synthetic_items(per_collection, name, rng),
+                fingerprint="bench",
+            )
         total = per_collection * args.collections
-        print(f"index: {total:,} items in {args.collections} collections built in "
-              f"{time.perf_counter() - t0:.1f} s")
+        print(
+            f"index: {total:,} items in {args.collections} collections built in "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
 
         qs = queries(args.queries, rng)
         time_index(index, qs[:10])  # load the index into memory, warm the caches
         p50, p95 = percentiles(time_index(index, qs))
-        print(f"index search (in process): p50 {p50:.1f} ms, p95 {p95:.1f} ms "
-              f"({args.queries} sequential queries)")
+        print(
+            f"index search (in process): p50 {p50:.1f} ms, p95 {p95:.1f} ms "
+            f"({args.queries} sequential queries)"
+        )
         api_p50, api_p95 = percentiles(time_api(index, qs))
         print(f"STAC API GET /search (loopback): p50 {api_p50:.1f} ms, p95 {api_p95:.1f} ms")
 
         static_items = synthetic_items(args.static_items, "static", rng)
-        written, walk = time_static_walk(static_items, Path(scratch) / "static",
-                                         qs[:args.static_queries])
+        written, walk = time_static_walk(
+            static_items, Path(scratch) / "static", qs[: args.static_queries]
+        )
         per_item = walk / args.static_items
-        print(f"pystac static catalog: wrote {args.static_items:,} items in {written:.1f} s; "
-              f"a walk took {walk * 1000:.0f} ms ({per_item * 1e6:.0f} us per item)")
+        print(
+            f"pystac static catalog: wrote {args.static_items:,} items in {written:.1f} s; "
+            f"a walk took {walk * 1000:.0f} ms ({per_item * 1e6:.0f} us per item)"
+        )
         estimated = per_item * total
-        print(f"pystac walk extrapolated to {total:,} items: {estimated:.1f} s per query "
-              f"(writing them: {written / args.static_items * total / 60:.0f} min)")
-        print(f"ratio pystac walk / index p50: {estimated / (p50 / 1000):,.0f}x; "
-              f"/ API p50: {estimated / (api_p50 / 1000):,.0f}x")
+        print(
+            f"pystac walk extrapolated to {total:,} items: {estimated:.1f} s per query "
+            f"(writing them: {written / args.static_items * total / 60:.0f} min)"
+        )
+        print(
+            f"ratio pystac walk / index p50: {estimated / (p50 / 1000):,.0f}x; "
+            f"/ API p50: {estimated / (api_p50 / 1000):,.0f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -77,24 +77,46 @@ def pgstac_database() -> Iterator[str]:
     data_dir = Path(tempfile.mkdtemp(prefix="eosc-pangeo-bench-pg-"))  # not under /root
     port = free_port()
     try:
-        started = subprocess.run([str(ROOT / ".ci" / "postgres-up.sh"), str(data_dir),
-                                  str(port)], check=False, timeout=900)
+        started = subprocess.run(
+            [str(ROOT / ".ci" / "postgres-up.sh"), str(data_dir), str(port)],
+            check=False,
+            timeout=900,
+        )
         if started.returncode == 2:  # no root or no apt: said on stderr
             sys.exit("skipped: PostgreSQL cannot be set up on this machine")
         started.check_returncode()
         name = f"bench_search_{os.getpid()}"
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres",
-                             autocommit=True) as connection:
+        with psycopg.connect(
+            f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True
+        ) as connection:
             connection.execute(f"CREATE DATABASE {name}")
         dsn = f"postgresql://postgres@127.0.0.1:{port}/{name}"
-        subprocess.run([str(Path(sys.executable).parent / "pypgstac"), "migrate", "--dsn", dsn],
-                       check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "pypgstac"), "migrate", "--dsn", dsn],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
         yield dsn
     finally:
         if (data_dir / "PG_VERSION").exists():
-            subprocess.run(["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D",
-                            str(data_dir), "stop", "-m", "fast"], check=False,
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                [
+                    "runuser",
+                    "-u",
+                    "postgres",
+                    "--",
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(data_dir),
+                    "stop",
+                    "-m",
+                    "fast",
+                ],
+                check=False,
+                capture_output=True,
+                timeout=60,
+            )
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -103,9 +125,12 @@ def uvicorn_server(command: list[str], env: dict[str, str] | None = None) -> Ite
     """A server process answering on loopback; yields its base URL once it answers."""
     port = free_port()
     log = tempfile.TemporaryFile()
-    server = subprocess.Popen([*command, str(port)] if env is None else
-                              [*command, "--port", str(port)],
-                              env={**os.environ, **(env or {})}, stdout=log, stderr=log)
+    server = subprocess.Popen(
+        [*command, str(port)] if env is None else [*command, "--port", str(port)],
+        env={**os.environ, **(env or {})},
+        stdout=log,
+        stderr=log,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 900
@@ -130,19 +155,38 @@ def uvicorn_server(command: list[str], env: dict[str, str] | None = None) -> Ite
 
 def pgstac_server(dsn: str):
     connection = psycopg.conninfo.conninfo_to_dict(dsn)
-    environment = {"PGUSER": connection["user"], "PGPASSWORD": "",
-                   "PGHOST": connection["host"], "PGPORT": str(connection["port"]),
-                   "PGDATABASE": connection["dbname"]}
-    return uvicorn_server([sys.executable, "-m", "uvicorn", "--factory",
-                           "stac_fastapi.pgstac.app:create_app", "--host", "127.0.0.1",
-                           "--workers", "1", "--log-level", "warning", "--no-access-log"],
-                          environment)
+    environment = {
+        "PGUSER": connection["user"],
+        "PGPASSWORD": "",
+        "PGHOST": connection["host"],
+        "PGPORT": str(connection["port"]),
+        "PGDATABASE": connection["dbname"],
+    }
+    return uvicorn_server(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "stac_fastapi.pgstac.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        environment,
+    )
 
 
 def triangle(bbox: tuple[float, float, float, float]) -> dict:
     west, south, east, north = bbox
-    return {"type": "Polygon",
-            "coordinates": [[[west, south], [east, south], [west, north], [west, south]]]}
+    return {
+        "type": "Polygon",
+        "coordinates": [[[west, south], [east, south], [west, north], [west, south]]],
+    }
 
 
 Request = Callable[[httpx.Client, str], httpx.Response]
@@ -152,16 +196,20 @@ def workloads(boxes) -> dict[str, list[Request]]:
     """The requests of each kind, the same for both servers: a function of (client, base URL)."""
 
     def get_search(bbox, interval):
-        return lambda client, url: client.get(f"{url}/search", params={
-            "bbox": ",".join(map(str, bbox)), "datetime": interval, "limit": 10})
+        return lambda client, url: client.get(
+            f"{url}/search",
+            params={"bbox": ",".join(map(str, bbox)), "datetime": interval, "limit": 10},
+        )
 
     def post_intersects(bbox, interval):
-        return lambda client, url: client.post(f"{url}/search", json={
-            "intersects": triangle(bbox), "datetime": interval, "limit": 10})
+        return lambda client, url: client.post(
+            f"{url}/search", json={"intersects": triangle(bbox), "datetime": interval, "limit": 10}
+        )
 
     def collection_search(bbox, interval):
-        return lambda client, url: client.get(f"{url}/collections", params={
-            "bbox": ",".join(map(str, bbox)), "datetime": interval})
+        return lambda client, url: client.get(
+            f"{url}/collections", params={"bbox": ",".join(map(str, bbox)), "datetime": interval}
+        )
 
     return {
         "GET /search (bbox, datetime, limit 10)": [get_search(*q) for q in boxes],
@@ -179,8 +227,9 @@ def answer(response: httpx.Response) -> list[str]:
     return sorted(c["id"] for c in body["collections"])  # orders of collections may differ
 
 
-def interleaved(requests: list[Request], servers: dict[str, str], rng: random.Random,
-                warm_up: int = 10) -> dict[str, list[float]]:
+def interleaved(
+    requests: list[Request], servers: dict[str, str], rng: random.Random, warm_up: int = 10
+) -> dict[str, list[float]]:
     """Seconds per request of each server; the first asked is drawn at random each time."""
     timings: dict[str, list[float]] = {name: [] for name in servers}
     clients = {name: httpx.Client(timeout=60) for name in servers}
@@ -212,8 +261,10 @@ def in_process(index: CatalogIndex, dsn: str, boxes, rng: random.Random) -> None
         connection.execute("SET search_path TO pgstac, public")
 
         def pgstac(bbox, interval):
-            [(found,)] = connection.execute("SELECT search(%s)", [Jsonb(
-                {"bbox": list(bbox), "datetime": interval, "limit": 10})]).fetchall()
+            [(found,)] = connection.execute(
+                "SELECT search(%s)",
+                [Jsonb({"bbox": list(bbox), "datetime": interval, "limit": 10})],
+            ).fetchall()
             return [f["id"] for f in found["features"] or []]
 
         def ours_index(bbox, interval):
@@ -248,27 +299,38 @@ def print_comparison(kind: str, timings: dict[str, list[float]], peer: str) -> N
         if name == peer:
             continue
         p50, p95 = percentiles(seconds)
-        print(f"  {name:<14} p50 {p50:7.2f}  p95 {p95:7.2f}   "
-              f"ratio {peer} / {name}: p50 {peer_p50 / p50:.1f}x, p95 {peer_p95 / p95:.1f}x")
+        print(
+            f"  {name:<14} p50 {p50:7.2f}  p95 {p95:7.2f}   "
+            f"ratio {peer} / {name}: p50 {peer_p50 / p50:.1f}x, p95 {peer_p95 / p95:.1f}x"
+        )
         report(f"{kind} p95 {name}", p95, "ms", baseline=peer_p95, target=">= 5x")
 
 
-def build_index(folder: Path, items: int, collections: int, rng: np.random.Generator
-                ) -> CatalogIndex:
+def build_index(
+    folder: Path, items: int, collections: int, rng: np.random.Generator
+) -> CatalogIndex:
     index = CatalogIndex(str(folder))
     per_collection = items // collections
     for c in range(collections):
         name = f"profiles-{c:02d}"
-        index.put("bench", synthetic_collection(name).to_dict(include_self_link=False),
-                  synthetic_items(per_collection, name, rng), fingerprint="bench")
+        index.put(
+            "bench",
+            synthetic_collection(name).to_dict(include_self_link=False),
+            synthetic_items(per_collection, name, rng),
+            fingerprint="bench",
+        )
     return index
 
 
 def main() -> None:
     parser = argument_parser(__doc__.split("\n")[0])
-    parser.add_argument("--items", type=int, default=20_000,
-                        help="Items in both (default: 20,000, a CI-affordable run; the figures "
-                             "are for 100,000 and 1,000,000)")
+    parser.add_argument(
+        "--items",
+        type=int,
+        default=20_000,
+        help="Items in both (default: 20,000, a CI-affordable run; the figures "
+        "are for 100,000 and 1,000,000)",
+    )
     parser.add_argument("--collections", type=int, default=10)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
@@ -282,15 +344,16 @@ def main() -> None:
         started = time.perf_counter()
         index = build_index(Path(scratch) / "index", args.items, args.collections, data_rng)
         total = sum(c.item_count for c in index.collections())
-        print(f"index: {total:,} items in {args.collections} collections, built in "
-              f"{time.perf_counter() - started:.0f} s")
+        print(
+            f"index: {total:,} items in {args.collections} collections, built in "
+            f"{time.perf_counter() - started:.0f} s"
+        )
         started = time.perf_counter()
         assert load_into_pgstac(index, dsn) == total
         with psycopg.connect(dsn, autocommit=True) as connection:
             connection.execute("VACUUM ANALYZE pgstac.items")  # as a deployment would have
         print(f"pgstac: loaded in {time.perf_counter() - started:.0f} s")
-        print(f"load average before the queries: {os.getloadavg()[0]:.1f} "
-              f"({os.cpu_count()} cores)")
+        print(f"load average before the queries: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
 
         boxes = random_boxes(args.queries, data_rng)
         ours_command = [sys.executable, "-c", SERVE_OURS, index.url]

@@ -90,8 +90,7 @@ def interleaved_medians(methods: dict, points, cold: bool) -> dict[str, float]:
     runs = {name: [] for name in methods}
     for point in points:
         for name, run in methods.items():
-            runs[name].append(common.time_runs(lambda r=run, p=point: r(p), 1,
-                                               before=before).best)
+            runs[name].append(common.time_runs(lambda r=run, p=point: r(p), 1, before=before).best)
     return {name: float(np.median(seconds)) for name, seconds in runs.items()}
 
 
@@ -102,12 +101,15 @@ def main() -> None:
     lake_url = sst_lake(spec, files)
     points = ocean_points(files[0], POINTS)
     size_mb = common.total_bytes(files) / 1e6
-    print(f"# {len(files)} daily files, {size_mb:.0f} MB, grid {180 / spec.resolution:.0f} x "
-          f"{360 / spec.resolution:.0f}; {len(points)} points; median of the points")
+    print(
+        f"# {len(files)} daily files, {size_mb:.0f} MB, grid {180 / spec.resolution:.0f} x "
+        f"{360 / spec.resolution:.0f}; {len(points)} points; median of the points"
+    )
     check_equal(lake_url, files, points)
     methods = {"open_mfdataset": lambda p: netcdf_series(files, p)} | {
         name: lambda p, c=chunking: lake_series(lake_url, c, p)
-        for name, chunking in METHODS.items()}
+        for name, chunking in METHODS.items()
+    }
     for cache in ("warm", "cold"):
         cold = cache == "cold"
         if cold and not common.drop_page_cache():
@@ -118,8 +120,13 @@ def main() -> None:
         common.report(f"point series open_mfdataset ({cache})", baseline, "s")
         for name, seconds in medians.items():
             target = ">= 100x" if name != "explicit map" else ""
-            common.report(f"point series lake {name} ({cache})", seconds, "s",
-                          baseline=baseline, target=target)
+            common.report(
+                f"point series lake {name} ({cache})",
+                seconds,
+                "s",
+                baseline=baseline,
+                target=target,
+            )
 
 
 if __name__ == "__main__":

@@ -141,7 +141,10 @@ class Timing:
 
 
 def time_runs(
-    func: Callable[[], object], repeat: int, *, before: Callable[[], None] | None = None,
+    func: Callable[[], object],
+    repeat: int,
+    *,
+    before: Callable[[], None] | None = None,
 ) -> Timing:
     """Call ``func`` ``repeat`` times; ``before`` (untimed) runs ahead of each call."""
     runs = []

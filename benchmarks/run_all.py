@@ -26,8 +26,11 @@ def run(script: Path, options: list[str]) -> int:
     started = time.perf_counter()
     command = [sys.executable, str(script), *options]
     status = subprocess.run(command, check=False, cwd=HERE.parent).returncode
-    print(f"=== {script.name}: {'ok' if status == 0 else f'FAILED (exit {status})'} in "
-          f"{time.perf_counter() - started:.0f} s\n", flush=True)
+    print(
+        f"=== {script.name}: {'ok' if status == 0 else f'FAILED (exit {status})'} in "
+        f"{time.perf_counter() - started:.0f} s\n",
+        flush=True,
+    )
     return status
 
 

@@ -80,6 +80,7 @@ def local_lake(tmp_path) -> Lake:
 @pytest.fixture
 def settings_env(monkeypatch):
     """Set EOSC_PANGEO_* variables for one test, with the cached settings re-read around it."""
+
     def set_env(**variables: str) -> None:
         for name, value in variables.items():
             monkeypatch.setenv(f"EOSC_PANGEO_{name.upper()}", value)
@@ -87,6 +88,7 @@ def settings_env(monkeypatch):
 
     yield set_env
     get_settings.cache_clear()
+
 
 # Hub users, with system users of the same name (the gateway runs clusters as them); carol is staff.
 # test_gateway.py spells out the same names and limits, as its specification.
@@ -204,7 +206,6 @@ def slurm_site(slurm):
         yield site
 
 
-
 @contextmanager
 def served(app) -> Iterator[str]:
     """``app`` served by uvicorn on a free loopback port; yields its URL."""
@@ -246,9 +247,11 @@ def pytest_collection_modifyitems(config, items):
     def test_file(item) -> Path:
         return Path(str(item.path)).relative_to(REPO / "tests")
 
-    shared = {test_file(item) for item in items
-              if test_file(item).parts[0] in SERVICE_FOLDERS
-              or SERVICE_FIXTURES & set(item.fixturenames)}
+    shared = {
+        test_file(item)
+        for item in items
+        if test_file(item).parts[0] in SERVICE_FOLDERS or SERVICE_FIXTURES & set(item.fixturenames)
+    }
     for item in items:
         path = test_file(item)
         item.add_marker(pytest.mark.xdist_group("services" if path in shared else str(path)))

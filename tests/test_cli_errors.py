@@ -55,31 +55,32 @@ def test_searching_a_path_with_no_lake_fails(not_a_lake):
 def uncatalogued_lake(tmp_path_factory) -> Lake:
     from eosc_pangeo import demo_data
 
-    sources = demo_data.write_sst(demo_data.SstSpec(days=2, resolution=5.0),
-                                  tmp_path_factory.mktemp("sst"))
+    sources = demo_data.write_sst(
+        demo_data.SstSpec(days=2, resolution=5.0), tmp_path_factory.mktemp("sst")
+    )
     lake = Lake(str(tmp_path_factory.mktemp("lake") / "lake"))
     ingest_grid(lake, "sst", "ocean", sources)
     return lake
 
 
-def test_searching_a_lake_whose_catalogue_was_never_built_says_how_to_build_it(
-        uncatalogued_lake):
+def test_searching_a_lake_whose_catalogue_was_never_built_says_how_to_build_it(uncatalogued_lake):
     result = runner.invoke(app, ["catalog", "search", "--lake", uncatalogued_lake.url])
     assert f"catalog build --lake {uncatalogued_lake.url}" in one_line_error(result)
 
 
 def test_serving_a_lake_whose_catalogue_was_never_built_fails(uncatalogued_lake):
-    result = runner.invoke(app, ["catalog", "serve", "--lake", uncatalogued_lake.url,
-                                 "--port", "0"])
+    result = runner.invoke(
+        app, ["catalog", "serve", "--lake", uncatalogued_lake.url, "--port", "0"]
+    )
     assert "was never built" in one_line_error(result)
 
 
 def test_listing_an_s3_lake_without_credentials_says_where_to_give_them(
-        s3_server, settings_env, monkeypatch, tmp_path):
+    s3_server, settings_env, monkeypatch, tmp_path
+):
     bucket = f"lake-{uuid.uuid4().hex[:12]}"
     s3fs.S3FileSystem(**s3_server).mkdir(bucket)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                 "AWS_PROFILE"):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))

@@ -13,8 +13,7 @@ from eosc_pangeo.lake import Lake, ingest_grid
 
 def test_dict_settings_are_read_as_json(settings_env):
     settings_env(storage_options='{"endpoint_url": "http://127.0.0.1:9000", "anon": true}')
-    assert get_settings().storage_options == {"endpoint_url": "http://127.0.0.1:9000",
-                                              "anon": True}
+    assert get_settings().storage_options == {"endpoint_url": "http://127.0.0.1:9000", "anon": True}
 
 
 def test_a_lake_without_arguments_is_the_configured_one(settings_env, tmp_path):

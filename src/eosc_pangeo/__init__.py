@@ -24,9 +24,26 @@ if TYPE_CHECKING:
     from .compute import cluster
     from .lake import open_dataset
 
-__all__ = ["__version__", "cluster", "export", "harmonise", "matchup", "open_catalog",
-           "open_dataset", "search"]
+__all__ = [
+    "__version__",
+    "cluster",
+    "export",
+    "harmonise",
+    "matchup",
+    "open_catalog",
+    "open_dataset",
+    "search",
+]
 
-export_lazily(__name__, {"cluster": "compute", "open_catalog": "catalog", "search": "catalog",
-                         "open_dataset": "lake", "export": "analysis", "harmonise": "analysis",
-                         "matchup": "analysis"})
+export_lazily(
+    __name__,
+    {
+        "cluster": "compute",
+        "open_catalog": "catalog",
+        "search": "catalog",
+        "open_dataset": "lake",
+        "export": "analysis",
+        "harmonise": "analysis",
+        "matchup": "analysis",
+    },
+)

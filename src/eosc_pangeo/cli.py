@@ -26,8 +26,12 @@ from .lake.storage import DOMAINS, Lake
 
 # Click's plain help, not typer's Rich panels: these load Rich's Markdown, syntax and traceback
 # modules (about 120 modules, a third of ``--help``'s start-up).
-app = typer.Typer(help="eosc-pangeo: a Pangeo platform for Earth-science data.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
+app = typer.Typer(
+    help="eosc-pangeo: a Pangeo platform for Earth-science data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
 lake_app = typer.Typer(help="Build, list and check the data lake.", no_args_is_help=True)
 app.add_typer(lake_app, name="lake")
 
@@ -110,8 +114,14 @@ def progress_bars() -> Iterator:
         TimeElapsedColumn,
     )
 
-    with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=errors.rich, transient=False) as bars:
+    with Progress(
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors.rich,
+        transient=False,
+    ) as bars:
         tasks: dict[str, int] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -139,35 +149,59 @@ def demo_data_command(
 
 @lake_app.command("ingest-grid")
 def ingest_grid_command(
-    files: Annotated[list[str], typer.Argument(
-        help="NetCDF files: paths or fsspec URLs, or quoted glob patterns ('s3://b/sst/*.nc').")],
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            help="NetCDF files: paths or fsspec URLs, or quoted glob patterns ('s3://b/sst/*.nc')."
+        ),
+    ],
     collection: CollectionOption,
     domain: DomainOption,
     lake: LakeOption = None,
     chunking: Annotated[Chunking, typer.Option(help="Chunk for maps, time series or both.")] = (
-        Chunking.both),
-    values: Annotated[StoredValues, typer.Option(
-        help="Keep the sources' packed values, or decode them to float32 (for sources packed "
-             "each their own way, e.g. ERA5 from the CDS); auto: packed if they share it.")] = (
-        StoredValues.auto),
-    copy_chunks: Annotated[bool, typer.Option(
-        help="Copy the sources' zlib/shuffle chunks into the map store unchanged where they "
-             "suit it (numcodecs codecs, read by zarr-python); --no-copy-chunks compresses "
-             "with Blosc-zstd for other Zarr 3 readers.")] = True,
+        Chunking.both
+    ),
+    values: Annotated[
+        StoredValues,
+        typer.Option(
+            help="Keep the sources' packed values, or decode them to float32 (for sources packed "
+            "each their own way, e.g. ERA5 from the CDS); auto: packed if they share it."
+        ),
+    ] = (StoredValues.auto),
+    copy_chunks: Annotated[
+        bool,
+        typer.Option(
+            help="Copy the sources' zlib/shuffle chunks into the map store unchanged where they "
+            "suit it (numcodecs codecs, read by zarr-python); --no-copy-chunks compresses "
+            "with Blosc-zstd for other Zarr 3 readers."
+        ),
+    ] = True,
 ) -> None:
     """Combine gridded NetCDF files along time into an analysis-ready Zarr collection."""
     from .lake import ingest_grid
 
     with failures_as_exit(), progress_bars() as progress:
-        report = ingest_grid(lake, collection, domain.value, files, chunking=chunking.value,
-                             values=values.value, copy_chunks=copy_chunks, progress=progress)
+        report = ingest_grid(
+            lake,
+            collection,
+            domain.value,
+            files,
+            chunking=chunking.value,
+            values=values.value,
+            copy_chunks=copy_chunks,
+            progress=progress,
+        )
     print_report(report)
 
 
 @lake_app.command("ingest-insitu")
 def ingest_insitu_command(
-    files: Annotated[list[str], typer.Argument(
-        help="Profile NetCDF and station CSV files: paths, fsspec URLs or quoted glob patterns.")],
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            help="Profile NetCDF and station CSV files: paths, fsspec URLs or quoted glob patterns."
+        ),
+    ],
     collection: CollectionOption,
     domain: DomainOption,
     lake: LakeOption = None,
@@ -182,13 +216,17 @@ def ingest_insitu_command(
 
 def print_report(report) -> None:
     if not report.added:
-        console.print(f"{report.collection}: nothing new ({len(report.skipped)} file(s) already "
-                      f"in version {report.version})")
+        console.print(
+            f"{report.collection}: nothing new ({len(report.skipped)} file(s) already "
+            f"in version {report.version})"
+        )
         return
     rows = f", {report.rows:,} observations" if report.rows is not None else ""
     replaced = f" ({len(report.replaced)} replacing an earlier version)" if report.replaced else ""
-    console.print(f"{report.collection}: version {report.version}, {len(report.added)} file(s) "
-                  f"added{replaced}{rows}, {len(report.skipped)} already there")
+    console.print(
+        f"{report.collection}: version {report.version}, {len(report.added)} file(s) "
+        f"added{replaced}{rows}, {len(report.skipped)} already there"
+    )
     for array, path in report.chunks.items():
         console.print(f"  {array}: {path}", highlight=False)
 
@@ -203,13 +241,28 @@ def list_command(lake: LakeOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         console.print_json(json.dumps([c.model_dump(exclude={"sources"}) for c in collections]))
         return
-    table = Table("collection", "domain", "version", "time", "bbox", "variables", "sources",
-                  title=f"{len(collections)} collection(s) in {Lake.from_url(lake).url}")
+    table = Table(
+        "collection",
+        "domain",
+        "version",
+        "time",
+        "bbox",
+        "variables",
+        "sources",
+        title=f"{len(collections)} collection(s) in {Lake.from_url(lake).url}",
+    )
     for c in collections:
         time = "..".join(t[:10] for t in c.extent.time) if c.extent.time else "-"
         bbox = ",".join(f"{v:.0f}" for v in c.extent.bbox) if c.extent.bbox else "-"
-        table.add_row(c.id, f"{c.domain} ({c.kind})", f"v{c.version}", time, bbox,
-                      " ".join(c.variables), str(len(c.sources)))
+        table.add_row(
+            c.id,
+            f"{c.domain} ({c.kind})",
+            f"v{c.version}",
+            time,
+            bbox,
+            " ".join(c.variables),
+            str(len(c.sources)),
+        )
     console.print(table)
 
 
@@ -243,9 +296,14 @@ class SyncKind(str, Enum):
     insitu = "insitu"
 
 
-SourceOptions = Annotated[str | None, typer.Option(
-    "--options", help="The source's fsspec storage options as JSON (endpoint_url, "
-    "key_filename...); keep secrets in the environment.")]
+SourceOptions = Annotated[
+    str | None,
+    typer.Option(
+        "--options",
+        help="The source's fsspec storage options as JSON (endpoint_url, "
+        "key_filename...); keep secrets in the environment.",
+    ),
+]
 
 
 def source_options(text: str | None) -> dict:
@@ -262,21 +320,31 @@ def source_options(text: str | None) -> dict:
 
 @lake_app.command("sync")
 def sync_command(
-    source: Annotated[str | None, typer.Argument(
-        help="s3://..., an HTTP(S) directory listing or THREDDS catalog.xml, sftp://..., "
-             "irods://zone/path or a folder.")] = None,
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            help="s3://..., an HTTP(S) directory listing or THREDDS catalog.xml, sftp://..., "
+            "irods://zone/path or a folder."
+        ),
+    ] = None,
     lake: LakeOption = None,
     collection: Annotated[str | None, typer.Option(help="Collection id.")] = None,
     domain: Annotated[Domain | None, typer.Option(help="Domain of the collection.")] = None,
     kind: Annotated[SyncKind | None, typer.Option(help="grid or insitu.")] = None,
     include: Annotated[str, typer.Option(help="Glob on file names.")] = "*",
     options: SourceOptions = None,
-    all_sources: Annotated[bool, typer.Option(
-        "--all", help="Sync every registered source (lake sources add), then rebuild the "
-        "catalogue if anything changed.")] = False,
+    all_sources: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Sync every registered source (lake sources add), then rebuild the "
+            "catalogue if anything changed.",
+        ),
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
-    wait: Annotated[float, typer.Option(
-        help="Seconds to wait for another sync of the collection to finish.")] = 0.0,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for another sync of the collection to finish.")
+    ] = 0.0,
     as_json: JsonOption = False,
 ) -> None:
     """Fetch only the new and changed files of a remote repository and ingest them; exit 1 if
@@ -287,13 +355,25 @@ def sync_command(
         if all_sources:
             reports = lake_sync.sync_all(lake, dry_run=dry_run, wait=wait, progress=progress)
         elif source and collection and domain and kind:
-            reports = [lake_sync.sync(lake, source, collection, domain.value, kind.value,
-                                      include=include, dry_run=dry_run, wait=wait,
-                                      storage_options=source_options(options),
-                                      progress=progress)]
+            reports = [
+                lake_sync.sync(
+                    lake,
+                    source,
+                    collection,
+                    domain.value,
+                    kind.value,
+                    include=include,
+                    dry_run=dry_run,
+                    wait=wait,
+                    storage_options=source_options(options),
+                    progress=progress,
+                )
+            ]
         else:
-            errors.print("[bold red]error:[/] give SOURCE with --collection, --domain and "
-                         "--kind, or --all", highlight=False)
+            errors.print(
+                "[bold red]error:[/] give SOURCE with --collection, --domain and --kind, or --all",
+                highlight=False,
+            )
             raise typer.Exit(1)
     print_sync_reports(reports, as_json)
     if all_sources and any(r.ingested for r in reports):
@@ -301,8 +381,11 @@ def sync_command(
 
         with failures_as_exit():
             built = build_catalog(lake)
-        errors.print(f"catalogue: {len(built.described)} collection(s) described again, "
-                     f"{len(built.unchanged)} unchanged", highlight=False)
+        errors.print(
+            f"catalogue: {len(built.described)} collection(s) described again, "
+            f"{len(built.unchanged)} unchanged",
+            highlight=False,
+        )
     if not all(r.ok for r in reports):
         raise typer.Exit(1)
 
@@ -312,21 +395,40 @@ def print_sync_reports(reports, as_json: bool) -> None:
         summaries = [r.summary() for r in reports]
         console.print_json(json.dumps(summaries[0] if len(summaries) == 1 else summaries))
         return
-    table = Table("collection", "source", "new", "changed", "unchanged", "failed", "bytes",
-                  title="lake sync" + (" (dry run: nothing changed)" if reports and
-                                       reports[0].dry_run else ""))
+    table = Table(
+        "collection",
+        "source",
+        "new",
+        "changed",
+        "unchanged",
+        "failed",
+        "bytes",
+        title="lake sync"
+        + (" (dry run: nothing changed)" if reports and reports[0].dry_run else ""),
+    )
     for r in reports:
-        table.add_row(r.collection, r.source, str(len(r.new)), str(len(r.changed)),
-                      str(len(r.unchanged)), str(len(r.failed)), f"{r.bytes_transferred:,}")
+        table.add_row(
+            r.collection,
+            r.source,
+            str(len(r.new)),
+            str(len(r.changed)),
+            str(len(r.unchanged)),
+            str(len(r.failed)),
+            f"{r.bytes_transferred:,}",
+        )
     console.print(table)
     for r in reports:
         for name, reason in r.failed.items():
-            errors.print(f"[bold red]failed[/] {r.collection}/{name}: {reason}",
-                         highlight=False, soft_wrap=True)
+            errors.print(
+                f"[bold red]failed[/] {r.collection}/{name}: {reason}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
-sources_app = typer.Typer(help="Sources that `lake sync --all` keeps collections in step with.",
-                          no_args_is_help=True)
+sources_app = typer.Typer(
+    help="Sources that `lake sync --all` keeps collections in step with.", no_args_is_help=True
+)
 lake_app.add_typer(sources_app, name="sources")
 
 
@@ -344,9 +446,17 @@ def sources_add_command(
     from .lake import sync as lake_sync
 
     with failures_as_exit():
-        lake_sync.add_source(lake, lake_sync.RegisteredSource(
-            collection=collection, source=source, domain=domain.value, kind=kind.value,
-            include=include, storage_options=source_options(options)))
+        lake_sync.add_source(
+            lake,
+            lake_sync.RegisteredSource(
+                collection=collection,
+                source=source,
+                domain=domain.value,
+                kind=kind.value,
+                include=include,
+                storage_options=source_options(options),
+            ),
+        )
     console.print(f"{collection}: syncs from {source}", highlight=False)
 
 
@@ -360,8 +470,14 @@ def sources_list_command(lake: LakeOption = None, as_json: JsonOption = False) -
     if as_json:
         console.print_json(json.dumps([e.model_dump() for e in entries]))
         return
-    table = Table("collection", "domain", "kind", "source", "include",
-                  title=f"{len(entries)} registered source(s)")
+    table = Table(
+        "collection",
+        "domain",
+        "kind",
+        "source",
+        "include",
+        title=f"{len(entries)} registered source(s)",
+    )
     for e in entries:
         table.add_row(e.collection, e.domain, e.kind, e.source, e.include)
     console.print(table)
@@ -380,8 +496,10 @@ def sources_remove_command(
     console.print(f"{collection}: no longer synced", highlight=False)
 
 
-StateOption = Annotated[Path, typer.Option(
-    "--state", help="The platform's state directory (configuration, users, logs).")]
+StateOption = Annotated[
+    Path,
+    typer.Option("--state", help="The platform's state directory (configuration, users, logs)."),
+]
 DEFAULT_STATE = Path("var/platform")
 
 
@@ -401,31 +519,45 @@ def platform_failures() -> Iterator[None]:
 @app.command("up")
 def up_command(
     state: StateOption = DEFAULT_STATE,
-    lake: Annotated[str | None, typer.Option(
-        help="Lake to serve (default: a demo lake in the shared directory, built if "
-             "absent).")] = None,
+    lake: Annotated[
+        str | None,
+        typer.Option(
+            help="Lake to serve (default: a demo lake in the shared directory, built if absent)."
+        ),
+    ] = None,
     ip: Annotated[str, typer.Option(help="Interface the hub listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="The hub's port (0: any free one).")] = 8000,
     size: Annotated[Size, typer.Option(help="Size of the demo data.")] = "small",
-    oidc: Annotated[Path | None, typer.Option(
-        help="JSON file of OpenID Connect settings (issuer_url, client_id, client_secret, "
-             "allowed_groups...): log in through that provider, not with passwords.")] = None,
+    oidc: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON file of OpenID Connect settings (issuer_url, client_id, client_secret, "
+            "allowed_groups...): log in through that provider, not with passwords."
+        ),
+    ] = None,
 ) -> None:
     """Run the platform on this machine: JupyterHub (with its proxy), Dask Gateway, the STAC
     API and the idle culler, until `eosc-pangeo down`. A second `up` reuses the state."""
     from .platform import local
 
     with platform_failures(), progress_bars() as progress:
-        platform = local.prepare(state, ip=ip, port=port, lake=lake,
-                                 oidc=local.load_oidc_settings(oidc) if oidc else None)
+        platform = local.prepare(
+            state,
+            ip=ip,
+            port=port,
+            lake=lake,
+            oidc=local.load_oidc_settings(oidc) if oidc else None,
+        )
         local.ensure_demo_lake(platform, size.value, progress=progress)
         local.start(platform)
-    console.print(f"JupyterHub   {platform.url}\n"
-                  f"admin        {platform.admin_name} (password in "
-                  f"{platform.admin_password_file}, mode 600)\n"
-                  f"lake         {platform.lake}\nSTAC API     {platform.catalog_url}\n"
-                  f"logs         {platform.log}\nstop with    eosc-pangeo down --state {state}",
-                  highlight=False)
+    console.print(
+        f"JupyterHub   {platform.url}\n"
+        f"admin        {platform.admin_name} (password in "
+        f"{platform.admin_password_file}, mode 600)\n"
+        f"lake         {platform.lake}\nSTAC API     {platform.catalog_url}\n"
+        f"logs         {platform.log}\nstop with    eosc-pangeo down --state {state}",
+        highlight=False,
+    )
 
 
 @app.command("down")
@@ -455,14 +587,18 @@ def status_command(state: StateOption = DEFAULT_STATE, as_json: JsonOption = Fal
             console.print(f"{name:<13}{'answers' if up else 'DOES NOT ANSWER'}", highlight=False)
         if "servers" in report:
             console.print(f"servers      {', '.join(report['servers']) or '-'}", highlight=False)
-        console.print(f"state        {report['state']}\nlake         {report['lake']}\n"
-                      f"log          {report['log']}", highlight=False)
+        console.print(
+            f"state        {report['state']}\nlake         {report['lake']}\n"
+            f"log          {report['log']}",
+            highlight=False,
+        )
     if not report["hub"]["running"]:
         raise typer.Exit(1)
 
 
-users_app = typer.Typer(help="Accounts of the platform run by `eosc-pangeo up`.",
-                        no_args_is_help=True)
+users_app = typer.Typer(
+    help="Accounts of the platform run by `eosc-pangeo up`.", no_args_is_help=True
+)
 app.add_typer(users_app, name="users")
 
 
@@ -470,11 +606,16 @@ app.add_typer(users_app, name="users")
 def users_add_command(
     name: Annotated[str, typer.Argument(help="User name (also their Unix account, as root).")],
     admin: Annotated[bool, typer.Option("--admin", help="Hub administrator.")] = False,
-    group: Annotated[list[str] | None, typer.Option(
-        "--group", help="Hub group (repeat); `ingest` may write the lake.")] = None,
-    password_file: Annotated[Path | None, typer.Option(
-        help="File holding the password (first line); default: generate one and print it "
-             "once.")] = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option("--group", help="Hub group (repeat); `ingest` may write the lake."),
+    ] = None,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the password (first line); default: generate one and print it once."
+        ),
+    ] = None,
     state: StateOption = DEFAULT_STATE,
 ) -> None:
     """Add an account (or replace its password, admin flag and groups)."""
@@ -482,11 +623,15 @@ def users_add_command(
 
     with platform_failures():
         platform = local.PlatformState.load(state)
-        password = (password_file.read_text().splitlines() or [""])[0] if password_file \
+        password = (
+            (password_file.read_text().splitlines() or [""])[0]
+            if password_file
             else auth.new_password()
+        )
         local.add_account(platform, name, password, admin=admin, groups=tuple(group or ()))
-    console.print(f"added {name}" + ("" if password_file else f", password: {password}"),
-                  highlight=False)
+    console.print(
+        f"added {name}" + ("" if password_file else f", password: {password}"), highlight=False
+    )
 
 
 @users_app.command("list")
@@ -522,27 +667,38 @@ def users_remove_command(
 
 # --- catalog ----------------------------------------------------------------------------------
 
-catalog_app = typer.Typer(help="Describe, search, serve and export the meta-catalogue.",
-                          no_args_is_help=True)
+catalog_app = typer.Typer(
+    help="Describe, search, serve and export the meta-catalogue.", no_args_is_help=True
+)
 app.add_typer(catalog_app, name="catalog")
 
 
 @catalog_app.command("build")
 def catalog_build_command(
     lake: LakeOption = None,
-    data_url: Annotated[str | None, typer.Option(
-        help="Public URL of the data service (serve-data) for assets and distributions; "
-        "default: EOSC_PANGEO_DATA_URL.")] = None,
+    data_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Public URL of the data service (serve-data) for assets and distributions; "
+            "default: EOSC_PANGEO_DATA_URL."
+        ),
+    ] = None,
 ) -> None:
     """Describe the lake as STAC, Intake and a stac-geoparquet index under LAKE/_catalog."""
     from .catalog import build_catalog
 
     with failures_as_exit(), progress_bars() as progress:
         report = build_catalog(lake, progress=progress, data_url=data_url)
-    console.print(f"described {len(report.described)} collection(s) ({report.items} items), "
-                  f"{len(report.unchanged)} unchanged, {len(report.removed)} removed")
-    for name, url in (("STAC", report.stac), ("Intake", report.intake), ("index", report.index),
-                      ("ESM", report.esm)):
+    console.print(
+        f"described {len(report.described)} collection(s) ({report.items} items), "
+        f"{len(report.unchanged)} unchanged, {len(report.removed)} removed"
+    )
+    for name, url in (
+        ("STAC", report.stac),
+        ("Intake", report.intake),
+        ("index", report.index),
+        ("ESM", report.esm),
+    ):
         if url:
             console.print(f"{name:<7}{url}", highlight=False)
 
@@ -550,11 +706,18 @@ def catalog_build_command(
 @catalog_app.command("search")
 def catalog_search_command(
     bbox: Annotated[str | None, typer.Option(help="west,south,east,north in degrees.")] = None,
-    datetime: Annotated[str | None, typer.Option(
-        help="Time or interval: 2020-01, 2020-01-01/2020-03-31, ../2020-06-30.")] = None,
-    variable: Annotated[list[str] | None, typer.Option(
-        "--variable", "-v", help="Variable (standard name, alias such as sst, or word); repeat "
-        "for several.")] = None,
+    datetime: Annotated[
+        str | None,
+        typer.Option(help="Time or interval: 2020-01, 2020-01-01/2020-03-31, ../2020-06-30."),
+    ] = None,
+    variable: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variable",
+            "-v",
+            help="Variable (standard name, alias such as sst, or word); repeat for several.",
+        ),
+    ] = None,
     q: Annotated[str | None, typer.Option("--q", "-q", help="Free text.")] = None,
     domain: Annotated[list[Domain] | None, typer.Option(help="Only these domains.")] = None,
     collection: Annotated[list[str] | None, typer.Option(help="Only these collections.")] = None,
@@ -566,17 +729,39 @@ def catalog_search_command(
     from .catalog import search
 
     with failures_as_exit():
-        hits = search(bbox=bbox, datetime=datetime, variables=variable, q=q,
-                      domain=[d.value for d in domain or []], collections=collection,
-                      limit=limit, lake=lake)
+        hits = search(
+            bbox=bbox,
+            datetime=datetime,
+            variables=variable,
+            q=q,
+            domain=[d.value for d in domain or []],
+            collections=collection,
+            limit=limit,
+            lake=lake,
+        )
     if as_json:
         console.print_json(hits.to_dataframe().to_json(orient="records"))
         return
-    table = Table("score", "collection", "domain", "kind", "title", "variables", "items",
-                  title=f"{len(hits)} hit(s)")
+    table = Table(
+        "score",
+        "collection",
+        "domain",
+        "kind",
+        "title",
+        "variables",
+        "items",
+        title=f"{len(hits)} hit(s)",
+    )
     for hit in hits:
-        table.add_row(f"{hit.score:.2f}", hit.id, hit.domain or "-", hit.kind, hit.title,
-                      ", ".join(hit.variables), str(hit.matched_items))
+        table.add_row(
+            f"{hit.score:.2f}",
+            hit.id,
+            hit.domain or "-",
+            hit.kind,
+            hit.title,
+            ", ".join(hit.variables),
+            str(hit.matched_items),
+        )
     console.print(table)
 
 
@@ -585,9 +770,13 @@ def catalog_serve_command(
     lake: LakeOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
-    public_url: Annotated[str | None, typer.Option(
-        help="Public URL of this API, for the DCAT-AP at /dcat; default: each request's "
-        "own (proxy headers honoured).")] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Public URL of this API, for the DCAT-AP at /dcat; default: each request's "
+            "own (proxy headers honoured)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the catalogue index as a STAC API 1.0 (item and collection search, free text),
     and as DCAT-AP 3 at /dcat for EOSC and CKAN harvesters."""
@@ -600,14 +789,21 @@ def catalog_serve_command(
 @app.command("serve-data")
 def serve_data_command(
     lake: LakeOption = None,
-    policy: Annotated[Path | None, typer.Option(
-        help="Access policy (YAML): public collections, API keys, hub tokens, limits; "
-        "default: nothing public, no keys.")] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            help="Access policy (YAML): public collections, API keys, hub tokens, limits; "
+            "default: nothing public, no keys."
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8090,
     prefix: Annotated[str, typer.Option(help="URL prefix, e.g. /services/eosc-data.")] = "",
-    workers: Annotated[int, typer.Option(
-        help="Worker processes (they share the port and the rate limits); about one per core.")
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes (they share the port and the rate limits); about one per core."
+        ),
     ] = 1,
 ) -> None:
     """Serve the lake to clients outside the hub: Zarr over HTTP, OPeNDAP, EDR, GeoParquet."""
@@ -626,12 +822,17 @@ def serve_data_command(
 
 @catalog_app.command("harvest")
 def catalog_harvest_command(
-    source: Annotated[str, typer.Argument(
-        help="STAC API URL, static STAC catalog.json, Intake catalog .yaml, or DCAT-AP "
-        "catalogue (CKAN/D4Science endpoint or RDF file; pages followed).")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="STAC API URL, static STAC catalog.json, Intake catalog .yaml, or DCAT-AP "
+            "catalogue (CKAN/D4Science endpoint or RDF file; pages followed)."
+        ),
+    ],
     lake: LakeOption = None,
-    domain: Annotated[Domain | None, typer.Option(
-        help="Domain of harvested collections that do not say.")] = None,
+    domain: Annotated[
+        Domain | None, typer.Option(help="Domain of harvested collections that do not say.")
+    ] = None,
 ) -> None:
     """Harvest an external catalogue into the index (incremental; a broken source changes
     nothing and exits 1)."""
@@ -642,9 +843,12 @@ def catalog_harvest_command(
     if not report.ok:
         errors.print(f"[bold red]error:[/] {source} skipped: {report.error}", highlight=False)
         raise typer.Exit(1)
-    console.print(f"{report.kind} {source}: {len(report.added)} added, {len(report.updated)} "
-                  f"updated, {len(report.unchanged)} unchanged, {len(report.removed)} removed, "
-                  f"{report.items} items", highlight=False)
+    console.print(
+        f"{report.kind} {source}: {len(report.added)} added, {len(report.updated)} "
+        f"updated, {len(report.unchanged)} unchanged, {len(report.removed)} removed, "
+        f"{report.items} items",
+        highlight=False,
+    )
     for collection, reason in report.skipped.items():
         errors.print(f"[yellow]skipped[/] {collection}: {reason}", highlight=False)
 
@@ -659,9 +863,14 @@ class DcatFormat(str, Enum):
 def catalog_export_dcat_command(
     lake: LakeOption = None,
     format: Annotated[DcatFormat, typer.Option("--format", help="RDF serialisation.")] = (
-        DcatFormat.turtle),
-    base_uri: Annotated[str | None, typer.Option(
-        help="Public URL of the catalogue (its STAC API); dataset URIs hang below it.")] = None,
+        DcatFormat.turtle
+    ),
+    base_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="Public URL of the catalogue (its STAC API); dataset URIs hang below it."
+        ),
+    ] = None,
     output: Annotated[Path | None, typer.Option(help="File to write (default: stdout).")] = None,
 ) -> None:
     """Export the catalogue as DCAT-AP (GeoDCAT-AP spatial properties) for EOSC portals."""
@@ -678,9 +887,13 @@ def catalog_export_dcat_command(
 
 @catalog_app.command("load-pgstac")
 def catalog_load_pgstac_command(
-    dsn: Annotated[str, typer.Option(
-        help="PostgreSQL database migrated with `pypgstac migrate`, e.g. "
-        "postgresql://user:pass@host:5432/stac.")],
+    dsn: Annotated[
+        str,
+        typer.Option(
+            help="PostgreSQL database migrated with `pypgstac migrate`, e.g. "
+            "postgresql://user:pass@host:5432/stac."
+        ),
+    ],
     lake: LakeOption = None,
 ) -> None:
     """Upsert the catalogue index into a pgstac database, for stac-fastapi-pgstac (needs the
@@ -713,30 +926,43 @@ JobId = Annotated[str, typer.Argument(help="Job id, as `eosc-pangeo run` printed
 @app.command("run")
 def run_command(
     path: Annotated[Path, typer.Argument(help="Notebook (.ipynb) or Python script (.py).")],
-    parameter: Annotated[list[str] | None, typer.Option(
-        "--parameter", "-p",
-        help="NAME=VALUE for a declared parameter; repeat for several.")] = None,
-    backend: Annotated[JobBackend | None, typer.Option(
-        help="Where the job and its cluster() run; default: the gateway in the hub, the site's "
-        "batch system on HPC, else local.")] = None,
-    workers: Annotated[int | None, typer.Option(
-        help="Workers of the job's cluster() calls that give no number.")] = None,
-    wait: Annotated[bool, typer.Option(
-        "--wait", help="Wait for the end; exit 1 unless the job succeeded.")] = False,
+    parameter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--parameter", "-p", help="NAME=VALUE for a declared parameter; repeat for several."
+        ),
+    ] = None,
+    backend: Annotated[
+        JobBackend | None,
+        typer.Option(
+            help="Where the job and its cluster() run; default: the gateway in the hub, the site's "
+            "batch system on HPC, else local."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Workers of the job's cluster() calls that give no number.")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the end; exit 1 unless the job succeeded.")
+    ] = False,
 ) -> None:
     """Run a parameterised notebook or script as a batch job; print its id."""
     from . import jobs
 
     store = jobs.jobs_backend()
     with failures_as_exit():
-        job = store.submit(path, parameter or [], backend=backend.value if backend else None,
-                          workers=workers)
+        job = store.submit(
+            path, parameter or [], backend=backend.value if backend else None, workers=workers
+        )
     print(job.id)
     if wait:
         with failures_as_exit():
             job = store.wait(job.id)
-        errors.print(f"{job.id} {job.state.value}" + (f": {job.reason}" if job.reason else ""),
-                     highlight=False, soft_wrap=True)
+        errors.print(
+            f"{job.id} {job.state.value}" + (f": {job.reason}" if job.reason else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
         if job.state != jobs.State.succeeded:
             raise typer.Exit(1)
 
@@ -744,9 +970,14 @@ def run_command(
 @jobs_app.command("rerun")
 def jobs_rerun_command(
     job_id: JobId,
-    parameter: Annotated[list[str] | None, typer.Option(
-        "--parameter", "-p",
-        help="NAME=VALUE instead of the first run's value; repeat for several.")] = None,
+    parameter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--parameter",
+            "-p",
+            help="NAME=VALUE instead of the first run's value; repeat for several.",
+        ),
+    ] = None,
 ) -> None:
     """Run a job's notebook or script again as a new job (same input, backend and parameters,
     but those given); print the new job's id. The first job's results stay."""
@@ -767,11 +998,20 @@ def jobs_list_command(as_json: JsonOption = False) -> None:
     if as_json:
         console.print_json(json.dumps([j.model_dump(mode="json") for j in listed]))
         return
-    table = Table("id", "name", "backend", "state", "created", "finished", "reason",
-                  title=f"{len(listed)} job(s)")
+    table = Table(
+        "id",
+        "name",
+        "backend",
+        "state",
+        "created",
+        "finished",
+        "reason",
+        title=f"{len(listed)} job(s)",
+    )
     for j in listed:
-        table.add_row(j.id, j.name, j.backend, j.state.value, j.created, j.finished or "-",
-                      j.reason or "")
+        table.add_row(
+            j.id, j.name, j.backend, j.state.value, j.created, j.finished or "-", j.reason or ""
+        )
     console.print(table)
 
 
@@ -806,8 +1046,9 @@ def jobs_cancel_command(job_id: JobId) -> None:
 
     with failures_as_exit():
         job = jobs.jobs_backend().cancel(job_id)
-    console.print(f"{job.id} {job.state.value}" + (f": {job.reason}" if job.reason else ""),
-                  highlight=False)
+    console.print(
+        f"{job.id} {job.state.value}" + (f": {job.reason}" if job.reason else ""), highlight=False
+    )
 
 
 @results_app.command("get")

@@ -32,8 +32,7 @@ class Settings(BaseSettings):
     )
     catalog_url: str | None = Field(
         default=None,
-        description="URL of the meta-catalogue (STAC API or static catalog); default: the "
-        "lake's.",
+        description="URL of the meta-catalogue (STAC API or static catalog); default: the lake's.",
     )
     data_url: str | None = Field(
         default=None,

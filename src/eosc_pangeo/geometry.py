@@ -43,15 +43,18 @@ def check_bbox(value: Sequence[float], error: type[Exception] = ValueError) -> B
     if len(numbers) == 6:
         numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
     if len(numbers) != 4:
-        raise error(f"bbox needs 4 numbers (west, south, east, north) or 6 with heights, "
-                    f"got {len(numbers)}")
+        raise error(
+            f"bbox needs 4 numbers (west, south, east, north) or 6 with heights, got {len(numbers)}"
+        )
     west, south, east, north = numbers
     if not all(-180 <= x <= 180 for x in (west, east)) or not all(
-            -90 <= y <= 90 for y in (south, north)):
+        -90 <= y <= 90 for y in (south, north)
+    ):
         raise error(f"bbox {numbers} is outside [-180, -90, 180, 90] (degrees, CRS84)")
     if south > north:
-        raise error(f"bbox south ({south}) is north of its north ({north}): give "
-                    "(west, south, east, north)")
+        raise error(
+            f"bbox south ({south}) is north of its north ({north}): give (west, south, east, north)"
+        )
     return west, south, east, north
 
 
@@ -116,14 +119,14 @@ def boxes_overlap(boxes: Sequence, box: BBox):
     latitudes = (north >= query_south) & (south <= query_north)
     reaches_east_part, reaches_west_part = east >= query_west, west <= query_east
     crossing, query_crossing = west > east, query_west > query_east
-    longitudes = (((crossing | query_crossing)
-                   & (reaches_east_part | reaches_west_part | (crossing & query_crossing)))
-                  | ((crossing == query_crossing) & reaches_east_part & reaches_west_part))
+    longitudes = (
+        (crossing | query_crossing)
+        & (reaches_east_part | reaches_west_part | (crossing & query_crossing))
+    ) | ((crossing == query_crossing) & reaches_east_part & reaches_west_part)
     return latitudes & longitudes
 
 
-def longitude_fraction(west: float, east: float, extent_west: float,
-                       extent_east: float) -> float:
+def longitude_fraction(west: float, east: float, extent_west: float, extent_east: float) -> float:
     """How much of the longitudes west..east the extent covers, 0 to 1 (a single meridian: 1
     if the extent holds it, else 0)."""
     parts = longitude_parts(west, east)
@@ -131,5 +134,11 @@ def longitude_fraction(west: float, east: float, extent_west: float,
     span = sum(hi - lo for lo, hi in parts)
     if span <= 0:
         return 1.0 if any(lo <= west <= hi for lo, hi in extent_parts) else 0.0
-    return sum(max(0.0, min(hi, extent_hi) - max(lo, extent_lo))
-               for lo, hi in parts for extent_lo, extent_hi in extent_parts) / span
+    return (
+        sum(
+            max(0.0, min(hi, extent_hi) - max(lo, extent_lo))
+            for lo, hi in parts
+            for extent_lo, extent_hi in extent_parts
+        )
+        / span
+    )

@@ -30,13 +30,24 @@ def lake(tmp_path_factory) -> Lake:
 
 
 def policy(**limits) -> AccessPolicy:
-    return AccessPolicy.model_validate({
-        "public": ["sst", "argo", "stations"],
-        "api_keys": [{"name": "partner", "sha256": hashlib.sha256(PARTNER_KEY.encode())
-                      .hexdigest(), "collections": ["tas"]}],
-        # The suite's requests all come from one address: no rate limit unless a test sets one.
-        "limits": {"max_response_bytes": LIMIT, "anonymous_requests_per_minute": 100_000,
-                   **limits}})
+    return AccessPolicy.model_validate(
+        {
+            "public": ["sst", "argo", "stations"],
+            "api_keys": [
+                {
+                    "name": "partner",
+                    "sha256": hashlib.sha256(PARTNER_KEY.encode()).hexdigest(),
+                    "collections": ["tas"],
+                }
+            ],
+            # The suite's requests all come from one address: no rate limit unless a test sets one.
+            "limits": {
+                "max_response_bytes": LIMIT,
+                "anonymous_requests_per_minute": 100_000,
+                **limits,
+            },
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +64,7 @@ def lake_store(lake: Lake, collection: str, store: str) -> xr.Dataset:
 
 
 @pytest.mark.parametrize("route, store", [("zarr", "map"), ("zarr-timeseries", "timeseries")])
-def test_plain_xarray_opens_each_store_over_http_with_the_lakes_values(
-        lake, service, route, store):
+def test_plain_xarray_opens_each_store_over_http_with_the_lakes_values(lake, service, route, store):
     remote = xr.open_zarr(f"{service}/{route}/sst")
     local = lake_store(lake, "sst", store)
     assert remote.analysed_sst.encoding["chunks"] == local.analysed_sst.encoding["chunks"]
@@ -65,8 +75,9 @@ def test_pydap_reads_an_opendap_hyperslab_equal_to_the_lake(lake, service):
     remote = xr.open_dataset(f"{service}/opendap/sst", engine="pydap")
     box = {"time": slice(2, 5), "lat": slice(10, 30), "lon": slice(100, 140)}
     local = open_grid(lake, "sst")
-    np.testing.assert_array_equal(remote.analysed_sst.isel(box).values,
-                                  local.analysed_sst.isel(box).values)
+    np.testing.assert_array_equal(
+        remote.analysed_sst.isel(box).values, local.analysed_sst.isel(box).values
+    )
     np.testing.assert_array_equal(remote.time.values, local.time.values)
 
 
@@ -87,8 +98,9 @@ def test_opendap_sends_packed_values_as_stored_with_their_scale_and_fill(lake, s
     assert remote.dtype.kind == "i" and remote.dtype.itemsize == 2  # big-endian, as XDR is
     for name in ("scale_factor", "add_offset", "_FillValue"):
         assert remote.attributes[name] == stored.attrs[name], name
-    np.testing.assert_array_equal(np.asarray(remote[2:5, 10:30, 100:140].data),
-                                  stored[2:5, 10:30, 100:140].values)
+    np.testing.assert_array_equal(
+        np.asarray(remote[2:5, 10:30, 100:140].data), stored[2:5, 10:30, 100:140].values
+    )
 
 
 def test_xarray_decodes_opendaps_packed_values_to_the_lakes_including_gaps(lake, service):
@@ -98,12 +110,15 @@ def test_xarray_decodes_opendaps_packed_values_to_the_lakes_including_gaps(lake,
     np.testing.assert_array_equal(remote.values, local)
 
 
-@pytest.mark.parametrize("accept, coding", [
-    ("gzip, deflate", "gzip"),
-    ("deflate, gzip", "deflate"),  # what netCDF-C sends with HTTP.DEFLATE=1
-    ("gzip;q=0, deflate;q=0.5", "deflate"),
-    ("identity", None),
-])
+@pytest.mark.parametrize(
+    "accept, coding",
+    [
+        ("gzip, deflate", "gzip"),
+        ("deflate, gzip", "deflate"),  # what netCDF-C sends with HTTP.DEFLATE=1
+        ("gzip;q=0, deflate;q=0.5", "deflate"),
+        ("identity", None),
+    ],
+)
 def test_subsets_are_compressed_in_a_coding_the_client_accepts(service, accept, coding):
     url = f"{service}/opendap/sst.dods?analysed_sst[0:1:2][0:1:30][0:1:60]"
     plain = requests.get(url, headers={"Accept-Encoding": "identity"}, timeout=30)
@@ -121,20 +136,21 @@ def test_zarr_metadata_is_compressed_but_chunks_are_sent_as_stored(lake, service
     headers = {"Accept-Encoding": "gzip"}
     metadata = requests.get(f"{service}/zarr/sst/zarr.json", headers=headers, timeout=30)
     assert metadata.headers["Content-Encoding"] == "gzip"
-    assert metadata.content == open(lake.path("ocean", "sst", "map.zarr", "zarr.json"),
-                                    "rb").read()
-    chunk = requests.get(f"{service}/zarr/sst/analysed_sst/c/0/0/0", headers=headers,
-                         timeout=30)
+    assert metadata.content == open(lake.path("ocean", "sst", "map.zarr", "zarr.json"), "rb").read()
+    chunk = requests.get(f"{service}/zarr/sst/analysed_sst/c/0/0/0", headers=headers, timeout=30)
     assert "Content-Encoding" not in chunk.headers
-    stored = open(lake.path("ocean", "sst", "map.zarr", "analysed_sst", "c", "0", "0", "0"),
-                  "rb").read()
+    stored = open(
+        lake.path("ocean", "sst", "map.zarr", "analysed_sst", "c", "0", "0", "0"), "rb"
+    ).read()
     assert int(chunk.headers["Content-Length"]) == len(chunk.content) == len(stored)
 
 
 def test_edr_position_gives_the_nearest_cells_series(lake, service):
-    response = requests.get(f"{service}/edr/sst/position",
-                            params={"coords": "POINT(-29.3 44.6)", "f": "csv",
-                                    "parameter-name": "analysed_sst"}, timeout=30)
+    response = requests.get(
+        f"{service}/edr/sst/position",
+        params={"coords": "POINT(-29.3 44.6)", "f": "csv", "parameter-name": "analysed_sst"},
+        timeout=30,
+    )
     assert response.status_code == 200, response.text
     table = pd.read_csv(pd.io.common.StringIO(response.text))
     expected = open_grid(lake, "sst").analysed_sst.sel(lat=44.6, lon=-29.3, method="nearest")
@@ -143,9 +159,11 @@ def test_edr_position_gives_the_nearest_cells_series(lake, service):
 
 
 def test_edr_cube_as_netcdf_equals_the_lakes_box(lake, service, tmp_path):
-    response = requests.get(f"{service}/edr/sst/cube",
-                            params={"bbox": "-40,30,-10,50", "datetime": "2020-01-02/2020-01-04",
-                                    "f": "netcdf"}, timeout=30)
+    response = requests.get(
+        f"{service}/edr/sst/cube",
+        params={"bbox": "-40,30,-10,50", "datetime": "2020-01-02/2020-01-04", "f": "netcdf"},
+        timeout=30,
+    )
     assert response.status_code == 200, response.text
     (tmp_path / "cube.nc").write_bytes(response.content)
     remote = xr.open_dataset(tmp_path / "cube.nc")
@@ -155,9 +173,11 @@ def test_edr_cube_as_netcdf_equals_the_lakes_box(lake, service, tmp_path):
 
 def test_edr_area_on_in_situ_rows_equals_read_insitu(lake, service):
     polygon = "POLYGON((-40 30, 20 30, 20 70, -40 70, -40 30))"
-    response = requests.get(f"{service}/edr/stations/area",
-                            params={"coords": polygon, "parameter-name": "TEMP", "f": "csv"},
-                            timeout=30)
+    response = requests.get(
+        f"{service}/edr/stations/area",
+        params={"coords": polygon, "parameter-name": "TEMP", "f": "csv"},
+        timeout=30,
+    )
     assert response.status_code == 200, response.text
     table = pd.read_csv(pd.io.common.StringIO(response.text))
     expected = read_insitu(lake, "stations", bbox=(-40, 30, 20, 70), variables=["TEMP"])
@@ -166,9 +186,15 @@ def test_edr_area_on_in_situ_rows_equals_read_insitu(lake, service):
 
 
 def test_edr_area_as_geojson_gives_point_features(service):
-    response = requests.get(f"{service}/edr/stations/area", timeout=30, params={
-        "coords": "POLYGON((-40 30, 20 30, 20 70, -40 70, -40 30))", "f": "geojson",
-        "datetime": "2020-01-01/2020-01-02"})
+    response = requests.get(
+        f"{service}/edr/stations/area",
+        timeout=30,
+        params={
+            "coords": "POLYGON((-40 30, 20 30, 20 70, -40 70, -40 30))",
+            "f": "geojson",
+            "datetime": "2020-01-01/2020-01-02",
+        },
+    )
     assert response.status_code == 200, response.text
     features = response.json()["features"]
     assert features and all(f["geometry"]["type"] == "Point" for f in features)
@@ -198,8 +224,9 @@ def test_a_byte_range_gets_206_with_exactly_those_bytes(lake, service):
 
 
 def test_the_catalogue_links_of_each_collection_point_at_this_service(service):
-    listed = {c["id"]: c["links"] for c in requests.get(f"{service}/collections", timeout=30)
-              .json()}
+    listed = {
+        c["id"]: c["links"] for c in requests.get(f"{service}/collections", timeout=30).json()
+    }
     assert set(listed) == {"sst", "argo", "stations"}  # tas needs a key
     assert listed["sst"]["zarr"] == f"{service}/zarr/sst"
     assert listed["argo"]["parquet"] == f"{service}/parquet/argo/"
@@ -215,14 +242,16 @@ def test_a_collection_that_is_not_public_needs_a_key(service):
 
 
 def test_a_known_key_reads_its_collection(lake, service):
-    remote = xr.open_zarr(f"{service}/zarr/tas", storage_options={
-        "headers": {"X-API-Key": PARTNER_KEY}})
+    remote = xr.open_zarr(
+        f"{service}/zarr/tas", storage_options={"headers": {"X-API-Key": PARTNER_KEY}}
+    )
     xr.testing.assert_identical(remote.tas.load(), open_grid(lake, "tas").tas.load())
 
 
 def test_an_unknown_key_is_refused(service):
-    response = requests.get(f"{service}/zarr/tas/zarr.json", timeout=30,
-                            headers={"X-API-Key": "guess"})
+    response = requests.get(
+        f"{service}/zarr/tas/zarr.json", timeout=30, headers={"X-API-Key": "guess"}
+    )
     assert response.status_code == 401
 
 
@@ -230,8 +259,9 @@ def test_a_key_reads_only_the_collections_it_was_given(lake, tmp_path, serve):
     restricted = policy()
     restricted.public = []
     with serve(create_app(lake, restricted)) as url:
-        response = requests.get(f"{url}/zarr/sst/zarr.json", timeout=30,
-                                headers={"X-API-Key": PARTNER_KEY})
+        response = requests.get(
+            f"{url}/zarr/sst/zarr.json", timeout=30, headers={"X-API-Key": PARTNER_KEY}
+        )
     assert response.status_code == 403
     assert "sst" in response.json()["detail"]
 
@@ -257,8 +287,9 @@ def test_an_opendap_request_over_the_size_limit_is_413_saying_how_to_split(lake,
     # The limit counts the packed values sent: 2 bytes each for the demo's SST.
     with serve(create_app(lake, policy(max_response_bytes=300_000))) as url:
         response = requests.get(f"{url}/opendap/sst.dods", timeout=30)
-        within = requests.get(f"{url}/opendap/sst.dods?analysed_sst[0:1:8][0:1:89][0:1:179]",
-                              timeout=30)
+        within = requests.get(
+            f"{url}/opendap/sst.dods?analysed_sst[0:1:8][0:1:89][0:1:179]", timeout=30
+        )
     assert response.status_code == 413
     detail = response.json()["detail"]
     assert "limit of 0.3 MB" in detail and "hyperslabs" in detail
@@ -266,40 +297,47 @@ def test_an_opendap_request_over_the_size_limit_is_413_saying_how_to_split(lake,
 
 
 def test_an_edr_request_over_the_size_limit_is_413(service):
-    response = requests.get(f"{service}/edr/sst/cube", params={"bbox": "-180,-90,180,90"},
-                            timeout=30)
+    response = requests.get(
+        f"{service}/edr/sst/cube", params={"bbox": "-180,-90,180,90"}, timeout=30
+    )
     assert response.status_code == 413
     assert "shorter datetime range" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("query, words", [
-    ("analysed_sst[0:1:99][0:1:1][0:1:1]", "outside the data"),
-    ("analysed_sst[0:1]", "3 dimensions"),
-    ("analysed_sst[a:b][0][0]", "integers"),
-    ("nope[0]", "no variable 'nope'"),
-    ("analysed_sst&lat>3", "selections"),
-    ("analysed_sst[[0]]", "malformed"),
-])
+@pytest.mark.parametrize(
+    "query, words",
+    [
+        ("analysed_sst[0:1:99][0:1:1][0:1:1]", "outside the data"),
+        ("analysed_sst[0:1]", "3 dimensions"),
+        ("analysed_sst[a:b][0][0]", "integers"),
+        ("nope[0]", "no variable 'nope'"),
+        ("analysed_sst&lat>3", "selections"),
+        ("analysed_sst[[0]]", "malformed"),
+    ],
+)
 def test_malformed_opendap_constraints_are_400_naming_the_fault(service, query, words):
     response = requests.get(f"{service}/opendap/sst.dods?{query}", timeout=30)
     assert response.status_code == 400
     assert words in response.json()["detail"]
 
 
-@pytest.mark.parametrize("path, params, words", [
-    ("position", {}, "coords is required"),
-    ("position", {"coords": "POINT(1"}, "not WKT"),
-    ("position", {"coords": "POINT(0 95)"}, "outside -90..90"),
-    ("area", {"coords": "POINT(0 0)"}, "POLYGON"),
-    ("cube", {"bbox": "0,10,5"}, "needs 4 numbers"),
-    ("cube", {"bbox": "0,a,5,10"}, "not a list of numbers"),
-    ("cube", {"bbox": "0,50,5,10"}, "is north of its north"),
-    ("cube", {"bbox": "0,0,5,5", "datetime": "2020-02-01/2020-01-01"}, "start is after"),
-    ("cube", {"bbox": "0,0,5,5", "datetime": "yesterday"}, "ISO 8601"),
-    ("cube", {"bbox": "0,0,5,5", "parameter-name": "chlorophyll"}, "no parameter"),
-    ("cube", {"bbox": "0,0,5,5", "f": "xlsx"}, "f='xlsx'"),
-    ("cube", {"bbox": "0,0,5,5", "datetime": "1990-01-01/1990-02-01"}, "selects no data"),
-])
+@pytest.mark.parametrize(
+    "path, params, words",
+    [
+        ("position", {}, "coords is required"),
+        ("position", {"coords": "POINT(1"}, "not WKT"),
+        ("position", {"coords": "POINT(0 95)"}, "outside -90..90"),
+        ("area", {"coords": "POINT(0 0)"}, "POLYGON"),
+        ("cube", {"bbox": "0,10,5"}, "needs 4 numbers"),
+        ("cube", {"bbox": "0,a,5,10"}, "not a list of numbers"),
+        ("cube", {"bbox": "0,50,5,10"}, "is north of its north"),
+        ("cube", {"bbox": "0,0,5,5", "datetime": "2020-02-01/2020-01-01"}, "start is after"),
+        ("cube", {"bbox": "0,0,5,5", "datetime": "yesterday"}, "ISO 8601"),
+        ("cube", {"bbox": "0,0,5,5", "parameter-name": "chlorophyll"}, "no parameter"),
+        ("cube", {"bbox": "0,0,5,5", "f": "xlsx"}, "f='xlsx'"),
+        ("cube", {"bbox": "0,0,5,5", "datetime": "1990-01-01/1990-02-01"}, "selects no data"),
+    ],
+)
 def test_malformed_edr_queries_are_400_naming_the_field(service, path, params, words):
     response = requests.get(f"{service}/edr/sst/{path}", params=params, timeout=30)
     assert response.status_code == 400, response.text
@@ -312,14 +350,17 @@ def test_an_unknown_collection_is_404_listing_the_known_ones(service):
     assert "sst" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("path", [
-    "/zarr/sst/../../argo/_manifest.json",
-    "/zarr/sst/%2e%2e/_manifest.json",
-    "/zarr/sst/..%2F_manifest.json",
-    "/zarr/sst//etc/passwd",
-    "/parquet/argo/../_manifest.json",
-    "/parquet/argo/%2fetc%2fpasswd",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/zarr/sst/../../argo/_manifest.json",
+        "/zarr/sst/%2e%2e/_manifest.json",
+        "/zarr/sst/..%2F_manifest.json",
+        "/zarr/sst//etc/passwd",
+        "/parquet/argo/../_manifest.json",
+        "/parquet/argo/%2fetc%2fpasswd",
+    ],
+)
 def test_no_path_outside_a_store_can_be_read(service, path):
     response = requests.get(f"{service}{path}", timeout=30)
     assert response.status_code in (404, 422)  # 422: what is left is no collection id
@@ -365,8 +406,9 @@ def test_subsets_read_during_an_ingest_come_from_one_version(lake, tmp_path, ser
             warmer = ds.load()
         packed = warmer.analysed_sst
         scale = packed.attrs["scale_factor"]
-        warmer["analysed_sst"] = packed.where(packed == packed.attrs["_FillValue"],
-                                              packed + round(1 / scale)).astype(packed.dtype)
+        warmer["analysed_sst"] = packed.where(
+            packed == packed.attrs["_FillValue"], packed + round(1 / scale)
+        ).astype(packed.dtype)
         out = tmp_path / "v2" / path.name
         out.parent.mkdir(exist_ok=True)
         warmer.to_netcdf(out)
@@ -376,16 +418,20 @@ def test_subsets_read_during_an_ingest_come_from_one_version(lake, tmp_path, ser
         ingest = threading.Thread(target=ingest_grid, args=(copy, "sst", "ocean", reprocessed))
         ingest.start()
         while ingest.is_alive() or len(answers) < 3:
-            response = requests.get(f"{url}/edr/sst/position", timeout=60, params={
-                "coords": "POINT(-29 45)", "parameter-name": "analysed_sst", "f": "csv"})
+            response = requests.get(
+                f"{url}/edr/sst/position",
+                timeout=60,
+                params={"coords": "POINT(-29 45)", "parameter-name": "analysed_sst", "f": "csv"},
+            )
             assert response.status_code in (200, 503), response.text
             if response.status_code == 200:
-                answers.append(pd.read_csv(pd.io.common.StringIO(response.text))["analysed_sst"]
-                               .to_numpy())
+                answers.append(
+                    pd.read_csv(pd.io.common.StringIO(response.text))["analysed_sst"].to_numpy()
+                )
         ingest.join()
     cell = old.sel(lat=45, lon=-29, method="nearest").values
     for answer in answers:
-        assert (np.allclose(answer, cell, atol=1e-3) or np.allclose(answer, cell + 1, atol=1e-3))
+        assert np.allclose(answer, cell, atol=1e-3) or np.allclose(answer, cell + 1, atol=1e-3)
     assert np.allclose(answers[-1], cell + 1, atol=1e-3)
 
 
@@ -400,9 +446,23 @@ def test_fuzzed_requests_never_get_a_server_error(service):
 
     schemathesis = Path(sys.executable).with_name("st")
     run = subprocess.run(
-        [str(schemathesis), "run", f"{service}/openapi.json", "--checks", "not_a_server_error",
-         "--max-examples", "40", "--seed", "1", "--no-color"],
-        capture_output=True, text=True, timeout=300, check=False)
+        [
+            str(schemathesis),
+            "run",
+            f"{service}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "40",
+            "--seed",
+            "1",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout[-3000:]
 
 
@@ -420,15 +480,19 @@ def test_stac_assets_and_dcat_distributions_carry_the_services_urls(lake, servic
     copy = Lake(str(tmp_path / "lake"))
     shutil.copytree(lake.url, copy.url)
     report = build_catalog(copy, data_url=service)
-    sst = next(c for c in pystac.Catalog.from_file(report.stac).get_all_collections()
-               if c.id == "sst")
+    sst = next(
+        c for c in pystac.Catalog.from_file(report.stac).get_all_collections() if c.id == "sst"
+    )
     asset = sst.assets["http-zarr"]
     assert asset.href == f"{service}/zarr/sst"
     # A portal user follows the asset with plain xarray and the kwargs it carries.
-    remote = xr.open_zarr(asset.href, **{k: v for k, v in asset.extra_fields[
-        "xarray:open_kwargs"].items() if k != "engine"})
+    remote = xr.open_zarr(
+        asset.href,
+        **{k: v for k, v in asset.extra_fields["xarray:open_kwargs"].items() if k != "engine"},
+    )
     xr.testing.assert_identical(remote.load(), open_grid(copy, "sst").load())
     graph = Graph().parse(data=export_dcat(copy), format="turtle")
     access_urls = {str(url) for url in graph.objects(None, DCAT.accessURL)}
     assert {f"{service}/zarr/sst", f"{service}/opendap/sst", f"{service}/parquet/argo/"} <= (
-        access_urls)
+        access_urls
+    )

@@ -13,16 +13,18 @@ def data_service(platform) -> str:
 
 
 def test_a_users_hub_token_is_accepted(platform):
-    response = requests.get(f"{data_service(platform)}/zarr/nothing/zarr.json", timeout=30,
-                            headers={"Authorization": f"token {platform.tokens['pgalice']}"})
+    response = requests.get(
+        f"{data_service(platform)}/zarr/nothing/zarr.json",
+        timeout=30,
+        headers={"Authorization": f"token {platform.tokens['pgalice']}"},
+    )
     # Known user, unknown collection: past the token check, a 404 that lists what it may read.
     assert response.status_code == 404, response.text
     assert "yours to read" in response.json()["detail"]
 
 
 def test_a_revoked_hub_token_is_refused(platform):
-    made = platform.api("POST", "/users/pgbob/tokens", json={"note": "revoked by the test"}
-                        ).json()
+    made = platform.api("POST", "/users/pgbob/tokens", json={"note": "revoked by the test"}).json()
     url = f"{data_service(platform)}/collections"
     headers = {"Authorization": f"token {made['token']}"}
     assert requests.get(url, headers=headers, timeout=30).status_code == 200
@@ -36,7 +38,10 @@ def test_a_revoked_hub_token_is_refused(platform):
 
 
 def test_a_made_up_token_is_refused_with_what_to_do(platform):
-    response = requests.get(f"{data_service(platform)}/collections", timeout=30,
-                            headers={"Authorization": "token not-a-hub-token"})
+    response = requests.get(
+        f"{data_service(platform)}/collections",
+        timeout=30,
+        headers={"Authorization": "token not-a-hub-token"},
+    )
     assert response.status_code == 401
     assert "expired or revoked" in response.json()["detail"]

@@ -18,16 +18,20 @@ from eosc_pangeo.analysis import AnalysisError, anomalies, crate_path, export, m
 from eosc_pangeo.lake import ingest_grid, open_grid
 
 # What a scientist says about themselves and a surface field; the rest export fills in.
-CONTACT = {"creator_name": "Alice Martin", "creator_email": "alice.martin@example.org",
-           "publisher_email": "data@example.org"}
+CONTACT = {
+    "creator_name": "Alice Martin",
+    "creator_email": "alice.martin@example.org",
+    "publisher_email": "data@example.org",
+}
 
 
 @pytest.fixture(scope="module")
 def sst_lake(tmp_path_factory) -> str:
     """A lake holding 5 days of the demo SST on a 10-degree grid (collection ``sst``)."""
     root = tmp_path_factory.mktemp("export-lake")
-    files = demo_data.write_sst(demo_data.SstSpec(start=dt.date(2020, 1, 1), days=5,
-                                                  resolution=10.0), root / "sources")
+    files = demo_data.write_sst(
+        demo_data.SstSpec(start=dt.date(2020, 1, 1), days=5, resolution=10.0), root / "sources"
+    )
     ingest_grid(str(root / "lake"), "sst", "ocean", [str(f) for f in files])
     return str(root / "lake")
 
@@ -39,13 +43,24 @@ def compliance_report(path: str, tmp_path: Path) -> tuple[bool, dict]:
 
     CheckSuite.load_all_available_checkers()
     report = tmp_path / "report.json"
-    passed, _ = ComplianceChecker.run_checker(path, ["cf:1.10", "acdd:1.3"], 0, "normal",
-                                              output_filename=str(report),
-                                              output_format="json")
+    passed, _ = ComplianceChecker.run_checker(
+        path,
+        ["cf:1.10", "acdd:1.3"],
+        0,
+        "normal",
+        output_filename=str(report),
+        output_format="json",
+    )
     results = json.loads(report.read_text())
-    failed = {suite: {c["name"]: c["msgs"] for p in ("high_priorities", "medium_priorities")
-                      for c in r[p] if c["value"][0] != c["value"][1]}
-              for suite, r in results.items()}
+    failed = {
+        suite: {
+            c["name"]: c["msgs"]
+            for p in ("high_priorities", "medium_priorities")
+            for c in r[p]
+            if c["value"][0] != c["value"][1]
+        }
+        for suite, r in results.items()
+    }
     return passed, failed
 
 
@@ -62,13 +77,23 @@ def test_a_matchup_table_passes_the_cf_and_acdd_checks(sst_lake, tmp_path):
     # compliance-checker 6.1 raises inside check_domain_variables on featureType point files
     # (it looks for a cf_role that point features do not have); the other checks all run.
     sst = open_grid(sst_lake, "sst")
-    obs = pd.DataFrame({"platform": ["6900001", "6900002"], "lat": [43.2, -10.4],
-                        "lon": [-20.1, 150.3], "pressure": [5.0, 8.0],
-                        "time": pd.to_datetime(["2020-01-02T10:00", "2020-01-03T02:00"], utc=True),
-                        "TEMP": [14.1, 27.9]})
+    obs = pd.DataFrame(
+        {
+            "platform": ["6900001", "6900002"],
+            "lat": [43.2, -10.4],
+            "lon": [-20.1, 150.3],
+            "pressure": [5.0, 8.0],
+            "time": pd.to_datetime(["2020-01-02T10:00", "2020-01-03T02:00"], utc=True),
+            "TEMP": [14.1, 27.9],
+        }
+    )
     pairs = matchup(sst, obs, radius_km=800, time_window="1D")
-    path = export(pairs, tmp_path / "pairs.nc", attrs=CONTACT, variable_attrs={
-        "TEMP": {"standard_name": "sea_water_temperature", "units": "degC"}})
+    path = export(
+        pairs,
+        tmp_path / "pairs.nc",
+        attrs=CONTACT,
+        variable_attrs={"TEMP": {"standard_name": "sea_water_temperature", "units": "degC"}},
+    )
     passed, failed = compliance_report(path.removeprefix("file://"), tmp_path)
     assert failed == {"cf:1.10": {}, "acdd:1.3": {}}
     assert passed
@@ -77,24 +102,34 @@ def test_a_matchup_table_passes_the_cf_and_acdd_checks(sst_lake, tmp_path):
     assert written["analysed_sst_mean"].attrs["cell_methods"] == "area: time: mean"
 
 
-def test_the_contact_configured_once_passes_the_checks_without_attrs(sst_lake, tmp_path,
-                                                                     settings_env):
-    settings_env(creator_name="Alice Martin", creator_email="alice.martin@example.org",
-                 publisher_name="Example data centre", publisher_email="data@example.org")
+def test_the_contact_configured_once_passes_the_checks_without_attrs(
+    sst_lake, tmp_path, settings_env
+):
+    settings_env(
+        creator_name="Alice Martin",
+        creator_email="alice.martin@example.org",
+        publisher_name="Example data centre",
+        publisher_email="data@example.org",
+    )
     sst = open_grid(sst_lake, "sst")[["analysed_sst"]].assign_coords(depth=0.0)
     path = export(sst, tmp_path / "mean.nc")
     passed, failed = compliance_report(path.removeprefix("file://"), tmp_path)
     assert failed == {"cf:1.10": {}, "acdd:1.3": {}}
     written = xr.open_dataset(path.removeprefix("file://"))
     assert (written.attrs["creator_email"], written.attrs["publisher_name"]) == (
-        "alice.martin@example.org", "Example data centre")
+        "alice.martin@example.org",
+        "Example data centre",
+    )
 
 
 def test_a_result_without_contact_e_mails_warns_how_to_give_them(sst_lake, tmp_path):
     sst = open_grid(sst_lake, "sst")[["analysed_sst"]].mean("time")
-    with pytest.warns(UserWarning, match="no creator_email or publisher_email.*"
-                                         "EOSC_PANGEO_CREATOR_EMAIL and "
-                                         "EOSC_PANGEO_PUBLISHER_EMAIL") as caught:
+    with pytest.warns(
+        UserWarning,
+        match="no creator_email or publisher_email.*"
+        "EOSC_PANGEO_CREATOR_EMAIL and "
+        "EOSC_PANGEO_PUBLISHER_EMAIL",
+    ) as caught:
         export(sst, tmp_path / "mean.nc")
     assert caught[0].filename == __file__  # the warning points at the caller's line
 
@@ -106,31 +141,42 @@ def test_the_crate_names_the_collection_version_manifest_and_calls(sst_lake, tmp
     path = export(pairs, tmp_path / "pairs.parquet", lake=sst_lake)
     crate = json.loads(Path(crate_path(path.removeprefix("file://"))).read_text())
     graph = {entity["@id"]: entity for entity in crate["@graph"]}
-    assert graph["pairs-ro-crate-metadata.json"]["conformsTo"]["@id"] == \
-        "https://w3id.org/ro/crate/1.2"
+    assert (
+        graph["pairs-ro-crate-metadata.json"]["conformsTo"]["@id"]
+        == "https://w3id.org/ro/crate/1.2"
+    )
     assert graph["./"]["hasPart"] == [{"@id": "pairs.parquet"}]
     manifest = Path(sst_lake, "ocean", "sst", "_manifest.json").read_bytes()
     collection = graph["#collection-sst-v1"]
     assert collection["identifier"] == "sst" and collection["version"] == "1"
     assert collection["sha256"] == hashlib.sha256(manifest).hexdigest()
     steps = [e for e in crate["@graph"] if e["@type"] == "CreateAction"]
-    assert [s["name"] for s in steps] == ["eosc_pangeo.analysis.matchup",
-                                         "eosc_pangeo.analysis.export"]
+    assert [s["name"] for s in steps] == [
+        "eosc_pangeo.analysis.matchup",
+        "eosc_pangeo.analysis.export",
+    ]
     parameters = {p["name"]: json.loads(p["value"]) for p in steps[0]["additionalProperty"]}
     assert parameters["radius_km"] == 800 and parameters["time_window"] == "1 days 00:00:00"
     assert steps[0]["object"] == [{"@id": "#collection-sst-v1"}]
     result = graph["pairs.parquet"]
     written = Path(path.removeprefix("file://")).read_bytes()
     assert result["sha256"] == hashlib.sha256(written).hexdigest()
-    software = {e["name"]: e["version"] for e in crate["@graph"]
-                if e["@type"] == "SoftwareApplication"}
+    software = {
+        e["name"]: e["version"] for e in crate["@graph"] if e["@type"] == "SoftwareApplication"
+    }
     assert {"eosc-pangeo", "xarray", "numpy"} <= set(software)
 
 
 @pytest.mark.parametrize("name", ["result.csv", "result.parquet", "result.zarr", "result.nc"])
 def test_every_format_reads_back_the_same_values(name, tmp_path):
-    table = pd.DataFrame({"lat": [1.0, 2.0], "lon": [3.0, 4.0], "value": [0.5, np.nan],
-                          "time": pd.to_datetime(["2020-01-01", "2020-01-02"])})
+    table = pd.DataFrame(
+        {
+            "lat": [1.0, 2.0],
+            "lon": [3.0, 4.0],
+            "value": [0.5, np.nan],
+            "time": pd.to_datetime(["2020-01-01", "2020-01-02"]),
+        }
+    )
     path = export(table, tmp_path / name).removeprefix("file://")
     if name.endswith(".csv"):
         back = pd.read_csv(path, parse_dates=["time"])

@@ -28,28 +28,38 @@ AMPLITUDE = 1.5
 
 def monthly_series(calendar: str = "standard") -> xr.DataArray:
     """2 + 0.3 K/year + 1.5 K sin(seasons), monthly from 2000, in K."""
-    time = xr.date_range("2000-01-01", periods=12 * YEARS, freq="MS", calendar=calendar,
-                         use_cftime=calendar != "standard")
+    time = xr.date_range(
+        "2000-01-01",
+        periods=12 * YEARS,
+        freq="MS",
+        calendar=calendar,
+        use_cftime=calendar != "standard",
+    )
     months = np.arange(12 * YEARS)
     values = 272 + TREND_PER_YEAR * months / 12 + AMPLITUDE * np.sin(2 * np.pi * months / 12)
-    return xr.DataArray(values, coords={"time": time}, dims="time", name="tas",
-                        attrs={"units": "K", "standard_name": "air_temperature"})
+    return xr.DataArray(
+        values,
+        coords={"time": time},
+        dims="time",
+        name="tas",
+        attrs={"units": "K", "standard_name": "air_temperature"},
+    )
 
 
 def test_the_climatology_is_the_seasonal_cycle_plus_the_mean_level():
     clim = climatology(monthly_series())
     month = np.arange(12)
     mean_year = (YEARS - 1) / 2
-    expected = (272 + TREND_PER_YEAR * (mean_year + month / 12)
-                + AMPLITUDE * np.sin(2 * np.pi * month / 12))
+    expected = (
+        272 + TREND_PER_YEAR * (mean_year + month / 12) + AMPLITUDE * np.sin(2 * np.pi * month / 12)
+    )
     np.testing.assert_allclose(clim.values, expected)
     assert list(clim["month"].values) == list(range(1, 13))
 
 
 def test_the_trend_of_the_anomalies_is_the_series_trend():
     series = monthly_series()
-    assert float(trend(anomalies(series), per="365.25D")) == pytest.approx(TREND_PER_YEAR,
-                                                                           rel=0.01)
+    assert float(trend(anomalies(series), per="365.25D")) == pytest.approx(TREND_PER_YEAR, rel=0.01)
     assert np.abs(anomalies(series).groupby("time.month").mean().values).max() < 1e-9
 
 
@@ -87,8 +97,12 @@ def test_calendar_conversion_to_360_day_keeps_every_month():
 
 def test_days_below_the_minimum_coverage_are_missing_after_resampling():
     hours = pd.date_range("2020-01-01", periods=24 * 5, freq="h")
-    series = xr.DataArray(np.arange(hours.size, dtype=float), coords={"time": hours},
-                          dims="time", attrs={"units": "degC"})
+    series = xr.DataArray(
+        np.arange(hours.size, dtype=float),
+        coords={"time": hours},
+        dims="time",
+        attrs={"units": "degC"},
+    )
     gappy = series.where((hours < "2020-01-03T02:00") | (hours >= "2020-01-03T22:00"))
     gappy = gappy.dropna("time").isel(time=slice(0, -3))  # a gap of 20 h, and 3 h cut at the end
     daily = resample(gappy, "1D", min_coverage=0.75)
@@ -102,10 +116,12 @@ def test_days_below_the_minimum_coverage_are_missing_after_resampling():
 def global_grid(resolution: float = 1.0) -> xr.Dataset:
     lat = -90 + resolution * (np.arange(round(180 / resolution)) + 0.5)
     lon = -180 + resolution * (np.arange(round(360 / resolution)) + 0.5)
-    return xr.Dataset(coords={"lat": ("lat", lat, {"standard_name": "latitude",
-                                                   "units": "degrees_north"}),
-                              "lon": ("lon", lon, {"standard_name": "longitude",
-                                                   "units": "degrees_east"})})
+    return xr.Dataset(
+        coords={
+            "lat": ("lat", lat, {"standard_name": "latitude", "units": "degrees_north"}),
+            "lon": ("lon", lon, {"standard_name": "longitude", "units": "degrees_east"}),
+        }
+    )
 
 
 def test_cell_areas_add_up_to_the_sphere():

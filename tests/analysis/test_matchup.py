@@ -18,20 +18,30 @@ def cell_number_grid(lon_start: float = -180.0, resolution: float = 1.0) -> xr.D
     """A global daily grid whose value is ``day * 1e6 + row * 1000 + column``."""
     lat = -90 + resolution * (np.arange(round(180 / resolution)) + 0.5)
     lon = lon_start + resolution * (np.arange(round(360 / resolution)) + 0.5)
-    day, row, col = np.meshgrid(np.arange(DAYS.size), np.arange(lat.size), np.arange(lon.size),
-                                indexing="ij")
+    day, row, col = np.meshgrid(
+        np.arange(DAYS.size), np.arange(lat.size), np.arange(lon.size), indexing="ij"
+    )
     return xr.Dataset(
         {"v": (("time", "lat", "lon"), (day * 1e6 + row * 1000 + col).astype(float))},
-        coords={"time": DAYS, "lat": ("lat", lat, {"standard_name": "latitude"}),
-                "lon": ("lon", lon, {"standard_name": "longitude"})},
+        coords={
+            "time": DAYS,
+            "lat": ("lat", lat, {"standard_name": "latitude"}),
+            "lon": ("lon", lon, {"standard_name": "longitude"}),
+        },
     )
 
 
 def observations(*points) -> pd.DataFrame:
     """A table of (lat, lon, time) points, with an extra column that must be kept."""
     lat, lon, time = zip(*points, strict=True)
-    return pd.DataFrame({"platform": [f"p{i}" for i in range(len(points))], "lat": lat,
-                         "lon": lon, "time": pd.to_datetime(time)})
+    return pd.DataFrame(
+        {
+            "platform": [f"p{i}" for i in range(len(points))],
+            "lat": lat,
+            "lon": lon,
+            "time": pd.to_datetime(time),
+        }
+    )
 
 
 def test_the_nearest_cell_across_the_dateline_is_found_from_either_side():
@@ -45,8 +55,7 @@ def test_the_nearest_cell_across_the_dateline_is_found_from_either_side():
 
 
 def test_a_radius_window_takes_the_cells_on_both_sides_of_the_dateline():
-    result = matchup(cell_number_grid(), observations((0.0, 179.9, "2020-01-01")),
-                     radius_km=150)
+    result = matchup(cell_number_grid(), observations((0.0, 179.9, "2020-01-01")), radius_km=150)
     # lat +-0.5 x lon 179.5 and -179.5: four cells at 45-85 km; the next column is 155 km away
     assert result.loc[0, "v_count"] == 4
     expected = np.mean([89 * 1000 + 359, 89 * 1000, 90 * 1000 + 359, 90 * 1000])
@@ -56,11 +65,11 @@ def test_a_radius_window_takes_the_cells_on_both_sides_of_the_dateline():
 def test_grids_and_observations_in_either_longitude_convention_match_the_same_cells():
     west = cell_number_grid(-180.0)
     east = west.assign_coords(lon=west.lon % 360).sortby("lon")  # same cells, 0..360
-    obs_west = observations((45.3, -30.2, "2020-01-05"), (-60.1, 170.4, "2020-01-02"),
-                            (10.0, -0.3, "2020-01-09"))
+    obs_west = observations(
+        (45.3, -30.2, "2020-01-05"), (-60.1, 170.4, "2020-01-02"), (10.0, -0.3, "2020-01-09")
+    )
     obs_east = obs_west.assign(lon=obs_west.lon % 360)
-    results = [matchup(g, o, radius_km=120)
-               for g in (west, east) for o in (obs_west, obs_east)]
+    results = [matchup(g, o, radius_km=120) for g in (west, east) for o in (obs_west, obs_east)]
     for result in results[1:]:
         np.testing.assert_array_equal(result["v"], results[0]["v"])
         np.testing.assert_array_equal(result["v_mean"], results[0]["v_mean"])
@@ -69,8 +78,9 @@ def test_grids_and_observations_in_either_longitude_convention_match_the_same_ce
 
 def test_every_cell_around_a_pole_is_within_a_radius_of_it():
     grid = cell_number_grid()
-    result = matchup(grid, observations((90.0, 0.0, "2020-01-01"), (-90.0, 123.0, "2020-01-01")),
-                     radius_km=60)
+    result = matchup(
+        grid, observations((90.0, 0.0, "2020-01-01"), (-90.0, 123.0, "2020-01-01")), radius_km=60
+    )
     # the rows at +-89.5 degrees are 55.6 km from the poles: all 360 cells of each
     assert result["v_count"].tolist() == [360, 360]
     assert result["grid_lat"].tolist() == [89.5, -89.5]
@@ -80,18 +90,25 @@ def test_the_nearest_cell_is_the_great_circle_nearest_at_any_latitude():
     grid = cell_number_grid(resolution=2.0)
     rng = np.random.default_rng(1)
     n = 2000
-    obs = pd.DataFrame({"lat": np.degrees(np.arcsin(rng.uniform(-1, 1, n))),
-                        "lon": rng.uniform(-540, 540, n), "time": DAYS[0]})
+    obs = pd.DataFrame(
+        {
+            "lat": np.degrees(np.arcsin(rng.uniform(-1, 1, n))),
+            "lon": rng.uniform(-540, 540, n),
+            "time": DAYS[0],
+        }
+    )
     result = matchup(grid, obs)
     lat2, lon2 = np.meshgrid(grid.lat, grid.lon, indexing="ij")
-    brute = np.array([great_circle_km(a, b, lat2, lon2).min() for a, b in zip(obs.lat, obs.lon,
-                                                                                strict=True)])
+    brute = np.array(
+        [great_circle_km(a, b, lat2, lon2).min() for a, b in zip(obs.lat, obs.lon, strict=True)]
+    )
     np.testing.assert_allclose(result["distance_km"], brute, rtol=1e-9, atol=1e-6)
 
 
 def test_a_window_of_the_nearest_cell_alone_has_its_value_and_no_spread():
-    result = matchup(cell_number_grid(), observations((0.3, 0.3, "2020-01-01"),
-                                                      (0.3, 1.3, "2020-01-01")))
+    result = matchup(
+        cell_number_grid(), observations((0.3, 0.3, "2020-01-01"), (0.3, 1.3, "2020-01-01"))
+    )
     assert result["v_mean"].tolist() == result["v"].tolist() == [90180.0, 90181.0]
     assert result["v_median"].tolist() == [90180.0, 90181.0]
     assert result["v_count"].tolist() == [1, 1] and result["v_std"].isna().all()
@@ -143,10 +160,19 @@ def test_a_box_window_below_the_minimum_valid_fraction_has_no_statistics():
 def test_a_depth_window_takes_the_levels_within_it_on_a_4d_grid():
     depth = np.array([0.0, 10.0, 20.0, 50.0])
     grid = xr.Dataset(
-        {"temp": (("time", "depth", "lat", "lon"),
-                  np.broadcast_to(depth[None, :, None, None], (2, 4, 3, 3)).copy())},
-        coords={"time": DAYS[:2], "depth": ("depth", depth, {"positive": "down", "axis": "Z"}),
-                "lat": [-1.0, 0.0, 1.0], "lon": [-1.0, 0.0, 1.0]})
+        {
+            "temp": (
+                ("time", "depth", "lat", "lon"),
+                np.broadcast_to(depth[None, :, None, None], (2, 4, 3, 3)).copy(),
+            )
+        },
+        coords={
+            "time": DAYS[:2],
+            "depth": ("depth", depth, {"positive": "down", "axis": "Z"}),
+            "lat": [-1.0, 0.0, 1.0],
+            "lon": [-1.0, 0.0, 1.0],
+        },
+    )
     obs = pd.DataFrame({"lat": [0.1], "lon": [0.1], "time": [DAYS[0]], "depth": [12.0]})
     result = matchup(grid, obs, depth_window=10.0)
     assert result.loc[0, "temp"] == 10.0 and result.loc[0, "grid_depth"] == 10.0
@@ -158,16 +184,18 @@ def test_curvilinear_grids_match_the_great_circle_nearest_cell():
     j, i = np.meshgrid(np.arange(40), np.arange(60), indexing="ij")
     lat = -20 + 0.9 * j + 0.3 * i
     lon = 100 + 1.1 * i - 0.4 * j
-    grid = xr.Dataset({"v": (("time", "nj", "ni"), np.broadcast_to(j * 1000.0 + i,
-                                                                   (2, 40, 60)).copy())},
-                      coords={"time": DAYS[:2], "nav_lat": (("nj", "ni"), lat),
-                              "nav_lon": (("nj", "ni"), lon)})
+    grid = xr.Dataset(
+        {"v": (("time", "nj", "ni"), np.broadcast_to(j * 1000.0 + i, (2, 40, 60)).copy())},
+        coords={"time": DAYS[:2], "nav_lat": (("nj", "ni"), lat), "nav_lon": (("nj", "ni"), lon)},
+    )
     rng = np.random.default_rng(2)
-    obs = pd.DataFrame({"lat": rng.uniform(0, 20, 300), "lon": rng.uniform(110, 140, 300),
-                        "time": DAYS[1]})
+    obs = pd.DataFrame(
+        {"lat": rng.uniform(0, 20, 300), "lon": rng.uniform(110, 140, 300), "time": DAYS[1]}
+    )
     result = matchup(grid, obs)
-    distances = great_circle_km(obs.lat.values[:, None], obs.lon.values[:, None],
-                                lat.ravel()[None, :], lon.ravel()[None, :])
+    distances = great_circle_km(
+        obs.lat.values[:, None], obs.lon.values[:, None], lat.ravel()[None, :], lon.ravel()[None, :]
+    )
     nearest = distances.argmin(axis=1)
     np.testing.assert_array_equal(result["v"], (j * 1000.0 + i).ravel()[nearest])
     np.testing.assert_allclose(result["distance_km"], distances.min(axis=1))
@@ -184,8 +212,9 @@ def test_a_dataset_of_observations_gives_a_dataset_along_the_same_dimension():
 
 def test_times_of_a_noleap_calendar_grid_are_matched():
     grid = cell_number_grid().isel(time=slice(0, 3))
-    grid = grid.assign_coords(time=xr.date_range("2020-01-01", periods=3, calendar="noleap",
-                                                 use_cftime=True))
+    grid = grid.assign_coords(
+        time=xr.date_range("2020-01-01", periods=3, calendar="noleap", use_cftime=True)
+    )
     result = matchup(grid, observations((0.5, 0.5, "2020-01-02T03:00")), time_window="6h")
     assert result.loc[0, "v"] == 1e6 + 90 * 1000 + 180
     assert result.loc[0, "time_offset"] == pd.Timedelta("3h")
@@ -222,14 +251,16 @@ class CountingStore(WrapperStore):
 
 def test_a_lazy_zarr_grid_is_read_only_in_the_chunks_that_hold_a_window(tmp_path):
     grid = cell_number_grid(resolution=2.0)  # 10 days x 90 x 180, chunks of 1 x 30 x 30
-    grid.chunk({"time": 1, "lat": 30, "lon": 30}).to_zarr(tmp_path / "g.zarr", zarr_format=3,
-                                                          consolidated=True)
+    grid.chunk({"time": 1, "lat": 30, "lon": 30}).to_zarr(
+        tmp_path / "g.zarr", zarr_format=3, consolidated=True
+    )
     store = CountingStore(LocalStore(str(tmp_path / "g.zarr"), read_only=True))
     lazy = xr.open_zarr(store, consolidated=True)
     store.chunks_read.clear()
     # two observations in two chunks of day 3, a third alone on day 8
-    obs = observations((5.0, 5.0, "2020-01-03"), (-45.0, -100.0, "2020-01-03"),
-                       (5.0, 5.0, "2020-01-08"))
+    obs = observations(
+        (5.0, 5.0, "2020-01-03"), (-45.0, -100.0, "2020-01-03"), (5.0, 5.0, "2020-01-08")
+    )
     result = matchup(lazy, obs, radius_km=100)
     # (day, lat chunk, lon chunk): 5N 5E is in lat chunk 1 (-30..30), lon chunk 3 (0..60)
     assert sorted(set(store.chunks_read)) == ["v/c/2/0/1", "v/c/2/1/3", "v/c/7/1/3"]

@@ -32,4 +32,3 @@ def stac_api(demo_lake, serve):
     """The demo lake's STAC API, served on a free loopback port; yields its URL."""
     with serve(create_app(demo_lake)) as url:
         yield url
-

@@ -39,30 +39,50 @@ FAR_FROM_THE_RIDGE = {
     "crossing further north": (175.0, 30.0, -175.0, 40.0),
 }
 
-both_sides = pytest.mark.parametrize("box", [WEST_OF_THE_ANTIMERIDIAN, EAST_OF_THE_ANTIMERIDIAN],
-                                     ids=["west of it", "east of it"])
-far_boxes = pytest.mark.parametrize("box", FAR_FROM_THE_RIDGE.values(),
-                                    ids=FAR_FROM_THE_RIDGE.keys())
+both_sides = pytest.mark.parametrize(
+    "box", [WEST_OF_THE_ANTIMERIDIAN, EAST_OF_THE_ANTIMERIDIAN], ids=["west of it", "east of it"]
+)
+far_boxes = pytest.mark.parametrize(
+    "box", FAR_FROM_THE_RIDGE.values(), ids=FAR_FROM_THE_RIDGE.keys()
+)
+
 
 def footprint(west: float, south: float, east: float, north: float) -> dict:
     """The GeoJSON footprint of a box: a Polygon, or a MultiPolygon split at ±180 if it
     crosses."""
     if west <= east:
         return shapely.geometry.mapping(shapely.geometry.box(west, south, east, north))
-    return shapely.geometry.mapping(shapely.geometry.MultiPolygon([
-        shapely.geometry.box(west, south, 180, north),
-        shapely.geometry.box(-180, south, east, north)]))
+    return shapely.geometry.mapping(
+        shapely.geometry.MultiPolygon(
+            [
+                shapely.geometry.box(west, south, 180, north),
+                shapely.geometry.box(-180, south, east, north),
+            ]
+        )
+    )
 
 
 def collection(collection_id: str, bbox: tuple[float, ...], with_item: bool) -> pystac.Collection:
     made = pystac.Collection(
-        id=collection_id, description=f"{collection_id}, near the antimeridian",
-        extent=pystac.Extent(pystac.SpatialExtent([list(bbox)]), pystac.TemporalExtent(
-            [[datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 12, 31, tzinfo=UTC)]])))
+        id=collection_id,
+        description=f"{collection_id}, near the antimeridian",
+        extent=pystac.Extent(
+            pystac.SpatialExtent([list(bbox)]),
+            pystac.TemporalExtent(
+                [[datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 12, 31, tzinfo=UTC)]]
+            ),
+        ),
+    )
     if with_item:
-        made.add_item(pystac.Item(id=f"{collection_id}.survey", geometry=footprint(*bbox),
-                                  bbox=list(bbox), datetime=datetime(2020, 6, 1, tzinfo=UTC),
-                                  properties={}))
+        made.add_item(
+            pystac.Item(
+                id=f"{collection_id}.survey",
+                geometry=footprint(*bbox),
+                bbox=list(bbox),
+                datetime=datetime(2020, 6, 1, tzinfo=UTC),
+                properties={},
+            )
+        )
     return made
 
 
@@ -70,12 +90,14 @@ def collection(collection_id: str, bbox: tuple[float, ...], with_item: bool) -> 
 def index(tmp_path_factory) -> CatalogIndex:
     folder = tmp_path_factory.mktemp("antimeridian")
     catalog = pystac.Catalog(id="pacific", description="Boxes around the antimeridian")
-    catalog.add_children([
-        collection("fiji-ridge", FIJI_RIDGE, with_item=True),
-        collection("fiji-ridge-bathymetry", FIJI_RIDGE, with_item=False),
-        collection("kamchatka-shelf", KAMCHATKA_SHELF, with_item=True),
-        collection("aleutian-arc", ALEUTIAN_ARC, with_item=True),
-    ])
+    catalog.add_children(
+        [
+            collection("fiji-ridge", FIJI_RIDGE, with_item=True),
+            collection("fiji-ridge-bathymetry", FIJI_RIDGE, with_item=False),
+            collection("kamchatka-shelf", KAMCHATKA_SHELF, with_item=True),
+            collection("aleutian-arc", ALEUTIAN_ARC, with_item=True),
+        ]
+    )
     catalog.normalize_hrefs(str(folder / "stac"))
     catalog.save(pystac.CatalogType.SELF_CONTAINED)
     index = CatalogIndex(str(folder / "index"))
@@ -124,7 +146,9 @@ def test_an_item_crossing_the_antimeridian_is_not_found_by_a_box_far_from_it(ind
 
 def test_items_on_either_side_are_found_by_a_box_crossing_the_antimeridian(index):
     assert item_ids(index, bbox=(175.0, 45.0, -175.0, 65.0)) == {
-        "kamchatka-shelf.survey", "aleutian-arc.survey"}
+        "kamchatka-shelf.survey",
+        "aleutian-arc.survey",
+    }
 
 
 def test_a_box_on_one_side_does_not_find_items_on_the_other(index):
@@ -135,8 +159,7 @@ def test_a_box_on_one_side_does_not_find_items_on_the_other(index):
 
 
 @both_sides
-def test_an_item_crossing_the_antimeridian_is_found_by_a_polygon_on_either_side_of_it(index,
-                                                                                      box):
+def test_an_item_crossing_the_antimeridian_is_found_by_a_polygon_on_either_side_of_it(index, box):
     assert item_ids(index, intersects=polygon(*box)) == {"fiji-ridge.survey"}
 
 
@@ -152,20 +175,23 @@ def test_an_item_crossing_the_antimeridian_is_not_found_by_a_polygon_far_from_it
 # --- Collections --------------------------------------------------------------------------------
 
 #: The crossing Collection with Items is found by them; the one without, by its extent alone.
-crossing_collections = pytest.mark.parametrize("collection_id",
-                                               ["fiji-ridge", "fiji-ridge-bathymetry"])
+crossing_collections = pytest.mark.parametrize(
+    "collection_id", ["fiji-ridge", "fiji-ridge-bathymetry"]
+)
 
 
 @crossing_collections
 @both_sides
 def test_a_collection_crossing_the_antimeridian_is_found_by_a_box_on_either_side_of_it(
-        index, box, collection_id):
+    index, box, collection_id
+):
     assert collection_id in collection_ids(index, box)
 
 
 @crossing_collections
 def test_a_collection_crossing_the_antimeridian_is_found_by_a_box_that_also_crosses(
-        index, collection_id):
+    index, collection_id
+):
     assert collection_id in collection_ids(index, (175.0, -18.0, -175.0, -12.0))
 
 

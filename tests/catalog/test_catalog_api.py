@@ -16,8 +16,9 @@ def test_pystac_client_lists_every_collection(stac_api):
 
 
 def test_pystac_client_searches_by_bbox_datetime_and_collection(stac_api):
-    search = Client.open(stac_api).search(collections=["argo"], bbox=(-180, -90, 180, 90),
-                                          datetime="2020-01-01/2020-01-31", limit=2)
+    search = Client.open(stac_api).search(
+        collections=["argo"], bbox=(-180, -90, 180, 90), datetime="2020-01-01/2020-01-31", limit=2
+    )
     items = list(search.items())
     assert items and all(i.collection_id == "argo" for i in items)
     assert search.matched() == len(items)
@@ -61,30 +62,36 @@ def test_conformance_declares_item_and_collection_search(stac_api):
     assert any("collection-search" in c for c in conforms)
 
 
-@pytest.mark.parametrize("path, params", [
-    ("/search", {"bbox": "1,2,3"}),
-    ("/search", {"bbox": "0,10,1,5"}),
-    ("/search", {"bbox": "0,0,200,10"}),
-    ("/search", {"datetime": "2020-02-01T00:00:00Z/2020-01-01T00:00:00Z"}),
-    ("/search", {"datetime": "not-a-date"}),
-    ("/search", {"collections": "no-such-collection"}),
-    ("/search", {"limit": "100000000"}),
-    ("/search", {"limit": "-1"}),
-    ("/search", {"token": "forged"}),
-    ("/collections", {"bbox": "1,2"}),
-])
+@pytest.mark.parametrize(
+    "path, params",
+    [
+        ("/search", {"bbox": "1,2,3"}),
+        ("/search", {"bbox": "0,10,1,5"}),
+        ("/search", {"bbox": "0,0,200,10"}),
+        ("/search", {"datetime": "2020-02-01T00:00:00Z/2020-01-01T00:00:00Z"}),
+        ("/search", {"datetime": "not-a-date"}),
+        ("/search", {"collections": "no-such-collection"}),
+        ("/search", {"limit": "100000000"}),
+        ("/search", {"limit": "-1"}),
+        ("/search", {"token": "forged"}),
+        ("/collections", {"bbox": "1,2"}),
+    ],
+)
 def test_bad_get_queries_get_400_with_a_message(stac_api, path, params):
     response = httpx.get(f"{stac_api}{path}", params=params)
     assert response.status_code == 400, response.text
     assert response.json().get("description") or response.json().get("detail")
 
 
-@pytest.mark.parametrize("body", [
-    {"bbox": [1, 2, 3]},
-    {"datetime": "2020-02-01T00:00:00Z/2020-01-01T00:00:00Z"},
-    {"collections": ["no-such-collection"]},
-    {"limit": 10**9},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"bbox": [1, 2, 3]},
+        {"datetime": "2020-02-01T00:00:00Z/2020-01-01T00:00:00Z"},
+        {"collections": ["no-such-collection"]},
+        {"limit": 10**9},
+    ],
+)
 def test_bad_post_queries_get_400(stac_api, body):
     response = httpx.post(f"{stac_api}/search", json=body)
     assert response.status_code == 400, response.text
@@ -97,8 +104,9 @@ def test_unknown_collection_path_is_404(stac_api):
 
 def test_post_search_body_must_be_a_json_object(stac_api):
     assert httpx.post(f"{stac_api}/search", json=[None, None]).status_code == 400
-    response = httpx.post(f"{stac_api}/search", content=b'{"limit": 1}',
-                          headers={"content-type": "text/plain"})
+    response = httpx.post(
+        f"{stac_api}/search", content=b'{"limit": 1}', headers={"content-type": "text/plain"}
+    )
     assert response.status_code == 415
 
 
@@ -107,8 +115,11 @@ def test_intersects_polygon_returns_exactly_the_items_whose_footprints_intersect
     triangle = {"type": "Polygon", "coordinates": [[[-60, 0], [10, 0], [-60, 55], [-60, 0]]]}
     client = Client.open(stac_api)
     every = client.search(limit=100).items()
-    expected = {i.id for i in every
-                if shapely.geometry.shape(i.geometry).intersects(shapely.geometry.shape(triangle))}
+    expected = {
+        i.id
+        for i in every
+        if shapely.geometry.shape(i.geometry).intersects(shapely.geometry.shape(triangle))
+    }
     found = [i.id for i in client.search(intersects=triangle, limit=3).items()]
     assert "argo.6900001" in expected and "stations.ES-VIGO-01" not in expected
     assert sorted(found) == sorted(expected)
@@ -116,8 +127,10 @@ def test_intersects_polygon_returns_exactly_the_items_whose_footprints_intersect
 
 def test_intersects_point_finds_the_one_item_there(stac_api):
     station = httpx.get(f"{stac_api}/collections/stations/items/stations.ES-VIGO-01").json()
-    found = httpx.get(f"{stac_api}/search", params={
-        "collections": "stations", "intersects": json.dumps(station["geometry"])}).json()
+    found = httpx.get(
+        f"{stac_api}/search",
+        params={"collections": "stations", "intersects": json.dumps(station["geometry"])},
+    ).json()
     assert [f["id"] for f in found["features"]] == ["stations.ES-VIGO-01"]
     assert found["numberMatched"] == 1
 
@@ -126,28 +139,35 @@ def test_intersects_point_finds_the_one_item_there(stac_api):
 def test_bbox_and_intersects_together_get_400(stac_api, method):
     point = {"type": "Point", "coordinates": [0, 0]}
     if method == "GET":
-        response = httpx.get(f"{stac_api}/search",
-                             params={"bbox": "-1,-1,1,1", "intersects": json.dumps(point)})
+        response = httpx.get(
+            f"{stac_api}/search", params={"bbox": "-1,-1,1,1", "intersects": json.dumps(point)}
+        )
     else:
-        response = httpx.post(f"{stac_api}/search", json={"bbox": [-1, -1, 1, 1],
-                                                          "intersects": point})
+        response = httpx.post(
+            f"{stac_api}/search", json={"bbox": [-1, -1, 1, 1], "intersects": point}
+        )
     assert response.status_code == 400, response.text
 
 
-@pytest.mark.parametrize("method, geometry", [
-    ("GET", "{not json"),
-    ("GET", json.dumps({"type": "Feature", "geometry": None, "properties": {}})),
-    ("GET", json.dumps({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]})),
-    ("POST", {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}),
-    ("POST", {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}),
-    # found by schemathesis: positions of mixed dimensions, and coordinates off the globe
-    ("POST", {"type": "LineString", "coordinates": [[1, 2, 3], [1e16, -1e16], [4, 5, 6]]}),
-    ("POST", {"type": "Point", "coordinates": [500, 10]}),
-])
+@pytest.mark.parametrize(
+    "method, geometry",
+    [
+        ("GET", "{not json"),
+        ("GET", json.dumps({"type": "Feature", "geometry": None, "properties": {}})),
+        ("GET", json.dumps({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]})),
+        ("POST", {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}),
+        ("POST", {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}),
+        # found by schemathesis: positions of mixed dimensions, and coordinates off the globe
+        ("POST", {"type": "LineString", "coordinates": [[1, 2, 3], [1e16, -1e16], [4, 5, 6]]}),
+        ("POST", {"type": "Point", "coordinates": [500, 10]}),
+    ],
+)
 def test_malformed_intersects_gets_400_with_a_message(stac_api, method, geometry):
-    response = (httpx.get(f"{stac_api}/search", params={"intersects": geometry})
-                if method == "GET"
-                else httpx.post(f"{stac_api}/search", json={"intersects": geometry}))
+    response = (
+        httpx.get(f"{stac_api}/search", params={"intersects": geometry})
+        if method == "GET"
+        else httpx.post(f"{stac_api}/search", json={"intersects": geometry})
+    )
     assert response.status_code == 400, response.text
     assert response.json().get("description") or response.json().get("detail")
 
@@ -159,13 +179,17 @@ def test_an_index_loaded_for_serving_answers_the_same_items(stac_api, demo_lake,
 
     index = CatalogIndex.of_lake(demo_lake)
     index.load()
-    params = {"bbox": "-60,0,10,65", "datetime": "2020-01-01T00:00:00Z/2020-01-08T00:00:00Z",
-              "limit": 50}
+    params = {
+        "bbox": "-60,0,10,65",
+        "datetime": "2020-01-01T00:00:00Z/2020-01-08T00:00:00Z",
+        "limit": 50,
+    }
 
     def features(url):
         found = httpx.get(f"{url}/search", params=params).json()
-        return found["numberMatched"], [{**f, "links": [link["rel"] for link in f["links"]]}
-                                        for f in found["features"]]
+        return found["numberMatched"], [
+            {**f, "links": [link["rel"] for link in f["links"]]} for f in found["features"]
+        ]
 
     with serve(create_app(index=index)) as loaded:
         matched, items = features(loaded)

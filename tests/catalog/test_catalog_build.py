@@ -43,7 +43,8 @@ def test_grid_collection_has_datacube_dimensions_and_cf_variables(demo_lake):
     cube = DatacubeExtension.ext(sst)
     assert {d.dim_type for d in cube.dimensions.values()} == {"spatial", "temporal"}
     assert cube.variables["analysed_sst"].properties["standard_name"] == (
-        "sea_surface_foundation_temperature")
+        "sea_surface_foundation_temperature"
+    )
     assert cube.variables["analysed_sst"].unit == manifest.variables["analysed_sst"].units
     assert sst.extent.spatial.bboxes[0] == list(manifest.extent.bbox)
     assert [p.name for p in sst.providers][-1] == "ODATIS"
@@ -61,8 +62,9 @@ def test_insitu_collection_has_table_columns_and_one_item_per_platform(demo_lake
     table = TableExtension.ext(argo)
     columns = {c.name: c for c in table.columns}
     assert columns["TEMP"].properties["standard_name"] == "sea_water_temperature"
-    assert table.row_count == sum(f.rows for m in list_collections(demo_lake) if m.id == "argo"
-                                  for f in m.files)
+    assert table.row_count == sum(
+        f.rows for m in list_collections(demo_lake) if m.id == "argo" for f in m.files
+    )
     platforms = {item.properties["platform"] for item in argo.get_items()}
     assert len(platforms) == 5  # the small demo has five floats
     assert argo.assets["observations"].media_type == "application/vnd.apache.parquet"
@@ -93,16 +95,17 @@ def test_index_holds_every_collection_and_item_in_stac_geoparquet(demo_lake):
     metadata = json.loads(pq.read_schema(files[0]).metadata[b"stac-geoparquet"])
     assert set(metadata["collections"]) <= set(collections)
     assert sum(c.item_count for c in collections.values()) == sum(
-        pq.read_metadata(f).num_rows for f in files)
+        pq.read_metadata(f).num_rows for f in files
+    )
 
 
 def test_rebuild_of_an_unchanged_lake_rewrites_nothing(lake_copy):
     stac_files = lake_copy.fs.glob(f"{lake_copy.url}/_catalog/stac/**/*.json")
-    before = {f: lake_copy.fs.modified(f) for f in stac_files
-              if "/ocean/sst/" in f or "/ocean/argo/" in f}
+    before = {
+        f: lake_copy.fs.modified(f) for f in stac_files if "/ocean/sst/" in f or "/ocean/argo/" in f
+    }
     report = build_catalog(lake_copy)
-    assert report.described == [] and sorted(report.unchanged) == ["argo", "sst", "stations",
-                                                                    "tas"]
+    assert report.described == [] and sorted(report.unchanged) == ["argo", "sst", "stations", "tas"]
     assert before == {f: lake_copy.fs.modified(f) for f in before}
 
 

@@ -26,8 +26,10 @@ def configured_lake(demo_lake, settings_env):
 
 def test_every_python_example_runs(configured_lake, stac_api, capsys):
     if not hasattr(eosc_pangeo, "search") or not hasattr(eosc_pangeo, "open_catalog"):
-        pytest.skip("eosc_pangeo does not re-export search and open_catalog yet (the page "
-                    "documents the top-level names)")
+        pytest.skip(
+            "eosc_pangeo does not re-export search and open_catalog yet (the page "
+            "documents the top-level names)"
+        )
     blocks = python_blocks()
     assert len(blocks) >= 5
     for block in blocks:

@@ -46,13 +46,15 @@ def test_intake_catalog_harvest_nests_domains(demo_lake, index):
     assert report.ok and report.kind == "intake"
     assert "ocean.sst" in report.added and "atmosphere.tas" in report.added
     assert {h.id for h in search(variables="tas", catalog=index)} == {
-        "atmosphere.tas", "atmosphere.tas_timeseries"}
+        "atmosphere.tas",
+        "atmosphere.tas_timeseries",
+    }
 
 
-@pytest.mark.parametrize("source", ["http://127.0.0.1:9/", "/nonexistent/catalog.json",
-                                    "broken"])
+@pytest.mark.parametrize("source", ["http://127.0.0.1:9/", "/nonexistent/catalog.json", "broken"])
 def test_broken_or_unreachable_source_is_reported_and_changes_nothing(
-        stac_api, index, tmp_path, source):
+    stac_api, index, tmp_path, source
+):
     harvest(stac_api, index=index)
     if source == "broken":
         source = str(tmp_path / "catalog.json")
@@ -63,8 +65,7 @@ def test_broken_or_unreachable_source_is_reported_and_changes_nothing(
     assert index_bytes(index) == before
 
 
-def test_collection_ids_clashing_with_another_source_are_skipped(stac_api, demo_lake,
-                                                                 lake_copy):
+def test_collection_ids_clashing_with_another_source_are_skipped(stac_api, demo_lake, lake_copy):
     report = harvest(stac_api, lake=lake_copy)
     assert report.ok and set(report.skipped) == {"sst", "tas", "argo", "stations"}
     assert {c.source for c in CatalogIndex.of_lake(lake_copy).collections()} == {"lake"}

@@ -34,7 +34,9 @@ def test_an_exact_standard_name_ranks_above_a_word_match(demo_lake):
 
 def test_every_requested_variable_must_be_present(demo_lake):
     assert set(ids(search(variables=["temperature", "salinity"], lake=demo_lake))) <= {
-        "argo", "stations"}
+        "argo",
+        "stations",
+    }
 
 
 def test_domain_filter(demo_lake):
@@ -64,8 +66,9 @@ def test_free_text_terms_are_ored_and_ranked(demo_lake):
 
 
 def test_grid_hit_opens_lazily_for_the_queried_box_and_period_only(demo_lake):
-    hit = search(variables="sst", bbox=(-30, 30, 0, 50), datetime="2020-01-02/2020-01-04",
-                 lake=demo_lake)[0]
+    hit = search(
+        variables="sst", bbox=(-30, 30, 0, 50), datetime="2020-01-02/2020-01-04", lake=demo_lake
+    )[0]
     ds = hit.open()
     assert isinstance(ds, xr.Dataset) and list(ds.data_vars) == ["analysed_sst"]
     assert not ds.analysed_sst.variable._in_memory
@@ -99,13 +102,16 @@ def test_search_uses_the_configured_lake(demo_lake, monkeypatch):
         get_settings.cache_clear()
 
 
-@pytest.mark.parametrize("arguments, message", [
-    ({"bbox": (0, 0, 1)}, "4 numbers"),
-    ({"bbox": (0, 10, 1, 5)}, "north"),
-    ({"datetime": "2020-02-01/2020-01-01"}, "reversed"),
-    ({"datetime": "yesterday"}, "RFC 3339"),
-    ({"limit": 0}, "limit"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"bbox": (0, 0, 1)}, "4 numbers"),
+        ({"bbox": (0, 10, 1, 5)}, "north"),
+        ({"datetime": "2020-02-01/2020-01-01"}, "reversed"),
+        ({"datetime": "yesterday"}, "RFC 3339"),
+        ({"limit": 0}, "limit"),
+    ],
+)
 def test_bad_queries_raise_a_clear_error(demo_lake, arguments, message):
     with pytest.raises(CatalogError, match=message):
         search(lake=demo_lake, **arguments)

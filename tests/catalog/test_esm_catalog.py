@@ -28,8 +28,14 @@ def test_the_demo_climate_run_is_catalogued_once_per_store(demo_lake):
     assert sorted(frame.chunking) == ["map", "timeseries"]
     assert set(frame.collection) == {"tas"}  # the SST analysis and in-situ data are no model run
     row = frame.iloc[0]
-    assert (row.source_id, row.experiment_id, row.member_id, row.table_id, row.variable_id,
-            row.grid_label) == ("EOSC-ESM", "historical", "r1i1p1f1", "Amon", "tas", "gn")
+    assert (
+        row.source_id,
+        row.experiment_id,
+        row.member_id,
+        row.table_id,
+        row.variable_id,
+        row.grid_label,
+    ) == ("EOSC-ESM", "historical", "r1i1p1f1", "Amon", "tas", "gn")
 
 
 @INTAKE_ESM_LOCAL
@@ -41,8 +47,9 @@ def test_search_and_to_dataset_dict_open_the_lake_store(demo_lake):
     assert opened.tas.dims == ("member_id", "time", "lat", "lon")
     store = found.df.path.iloc[0]
     with xr.open_zarr(store) as direct:
-        xr.testing.assert_identical(opened.tas.isel(member_id=0, drop=True).compute(),
-                                    direct.tas.compute())
+        xr.testing.assert_identical(
+            opened.tas.isel(member_id=0, drop=True).compute(), direct.tas.compute()
+        )
 
 
 def _second_member(tmp_path: Path) -> list[str]:
@@ -58,8 +65,11 @@ def test_members_of_one_experiment_are_joined_along_member_id(lake_copy, tmp_pat
     first = next(m for m in list_collections(lake_copy) if m.id == "tas")
     ingest_grid(lake_copy, "tas-r2", "atmosphere", _second_member(tmp_path), chunking="map")
     build_catalog(lake_copy)
-    datasets = open_esm(lake_copy).search(variable_id="tas", chunking="map").to_dataset_dict(
-        progressbar=False)
+    datasets = (
+        open_esm(lake_copy)
+        .search(variable_id="tas", chunking="map")
+        .to_dataset_dict(progressbar=False)
+    )
     (opened,) = datasets.values()
     assert list(opened.member_id.values) == ["r1i1p1f1", "r2i1p1f1"]
     assert opened.time.size == first.stores["map"].time_length
@@ -69,8 +79,9 @@ def test_members_of_one_experiment_are_joined_along_member_id(lake_copy, tmp_pat
 
 def test_member_id_follows_the_cmip6_reference_syntax():
     assert member_id({"variant_label": "r1i1p1f1", "sub_experiment_id": "none"}) == "r1i1p1f1"
-    assert member_id({"variant_label": "r1i1p1f1", "sub_experiment_id": "s1960"}) == \
-        "s1960-r1i1p1f1"
+    assert (
+        member_id({"variant_label": "r1i1p1f1", "sub_experiment_id": "s1960"}) == "s1960-r1i1p1f1"
+    )
     assert member_id({"member_id": "r3i1p1f2", "variant_label": "r1i1p1f1"}) == "r3i1p1f2"
     assert member_id({"source_id": "X"}) is None
 
@@ -95,12 +106,16 @@ def test_the_catalogue_of_a_lake_on_s3_opens_with_storage_options(s3_lake, tmp_p
     assert report.esm.startswith("s3://")
     options = s3_lake.storage_options
     cat = intake.open_esm_datastore(report.esm, storage_options=options)
-    (opened,) = cat.search(variable_id="tas").to_dataset_dict(
-        storage_options=options, progressbar=False).values()
+    (opened,) = (
+        cat.search(variable_id="tas")
+        .to_dataset_dict(storage_options=options, progressbar=False)
+        .values()
+    )
     assert opened.tas.sizes["time"] == 120
     with xr.open_zarr(cat.df.path.iloc[0], storage_options=options) as direct:
-        xr.testing.assert_identical(opened.tas.isel(member_id=0, drop=True).compute(),
-                                    direct.tas.compute())
+        xr.testing.assert_identical(
+            opened.tas.isel(member_id=0, drop=True).compute(), direct.tas.compute()
+        )
 
 
 def test_open_esm_catalog_finds_the_lakes_or_says_how_to_build_it(demo_lake, local_lake):

@@ -53,19 +53,43 @@ def pgstac_dsn():
     data_dir = Path(tempfile.mkdtemp(prefix="eosc-pangeo-pg-"))
     port = free_loopback_port()
     try:
-        result = subprocess.run([str(REPO / ".ci" / "postgres-up.sh"), str(data_dir), str(port)],
-                                capture_output=True, text=True, timeout=900, check=False)
+        result = subprocess.run(
+            [str(REPO / ".ci" / "postgres-up.sh"), str(data_dir), str(port)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
         if result.returncode == 2:
             pytest.skip(f"PostgreSQL cannot be set up on this machine: {result.stderr.strip()}")
         assert result.returncode == 0, f".ci/postgres-up.sh failed:\n{result.stderr}"
         dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        subprocess.run([str(Path(sys.executable).parent / "pypgstac"), "migrate", "--dsn", dsn],
-                       check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "pypgstac"), "migrate", "--dsn", dsn],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
         yield dsn
     finally:
         if (data_dir / "PG_VERSION").exists():
-            subprocess.run(["runuser", "-u", "postgres", "--", PG_CTL, "-D", str(data_dir),
-                            "stop", "-m", "fast"], check=False, capture_output=True, timeout=60)
+            subprocess.run(
+                [
+                    "runuser",
+                    "-u",
+                    "postgres",
+                    "--",
+                    PG_CTL,
+                    "-D",
+                    str(data_dir),
+                    "stop",
+                    "-m",
+                    "fast",
+                ],
+                check=False,
+                capture_output=True,
+                timeout=60,
+            )
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -74,7 +98,8 @@ def pgstac_counts(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn) as connection:
         rows = connection.execute(
             "SELECT c.id, count(i.id) FROM pgstac.collections c "
-            "LEFT JOIN pgstac.items i ON i.collection = c.id GROUP BY c.id").fetchall()
+            "LEFT JOIN pgstac.items i ON i.collection = c.id GROUP BY c.id"
+        ).fetchall()
     return dict(rows)
 
 
@@ -82,8 +107,9 @@ def pgstac_item_rows(dsn: str) -> dict[tuple[str, str], tuple[str, str]]:
     """Each Item row of pgstac by (collection, id): the transaction that last wrote it (xmin),
     and a digest of the whole row as stored."""
     with psycopg.connect(dsn) as connection:
-        rows = connection.execute("SELECT collection, id, xmin::text, md5(i::text) "
-                                  "FROM pgstac.items i").fetchall()
+        rows = connection.execute(
+            "SELECT collection, id, xmin::text, md5(i::text) FROM pgstac.items i"
+        ).fetchall()
     return {(collection, id_): (xmin, digest) for collection, id_, xmin, digest in rows}
 
 
@@ -92,7 +118,8 @@ def pgstac_content(dsn: str) -> tuple[dict[str, str], dict[tuple[str, str], str]
     with psycopg.connect(dsn) as connection:
         collections = connection.execute("SELECT id, md5(c::text) FROM pgstac.collections c")
         return dict(collections.fetchall()), {
-            key: digest for key, (_, digest) in pgstac_item_rows(dsn).items()}
+            key: digest for key, (_, digest) in pgstac_item_rows(dsn).items()
+        }
 
 
 def item_counts(index: CatalogIndex) -> dict[str, int]:
@@ -103,8 +130,9 @@ def reindex_items(index: CatalogIndex, collection_id: str, change) -> None:
     """Re-index one collection with each of its Items passed through ``change``, which returns
     the Item to index, or None to leave it out."""
     collection = index.collection(collection_id)
-    items, _ = index.search_items(ItemQuery(collections=[collection_id],
-                                            limit=collection.item_count))
+    items, _ = index.search_items(
+        ItemQuery(collections=[collection_id], limit=collection.item_count)
+    )
     kept = [changed for item in items if (changed := change(item)) is not None]
     index.put(collection.source, collection.stac, kept, collection.fingerprint)
 
@@ -116,8 +144,9 @@ def test_pgstac_holds_the_index(demo_lake, pgstac_dsn):
     assert pgstac_counts(pgstac_dsn) == ours
 
 
-def test_a_collection_removed_from_the_index_is_deleted_from_pgstac(demo_lake, lake_copy,
-                                                                    pgstac_dsn):
+def test_a_collection_removed_from_the_index_is_deleted_from_pgstac(
+    demo_lake, lake_copy, pgstac_dsn
+):
     load_into_pgstac(demo_lake, pgstac_dsn)
     index = CatalogIndex.of_lake(lake_copy)
     removed = index.collections()[0]
@@ -162,8 +191,9 @@ def test_reloading_an_unchanged_index_changes_no_content(demo_lake, pgstac_dsn):
     assert pgstac_content(pgstac_dsn) == before
 
 
-def test_a_load_failing_midway_leaves_pgstac_as_it_was(demo_lake, lake_copy, pgstac_dsn,
-                                                       monkeypatch):
+def test_a_load_failing_midway_leaves_pgstac_as_it_was(
+    demo_lake, lake_copy, pgstac_dsn, monkeypatch
+):
     from pypgstac.load import Loader
 
     load_into_pgstac(demo_lake, pgstac_dsn)
@@ -172,8 +202,11 @@ def test_a_load_failing_midway_leaves_pgstac_as_it_was(demo_lake, lake_copy, pgs
     # before the failure), an Item and a collection deleted.
     index = CatalogIndex.of_lake(lake_copy)
     first, second, *_, last = index.collections()
-    reindex_items(index, first.id, lambda item: {
-        **item, "properties": {**item["properties"], "title": "changed"}})
+    reindex_items(
+        index,
+        first.id,
+        lambda item: {**item, "properties": {**item["properties"], "title": "changed"}},
+    )
     [removed], _ = index.search_items(ItemQuery(collections=[second.id], limit=1))
     reindex_items(index, second.id, lambda item: None if item == removed else item)
     index.drop(last.source, [last.id])
@@ -208,7 +241,8 @@ def test_an_empty_index_is_not_mirrored(demo_lake, tmp_path, pgstac_dsn):
 def test_pgstac_search_finds_the_items_our_index_finds(demo_lake, pgstac_dsn):
     load_into_pgstac(demo_lake, pgstac_dsn)
     ours, matched = CatalogIndex.of_lake(demo_lake).search_items(
-        ItemQuery(bbox=BBOX, start=START, end=END, limit=1000))
+        ItemQuery(bbox=BBOX, start=START, end=END, limit=1000)
+    )
     assert 0 < matched < sum(c.item_count for c in CatalogIndex.of_lake(demo_lake).collections())
     assert len({item["collection"] for item in ours}) > 1
 
@@ -225,12 +259,29 @@ def stac_fastapi_pgstac(pgstac_dsn):
     pytest.importorskip("stac_fastapi.pgstac", reason="needs the pgstac extra")
     port = free_loopback_port()
     connection = psycopg.conninfo.conninfo_to_dict(pgstac_dsn)
-    environment = {"PGUSER": connection["user"], "PGPASSWORD": "", "PGHOST": connection["host"],
-                   "PGPORT": str(connection["port"]), "PGDATABASE": connection["dbname"]}
+    environment = {
+        "PGUSER": connection["user"],
+        "PGPASSWORD": "",
+        "PGHOST": connection["host"],
+        "PGPORT": str(connection["port"]),
+        "PGDATABASE": connection["dbname"],
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "stac_fastapi.pgstac.app:create_app",
-         "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, **environment}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "stac_fastapi.pgstac.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, **environment},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -254,10 +305,12 @@ def test_stac_fastapi_pgstac_serves_what_our_api_finds(demo_lake, pgstac_dsn, st
 
     load_into_pgstac(demo_lake, pgstac_dsn)
     ours, _ = CatalogIndex.of_lake(demo_lake).search_items(
-        ItemQuery(bbox=BBOX, start=START, end=END, limit=1000))
+        ItemQuery(bbox=BBOX, start=START, end=END, limit=1000)
+    )
 
     client = pystac_client.Client.open(stac_fastapi_pgstac)
     served = client.search(**QUERY, max_items=1000)
     assert sorted(item.id for item in served.items()) == sorted(item["id"] for item in ours)
     assert {c.id for c in client.get_collections()} == {
-        c.id for c in CatalogIndex.of_lake(demo_lake).collections()}
+        c.id for c in CatalogIndex.of_lake(demo_lake).collections()
+    }

@@ -47,8 +47,12 @@ def box_geometry(west: float, south: float, east: float, north: float):
     """The box as shapely: two boxes either side of ±180 when it crosses."""
     if west <= east:
         return shapely.geometry.box(west, south, east, north)
-    return shapely.geometry.MultiPolygon([shapely.geometry.box(west, south, 180, north),
-                                          shapely.geometry.box(-180, south, east, north)])
+    return shapely.geometry.MultiPolygon(
+        [
+            shapely.geometry.box(west, south, 180, north),
+            shapely.geometry.box(-180, south, east, north),
+        ]
+    )
 
 
 def random_item(rng: random.Random, number: int, collection: str) -> dict:
@@ -67,9 +71,17 @@ def random_item(rng: random.Random, number: int, collection: str) -> dict:
         properties = {"datetime": None, "start_datetime": iso(start), "end_datetime": iso(end)}
     # A few ids are shared between collections: ids are unique within a collection only.
     item_id = f"shared-{number % 50}" if number % 97 == 0 else f"{collection}-{number}"
-    return {"type": "Feature", "stac_version": "1.1.0", "id": item_id, "collection": collection,
-            "geometry": shapely.geometry.mapping(geometry), "bbox": list(bbox),
-            "properties": properties, "assets": {}, "links": []}
+    return {
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "id": item_id,
+        "collection": collection,
+        "geometry": shapely.geometry.mapping(geometry),
+        "bbox": list(bbox),
+        "properties": properties,
+        "assets": {},
+        "links": [],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +91,23 @@ def indexed(tmp_path_factory) -> tuple[CatalogIndex, list[dict]]:
     every = []
     for c, name in enumerate(COLLECTIONS):
         items = [random_item(rng, number, name) for number in range(c * 1000, c * 1000 + 700)]
-        index.put("reference", {
-            "type": "Collection", "stac_version": "1.1.0", "id": name, "description": name,
-            "license": "CC-BY-4.0", "links": [], "extent": {
-                "spatial": {"bbox": [[-180, -90, 180, 90]]},
-                "temporal": {"interval": [[iso(START), None]]}}}, items, fingerprint="1")
+        index.put(
+            "reference",
+            {
+                "type": "Collection",
+                "stac_version": "1.1.0",
+                "id": name,
+                "description": name,
+                "license": "CC-BY-4.0",
+                "links": [],
+                "extent": {
+                    "spatial": {"bbox": [[-180, -90, 180, 90]]},
+                    "temporal": {"interval": [[iso(START), None]]},
+                },
+            },
+            items,
+            fingerprint="1",
+        )
         every += items
     return index, every
 
@@ -109,10 +133,12 @@ def reference(items: list[dict], query: ItemQuery) -> list[dict]:
         if query.end is not None and start > query.end:
             continue
         if query.bbox is not None and not box_geometry(*item["bbox"]).intersects(
-                box_geometry(*query.bbox)):
+            box_geometry(*query.bbox)
+        ):
             continue
-        if query.intersects is not None and not shapely.geometry.shape(
-                item["geometry"]).intersects(query.intersects):
+        if query.intersects is not None and not shapely.geometry.shape(item["geometry"]).intersects(
+            query.intersects
+        ):
             continue
         found.append(item)
     found.sort(key=lambda item: item["id"])
@@ -158,7 +184,8 @@ def test_random_searches_find_what_brute_force_finds_in_the_same_order(indexed):
         expected = reference(items, query)
         found, matched = index.search_items(query)
         assert [(i["collection"], i["id"]) for i in found] == [
-            (i["collection"], i["id"]) for i in expected], query
+            (i["collection"], i["id"]) for i in expected
+        ], query
         assert matched == len(expected), query
         nonempty += bool(expected)
     assert nonempty > QUERIES // 3  # the queries are not all trivially empty
@@ -179,10 +206,11 @@ def test_pages_of_a_search_are_slices_of_the_whole_result(indexed):
     for _ in range(QUERIES // 3):
         whole = random_query(rng, items)
         offset, limit = rng.randint(0, 40), rng.randint(1, 25)
-        page, matched = index.search_items(ItemQuery(**{
-            **whole.__dict__, "offset": offset, "limit": limit}))
+        page, matched = index.search_items(
+            ItemQuery(**{**whole.__dict__, "offset": offset, "limit": limit})
+        )
         everything, total = index.search_items(whole)
-        assert page == everything[offset:offset + limit]
+        assert page == everything[offset : offset + limit]
         assert matched == total
 
 
@@ -194,8 +222,11 @@ def test_found_items_are_the_indexed_items(indexed):
     for item in found:
         original = by_key[item["collection"], item["id"]]
         assert shapely.geometry.shape(item["geometry"]).equals(
-            shapely.geometry.shape(original["geometry"]))
+            shapely.geometry.shape(original["geometry"])
+        )
         assert item["bbox"] == original["bbox"]
-        assert {k: v for k, v in item["properties"].items()
-                if k not in ("start_datetime", "end_datetime") or k in original["properties"]
-                } == original["properties"]
+        assert {
+            k: v
+            for k, v in item["properties"].items()
+            if k not in ("start_datetime", "end_datetime") or k in original["properties"]
+        } == original["properties"]

@@ -30,7 +30,8 @@ def test_remote_search_finds_and_ranks_like_the_local_search(demo_lake, stac_api
     remote = search(**query, catalog=stac_api)
     assert ids(local) and ids(remote) == ids(local)
     assert [(h.score, h.matched_items, h.variables) for h in remote] == [
-        (h.score, h.matched_items, h.variables) for h in local]
+        (h.score, h.matched_items, h.variables) for h in local
+    ]
     assert {h.source for h in remote} == {stac_api}
 
 
@@ -48,8 +49,9 @@ def test_remote_grid_hit_opens_like_the_local_hit(demo_lake, stac_api):
 
 
 def test_remote_insitu_hit_opens_the_observations_of_the_box_and_period(stac_api):
-    df = search(variables="psal", bbox=(-180, -90, 180, 90), datetime="2020-02",
-                catalog=stac_api)[0].open()
+    df = search(variables="psal", bbox=(-180, -90, 180, 90), datetime="2020-02", catalog=stac_api)[
+        0
+    ].open()
     assert isinstance(df, pd.DataFrame) and len(df) > 0 and "PSAL" in df
     assert df["time"].min() >= pd.Timestamp("2020-02-01", tz="UTC")
     assert df["time"].max() < pd.Timestamp("2020-03-01", tz="UTC")
@@ -79,8 +81,11 @@ def test_remote_insitu_hit_opens_like_the_local_hit(demo_lake, stac_api):
 def test_remote_insitu_hit_reads_only_the_committed_version(demo_lake, stac_api):
     # A file an ingest under way has written, not yet listed in the manifest.
     lake = Lake.from_url(demo_lake)
-    hit = next(h for h in search(variables="psal", datetime="2020-02", catalog=stac_api)
-               if h.kind == "insitu")
+    hit = next(
+        h
+        for h in search(variables="psal", datetime="2020-02", catalog=stac_api)
+        if h.kind == "insitu"
+    )
     committed = read_manifest(lake, lake.find_collection(hit.id)).files[0]
     folder = f"{lake.find_collection(hit.id)}/{committed.path.rsplit('/', 1)[0]}"
     uncommitted = f"{folder}/part-999999-00000000.parquet"

@@ -25,9 +25,14 @@ def test_the_generic_cf_name_finds_the_demo_foundation_sst(demo_lake):
     assert hits[0].variables == ["analysed_sst"]
 
 
-@pytest.mark.parametrize("specific", ["sea_surface_skin_temperature",
-                                      "sea_surface_subskin_temperature",
-                                      "sea_surface_foundation_temperature"])
+@pytest.mark.parametrize(
+    "specific",
+    [
+        "sea_surface_skin_temperature",
+        "sea_surface_subskin_temperature",
+        "sea_surface_foundation_temperature",
+    ],
+)
 def test_a_generic_name_matches_its_specific_variants_below_an_exact_match(specific):
     assert score("sea_surface_temperature", specific) == ALIAS
     assert score(specific, specific) == EXACT
@@ -54,6 +59,7 @@ def test_short_aliases_still_work():
 
 def test_every_short_alias_means_a_cf_standard_name():
     table = cf_standard_names()
-    unknown = {alias: [n for n in names if n not in table.names]
-               for alias, names in ABBREVIATIONS.items()}
+    unknown = {
+        alias: [n for n in names if n not in table.names] for alias, names in ABBREVIATIONS.items()
+    }
     assert {alias: names for alias, names in unknown.items() if names} == {}

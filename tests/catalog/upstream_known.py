@@ -15,5 +15,7 @@ def intake_esm_refused_by_zarr() -> bool:
 
 #: Expected to fail where intake-esm and zarr disagree; strict, so a fix upstream is noticed.
 INTAKE_ESM_LOCAL = pytest.mark.xfail(
-    intake_esm_refused_by_zarr(), strict=True,
-    reason="intake-esm passes storage_options={} that zarr >= 3.4 refuses for local stores")
+    intake_esm_refused_by_zarr(),
+    strict=True,
+    reason="intake-esm passes storage_options={} that zarr >= 3.4 refuses for local stores",
+)

@@ -133,8 +133,9 @@ def test_an_image_that_is_not_a_python_environment_is_refused_on_hpc(pbs_site):
 
 
 @pytest.mark.slow
-def test_worker_logs_go_to_the_users_log_folder_not_the_working_folder(slurm_site, tmp_path,
-                                                                       monkeypatch):
+def test_worker_logs_go_to_the_users_log_folder_not_the_working_folder(
+    slurm_site, tmp_path, monkeypatch
+):
     notebook_folder = tmp_path / "notebooks"
     notebook_folder.mkdir()
     monkeypatch.chdir(notebook_folder)

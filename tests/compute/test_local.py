@@ -98,8 +98,14 @@ def run_script(tmp_path, *, from_stdin: bool) -> subprocess.CompletedProcess:
     script.write_text(UNGUARDED)
     command = [sys.executable, "-"] if from_stdin else [sys.executable, str(script)]
     # Far below the start timeout of 600 s: only failing fast passes.
-    return subprocess.run(command, input=UNGUARDED if from_stdin else None, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        command,
+        input=UNGUARDED if from_stdin else None,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_script_without_main_guard_fails_at_once_saying_how_to_fix_it(tmp_path):
@@ -120,9 +126,11 @@ def test_a_script_read_from_standard_input_fails_at_once_saying_how_to_fix_it(tm
 def test_a_guarded_script_starts_its_local_cluster(tmp_path):
     script = tmp_path / "guarded.py"
     body = "\n".join("    " + line for line in UNGUARDED.splitlines()[3:])
-    script.write_text("\n".join(UNGUARDED.splitlines()[:3]) + '\nif __name__ == "__main__":\n'
-                      + body + "\n")
-    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300)
+    script.write_text(
+        "\n".join(UNGUARDED.splitlines()[:3]) + '\nif __name__ == "__main__":\n' + body + "\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert "started 1" in result.stdout

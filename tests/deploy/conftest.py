@@ -78,8 +78,6 @@ def platform_values(**overrides: Any) -> dict[str, Any]:
     return merge(values, overrides)
 
 
-
-
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """``base`` with ``extra`` merged in recursively (as Helm merges values files)."""
     merged = dict(base)
@@ -106,7 +104,7 @@ def write_stand_ins(chart: Path) -> None:
         # A marker that shows the subchart rendered, with the values it was given.
         templates["marker.yaml"] = (
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stand-in-" + name + "\n"
-            "data:\n  values.json: {{ omit .Values \"global\" | toJson | quote }}\n"
+            'data:\n  values.json: {{ omit .Values "global" | toJson | quote }}\n'
         )
         for file_name, text in templates.items():
             (directory / "templates" / file_name).write_text(text)

@@ -22,7 +22,11 @@ PVC_LAKE = {"lake": {"volume": {"type": "pvc", "existingClaim": "lake"}}}
 S3_LAKE = {
     "lake": {
         "url": "s3://lake/eosc",
-        "s3": {"enabled": True, "existingSecret": "lake-s3", "endpointUrl": "https://s3.example.org"},
+        "s3": {
+            "enabled": True,
+            "existingSecret": "lake-s3",
+            "endpointUrl": "https://s3.example.org",
+        },
     }
 }
 NFS = {"server": "nfs.example.org", "path": "/lake"}
@@ -83,7 +87,8 @@ def test_the_subcharts_get_the_wiring_of_a_daskhub(chart_with_stand_ins):
     assert "configure_gateway(c)" in "".join(gateway["gateway"]["extraConfig"].values())
     for env in (hub["hub"]["extraEnv"]["EOSC_PANGEO_DEPLOYMENT"], gateway["gateway"]["env"][0]):
         assert env["valueFrom"]["configMapKeyRef"] == {
-            "name": "eosc-pangeo-deployment", "key": "deployment.json"
+            "name": "eosc-pangeo-deployment",
+            "key": "deployment.json",
         }
     assert hub["cull"]["enabled"] is True
     assert gateway["traefik"]["service"]["type"] == "ClusterIP"
@@ -217,15 +222,20 @@ def test_the_lake_is_read_only_except_in_the_cronjob_that_rebuilds_the_catalogue
         mount = next(m for m in mounts if m["name"] == "eosc-pangeo-lake")
         assert (mount["mountPath"], mount["readOnly"]) == ("/lake", read_only)
     assert job["containers"][0]["args"] == [
-        "eosc-pangeo", "catalog", "build", "--lake", "$(EOSC_PANGEO_LAKE)"
+        "eosc-pangeo",
+        "catalog",
+        "build",
+        "--lake",
+        "$(EOSC_PANGEO_LAKE)",
     ]
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
 
 
 def test_s3_credentials_come_from_the_secret_into_the_chart_pods():
     manifests = render(platform_values(**S3_LAKE))
-    container = by_kind(manifests, "Deployment")["eosc-pangeo-catalog"]["spec"]["template"][
-        "spec"]["containers"][0]
+    container = by_kind(manifests, "Deployment")["eosc-pangeo-catalog"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
     secret_refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
     assert secret_refs["AWS_ACCESS_KEY_ID"] == {"name": "lake-s3", "key": "AWS_ACCESS_KEY_ID"}
     lake = by_kind(manifests, "ConfigMap")["eosc-pangeo-lake"]["data"]

@@ -57,9 +57,7 @@ def cluster_pods(backend, user: User, request: dict) -> tuple[dict, dict]:
     """The scheduler and a worker pod of a cluster ``user`` asks for with ``request``."""
     options, config = asyncio.run(backend.process_cluster_options(user, request))
     cluster = backend.make_cluster_object(user.name, options, config)
-    controller = KubeController(
-        gateway_instance=backend.gateway_instance, api_url=backend.api_url
-    )
+    controller = KubeController(gateway_instance=backend.gateway_instance, api_url=backend.api_url)
     spec = FrozenAttrDict(cluster["spec"]["config"])
     name = cluster["metadata"]["name"]
     return (
@@ -101,9 +99,11 @@ def test_workers_and_schedulers_get_the_lake_read_only_and_its_settings(backend)
         assert env["EOSC_PANGEO_LAKE"] == "/lake"
         assert env["EOSC_PANGEO_CATALOG_URL"] == "http://eosc-pangeo-catalog.pangeo:8080"
         assert {"name": "eosc-pangeo-lake", "persistentVolumeClaim": {"claimName": "lake"}} in pod[
-            "spec"]["volumes"]
+            "spec"
+        ]["volumes"]
         assert {"name": "eosc-pangeo-lake", "mountPath": "/lake", "readOnly": True} in container[
-            "volumeMounts"]
+            "volumeMounts"
+        ]
         # dask-gateway's own credentials volume is still there.
         assert "dask-credentials" in {v["name"] for v in pod["spec"]["volumes"]}
 

@@ -45,12 +45,20 @@ def offline_kubeconfig(tmp_path, monkeypatch):
 
 def use_offline_kubeconfig(directory, monkeypatch) -> None:
     path = directory / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "offline",
-        "clusters": [{"name": "offline", "cluster": {"server": "https://127.0.0.1:9"}}],
-        "users": [{"name": "offline", "user": {"token": "unused"}}],
-        "contexts": [{"name": "offline", "context": {"cluster": "offline", "user": "offline"}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "offline",
+                "clusters": [{"name": "offline", "cluster": {"server": "https://127.0.0.1:9"}}],
+                "users": [{"name": "offline", "user": {"token": "unused"}}],
+                "contexts": [
+                    {"name": "offline", "context": {"cluster": "offline", "user": "offline"}}
+                ],
+            }
+        )
+    )
     # KUBECONFIG is read when kubernetes_asyncio is imported: point its default at the file.
     from kubernetes_asyncio.config import kube_config
 
@@ -63,8 +71,10 @@ def z2jh_like_config() -> Config:
     c = Config()
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
     c.KubeSpawner.common_labels = {
-        "app": "jupyterhub", "app.kubernetes.io/name": "jupyterhub",
-        "release": RELEASE, "app.kubernetes.io/instance": RELEASE,
+        "app": "jupyterhub",
+        "app.kubernetes.io/name": "jupyterhub",
+        "release": RELEASE,
+        "app.kubernetes.io/instance": RELEASE,
     }
     c.KubeSpawner.extra_labels = {"hub.jupyter.org/network-access-hub": "true"}  # extraLabels
     c.KubeSpawner.environment = {}  # singleuser.extraEnv
@@ -82,9 +92,13 @@ def notebook_pod(values: dict, user: str = "alice", groups: tuple[str, ...] = ()
 
     async def build():
         spawner = kubespawner.KubeSpawner(
-            _mock=True, config=c,
+            _mock=True,
+            config=c,
             user=SimpleNamespace(
-                name=user, id=1, url=f"/user/{user}/", escaped_name=user,
+                name=user,
+                id=1,
+                url=f"/user/{user}/",
+                escaped_name=user,
                 groups=[SimpleNamespace(name=g) for g in groups],
             ),
         )
@@ -128,14 +142,17 @@ def test_a_notebooks_results_go_home_and_name_the_user_as_creator():
     _, pod = notebook_pod(values_with(**PVC_LAKE))
     env = container_env(pod["spec"]["containers"][0])
     assert env["EOSC_PANGEO_RESULTS_DIR"] == "~/results"
-    assert env["EOSC_PANGEO_CREATOR_NAME"] == pod["metadata"]["annotations"][
-        "hub.jupyter.org/username"]
+    assert (
+        env["EOSC_PANGEO_CREATOR_NAME"]
+        == pod["metadata"]["annotations"]["hub.jupyter.org/username"]
+    )
 
 
 def test_a_notebook_mounts_the_lake_read_only():
     _, pod = notebook_pod(values_with(**PVC_LAKE))
     assert {"name": "eosc-pangeo-lake", "persistentVolumeClaim": {"claimName": "lake"}} in pod[
-        "spec"]["volumes"]
+        "spec"
+    ]["volumes"]
     mounts = pod["spec"]["containers"][0]["volumeMounts"]
     assert {"name": "eosc-pangeo-lake", "mountPath": "/lake", "readOnly": True} in mounts
     assert container_env(pod["spec"]["containers"][0])["EOSC_PANGEO_LAKE"] == "/lake"
@@ -184,7 +201,7 @@ def test_the_notebook_pod_is_a_valid_pod_for_each_supported_kubernetes(version):
 
 # A stand-in of z2jh's files/hub: the z2jh module reads the chart's values, and
 # jupyterhub_config.py does what z2jh's does around extraConfig (the parts ours meets).
-Z2JH_MODULE = '''
+Z2JH_MODULE = """
 import json, os
 VALUES = json.load(open(os.environ["Z2JH_VALUES"]))
 
@@ -195,8 +212,8 @@ def get_config(key, default=None):
             return default
         value = value[part]
     return value
-'''
-JUPYTERHUB_CONFIG = '''
+"""
+JUPYTERHUB_CONFIG = """
 import sys, os
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 from z2jh import get_config
@@ -211,7 +228,7 @@ c.JupyterHub.load_roles = []
 c.CryptKeeper.keys = ["0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"]
 for key, config_py in sorted(get_config("hub.extraConfig", {}).items()):
     exec(config_py)
-'''
+"""
 
 
 def show_hub_config(tmp_path: Path, values: dict, chart: Path, settings=None) -> str:
@@ -233,7 +250,12 @@ def show_hub_config(tmp_path: Path, values: dict, chart: Path, settings=None) ->
     jupyterhub = Path(sys.executable).with_name("jupyterhub")
     result = subprocess.run(
         [str(jupyterhub), "--show-config", "-f", str(tmp_path / "jupyterhub_config.py")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
@@ -261,8 +283,14 @@ def egi_like_provider():
     issuer = f"http://127.0.0.1:{server.server_port}/auth/realms/egi"
     server.document = {
         "issuer": issuer,
-        **{f"{name}_endpoint": f"{issuer}/protocol/openid-connect/{path}" for name, path in (
-            ("authorization", "auth"), ("token", "token"), ("userinfo", "userinfo"))},
+        **{
+            f"{name}_endpoint": f"{issuer}/protocol/openid-connect/{path}"
+            for name, path in (
+                ("authorization", "auth"),
+                ("token", "token"),
+                ("userinfo", "userinfo"),
+            )
+        },
     }
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

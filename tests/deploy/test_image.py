@@ -49,8 +49,12 @@ def image():
     """The image built by images/build.sh, removed afterwards."""
     tag = f"test-{uuid.uuid4().hex[:8]}"
     result = subprocess.run(
-        ["bash", str(IMAGES / "build.sh"), tag], cwd=ROOT, capture_output=True, text=True,
-        timeout=1500, check=False,
+        ["bash", str(IMAGES / "build.sh"), tag],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     name = result.stdout.strip().splitlines()[-1]
@@ -70,7 +74,10 @@ def container(image):
 def inside(container: str, *command: str) -> str:
     result = subprocess.run(
         ["buildah", "run", "--isolation", "chroot", container, "--", *command],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, f"{command}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
     return result.stdout

@@ -26,8 +26,11 @@ from .test_chart import PVC_LAKE
 from .test_gateway import cluster_pods, gateway_backend
 from .test_hub import notebook_pod, use_offline_kubeconfig
 
-DASK_GATEWAY = {"app.kubernetes.io/name": "dask-gateway", "app.kubernetes.io/instance": RELEASE,
-                "gateway.dask.org/instance": f"{RELEASE}-dask-gateway"}
+DASK_GATEWAY = {
+    "app.kubernetes.io/name": "dask-gateway",
+    "app.kubernetes.io/instance": RELEASE,
+    "gateway.dask.org/instance": f"{RELEASE}-dask-gateway",
+}
 PRIVATE_S3 = "10.1.2.3"
 INTERNET = "203.0.113.5"
 
@@ -90,7 +93,8 @@ class Network:
 
     def isolating(self, pod: Pod, direction: str) -> list[dict]:
         return [
-            p for p in self.policies
+            p
+            for p in self.policies
             if direction in p["spec"].get("policyTypes", ["Ingress"])
             and selects(p["spec"]["podSelector"], pod.labels)
         ]
@@ -103,7 +107,8 @@ class Network:
         egress_ok = not egress or any(
             ports_admit(rule.get("ports"), port, dst)
             and (not rule.get("to") or any(peer_admits(peer, address, dst) for peer in rule["to"]))
-            for policy in egress for rule in policy["spec"].get("egress", [])
+            for policy in egress
+            for rule in policy["spec"].get("egress", [])
         )
         if dst is None:
             return egress_ok
@@ -111,7 +116,8 @@ class Network:
         ingress_ok = not ingress or any(
             ports_admit(rule.get("ports"), port, dst)
             and (not rule.get("from") or any(peer_admits(p, src.ip, src) for p in rule["from"]))
-            for policy in ingress for rule in policy["spec"].get("ingress", [])
+            for policy in ingress
+            for rule in policy["spec"].get("ingress", [])
         )
         return egress_ok and ingress_ok
 
@@ -125,8 +131,14 @@ def build_network(tmp_path, monkeypatch, chart, values) -> Network:
     pods = []
     for user in ("alice", "bob"):
         _, notebook = notebook_pod(values, user=user)
-        pods.append(Pod(f"notebook-{user}", notebook["metadata"]["labels"], next(ips),
-                        {"notebook-port": 8888}))
+        pods.append(
+            Pod(
+                f"notebook-{user}",
+                notebook["metadata"]["labels"],
+                next(ips),
+                {"notebook-port": 8888},
+            )
+        )
         backend = gateway_backend(tmp_path / user, monkeypatch, chart, values)
         scheduler, worker = cluster_pods(backend, User(user), {})
         pods.append(Pod(f"scheduler-{user}", scheduler["metadata"]["labels"], next(ips)))
@@ -135,23 +147,55 @@ def build_network(tmp_path, monkeypatch, chart, values) -> Network:
     # The pods of the subcharts, labelled as those charts label them.
     pods += [
         Pod("traefik", {**DASK_GATEWAY, "app.kubernetes.io/component": "traefik"}, next(ips)),
-        Pod("gateway-api", {**DASK_GATEWAY, "app.kubernetes.io/component": "gateway",
-                            "hub.jupyter.org/network-access-hub": "true"}, next(ips)),
+        Pod(
+            "gateway-api",
+            {
+                **DASK_GATEWAY,
+                "app.kubernetes.io/component": "gateway",
+                "hub.jupyter.org/network-access-hub": "true",
+            },
+            next(ips),
+        ),
         Pod("controller", {**DASK_GATEWAY, "app.kubernetes.io/component": "controller"}, next(ips)),
-        Pod("hub", {"component": "hub", "app.kubernetes.io/instance": RELEASE,
-                    "hub.jupyter.org/network-access-singleuser": "true"},
-            next(ips), {"http": 8081}),
-        Pod("proxy", {"component": "proxy", "app.kubernetes.io/instance": RELEASE,
-                      "hub.jupyter.org/network-access-hub": "true",
-                      "hub.jupyter.org/network-access-singleuser": "true"}, next(ips)),
+        Pod(
+            "hub",
+            {
+                "component": "hub",
+                "app.kubernetes.io/instance": RELEASE,
+                "hub.jupyter.org/network-access-singleuser": "true",
+            },
+            next(ips),
+            {"http": 8081},
+        ),
+        Pod(
+            "proxy",
+            {
+                "component": "proxy",
+                "app.kubernetes.io/instance": RELEASE,
+                "hub.jupyter.org/network-access-hub": "true",
+                "hub.jupyter.org/network-access-singleuser": "true",
+            },
+            next(ips),
+        ),
         # The cluster's own pods: an admin's Ingress controller (ingress-nginx's labels) and DNS.
-        Pod("ingress-controller", {"app.kubernetes.io/name": "ingress-nginx",
-                                   "app.kubernetes.io/component": "controller"}, next(ips)),
+        Pod(
+            "ingress-controller",
+            {
+                "app.kubernetes.io/name": "ingress-nginx",
+                "app.kubernetes.io/component": "controller",
+            },
+            next(ips),
+        ),
         Pod("kube-dns", {"k8s-app": "kube-dns"}, next(ips)),
     ]
     for deployment in by_kind(manifests, "Deployment").values():
-        pods.append(Pod(deployment["metadata"]["name"],
-                        deployment["spec"]["template"]["metadata"]["labels"], next(ips)))
+        pods.append(
+            Pod(
+                deployment["metadata"]["name"],
+                deployment["spec"]["template"]["metadata"]["labels"],
+                next(ips),
+            )
+        )
     for cron in by_kind(manifests, "CronJob").values():
         template = cron["spec"]["jobTemplate"]["spec"]["template"]
         pods.append(Pod(cron["metadata"]["name"], template["metadata"]["labels"], next(ips)))
@@ -214,7 +258,8 @@ SPECIFICATION = [
 
 
 @pytest.mark.parametrize(
-    ("source", "destination", "port", "allowed", "why"), SPECIFICATION,
+    ("source", "destination", "port", "allowed", "why"),
+    SPECIFICATION,
     ids=[f"{s}->{d}:{p}" for s, d, p, *_ in SPECIFICATION],
 )
 def test_connections_are_allowed_or_denied_as_specified(
@@ -229,7 +274,13 @@ def test_lake_egress_opens_a_private_object_store_to_notebooks_and_dask_pods(
     rule = {"to": [{"ipBlock": {"cidr": f"{PRIVATE_S3}/32"}}], "ports": [{"port": 443}]}
     values = merge(values_with(**PVC_LAKE), {"networkPolicy": {"lakeEgress": [rule]}})
     network = build_network(tmp_path, monkeypatch, chart_with_stand_ins, values)
-    for pod in ("notebook-alice", "worker1-alice", "scheduler-alice", "eosc-pangeo-catalog",
-                "eosc-pangeo-catalog-build", "eosc-pangeo-data"):
+    for pod in (
+        "notebook-alice",
+        "worker1-alice",
+        "scheduler-alice",
+        "eosc-pangeo-catalog",
+        "eosc-pangeo-catalog-build",
+        "eosc-pangeo-data",
+    ):
         assert network.allows(pod, PRIVATE_S3, 443), pod
     assert not network.allows("worker1-alice", PRIVATE_S3, 22)

@@ -26,7 +26,9 @@ def write_notebook(path: Path, parameters: str, *cells: str) -> Path:
     """A notebook with a papermill ``parameters`` cell, then ``cells``."""
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {
-        "name": "python3", "display_name": "Python 3", "language": "python",
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
     }
     parameters_cell = nbformat.v4.new_code_cell(parameters)
     parameters_cell.metadata["tags"] = ["parameters"]

@@ -23,7 +23,9 @@ def queued(name: str) -> list[str]:
     """Ids of this test's jobs still in the Slurm queue (jobs of others are never looked at)."""
     return subprocess.run(
         ["squeue", "--noheader", f"--name={name}", "--format=%i"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
 
 
@@ -37,7 +39,8 @@ def wait_until(condition, timeout: float) -> bool:
 
 
 def test_a_notebook_runs_as_a_slurm_job_with_workers_as_slurm_jobs(
-        slurm_site, sum_notebook, settings, tmp_path):
+    slurm_site, sum_notebook, settings, tmp_path
+):
     job = submit(sum_notebook, ["n=20", "label=hpc"], backend="slurm", settings=settings)
     job = wait(job.id, timeout=240, settings=settings)
     assert job.state == State.succeeded, job.reason
@@ -48,14 +51,17 @@ def test_a_notebook_runs_as_a_slurm_job_with_workers_as_slurm_jobs(
     log = (results / "logs" / "job.log").read_text()
     assert f"job {job.id} succeeded" in log
     # The batch job leaves the queue a moment after its runner wrote the result.
-    assert wait_until(lambda: not queued(batch_job_name(job)) and
-                      not queued(worker_job_name(job)), timeout=60)
+    assert wait_until(
+        lambda: not queued(batch_job_name(job)) and not queued(worker_job_name(job)), timeout=60
+    )
 
 
 def test_cancelling_a_slurm_job_leaves_nothing_in_the_queue(
-        slurm_site, settings, tmp_path, make_notebook):
+    slurm_site, settings, tmp_path, make_notebook
+):
     notebook = make_notebook(
-        tmp_path / "long.ipynb", "minutes = 10",
+        tmp_path / "long.ipynb",
+        "minutes = 10",
         "import time\nfrom eosc_pangeo import cluster\n"
         "c = cluster(workers=1)\nopen('started', 'w').close()\ntime.sleep(minutes * 60)",
     )
@@ -67,8 +73,9 @@ def test_cancelling_a_slurm_job_leaves_nothing_in_the_queue(
     job = cancel(job.id, settings)
 
     assert job.state == State.cancelled
-    assert wait_until(lambda: not queued(batch_job_name(job)) and
-                      not queued(worker_job_name(job)), timeout=60)
+    assert wait_until(
+        lambda: not queued(batch_job_name(job)) and not queued(worker_job_name(job)), timeout=60
+    )
 
 
 @pytest.fixture
@@ -88,9 +95,16 @@ def pbs_site():
 
 
 def test_a_pbs_job_script_runs_the_notebook_in_its_directory_in_the_sites_queue(
-        pbs_site, sum_notebook, settings):
-    job = Job(id=new_job_id(), user="scientist", name=sum_notebook.name, kind="notebook",
-              source=str(sum_notebook), backend="pbs")
+    pbs_site, sum_notebook, settings
+):
+    job = Job(
+        id=new_job_id(),
+        user="scientist",
+        name=sum_notebook.name,
+        kind="notebook",
+        source=str(sum_notebook),
+        backend="pbs",
+    )
     directory = JobStore(settings.jobs_dir, "scientist").create(job)
 
     script = batch_script(job, directory)
@@ -101,5 +115,6 @@ def test_a_pbs_job_script_runs_the_notebook_in_its_directory_in_the_sites_queue(
     assert "#PBS -l select=1:ncpus=2:mem=8192MB" in script
     assert f"cd {directory.work}" in script
     assert script.rstrip().endswith(
-        f"-m eosc_pangeo.jobs.runner {directory.path} >> {directory.log} 2>&1")
+        f"-m eosc_pangeo.jobs.runner {directory.path} >> {directory.log} 2>&1"
+    )
     assert "dask_worker" not in script

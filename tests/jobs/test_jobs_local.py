@@ -33,8 +33,9 @@ CLI = [sys.executable, "-m", "eosc_pangeo"]
 
 def cli(*args: str, settings, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "EOSC_PANGEO_JOBS_DIR": settings.jobs_dir}
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, check=check,
-                          timeout=300)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env=env, check=check, timeout=300
+    )
 
 
 def wait_until(condition, timeout: float = 60.0) -> bool:
@@ -46,10 +47,21 @@ def wait_until(condition, timeout: float = 60.0) -> bool:
     return False
 
 
-def test_a_notebook_run_with_parameters_comes_back_with_its_results(sum_notebook, settings,
-                                                                     tmp_path):
-    run = cli("run", str(sum_notebook), "-p", "n=100", "-p", "label=first", "--backend",
-              "local", "--wait", settings=settings)
+def test_a_notebook_run_with_parameters_comes_back_with_its_results(
+    sum_notebook, settings, tmp_path
+):
+    run = cli(
+        "run",
+        str(sum_notebook),
+        "-p",
+        "n=100",
+        "-p",
+        "label=first",
+        "--backend",
+        "local",
+        "--wait",
+        settings=settings,
+    )
     job_id = run.stdout.strip()
     cli("results", "get", job_id, str(tmp_path / "out"), settings=settings)
 
@@ -72,19 +84,25 @@ def test_two_runs_of_one_notebook_keep_their_own_results(sum_notebook, settings,
     for job in (first, second):
         assert wait(job.id, timeout=180, settings=settings).state == State.succeeded
     answers = [
-        json.loads((get_results(job.id, tmp_path / job.id, settings) / "results" /
-                    "answer.json").read_text())
+        json.loads(
+            (
+                get_results(job.id, tmp_path / job.id, settings) / "results" / "answer.json"
+            ).read_text()
+        )
         for job in (first, second)
     ]
     assert [(a["total"], a["label"]) for a in answers] == [(3, "a"), (6, "b")]
 
 
 def test_a_notebook_that_raises_fails_and_its_executed_notebook_keeps_the_traceback(
-        tmp_path, settings, make_notebook):
-    notebook = make_notebook(tmp_path / "bad.ipynb", "threshold = 1",
-                              "raise ValueError(f'threshold {threshold} is too low')")
-    run = cli("run", str(notebook), "-p", "threshold=0", "--wait", settings=settings,
-              check=False)
+    tmp_path, settings, make_notebook
+):
+    notebook = make_notebook(
+        tmp_path / "bad.ipynb",
+        "threshold = 1",
+        "raise ValueError(f'threshold {threshold} is too low')",
+    )
+    run = cli("run", str(notebook), "-p", "threshold=0", "--wait", settings=settings, check=False)
     assert run.returncode == 1
     job = get_job(run.stdout.strip(), settings)
     assert job.state == State.failed
@@ -95,10 +113,14 @@ def test_a_notebook_that_raises_fails_and_its_executed_notebook_keeps_the_traceb
 
 
 def test_a_killed_kernel_fails_the_job_with_the_signal_instead_of_hanging(
-        tmp_path, settings, make_notebook):
-    notebook = make_notebook(tmp_path / "oom.ipynb", "x = 1",
-                              "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
-                              "print('never')")
+    tmp_path, settings, make_notebook
+):
+    notebook = make_notebook(
+        tmp_path / "oom.ipynb",
+        "x = 1",
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+        "print('never')",
+    )
     job = submit(notebook, backend="local", settings=settings)
     job = wait(job.id, timeout=180, settings=settings)
     assert job.state == State.failed
@@ -107,7 +129,8 @@ def test_a_killed_kernel_fails_the_job_with_the_signal_instead_of_hanging(
 
 def test_cancel_stops_the_job_and_the_workers_of_its_cluster(tmp_path, settings, make_notebook):
     notebook = make_notebook(
-        tmp_path / "long.ipynb", "minutes = 10",
+        tmp_path / "long.ipynb",
+        "minutes = 10",
         "import json, os, time\nfrom eosc_pangeo import cluster\n"
         "c = cluster(workers=1)\nclient = c.get_client()\n"
         "pids = list(client.run(os.getpid).values())\n"
@@ -146,8 +169,9 @@ def test_a_script_gets_its_parameters_and_its_files_are_results(tmp_path, settin
         (["n"], "give parameters as NAME=VALUE"),
     ],
 )
-def test_a_bad_parameter_is_refused_before_anything_is_submitted(sum_notebook, settings,
-                                                                 given, message):
+def test_a_bad_parameter_is_refused_before_anything_is_submitted(
+    sum_notebook, settings, given, message
+):
     with pytest.raises(ParameterError, match=message.replace("(", r"\(").replace(")", r"\)")):
         submit(sum_notebook, given, backend="local", settings=settings)
     assert JobStore(settings.jobs_dir).list() == []
@@ -159,7 +183,8 @@ def test_a_bad_parameter_is_refused_by_the_cli_naming_it(sum_notebook, settings)
 
 
 def test_a_job_whose_runner_was_killed_is_failed_not_running_for_ever(
-        tmp_path, settings, make_notebook):
+    tmp_path, settings, make_notebook
+):
     notebook = make_notebook(tmp_path / "slow.ipynb", "s = 600", "import time\ntime.sleep(s)")
     job = submit(notebook, backend="local", settings=settings)
     assert wait_until(lambda: get_job(job.id, settings).state == State.running)
@@ -171,8 +196,15 @@ def test_a_job_whose_runner_was_killed_is_failed_not_running_for_ever(
 
 def stored_job(settings, **fields) -> JobDirectory:
     """A job record in the store, as submit() writes it, with no runner."""
-    job = Job(id=new_job_id(), user=getpass.getuser(), name="sum.ipynb", kind="notebook",
-              source="/tmp/sum.ipynb", backend="local", **fields)
+    job = Job(
+        id=new_job_id(),
+        user=getpass.getuser(),
+        name="sum.ipynb",
+        kind="notebook",
+        source="/tmp/sum.ipynb",
+        backend="local",
+        **fields,
+    )
     return JobStore(settings.jobs_dir).create(job)
 
 
@@ -205,7 +237,8 @@ def test_the_job_store_is_read_back_by_a_new_process(settings):
     JobStore(settings.jobs_dir).directory(job.id).update(state=State.failed, reason="lost")
     listed = json.loads(cli("jobs", "list", "--json", settings=settings).stdout)
     assert [(j["id"], j["state"], j["reason"], j["parameters"]) for j in listed] == [
-        (job.id, "failed", "lost", {"n": 2})]
+        (job.id, "failed", "lost", {"n": 2})
+    ]
 
 
 def test_jobs_of_one_user_are_not_in_the_store_of_another(settings):
@@ -217,22 +250,38 @@ def test_jobs_of_one_user_are_not_in_the_store_of_another(settings):
 
 
 # A script job: no cluster, so that a rerun test costs seconds.
-GREETING = ("from eosc_pangeo.jobs import parameters\n"
-            "p = parameters(who='nobody', times=1)\n"
-            "open('greeting.txt', 'w').write(' '.join(['hello ' + p['who']] * p['times']))\n")
+GREETING = (
+    "from eosc_pangeo.jobs import parameters\n"
+    "p = parameters(who='nobody', times=1)\n"
+    "open('greeting.txt', 'w').write(' '.join(['hello ' + p['who']] * p['times']))\n"
+)
 
 
 def test_a_rerun_is_a_new_job_with_the_first_input_and_the_parameters_given(settings, tmp_path):
     script = tmp_path / "greet.py"
     script.write_text(GREETING)
-    first = cli("run", str(script), "-p", "who=ann", "-p", "times=2", "--backend", "local",
-                "--wait", settings=settings).stdout.strip()
+    first = cli(
+        "run",
+        str(script),
+        "-p",
+        "who=ann",
+        "-p",
+        "times=2",
+        "--backend",
+        "local",
+        "--wait",
+        settings=settings,
+    ).stdout.strip()
     script.write_text("raise SystemExit('edited after the run: not what reruns')\n")
     again = cli("jobs", "rerun", first, "-p", "who=bo", settings=settings).stdout.strip()
     assert wait(again, timeout=180, settings=settings).state == State.succeeded
 
-    greetings = {job_id: (get_results(job_id, tmp_path / job_id, settings) / "results" /
-                          "greeting.txt").read_text() for job_id in (first, again)}
+    greetings = {
+        job_id: (
+            get_results(job_id, tmp_path / job_id, settings) / "results" / "greeting.txt"
+        ).read_text()
+        for job_id in (first, again)
+    }
     assert greetings == {first: "hello ann hello ann", again: "hello bo hello bo"}
     rerun = get_job(again, settings)
     assert (rerun.rerun_of, rerun.parameters) == (first, {"who": "bo", "times": 2})

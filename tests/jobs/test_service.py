@@ -21,14 +21,27 @@ ALICE, BOB = "pgalice", "pgbob"  # users of the `platform` fixture (tests/confte
 
 def call(platform, user: str, method: str, path: str, **kwargs) -> requests.Response:
     return requests.request(
-        method, f"{platform.url}/services/jobs/{path}", timeout=60,
-        headers={"Authorization": f"token {platform.tokens[user]}"}, **kwargs)
+        method,
+        f"{platform.url}/services/jobs/{path}",
+        timeout=60,
+        headers={"Authorization": f"token {platform.tokens[user]}"},
+        **kwargs,
+    )
 
 
 def submit_as(platform, user: str, notebook, parameters: dict, **fields) -> requests.Response:
-    return call(platform, user, "POST", "api/jobs", json={
-        "name": notebook.name, "content": notebook.read_text(), "parameters": parameters,
-        **fields})
+    return call(
+        platform,
+        user,
+        "POST",
+        "api/jobs",
+        json={
+            "name": notebook.name,
+            "content": notebook.read_text(),
+            "parameters": parameters,
+            **fields,
+        },
+    )
 
 
 def wait_for_end(platform, user: str, job_id: str, timeout: float = 240) -> dict:
@@ -41,8 +54,7 @@ def wait_for_end(platform, user: str, job_id: str, timeout: float = 240) -> dict
     raise AssertionError(f"job {job_id} still {job['state']} after {timeout} s")
 
 
-def test_a_user_submits_a_notebook_and_downloads_its_results_from_the_hub(
-        platform, sum_notebook):
+def test_a_user_submits_a_notebook_and_downloads_its_results_from_the_hub(platform, sum_notebook):
     submitted = submit_as(platform, ALICE, sum_notebook, {"n": "40", "label": "hub"})
     assert submitted.status_code == 201, submitted.text
     job = wait_for_end(platform, ALICE, submitted.json()["id"])
@@ -53,16 +65,19 @@ def test_a_user_submits_a_notebook_and_downloads_its_results_from_the_hub(
     assert download.headers["Content-Type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(download.content))
     assert json.loads(archive.read("results/answer.json")) == {
-        "total": 780, "label": "hub", "cluster": "GatewayCluster"}
+        "total": 780,
+        "label": "hub",
+        "cluster": "GatewayCluster",
+    }
     assert {"sum.ipynb", "provenance.json", "logs/job.log"} <= set(archive.namelist())
     page = call(platform, ALICE, "GET", "")
     assert job["id"] in page.text and f"api/jobs/{job['id']}/results" in page.text
 
 
-def test_a_user_neither_sees_nor_cancels_the_jobs_of_another(platform, tmp_path,
-                                                             make_notebook):
-    notebook = make_notebook(tmp_path / "wait.ipynb", "seconds = 600",
-                             "import time\ntime.sleep(seconds)")
+def test_a_user_neither_sees_nor_cancels_the_jobs_of_another(platform, tmp_path, make_notebook):
+    notebook = make_notebook(
+        tmp_path / "wait.ipynb", "seconds = 600", "import time\ntime.sleep(seconds)"
+    )
     job_id = submit_as(platform, ALICE, notebook, {}).json()["id"]
 
     assert call(platform, BOB, "GET", f"api/jobs/{job_id}").status_code == 404
@@ -81,25 +96,37 @@ def test_a_bad_parameter_is_refused_by_the_service_naming_it(platform, sum_noteb
 
 
 def test_the_service_refuses_requests_without_a_hub_token(platform):
-    assert requests.get(f"{platform.url}/services/jobs/api/jobs", timeout=30,
-                        allow_redirects=False).status_code in (302, 403)
+    assert requests.get(
+        f"{platform.url}/services/jobs/api/jobs", timeout=30, allow_redirects=False
+    ).status_code in (302, 403)
 
 
 def test_the_cli_in_a_notebook_server_runs_jobs_through_the_service(platform, tmp_path):
     script = tmp_path / "hello.py"
-    script.write_text("from eosc_pangeo.jobs import parameters\n"
-                      "p = parameters(who='nobody')\nopen('hello.txt', 'w').write(p['who'])\n")
+    script.write_text(
+        "from eosc_pangeo.jobs import parameters\n"
+        "p = parameters(who='nobody')\nopen('hello.txt', 'w').write(p['who'])\n"
+    )
     # What every notebook server of the hub has (platform.hub.add_jobs_service).
-    env = {**os.environ, "EOSC_PANGEO_JOBS_URL": f"{platform.url}/services/jobs",
-           "JUPYTERHUB_API_TOKEN": platform.tokens[BOB],
-           "EOSC_PANGEO_JOBS_DIR": str(tmp_path / "not-used")}
+    env = {
+        **os.environ,
+        "EOSC_PANGEO_JOBS_URL": f"{platform.url}/services/jobs",
+        "JUPYTERHUB_API_TOKEN": platform.tokens[BOB],
+        "EOSC_PANGEO_JOBS_DIR": str(tmp_path / "not-used"),
+    }
     cli = [sys.executable, "-m", "eosc_pangeo"]
-    run = subprocess.run([*cli, "run", str(script), "-p", "who=bob", "--backend", "local",
-                          "--wait"], env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [*cli, "run", str(script), "-p", "who=bob", "--backend", "local", "--wait"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     job_id = run.stdout.strip()
-    subprocess.run([*cli, "results", "get", job_id, str(tmp_path / "out")], env=env,
-                   check=True, timeout=120)
+    subprocess.run(
+        [*cli, "results", "get", job_id, str(tmp_path / "out")], env=env, check=True, timeout=120
+    )
     assert (tmp_path / "out" / "results" / "hello.txt").read_text() == "bob"
     assert not (tmp_path / "not-used").exists(), "the job lives in the service's store"
 
@@ -121,8 +148,10 @@ json.dump({"user": pwd.getpwuid(os.getuid()).pw_name, "prefix": sys.prefix,
            "written": written}, open("probe.json", "w"))
 """
 
-HELLO = "from eosc_pangeo.jobs import parameters\np = parameters(who='nobody')\n" \
-        "open('hello.txt', 'w').write(p['who'])\n"
+HELLO = (
+    "from eosc_pangeo.jobs import parameters\np = parameters(who='nobody')\n"
+    "open('hello.txt', 'w').write(p['who'])\n"
+)
 
 
 def results_of(platform, user: str, job_id: str) -> zipfile.ZipFile:
@@ -139,14 +168,18 @@ def test_a_job_runs_as_its_users_account_and_can_write_only_what_they_can(platfo
     bobs_store = state.jobs_directory / BOB  # another user's private folder
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
-    submitted = submit_as(platform, ALICE, probe,
-                          {"lake": state.lake, "other_user": str(bobs_store)}, backend="local")
+    submitted = submit_as(
+        platform, ALICE, probe, {"lake": state.lake, "other_user": str(bobs_store)}, backend="local"
+    )
     job = wait_for_end(platform, ALICE, submitted.json()["id"])
 
     assert job["state"] == "succeeded", job["reason"]
     found = json.loads(results_of(platform, ALICE, job["id"]).read("results/probe.json"))
-    assert found == {"user": ALICE, "prefix": state.environment,
-                     "written": {"lake": False, "other_user": False}}
+    assert found == {
+        "user": ALICE,
+        "prefix": state.environment,
+        "written": {"lake": False, "other_user": False},
+    }
     result = state.jobs_directory / ALICE / job["id"] / "work" / "probe.json"
     assert result.stat().st_uid == pwd.getpwnam(ALICE).pw_uid
     assert not (bobs_store / "written-by-a-job").exists()
@@ -158,8 +191,13 @@ def test_a_rerun_through_the_service_is_a_new_job_of_its_user_only(platform, tmp
     hello.write_text(HELLO)
     first = submit_as(platform, BOB, hello, {"who": "bob"}, backend="local").json()
     assert call(platform, ALICE, "POST", f"api/jobs/{first['id']}/rerun").status_code == 404
-    again = call(platform, BOB, "POST", f"api/jobs/{first['id']}/rerun",
-                 json={"parameters": {"who": "bob again"}})
+    again = call(
+        platform,
+        BOB,
+        "POST",
+        f"api/jobs/{first['id']}/rerun",
+        json={"parameters": {"who": "bob again"}},
+    )
     assert again.status_code == 201, again.text
 
     said = {}
@@ -189,9 +227,11 @@ def test_jobs_outlive_a_restart_of_the_jobs_service(platform, tmp_path):
     ended = submit_as(platform, ALICE, hello, {"who": "before"}, backend="local").json()
     wait_for_end(platform, ALICE, ended["id"])
     slow = tmp_path / "slow.py"
-    slow.write_text("import time\nfrom eosc_pangeo.jobs import parameters\n"
-                    "seconds = parameters(seconds=1)['seconds']\ntime.sleep(seconds)\n"
-                    "open('slept.txt', 'w').write(str(seconds))\n")
+    slow.write_text(
+        "import time\nfrom eosc_pangeo.jobs import parameters\n"
+        "seconds = parameters(seconds=1)['seconds']\ntime.sleep(seconds)\n"
+        "open('slept.txt', 'w').write(str(seconds))\n"
+    )
     running = submit_as(platform, ALICE, slow, {"seconds": 8}, backend="local").json()
     deadline = time.monotonic() + 60
     while call(platform, ALICE, "GET", f"api/jobs/{running['id']}").json()["state"] != "running":

@@ -40,9 +40,13 @@ def snapshot(lake: Lake) -> dict[str, bytes]:
 
 
 def source_dataset(files) -> xr.Dataset:
-    return xr.open_mfdataset(sorted(map(str, files)), engine="netcdf4", combine="by_coords",
-                             data_vars="all",
-                             decode_times=xr.coders.CFDatetimeCoder(use_cftime=None)).load()
+    return xr.open_mfdataset(
+        sorted(map(str, files)),
+        engine="netcdf4",
+        combine="by_coords",
+        data_vars="all",
+        decode_times=xr.coders.CFDatetimeCoder(use_cftime=None),
+    ).load()
 
 
 def assert_same_values(lake_values: xr.DataArray, source_values: xr.DataArray) -> None:
@@ -99,8 +103,7 @@ def test_opened_with_chunks_is_dask_backed_in_the_map_store_layout(sst_lake):
     ds = open_dataset(sst_lake.url, "sst", chunks={})
     map_chunks = read_manifest(sst_lake, sst_lake.path("ocean", "sst")).stores["map"].chunks
     assert ds.analysed_sst.chunksizes["time"][0] == map_chunks["time"]
-    xr.testing.assert_identical(ds.load(), open_dataset(sst_lake.url, "sst",
-                                                        chunking="map").load())
+    xr.testing.assert_identical(ds.load(), open_dataset(sst_lake.url, "sst", chunking="map").load())
 
 
 def test_packed_sources_stay_packed(sst_lake):
@@ -110,7 +113,8 @@ def test_packed_sources_stay_packed(sst_lake):
 
 def test_timeseries_store_holds_a_year_per_chunk_in_small_tiles(sst_lake):
     chunks = open_dataset(sst_lake.url, "sst", chunking="timeseries").analysed_sst.encoding[
-        "chunks"]
+        "chunks"
+    ]
     assert chunks[0] >= 365 and chunks[1] * chunks[2] * chunks[0] * 2 <= 2 * 1024**2
 
 
@@ -143,8 +147,11 @@ def test_every_selection_reads_exactly_the_values_of_the_map_store(sst_lake, sel
 
 
 def test_a_point_series_after_opening_reads_the_timeseries_store_only(sst_lake):
-    expected = open_dataset(sst_lake.url, "sst", chunking="timeseries").analysed_sst.sel(
-        lat=41.3, lon=-29.6, method="nearest").load()
+    expected = (
+        open_dataset(sst_lake.url, "sst", chunking="timeseries")
+        .analysed_sst.sel(lat=41.3, lon=-29.6, method="nearest")
+        .load()
+    )
     ds = open_dataset(sst_lake.url, "sst")
     without_chunks(sst_lake, "map.zarr")
     series = ds.analysed_sst.sel(lat=41.3, lon=-29.6, method="nearest").load()
@@ -152,8 +159,9 @@ def test_a_point_series_after_opening_reads_the_timeseries_store_only(sst_lake):
 
 
 def test_a_map_after_opening_reads_the_map_store_only(sst_lake):
-    expected = open_dataset(sst_lake.url, "sst", chunking="map").analysed_sst.sel(
-        time="2020-01-02").load()
+    expected = (
+        open_dataset(sst_lake.url, "sst", chunking="map").analysed_sst.sel(time="2020-01-02").load()
+    )
     ds = open_dataset(sst_lake.url, "sst")
     without_chunks(sst_lake, "timeseries.zarr")
     xr.testing.assert_identical(ds.analysed_sst.sel(time="2020-01-02").load(), expected)
@@ -185,21 +193,22 @@ def test_an_unknown_variable_is_the_same_error_as_for_in_situ_collections(sst_la
 
 
 @pytest.mark.parametrize("chunking", ["map", "timeseries"])
-def test_a_box_crossing_the_antimeridian_gives_both_sides_contiguous(sst_lake, sst_files,
-                                                                     chunking):
+def test_a_box_crossing_the_antimeridian_gives_both_sides_contiguous(sst_lake, sst_files, chunking):
     ds = open_dataset(sst_lake, "sst", bbox=(170, -10, -170, 10), chunking=chunking)
 
     assert np.all(np.diff(ds.lon.values) > 0)
     assert ds.lon.values[0] > 170 and ds.lon.values[-1] < 190
     source = source_dataset(sst_files[:6]).analysed_sst.sel(lat=slice(-10, 10))
-    assert_same_values(ds.analysed_sst.sel(lon=slice(180, 190)),
-                       source.sel(lon=slice(-180, -170)).assign_coords(lon=lambda d: d.lon + 360))
+    assert_same_values(
+        ds.analysed_sst.sel(lon=slice(180, 190)),
+        source.sel(lon=slice(-180, -170)).assign_coords(lon=lambda d: d.lon + 360),
+    )
 
 
-@pytest.mark.parametrize("bbox", [(-10, 40, 10, 50), (-60, -10, -50, 0)],
-                         ids=["across Greenwich", "west of Greenwich"])
-def test_a_0_to_360_grid_is_cut_by_a_box_in_degrees_east_and_west(local_lake, climate_files,
-                                                                  bbox):
+@pytest.mark.parametrize(
+    "bbox", [(-10, 40, 10, 50), (-60, -10, -50, 0)], ids=["across Greenwich", "west of Greenwich"]
+)
+def test_a_0_to_360_grid_is_cut_by_a_box_in_degrees_east_and_west(local_lake, climate_files, bbox):
     ingest_grid(local_lake, "tas", "atmosphere", climate_files)
     west, _, east, _ = bbox
 
@@ -229,8 +238,10 @@ def test_cf_and_acdd_attributes_describe_the_collection(sst_lake):
 def test_manifest_records_provenance_of_every_source(sst_lake, sst_files):
     manifest = read_manifest(sst_lake, sst_lake.find_collection("sst"))
     recorded = {s.name: (s.size, s.sha256) for s in manifest.sources}
-    expected = {f.name: (f.stat().st_size, hashlib.sha256(f.read_bytes()).hexdigest())
-                for f in sst_files[:6]}
+    expected = {
+        f.name: (f.stat().st_size, hashlib.sha256(f.read_bytes()).hexdigest())
+        for f in sst_files[:6]
+    }
     assert recorded == expected
     assert manifest.software["eosc-pangeo"] and manifest.software["zarr"]
 
@@ -260,30 +271,41 @@ def test_noleap_calendar_and_bounds_survive_the_round_trip(local_lake, climate_f
     xr.testing.assert_equal(ds.tas.load(), source_dataset(climate_files).tas)
 
 
-def test_coordinates_known_only_by_their_standard_names_are_found(local_lake, sst_files,
-                                                                  tmp_path):
+def test_coordinates_known_only_by_their_standard_names_are_found(local_lake, sst_files, tmp_path):
     def without_axis_attributes(ds):
         for name in ("time", "lat", "lon"):
             ds[name].attrs.pop("axis", None)
         return ds
+
     plain = [copy_with(f, tmp_path / f.name, without_axis_attributes) for f in sst_files[:2]]
 
     ingest_grid(local_lake, "sst", "ocean", plain)
 
-    assert_same_values(open_dataset(local_lake, "sst").analysed_sst,
-                       source_dataset(sst_files[:2]).analysed_sst)
+    assert_same_values(
+        open_dataset(local_lake, "sst").analysed_sst, source_dataset(sst_files[:2]).analysed_sst
+    )
 
 
-def hdf5_layout(source: Path, target: Path, chunks: tuple[int, int, int], shuffle: bool,
-                contiguous: bool = False) -> Path:
+def hdf5_layout(
+    source: Path,
+    target: Path,
+    chunks: tuple[int, int, int],
+    shuffle: bool,
+    contiguous: bool = False,
+) -> Path:
     """The source rewritten with another HDF5 layout of ``analysed_sst``."""
+
     def relayout(ds):
         encoding = ds["analysed_sst"].encoding
         for key in ("chunksizes", "zlib", "shuffle", "complevel", "contiguous"):
             encoding.pop(key, None)
-        encoding.update({"contiguous": True} if contiguous else
-                        {"chunksizes": chunks, "zlib": True, "complevel": 4, "shuffle": shuffle})
+        encoding.update(
+            {"contiguous": True}
+            if contiguous
+            else {"chunksizes": chunks, "zlib": True, "complevel": 4, "shuffle": shuffle}
+        )
         return ds
+
     return copy_with(source, target, relayout)
 
 
@@ -306,41 +328,46 @@ def test_every_hdf5_layout_is_copied_exactly(local_lake, sst_files, tmp_path, la
         np.testing.assert_array_equal(stored.analysed_sst.values, source.analysed_sst.values)
 
 
-def test_sources_chunked_as_the_map_store_have_their_chunks_copied_unchanged(local_lake,
-                                                                            sst_files):
+def test_sources_chunked_as_the_map_store_have_their_chunks_copied_unchanged(local_lake, sst_files):
     report = ingest_grid(local_lake, "sst", "ocean", sst_files[:3], chunking="map")
 
-    assert report.chunks == {"map.zarr/analysed_sst": "copied",
-                             "map.zarr/analysis_error": "copied"}
+    assert report.chunks == {"map.zarr/analysed_sst": "copied", "map.zarr/analysis_error": "copied"}
     with h5py.File(sst_files[2]) as source:
         _, stored = source["analysed_sst"].id.read_direct_chunk((0, 0, 0))
     chunk = Path(local_lake.path("ocean", "sst", "map.zarr", "analysed_sst", "c", "2", "0", "0"))
     assert chunk.read_bytes() == stored
 
 
-def test_copied_chunks_read_exactly_as_the_decoded_path_writes_them(local_lake, sst_files,
-                                                                    tmp_path):
-    recompressed = [hdf5_layout(f, tmp_path / f.name, **LAYOUTS["odd chunks, shuffled"])
-                    for f in sst_files[:3]]
+def test_copied_chunks_read_exactly_as_the_decoded_path_writes_them(
+    local_lake, sst_files, tmp_path
+):
+    recompressed = [
+        hdf5_layout(f, tmp_path / f.name, **LAYOUTS["odd chunks, shuffled"]) for f in sst_files[:3]
+    ]
     copied = ingest_grid(local_lake, "copied", "ocean", sst_files[:3], chunking="map")
     encoded = ingest_grid(local_lake, "encoded", "ocean", recompressed, chunking="map")
 
     assert copied.chunks["map.zarr/analysed_sst"] == "copied"
     assert encoded.chunks["map.zarr/analysed_sst"].startswith("encoded: ")
-    xr.testing.assert_identical(open_dataset(local_lake, "copied").analysed_sst.load(),
-                                open_dataset(local_lake, "encoded").analysed_sst.load())
+    xr.testing.assert_identical(
+        open_dataset(local_lake, "copied").analysed_sst.load(),
+        open_dataset(local_lake, "encoded").analysed_sst.load(),
+    )
 
 
-def test_a_layout_that_cannot_be_copied_is_encoded_and_the_report_says_why(local_lake,
-                                                                           sst_files, tmp_path):
+def test_a_layout_that_cannot_be_copied_is_encoded_and_the_report_says_why(
+    local_lake, sst_files, tmp_path
+):
     ingest_grid(local_lake, "sst", "ocean", sst_files[:2], chunking="map")
-    other = hdf5_layout(sst_files[2], tmp_path / sst_files[2].name, chunks=(1, 90, 90),
-                        shuffle=True)
+    other = hdf5_layout(
+        sst_files[2], tmp_path / sst_files[2].name, chunks=(1, 90, 90), shuffle=True
+    )
 
     report = ingest_grid(local_lake, "sst", "ocean", [other], chunking="map")
 
     assert report.chunks["map.zarr/analysed_sst"] == (
-        f"encoded: {other.name}: chunks (1, 90, 90), the store's (1, 180, 360)")
+        f"encoded: {other.name}: chunks (1, 90, 90), the store's (1, 180, 360)"
+    )
     stored = xr.open_zarr(local_lake.path("ocean", "sst", "map.zarr"), mask_and_scale=False)
     with xr.open_mfdataset(sst_files[:3], mask_and_scale=False) as source:
         np.testing.assert_array_equal(stored.analysed_sst.values, source.analysed_sst.values)
@@ -348,15 +375,19 @@ def test_a_layout_that_cannot_be_copied_is_encoded_and_the_report_says_why(local
 
 def packed_with(scale_factor: float):
     """A source repacked with its own scale factor, as CDS downloads of ERA5 are."""
+
     def repack(ds):
         ds["analysed_sst"].encoding["scale_factor"] = np.float32(scale_factor)
         return ds
+
     return repack
 
 
 def test_sources_packed_each_their_own_way_are_stored_decoded(local_lake, sst_files, tmp_path):
-    files = [copy_with(f, tmp_path / f.name, packed_with(scale))
-             for f, scale in zip(sst_files[:3], (0.01, 0.02, 0.005), strict=True)]
+    files = [
+        copy_with(f, tmp_path / f.name, packed_with(scale))
+        for f, scale in zip(sst_files[:3], (0.01, 0.02, 0.005), strict=True)
+    ]
 
     ingest_grid(local_lake, "sst", "ocean", files[:2])  # auto: their packings differ
     ingest_grid(local_lake, "sst", "ocean", files[2:])
@@ -392,35 +423,59 @@ def regional_ta(target: Path, steps: int, levels: int, ny: int, nx: int) -> Path
     levels, as users cut them from ESGF."""
     times = [cftime.DatetimeNoLeap(2000 + m // 12, m % 12 + 1, 16) for m in range(steps)]
     plev = np.linspace(100000.0, 10000.0, levels)
-    values = 288.0 - 60.0 * np.log(100000.0 / plev)[None, :, None, None] + np.zeros(
-        (steps, levels, ny, nx))
+    values = (
+        288.0
+        - 60.0 * np.log(100000.0 / plev)[None, :, None, None]
+        + np.zeros((steps, levels, ny, nx))
+    )
     ds = xr.Dataset(
-        {"ta": (("time", "plev", "lat", "lon"), values.astype("float32"),
-                {"standard_name": "air_temperature", "units": "K"})},
+        {
+            "ta": (
+                ("time", "plev", "lat", "lon"),
+                values.astype("float32"),
+                {"standard_name": "air_temperature", "units": "K"},
+            )
+        },
         coords={
             "time": ("time", times, {"standard_name": "time", "axis": "T"}),
-            "plev": ("plev", plev, {"standard_name": "air_pressure", "units": "Pa",
-                                    "axis": "Z", "positive": "down"}),
-            "lat": ("lat", np.linspace(40.0, 42.5, ny),
-                    {"standard_name": "latitude", "units": "degrees_north"}),
-            "lon": ("lon", np.linspace(0.0, 2.5, nx),
-                    {"standard_name": "longitude", "units": "degrees_east"}),
+            "plev": (
+                "plev",
+                plev,
+                {"standard_name": "air_pressure", "units": "Pa", "axis": "Z", "positive": "down"},
+            ),
+            "lat": (
+                "lat",
+                np.linspace(40.0, 42.5, ny),
+                {"standard_name": "latitude", "units": "degrees_north"},
+            ),
+            "lon": (
+                "lon",
+                np.linspace(0.0, 2.5, nx),
+                {"standard_name": "longitude", "units": "degrees_east"},
+            ),
         },
-        attrs={"source_id": "EOSC-ESM", "table_id": "Amon", "variable_id": "ta"})
+        attrs={"source_id": "EOSC-ESM", "table_id": "Amon", "variable_id": "ta"},
+    )
     ds.to_netcdf(target)
     return target
 
 
-@pytest.mark.parametrize("steps, levels, ny, nx", [(12, 1, 3, 4), (24, 2, 2, 2), (1, 8, 3, 3)],
-                         ids=["one-level", "two-levels-2x2", "one-month"])
-def test_validate_passes_on_a_small_4d_grid_chunked_both_ways(local_lake, tmp_path, steps, levels,
-                                                              ny, nx):
-    source = regional_ta(tmp_path / "ta_Amon_EOSC-ESM_historical_r1i1p1f1_gn.nc", steps, levels,
-                         ny, nx)
+@pytest.mark.parametrize(
+    "steps, levels, ny, nx",
+    [(12, 1, 3, 4), (24, 2, 2, 2), (1, 8, 3, 3)],
+    ids=["one-level", "two-levels-2x2", "one-month"],
+)
+def test_validate_passes_on_a_small_4d_grid_chunked_both_ways(
+    local_lake, tmp_path, steps, levels, ny, nx
+):
+    source = regional_ta(
+        tmp_path / "ta_Amon_EOSC-ESM_historical_r1i1p1f1_gn.nc", steps, levels, ny, nx
+    )
     ingest_grid(local_lake, "ta", "atmosphere", [source], chunking="both")
     assert [f for f in validate(local_lake) if not f.ok] == []
-    xr.testing.assert_equal(open_dataset(local_lake, "ta", chunking="timeseries").ta.load(),
-                            xr.open_dataset(source).ta)
+    xr.testing.assert_equal(
+        open_dataset(local_lake, "ta", chunking="timeseries").ta.load(), xr.open_dataset(source).ta
+    )
 
 
 def test_map_chunks_of_a_grid_on_pressure_levels_count_the_levels(local_lake, tmp_path):
@@ -494,6 +549,7 @@ def without_latitude(source: Path, target: Path) -> Path:
     def drop(ds):
         ds = ds.drop_vars("lat").rename_dims(lat="y")
         return ds
+
     return copy_with(source, target, drop)
 
 
@@ -501,6 +557,7 @@ def in_celsius(source: Path, target: Path) -> Path:
     def celsius(ds):
         ds.analysed_sst.attrs["units"] = "degC"
         return ds
+
     return copy_with(source, target, celsius)
 
 
@@ -512,20 +569,25 @@ def without_units(source: Path, target: Path) -> Path:
     def drop_units(ds):
         del ds.analysed_sst.attrs["units"]
         return ds
+
     return copy_with(source, target, drop_units)
 
 
-@pytest.mark.parametrize(("make_bad", "problem"), [
-    (truncated, "cannot be read as NetCDF"),
-    (garbage, "cannot be read as NetCDF"),
-    (other_grid, "is on another grid"),
-    (without_latitude, "has no latitude coordinate"),
-    (in_celsius, "has units 'degC', the collection 'kelvin'"),
-    (without_units, "has no units attribute"),
-    (duplicated_time, "holds duplicated times"),
-])
-def test_bad_file_is_refused_and_the_lake_is_untouched(sst_lake, sst_files, tmp_path, make_bad,
-                                                       problem):
+@pytest.mark.parametrize(
+    ("make_bad", "problem"),
+    [
+        (truncated, "cannot be read as NetCDF"),
+        (garbage, "cannot be read as NetCDF"),
+        (other_grid, "is on another grid"),
+        (without_latitude, "has no latitude coordinate"),
+        (in_celsius, "has units 'degC', the collection 'kelvin'"),
+        (without_units, "has no units attribute"),
+        (duplicated_time, "holds duplicated times"),
+    ],
+)
+def test_bad_file_is_refused_and_the_lake_is_untouched(
+    sst_lake, sst_files, tmp_path, make_bad, problem
+):
     bad = make_bad(sst_files[6], tmp_path / "20200107-sst.nc")
     before = snapshot(sst_lake)
     with pytest.raises(IngestError, match=problem) as error:
@@ -549,7 +611,8 @@ def warmer(ds: xr.Dataset) -> xr.Dataset:
 
 
 def test_a_reprocessed_file_replaces_its_days_in_place_while_new_days_are_appended(
-        sst_lake, sst_files, tmp_path):
+    sst_lake, sst_files, tmp_path
+):
     reprocessed = copy_with(sst_files[2], tmp_path / sst_files[2].name, warmer)
 
     report = ingest_grid(sst_lake, "sst", "ocean", [reprocessed, sst_files[6]])
@@ -558,19 +621,20 @@ def test_a_reprocessed_file_replaces_its_days_in_place_while_new_days_are_append
     assert sorted(report.added) == sorted([reprocessed.name, sst_files[6].name])
     expected = source_dataset([*sst_files[:2], reprocessed, *sst_files[3:7]]).analysed_sst
     for chunking in ("map", "timeseries"):
-        assert_same_values(open_dataset(sst_lake, "sst", chunking=chunking).analysed_sst,
-                           expected)
+        assert_same_values(open_dataset(sst_lake, "sst", chunking=chunking).analysed_sst, expected)
     assert [f for f in validate(sst_lake) if not f.ok] == []
     manifest = read_manifest(sst_lake, sst_lake.find_collection("sst"))
     assert [s.sha256 for s in manifest.sources if s.name == reprocessed.name] == [
-        hashlib.sha256(reprocessed.read_bytes()).hexdigest()]
+        hashlib.sha256(reprocessed.read_bytes()).hexdigest()
+    ]
 
 
 def test_a_new_version_holding_other_days_is_refused(sst_lake, sst_files, tmp_path):
     other_day = shutil.copy(sst_files[7], tmp_path / sst_files[2].name)
     before = snapshot(sst_lake)
-    with pytest.raises(IngestError, match=f"new version of {sst_files[2].name} but holds "
-                                          "other times"):
+    with pytest.raises(
+        IngestError, match=f"new version of {sst_files[2].name} but holds other times"
+    ):
         ingest_grid(sst_lake, "sst", "ocean", [other_day])
     assert snapshot(sst_lake) == before
 
@@ -579,7 +643,7 @@ def test_overlapping_files_are_refused(local_lake, sst_files, tmp_path):
     copy = shutil.copy(sst_files[1], tmp_path / "copy-of-day-2.nc")
     with pytest.raises(IngestError, match="overlaps"):
         ingest_grid(local_lake, "sst", "ocean", [sst_files[0], sst_files[1], copy])
-    assert not local_lake.fs.exists(local_lake.root)  or not local_lake.fs.find(local_lake.root)
+    assert not local_lake.fs.exists(local_lake.root) or not local_lake.fs.find(local_lake.root)
 
 
 def test_data_found_unreadable_while_writing_is_rolled_back(sst_lake, sst_files, tmp_path):
@@ -598,8 +662,7 @@ def test_data_found_unreadable_while_writing_is_rolled_back(sst_lake, sst_files,
     assert snapshot(sst_lake) == before
 
 
-def test_a_corrupt_chunk_is_refused_even_where_chunks_are_copied(local_lake, sst_files,
-                                                                 tmp_path):
+def test_a_corrupt_chunk_is_refused_even_where_chunks_are_copied(local_lake, sst_files, tmp_path):
     ingest_grid(local_lake, "sst", "ocean", sst_files[:2], chunking="map")
     bad = Path(shutil.copy(sst_files[2], tmp_path / sst_files[2].name))
     with h5py.File(bad, "r") as f:
@@ -614,17 +677,21 @@ def test_a_corrupt_chunk_is_refused_even_where_chunks_are_copied(local_lake, sst
 
 
 def test_ingest_killed_mid_write_leaves_the_previous_version_and_rerun_completes(
-        local_lake, tmp_path):
+    local_lake, tmp_path
+):
     files = demo_data.write_sst(demo_data.SstSpec(days=60, resolution=1.0), tmp_path / "src")
     ingest_grid(local_lake, "sst", "ocean", files[:2])
     previous = open_dataset(local_lake.url, "sst").load()
     chunk_dir = Path(local_lake.path("ocean", "sst", "map.zarr", "analysed_sst", "c"))
     chunks_before = sum(1 for _ in chunk_dir.rglob("*"))
-    script = ("import sys; from eosc_pangeo.lake import ingest_grid; "
-              "ingest_grid(sys.argv[1], 'sst', 'ocean', sys.argv[2:])")
+    script = (
+        "import sys; from eosc_pangeo.lake import ingest_grid; "
+        "ingest_grid(sys.argv[1], 'sst', 'ocean', sys.argv[2:])"
+    )
     env = {**os.environ, "EOSC_PANGEO_INGEST_MEMORY_LIMIT": str(2 * 180 * 360 * 8)}
-    process = subprocess.Popen([sys.executable, "-c", script, local_lake.url,
-                                *map(str, files)], env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, local_lake.url, *map(str, files)], env=env
+    )
     deadline = time.monotonic() + 60
     while sum(1 for _ in chunk_dir.rglob("*")) <= chunks_before + 2:
         assert process.poll() is None, "the ingest ended before it could be killed"

@@ -84,8 +84,12 @@ def argo_rows(path: str) -> pd.DataFrame:
         juld, lat, lon = numbers("JULD"), numbers("LATITUDE"), numbers("LONGITUDE")
         fields = {}
         for name in ("PRES", "TEMP", "PSAL"):
-            fields[name] = (numbers(name), flags(f"{name}_QC"),
-                            numbers(f"{name}_ADJUSTED"), flags(f"{name}_ADJUSTED_QC"))
+            fields[name] = (
+                numbers(name),
+                flags(f"{name}_QC"),
+                numbers(f"{name}_ADJUSTED"),
+                flags(f"{name}_ADJUSTED_QC"),
+            )
     rows = []
     for p in range(len(juld)):
         adjusted = 2 if modes[p] in ("A", "D") else 0
@@ -95,9 +99,19 @@ def argo_rows(path: str) -> pd.DataFrame:
             temp, psal = (fields[n][adjusted][p, level] for n in ("TEMP", "PSAL"))
             if np.isnan(pressure) or (np.isnan(temp) and np.isnan(psal)):
                 continue
-            rows.append((platform[p].strip(), when, lon[p], lat[p], pressure,
-                         temp, fields["TEMP"][adjusted + 1][p, level],
-                         psal, fields["PSAL"][adjusted + 1][p, level]))
+            rows.append(
+                (
+                    platform[p].strip(),
+                    when,
+                    lon[p],
+                    lat[p],
+                    pressure,
+                    temp,
+                    fields["TEMP"][adjusted + 1][p, level],
+                    psal,
+                    fields["PSAL"][adjusted + 1][p, level],
+                )
+            )
     return pd.DataFrame(rows, columns=COMPARED)
 
 
@@ -119,8 +133,7 @@ def comparable(frame: pd.DataFrame) -> pd.DataFrame:
     if "vertical" not in frame:
         frame = frame.assign(vertical=frame["pressure"].astype(float).fillna(frame["depth"]))
     columns = [c for c in COMPARED if c in frame]
-    frame = frame[columns].astype({c: float for c in columns
-                                   if c not in ("platform_id", "time")})
+    frame = frame[columns].astype({c: float for c in columns if c not in ("platform_id", "time")})
     frame["platform_id"] = frame["platform_id"].astype(str)
     frame["time"] = frame["time"].astype("datetime64[us, UTC]")
     return frame.sort_values(["platform_id", "time", "vertical"], ignore_index=True)
@@ -131,8 +144,9 @@ def assert_same_observations(lake_frame: pd.DataFrame, expected: pd.DataFrame) -
     assert len(got) == len(want)
     # The lake keeps times to the microsecond; pandas' float-day arithmetic may differ by one.
     assert (got["time"] - want["time"]).abs().max() <= pd.Timedelta("1ms")
-    pd.testing.assert_frame_equal(got.drop(columns="time"), want.drop(columns="time"),
-                                  check_dtype=False, rtol=1e-6)
+    pd.testing.assert_frame_equal(
+        got.drop(columns="time"), want.drop(columns="time"), check_dtype=False, rtol=1e-6
+    )
 
 
 def lake_bytes(lake: Lake) -> dict[str, bytes | None]:
@@ -156,8 +170,9 @@ def ingested(local_lake, first_batch) -> Lake:
 
 def test_ingest_then_read_gives_every_observation_of_the_sources(local_lake, first_batch):
     calls = []
-    report = ingest_insitu(local_lake, COLLECTION, "ocean", first_batch,
-                           progress=lambda *call: calls.append(call))
+    report = ingest_insitu(
+        local_lake, COLLECTION, "ocean", first_batch, progress=lambda *call: calls.append(call)
+    )
 
     expected = source_rows(first_batch)
     assert calls[-1] == ("write", 3, 3) and ("read", len(first_batch), len(first_batch)) in calls
@@ -172,12 +187,19 @@ def test_files_are_month_partitioned_and_pass_the_checks(ingested):
     manifest = read_manifest(ingested, path)
 
     assert [f.path.rsplit("/", 1)[0] for f in manifest.files] == [
-        f"observations/year=2020/month={m:02d}" for m in (1, 2, 3)]
+        f"observations/year=2020/month={m:02d}" for m in (1, 2, 3)
+    ]
     assert set(manifest.variables) == {"TEMP", "PSAL"}
     assert manifest.variables["TEMP"].units == "degree_Celsius"
     findings = check_insitu(ingested, path, manifest)
-    assert {f.check for f in findings} == {"checksum", "geoparquet", "schema", "partition",
-                                           "sorted", "unique-observations"}
+    assert {f.check for f in findings} == {
+        "checksum",
+        "geoparquet",
+        "schema",
+        "partition",
+        "sorted",
+        "unique-observations",
+    }
     assert all(f.ok for f in findings), [f for f in findings if not f.ok]
 
 
@@ -192,7 +214,8 @@ def test_ingest_and_read_on_s3(s3_lake, first_batch):
 
 
 def test_rerunning_an_ingest_on_a_source_folder_syncs_the_collection_with_it(
-        s3_lake, first_batch, second_batch, tmp_path):
+    s3_lake, first_batch, second_batch, tmp_path
+):
     """A glob over an object store folder, ingested again after the data centre published new
     files and updated one: the new are added, the updated replaced, the rest skipped."""
     folder = s3_lake.url.rsplit("/", 1)[0] + "/sources"
@@ -225,14 +248,19 @@ QUERIES = {
     "variables": dict(variables=["PSAL"]),
     "platforms": dict(platforms=["6900002", "ES-VIGO-01"]),
     "qc": dict(variables=["TEMP", "PSAL"], qc=[1, 2]),
-    "everything": dict(bbox=(-180.0, -60.0, 180.0, 60.0), time=("2020-01-10", "2020-03-01"),
-                       variables=["TEMP"], platforms=["6900001", "6900003", "FR-BREST-01"],
-                       qc=[1]),
+    "everything": dict(
+        bbox=(-180.0, -60.0, 180.0, 60.0),
+        time=("2020-01-10", "2020-03-01"),
+        variables=["TEMP"],
+        platforms=["6900001", "6900003", "FR-BREST-01"],
+        qc=[1],
+    ),
 }
 
 
-def select_expected(expected: pd.DataFrame, bbox=None, time=None, variables=None,
-                    platforms=None, qc=None) -> pd.DataFrame:
+def select_expected(
+    expected: pd.DataFrame, bbox=None, time=None, variables=None, platforms=None, qc=None
+) -> pd.DataFrame:
     """What a query should return, computed with pandas from the source rows."""
     rows = expected.copy()
     if bbox is not None:
@@ -266,8 +294,7 @@ def test_read_filters_give_exactly_the_expected_rows(ingested, first_batch, quer
 
 
 def test_read_outside_the_data_returns_an_empty_frame_with_the_columns(ingested):
-    got = read_insitu(ingested, COLLECTION, time=("1990-01-01", "1990-12-31"),
-                      variables=["TEMP"])
+    got = read_insitu(ingested, COLLECTION, time=("1990-01-01", "1990-12-31"), variables=["TEMP"])
 
     assert got.empty
     assert {"platform_id", "time", "lon", "lat", "depth", "TEMP", "TEMP_QC"} <= set(got.columns)
@@ -296,8 +323,9 @@ def test_ingesting_the_same_files_again_changes_nothing(ingested, first_batch):
     assert lake_bytes(ingested) == before
 
 
-def test_the_same_observations_under_another_name_are_not_duplicated(ingested, first_batch,
-                                                                      tmp_path):
+def test_the_same_observations_under_another_name_are_not_duplicated(
+    ingested, first_batch, tmp_path
+):
     station = next(p for p in first_batch if p.endswith(".csv"))
     renamed = tmp_path / "copy-of-station.csv"
     shutil.copy(station, renamed)
@@ -311,8 +339,7 @@ def test_the_same_observations_under_another_name_are_not_duplicated(ingested, f
     assert set(got.loc[got["platform_id"] == Path(station).stem, "source"]) == {renamed.name}
 
 
-def test_appending_files_rewrites_only_the_months_they_touch(ingested, first_batch,
-                                                             second_batch):
+def test_appending_files_rewrites_only_the_months_they_touch(ingested, first_batch, second_batch):
     path = ingested.find_collection(COLLECTION)
     before = {f.path.split("/")[2]: f for f in read_manifest(ingested, path).files}
 
@@ -323,8 +350,9 @@ def test_appending_files_rewrites_only_the_months_they_touch(ingested, first_bat
     assert after["month=01"] == before["month=01"] and after["month=02"] == before["month=02"]
     assert after["month=03"] != before["month=03"] and "month=04" in after
     assert not ingested.fs.exists(f"{path}/{before['month=03'].path}")
-    assert_same_observations(read_insitu(ingested, COLLECTION),
-                             source_rows(first_batch + second_batch))
+    assert_same_observations(
+        read_insitu(ingested, COLLECTION), source_rows(first_batch + second_batch)
+    )
 
 
 # --- new versions of sources ----------------------------------------------------------------
@@ -341,6 +369,7 @@ def _others(batch: list[str], path: str) -> list[str]:
 def _updated_version(source: str, target: Path) -> Path:
     """The file as a data centre republishes it: a value corrected in every profile, and the
     first profile withdrawn (no position any more, so it cannot be placed)."""
+
     def edit(nc):
         for name in ("TEMP", "TEMP_ADJUSTED"):
             values = nc.variables[name]
@@ -348,6 +377,7 @@ def _updated_version(source: str, target: Path) -> Path:
             data = values[:]
             values[:] = np.where(data == values._FillValue, data, data + 0.25)
         nc.variables["LATITUDE"][0] = nc.variables["LATITUDE"]._FillValue
+
     _edit_netcdf(source, target, edit)
     return target
 
@@ -356,8 +386,9 @@ def _placed(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["lat"].notna() & rows["time"].notna()]
 
 
-def test_an_updated_source_replaces_every_row_of_its_earlier_version(ingested, first_batch,
-                                                                     tmp_path):
+def test_an_updated_source_replaces_every_row_of_its_earlier_version(
+    ingested, first_batch, tmp_path
+):
     argo = _float_file(first_batch)
     updated = _updated_version(argo, tmp_path / Path(argo).name)
 
@@ -369,7 +400,8 @@ def test_an_updated_source_replaces_every_row_of_its_earlier_version(ingested, f
     assert_same_observations(read_insitu(ingested, COLLECTION), expected)
     manifest = read_manifest(ingested, ingested.find_collection(COLLECTION))
     assert [s.sha256 for s in manifest.sources if s.name == updated.name] == [
-        hashlib.sha256(updated.read_bytes()).hexdigest()]
+        hashlib.sha256(updated.read_bytes()).hexdigest()
+    ]
 
 
 def _delayed_mode_version(source: str, target: Path) -> tuple[Path, int]:
@@ -386,9 +418,11 @@ def _delayed_mode_version(source: str, target: Path) -> tuple[Path, int]:
             raw.set_auto_mask(False)
             values = raw[profile]
             missing = values == raw._FillValue
-            nc.variables[f"{name}_ADJUSTED"][profile] = np.where(missing, raw._FillValue,
-                                                                  values + correction)
+            nc.variables[f"{name}_ADJUSTED"][profile] = np.where(
+                missing, raw._FillValue, values + correction
+            )
             nc.variables[f"{name}_ADJUSTED_QC"][profile] = nc.variables[f"{name}_QC"][profile]
+
     _edit_netcdf(source, target, edit)
     return target, profile
 
@@ -401,8 +435,9 @@ ARRIVALS = {
 
 
 @pytest.mark.parametrize("arrivals", ARRIVALS.values(), ids=ARRIVALS.keys())
-def test_a_delayed_mode_profile_supersedes_its_real_time_version(local_lake, first_batch,
-                                                                 tmp_path, arrivals):
+def test_a_delayed_mode_profile_supersedes_its_real_time_version(
+    local_lake, first_batch, tmp_path, arrivals
+):
     realtime = _float_file(first_batch)
     delayed, profile = _delayed_mode_version(realtime, tmp_path / "delayed-mode.nc")
 
@@ -416,8 +451,9 @@ def test_a_delayed_mode_profile_supersedes_its_real_time_version(local_lake, fir
     assert set(last_cycle["data_mode"]) == {"D"} and set(last_cycle["source"]) == {delayed.name}
 
 
-def test_a_station_published_as_one_file_per_depth_keeps_every_depth(local_lake, first_batch,
-                                                                    tmp_path):
+def test_a_station_published_as_one_file_per_depth_keeps_every_depth(
+    local_lake, first_batch, tmp_path
+):
     station = pd.read_csv(next(p for p in first_batch if p.endswith(".csv")), dtype=str)
     depths = sorted(station["depth"].unique(), key=float)
     assert len(depths) > 1
@@ -428,8 +464,9 @@ def test_a_station_published_as_one_file_per_depth_keeps_every_depth(local_lake,
 
     ingest_insitu(local_lake, COLLECTION, "ocean", [str(f) for f in files])
 
-    assert_same_observations(read_insitu(local_lake, COLLECTION),
-                             source_rows([str(f) for f in files]))
+    assert_same_observations(
+        read_insitu(local_lake, COLLECTION), source_rows([str(f) for f in files])
+    )
 
 
 def test_an_ingest_leaves_no_temporary_files(local_lake, first_batch, tmp_path, monkeypatch):
@@ -460,18 +497,22 @@ def test_files_are_geoparquet_that_geopandas_reads(ingested):
     assert tuple(frame.total_bounds) == file.bbox
     west, south, east, north = QUERIES["bbox"]["bbox"]
     inside = geopandas.read_parquet(f"{path}/{file.path}", bbox=(west, south, east, north))
-    assert len(inside) == (frame["lon"].between(west, east)
-                           & frame["lat"].between(south, north)).sum() > 0
+    assert (
+        len(inside)
+        == (frame["lon"].between(west, east) & frame["lat"].between(south, north)).sum()
+        > 0
+    )
 
 
 def test_duckdb_filters_on_the_bbox_covering_column_without_extensions(ingested, first_batch):
     west, south, east, north = QUERIES["bbox"]["bbox"]
     observations = f"{ingested.find_collection(COLLECTION)}/observations/*/*/*.parquet"
 
-    count, = duckdb.execute(
+    (count,) = duckdb.execute(
         "SELECT count(*) FROM read_parquet(?, hive_partitioning = true) "
         "WHERE bbox.xmin >= ? AND bbox.xmax <= ? AND bbox.ymin >= ? AND bbox.ymax <= ?",
-        [observations, west, east, south, north]).fetchone()
+        [observations, west, east, south, north],
+    ).fetchone()
 
     assert count == len(select_expected(source_rows(first_batch), bbox=(west, south, east, north)))
 
@@ -519,37 +560,75 @@ def _overwrite_header(source: str, target: Path) -> None:
 
 
 BAD_INPUTS = {
-    "csv value not a number": (".csv", lambda s, t: _edit_csv(
-        s, t, lambda ls: ls[:7] + [_set_field(ls[7], 5, "warm")] + ls[8:]), "line(s)? 8"),
-    "csv row with a missing field": (".csv", lambda s, t: _edit_csv(
-        s, t, lambda ls: ls[:4] + [ls[4].rsplit(",", 1)[0]] + ls[5:]), "lines 5"),
-    "csv without a lat column": (".csv", lambda s, t: _edit_csv(
-        s, t, lambda ls: [",".join(f for i, f in enumerate(line.split(",")) if i != 3)
-                          for line in ls]), "no column lat"),
-    "csv latitude out of range": (".csv", lambda s, t: _edit_csv(
-        s, t, lambda ls: ls[:3] + [_set_field(ls[3], 3, "95.0")] + ls[4:]), "lines 4"),
-    "csv time without a zone": (".csv", lambda s, t: _edit_csv(
-        s, t, lambda ls: ls[:2] + [_set_field(ls[2], 1, "2020-01-01T00:00:00")] + ls[3:]),
-        "lines 3"),
-    "csv bad QC flag": (".csv", lambda s, t: _edit_csv(
-        s, t, lambda ls: ls[:5] + [_set_field(ls[5], 6, "12")] + ls[6:]), "TEMP_QC"),
-    "csv with a column the lake does not know": (".csv", lambda s, t: _edit_csv(
-        s, t, lambda ls: [f"{ls[0]},comment"] + [f"{line}," for line in ls[1:]]),
-        "does not know: comment"),
+    "csv value not a number": (
+        ".csv",
+        lambda s, t: _edit_csv(s, t, lambda ls: ls[:7] + [_set_field(ls[7], 5, "warm")] + ls[8:]),
+        "line(s)? 8",
+    ),
+    "csv row with a missing field": (
+        ".csv",
+        lambda s, t: _edit_csv(s, t, lambda ls: ls[:4] + [ls[4].rsplit(",", 1)[0]] + ls[5:]),
+        "lines 5",
+    ),
+    "csv without a lat column": (
+        ".csv",
+        lambda s, t: _edit_csv(
+            s,
+            t,
+            lambda ls: [
+                ",".join(f for i, f in enumerate(line.split(",")) if i != 3) for line in ls
+            ],
+        ),
+        "no column lat",
+    ),
+    "csv latitude out of range": (
+        ".csv",
+        lambda s, t: _edit_csv(s, t, lambda ls: ls[:3] + [_set_field(ls[3], 3, "95.0")] + ls[4:]),
+        "lines 4",
+    ),
+    "csv time without a zone": (
+        ".csv",
+        lambda s, t: _edit_csv(
+            s, t, lambda ls: ls[:2] + [_set_field(ls[2], 1, "2020-01-01T00:00:00")] + ls[3:]
+        ),
+        "lines 3",
+    ),
+    "csv bad QC flag": (
+        ".csv",
+        lambda s, t: _edit_csv(s, t, lambda ls: ls[:5] + [_set_field(ls[5], 6, "12")] + ls[6:]),
+        "TEMP_QC",
+    ),
+    "csv with a column the lake does not know": (
+        ".csv",
+        lambda s, t: _edit_csv(
+            s, t, lambda ls: [f"{ls[0]},comment"] + [f"{line}," for line in ls[1:]]
+        ),
+        "does not know: comment",
+    ),
     "netcdf truncated": (".nc", _truncate, "cannot be read as NetCDF"),
     "netcdf corrupt header": (".nc", _overwrite_header, "cannot be read as NetCDF"),
-    "netcdf without latitude": (".nc", lambda s, t: _edit_netcdf(
-        s, t, lambda nc: nc.renameVariable("LATITUDE", "LAT")), "no LATITUDE"),
-    "netcdf temperature in kelvin": (".nc", lambda s, t: _edit_netcdf(s, t, _kelvin),
-                                     "units 'kelvin'"),
-    "netcdf kelvin values labelled Celsius": (".nc", lambda s, t: _edit_netcdf(
-        s, t, _celsius_values_in_kelvin), "outside"),
+    "netcdf without latitude": (
+        ".nc",
+        lambda s, t: _edit_netcdf(s, t, lambda nc: nc.renameVariable("LATITUDE", "LAT")),
+        "no LATITUDE",
+    ),
+    "netcdf temperature in kelvin": (
+        ".nc",
+        lambda s, t: _edit_netcdf(s, t, _kelvin),
+        "units 'kelvin'",
+    ),
+    "netcdf kelvin values labelled Celsius": (
+        ".nc",
+        lambda s, t: _edit_netcdf(s, t, _celsius_values_in_kelvin),
+        "outside",
+    ),
 }
 
 
 @pytest.mark.parametrize("suffix, spoil, problem", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
-def test_bad_input_is_refused_and_the_lake_is_unchanged(ingested, first_batch, second_batch,
-                                                        tmp_path, suffix, spoil, problem):
+def test_bad_input_is_refused_and_the_lake_is_unchanged(
+    ingested, first_batch, second_batch, tmp_path, suffix, spoil, problem
+):
     source = next(p for p in first_batch if p.endswith(suffix))
     bad = tmp_path / f"bad-{Path(source).name}"
     spoil(source, bad)
@@ -584,8 +663,9 @@ def test_many_files_are_decoded_in_parallel_into_the_same_observations(local_lak
     assert_same_observations(read_insitu(local_lake, COLLECTION), source_rows(many_floats))
 
 
-def test_a_bad_file_among_many_is_named_by_the_worker_that_found_it(local_lake, many_floats,
-                                                                     tmp_path):
+def test_a_bad_file_among_many_is_named_by_the_worker_that_found_it(
+    local_lake, many_floats, tmp_path
+):
     bad = tmp_path / "7000000-prof.nc"
     _truncate(many_floats[0], bad)
     with pytest.raises(IngestError, match="7000000-prof.nc"):
@@ -619,11 +699,14 @@ def _uncommitted_files(lake: Lake) -> set[str]:
 
 
 def test_an_ingest_killed_mid_write_leaves_the_previous_version_and_a_rerun_completes(
-        ingested, first_batch, second_batch, tmp_path):
+    ingested, first_batch, second_batch, tmp_path
+):
     before = read_insitu(ingested, COLLECTION)
     # A killed process cannot remove its temporary files: keep them in the test's folder.
-    child = subprocess.Popen([sys.executable, "-c", KILLED_INGEST, ingested.url, COLLECTION,
-                              *second_batch], env={**os.environ, "TMPDIR": str(tmp_path)})
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_INGEST, ingested.url, COLLECTION, *second_batch],
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
     deadline = time.monotonic() + 60
     while not _uncommitted_files(ingested):
         assert child.poll() is None and time.monotonic() < deadline, "the ingest never wrote"
@@ -639,8 +722,9 @@ def test_an_ingest_killed_mid_write_leaves_the_previous_version_and_a_rerun_comp
 
     assert report.added == [Path(p).name for p in second_batch]
     assert not _uncommitted_files(ingested)
-    assert_same_observations(read_insitu(ingested, COLLECTION),
-                             source_rows(first_batch + second_batch))
+    assert_same_observations(
+        read_insitu(ingested, COLLECTION), source_rows(first_batch + second_batch)
+    )
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -673,7 +757,8 @@ def findings_after_rewriting_a_file(lake: Lake, rewrite) -> list:
 
 def test_check_reports_a_file_without_geo_metadata_or_order(ingested):
     failed = findings_after_rewriting_a_file(
-        ingested, lambda table: table.replace_schema_metadata({})[::-1])
+        ingested, lambda table: table.replace_schema_metadata({})[::-1]
+    )
 
     assert {f.check for f in failed} == {"geoparquet", "sorted"}
 
@@ -683,8 +768,9 @@ def test_check_reports_a_profile_mixing_rows_of_two_source_files(ingested):
         first_level_of_a_profile = pc.index(pc.is_valid(table["cycle_number"]), True).as_py()
         sources = table["source"].to_pylist()
         sources[first_level_of_a_profile] = "another-file.nc"
-        return table.set_column(table.schema.get_field_index("source"),
-                                table.schema.field("source"), pa.array(sources))
+        return table.set_column(
+            table.schema.get_field_index("source"), table.schema.field("source"), pa.array(sources)
+        )
 
     failed = findings_after_rewriting_a_file(ingested, one_level_from_another_file)
 
@@ -698,7 +784,8 @@ def test_check_reports_a_profile_mixing_rows_of_two_source_files(ingested):
 def test_depth_from_pressure_matches_the_unesco_check_value():
     # UNESCO technical paper 44 (1983), p. 28: 10000 dbar at 30 degrees latitude is 9712.653 m.
     assert depth_from_pressure(np.array([10_000.0]), np.array([30.0]))[0] == pytest.approx(
-        9712.653, abs=1e-3)
+        9712.653, abs=1e-3
+    )
 
 
 def test_hilbert_index_visits_the_quadrants_in_curve_order():

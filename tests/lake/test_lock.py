@@ -32,8 +32,13 @@ def lock_path(lake: Lake) -> str:
 
 def hold_lock_elsewhere(lake: Lake, renewed: float) -> None:
     """The lock as an ingest on another machine writes it, last renewed at ``renewed``."""
-    holder = {"user": "alice", "host": "another-node", "pid": 4242,
-              "started": "2026-11-25T08:00:00+00:00", "renewed": renewed}
+    holder = {
+        "user": "alice",
+        "host": "another-node",
+        "pid": 4242,
+        "started": "2026-11-25T08:00:00+00:00",
+        "renewed": renewed,
+    }
     lake.fs.makedirs(lake.collection_path("ocean", COLLECTION), exist_ok=True)
     lake.fs.pipe_file(lock_path(lake), json.dumps(holder).encode())
 
@@ -54,10 +59,12 @@ PAUSED_INGEST = textwrap.dedent("""
 
 
 def test_a_second_ingest_is_refused_while_one_writes_and_the_first_completes(
-        local_lake, stations, tmp_path):
+    local_lake, stations, tmp_path
+):
     go = tmp_path / "go"
-    child = subprocess.Popen([sys.executable, "-c", PAUSED_INGEST, local_lake.url, COLLECTION,
-                              str(go), *stations[:2]])
+    child = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_INGEST, local_lake.url, COLLECTION, str(go), *stations[:2]]
+    )
     try:
         deadline = time.monotonic() + 60
         while not local_lake.fs.exists(lock_path(local_lake)):
@@ -72,8 +79,9 @@ def test_a_second_ingest_is_refused_while_one_writes_and_the_first_completes(
 
     assert not local_lake.fs.exists(lock_path(local_lake))
     assert all(finding.ok for finding in validate(local_lake, COLLECTION))
-    assert set(read_insitu(local_lake, COLLECTION)["source"]) == {Path(p).name
-                                                                  for p in stations[:2]}
+    assert set(read_insitu(local_lake, COLLECTION)["source"]) == {
+        Path(p).name for p in stations[:2]
+    }
 
 
 @pytest.mark.parametrize("lake_fixture", ["local_lake", "s3_lake"])
@@ -99,8 +107,12 @@ def test_a_lock_no_longer_renewed_is_taken_over(lake_fixture, stations, request)
 
 
 def test_a_lock_of_a_dead_process_on_this_machine_is_taken_over(local_lake, stations):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     hold_lock_elsewhere(local_lake, renewed=time.time())
     holder = json.loads(local_lake.fs.cat_file(lock_path(local_lake)))
     holder.update(host=socket.gethostname(), pid=int(dead.stdout))

@@ -15,9 +15,11 @@ from eosc_pangeo.lake.transaction import JournaledStore, Transaction
 
 # Every method of zarr's WrapperStore whose name says it writes or deletes (set, set_sync,
 # _set_many, delete, delete_sync, delete_dir, clear, ...), in the installed zarr.
-WRITE_METHODS = sorted(name for name in dir(WrapperStore)
-                       if re.match(r"_?(set|delete|clear)", name) and callable(
-                           getattr(WrapperStore, name)))
+WRITE_METHODS = sorted(
+    name
+    for name in dir(WrapperStore)
+    if re.match(r"_?(set|delete|clear)", name) and callable(getattr(WrapperStore, name))
+)
 
 
 def test_every_write_method_of_the_installed_zarr_is_journaled():
@@ -35,10 +37,14 @@ def call(store, method: str, key: str) -> None:
     """Write (or delete) ``key`` through one write method of ``store``."""
     function = getattr(store, method)
     arguments = {
-        "set": (key, buffer(b"new")), "set_sync": (key, buffer(b"new")),
+        "set": (key, buffer(b"new")),
+        "set_sync": (key, buffer(b"new")),
         "set_if_not_exists": (key, buffer(b"new")),
-        "_set_many": ([(key, buffer(b"new"))],), "delete": (key,), "delete_sync": (key,),
-        "delete_dir": (key.rsplit("/", 1)[0],), "clear": (),
+        "_set_many": ([(key, buffer(b"new"))],),
+        "delete": (key,),
+        "delete_sync": (key,),
+        "delete_dir": (key.rsplit("/", 1)[0],),
+        "clear": (),
     }[method]
     result = function(*arguments)
     if hasattr(result, "__await__"):
@@ -59,8 +65,13 @@ def test_a_rolled_back_write_leaves_the_store_as_it_was(local_lake, tmp_path, me
     assert not sync(store.exists("a/created"))
 
 
-@pytest.mark.parametrize("pipeline", ["zarr.core.codec_pipeline.BatchedCodecPipeline",
-                                      "zarr.core.codec_pipeline.FusedCodecPipeline"])
+@pytest.mark.parametrize(
+    "pipeline",
+    [
+        "zarr.core.codec_pipeline.BatchedCodecPipeline",
+        "zarr.core.codec_pipeline.FusedCodecPipeline",
+    ],
+)
 def test_chunks_overwritten_by_a_failed_ingest_are_restored(local_lake, tmp_path, pipeline):
     module, _, name = pipeline.rpartition(".")
     if not hasattr(__import__(module, fromlist=[name]), name):

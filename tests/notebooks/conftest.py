@@ -47,8 +47,12 @@ def run_notebook(demo_lake, tmp_path):
         notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
         environment = {k: v for k, v in os.environ.items() if not k.startswith("EOSC_PANGEO_")}
         environment.update({"EOSC_PANGEO_LAKE": demo_lake, **env})
-        client = NotebookClient(notebook, timeout=300, kernel_name="python3",
-                                resources={"metadata": {"path": str(tmp_path)}})
+        client = NotebookClient(
+            notebook,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(tmp_path)}},
+        )
         client.execute(env=environment)
         return notebook
 

@@ -13,8 +13,13 @@ ALICE = "pgalice"  # a hub user of the `platform` fixture
 
 
 def outputs(notebook, mime: str) -> list[str]:
-    return [output["data"][mime] for cell in notebook.cells if cell.cell_type == "code"
-            for output in cell.get("outputs", []) if mime in output.get("data", {})]
+    return [
+        output["data"][mime]
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if mime in output.get("data", {})
+    ]
 
 
 def test_there_are_eight_stories_committed_without_outputs(notebook_dir):
@@ -22,23 +27,31 @@ def test_there_are_eight_stories_committed_without_outputs(notebook_dir):
     assert len(names) >= 8
     for name in names:
         cells = json.loads((notebook_dir / f"{name}.ipynb").read_text())["cells"]
-        assert all(not c.get("outputs") and not c.get("execution_count")
-                   for c in cells if c["cell_type"] == "code"), name
+        assert all(
+            not c.get("outputs") and not c.get("execution_count")
+            for c in cells
+            if c["cell_type"] == "code"
+        ), name
 
 
 def test_discovering_data_shows_a_table_of_hits_and_a_plot(run_notebook):
     notebook = run_notebook("01-discover-data")
-    assert any("<table" in html and "stations" in html and "sst" in html
-               for html in outputs(notebook, "text/html"))
+    assert any(
+        "<table" in html and "stations" in html and "sst" in html
+        for html in outputs(notebook, "text/html")
+    )
     assert len(outputs(notebook, "image/png")) >= 2
 
 
-@pytest.mark.parametrize("name, images", [
-    ("02-argo-profiles", 3),
-    ("03-satellite-sst", 3),
-    ("04-climate-model", 3),
-    ("06-harmonisation", 3),
-])
+@pytest.mark.parametrize(
+    "name, images",
+    [
+        ("02-argo-profiles", 3),
+        ("03-satellite-sst", 3),
+        ("04-climate-model", 3),
+        ("06-harmonisation", 3),
+    ],
+)
 def test_a_story_runs_and_plots(run_notebook, name, images):
     assert len(outputs(run_notebook(name), "image/png")) >= images
 

@@ -51,9 +51,18 @@ def platform():
         pytest.skip("servers run as their users' Unix accounts: needs root")
     top = Path(tempfile.mkdtemp(prefix="eosc-platform-"))  # mode 700, like root's home
     # Services polled every 2 s: a killed one is back within seconds, not half a minute.
-    state = local.prepare(top / "state", port=0, cull_idle_seconds=600, service_poll_seconds=2,
-                          default_limits={"max_clusters": 2, "max_user_cores": 2,
-                                          "max_worker_memory": "1GiB", "idle_timeout": 300})
+    state = local.prepare(
+        top / "state",
+        port=0,
+        cull_idle_seconds=600,
+        service_poll_seconds=2,
+        default_limits={
+            "max_clusters": 2,
+            "max_user_cores": 2,
+            "max_worker_memory": "1GiB",
+            "idle_timeout": 300,
+        },
+    )
     local.ensure_demo_lake(state)
     local.start(state, attached=True)
     running = RunningPlatform(state)
@@ -86,15 +95,26 @@ def bob(platform) -> HubSession:
 REPO = Path(__file__).resolve().parents[2]
 #: Screenshots of the run, kept as test artifacts (docs/images/ holds a few for the user guide).
 ARTIFACTS = REPO / "var" / "test-artifacts" / "browser"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    result = subprocess.run([str(REPO / ".ci" / "chromium-up.sh")], capture_output=True,
-                            text=True, timeout=900, check=False)
+    result = subprocess.run(
+        [str(REPO / ".ci" / "chromium-up.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     if result.returncode == 2:
         pytest.skip(f"no Chromium on this machine: {result.stderr.strip()}")
     assert result.returncode == 0, f".ci/chromium-up.sh failed:\n{result.stderr}"

@@ -50,8 +50,13 @@ def test_an_unreachable_openid_provider_is_named_in_the_error(tmp_path):
     (port,) = free_ports(1)
     issuer = f"http://127.0.0.1:{port}/realms/egi"
     with pytest.raises(ValueError, match="cannot read its discovery document"):
-        configure_oidc(Config(), issuer_url=issuer, client_id="hub", client_secret="s",
-                       callback_url="http://127.0.0.1/hub/oauth_callback")
+        configure_oidc(
+            Config(),
+            issuer_url=issuer,
+            client_id="hub",
+            client_secret="s",
+            callback_url="http://127.0.0.1/hub/oauth_callback",
+        )
 
 
 def test_oidc_settings_with_an_unknown_or_missing_field_are_named(tmp_path):

@@ -18,8 +18,9 @@ def test_a_user_logs_in_and_runs_the_discovery_notebook(platform, page, artifact
         page.wait_for_selector("#jp-main-dock-panel", timeout=240_000)
     finally:
         page.screenshot(path=str(artifacts / "01b-after-login.png"))
-    page.goto(f"{platform.url}/user/{name}/lab/tree/notebooks/01-discover-data.ipynb",
-              wait_until="commit")
+    page.goto(
+        f"{platform.url}/user/{name}/lab/tree/notebooks/01-discover-data.ipynb", wait_until="commit"
+    )
     page.wait_for_selector(".jp-Notebook .jp-Cell")
     # Keys sent before the kernel is idle are lost: wait for it.
     # Keys sent before the kernel is idle are lost: wait for the status bar to say so.
@@ -43,8 +44,9 @@ def _log_in(page, platform, name: str) -> None:
     page.wait_for_url("**/hub/**", wait_until="commit")
 
 
-def test_a_cluster_owner_sees_the_live_dashboard_and_another_user_a_refusal(platform, page,
-                                                                           artifacts):
+def test_a_cluster_owner_sees_the_live_dashboard_and_another_user_a_refusal(
+    platform, page, artifacts
+):
     from dask_gateway import Gateway, JupyterHubAuth
 
     from eosc_pangeo.platform.session import HubSession
@@ -52,9 +54,11 @@ def test_a_cluster_owner_sees_the_live_dashboard_and_another_user_a_refusal(plat
     owner, other = platform.add_user("dashowner"), platform.add_user("dashother")
     session = HubSession(platform.url, owner)
     session.login(platform.passwords[owner])
-    with Gateway(platform.state.gateway_address,
-                 proxy_address=f"gateway://{platform.state.scheduler_address}",
-                 auth=JupyterHubAuth(api_token=session.token)) as gateway:
+    with Gateway(
+        platform.state.gateway_address,
+        proxy_address=f"gateway://{platform.state.scheduler_address}",
+        auth=JupyterHubAuth(api_token=session.token),
+    ) as gateway:
         cluster = gateway.new_cluster()
         try:
             _log_in(page, platform, other)
@@ -71,8 +75,7 @@ def test_a_cluster_owner_sees_the_live_dashboard_and_another_user_a_refusal(plat
             cluster.shutdown()
 
 
-def test_a_user_finds_their_jobs_in_jupyterlab_and_downloads_the_results(platform, page,
-                                                                          artifacts):
+def test_a_user_finds_their_jobs_in_jupyterlab_and_downloads_the_results(platform, page, artifacts):
     import io
     import time
     import zipfile
@@ -84,11 +87,18 @@ def test_a_user_finds_their_jobs_in_jupyterlab_and_downloads_the_results(platfor
     session = platform.session(name)
     jobs = f"{platform.url}/services/jobs/api/jobs"
     script = "open('answer.txt', 'w').write(str(sum(range(10))))\n"
-    job = requests.post(jobs, headers=session.headers, timeout=60, json={
-        "name": "answer.py", "content": script, "backend": "local"}).json()
+    job = requests.post(
+        jobs,
+        headers=session.headers,
+        timeout=60,
+        json={"name": "answer.py", "content": script, "backend": "local"},
+    ).json()
     deadline = time.monotonic() + 180
-    while (state := requests.get(f"{jobs}/{job['id']}", headers=session.headers,
-                                 timeout=60).json()["state"]) not in ("succeeded", "failed"):
+    while (
+        state := requests.get(f"{jobs}/{job['id']}", headers=session.headers, timeout=60).json()[
+            "state"
+        ]
+    ) not in ("succeeded", "failed"):
         assert time.monotonic() < deadline, f"job {job['id']} still {state}"
         time.sleep(1)
     assert state == "succeeded"

@@ -57,8 +57,10 @@ def test_users_are_added_listed_and_removed_with_the_cli(platform, tmp_path):
     password_file = tmp_path / "password"
     password_file.write_text("a-long-cli-password\n")
     runner = CliRunner()
-    added = runner.invoke(app, ["users", "add", name, "--group", "ocean",
-                                "--password-file", str(password_file), *state])
+    added = runner.invoke(
+        app,
+        ["users", "add", name, "--group", "ocean", "--password-file", str(password_file), *state],
+    )
     assert added.exit_code == 0, added.output
     platform.passwords[name] = "a-long-cli-password"  # the fixture removes its Unix account
     listed = json.loads(runner.invoke(app, ["users", "list", "--json", *state]).output)
@@ -71,15 +73,18 @@ def test_users_are_added_listed_and_removed_with_the_cli(platform, tmp_path):
 
 
 def test_a_bad_user_name_is_refused_with_what_to_do(platform):
-    result = CliRunner().invoke(app, ["users", "add", "Not A Name", "--state",
-                                      platform.state.state_directory])
+    result = CliRunner().invoke(
+        app, ["users", "add", "Not A Name", "--state", platform.state.state_directory]
+    )
     assert result.exit_code == 1
     assert "lower-case letters" in result.output
 
 
 def test_a_server_runs_as_its_users_unix_account_with_the_example_notebooks(alice):
-    output = alice.run("import os, pwd; print(pwd.getpwuid(os.getuid()).pw_name); "
-                       "print(sorted(os.listdir(os.path.expanduser('~/notebooks'))))")
+    output = alice.run(
+        "import os, pwd; print(pwd.getpwuid(os.getuid()).pw_name); "
+        "print(sorted(os.listdir(os.path.expanduser('~/notebooks'))))"
+    )
     user, notebooks = output.splitlines()
     assert user == alice.name
     assert "01-discover-data.ipynb" in notebooks
@@ -123,14 +128,18 @@ def test_members_of_the_ingest_group_may_write_the_lake(platform):
 
 def test_a_user_cannot_reach_another_users_server_or_account(alice, bob):
     as_bob = {"Authorization": f"token {bob.token}"}
-    server = requests.get(f"{alice.url}/user/{alice.name}/api/contents", headers=as_bob,
-                          allow_redirects=False, timeout=30)
+    server = requests.get(
+        f"{alice.url}/user/{alice.name}/api/contents",
+        headers=as_bob,
+        allow_redirects=False,
+        timeout=30,
+    )
     assert server.status_code in (302, 403, 404)
-    account = requests.get(f"{alice.url}/hub/api/users/{alice.name}", headers=as_bob,
-                           timeout=30)
+    account = requests.get(f"{alice.url}/hub/api/users/{alice.name}", headers=as_bob, timeout=30)
     assert account.status_code in (403, 404)
-    start = requests.post(f"{alice.url}/hub/api/users/{alice.name}/server", headers=as_bob,
-                          timeout=30)
+    start = requests.post(
+        f"{alice.url}/hub/api/users/{alice.name}/server", headers=as_bob, timeout=30
+    )
     assert start.status_code in (403, 404)
 
 
@@ -138,9 +147,11 @@ def test_a_user_cannot_see_or_stop_another_users_cluster(platform, alice, bob):
     from dask_gateway import Gateway, JupyterHubAuth
 
     def gateway(session):
-        return Gateway(platform.state.gateway_address,
-                       proxy_address=f"gateway://{platform.state.scheduler_address}",
-                       auth=JupyterHubAuth(api_token=session.token))
+        return Gateway(
+            platform.state.gateway_address,
+            proxy_address=f"gateway://{platform.state.scheduler_address}",
+            auth=JupyterHubAuth(api_token=session.token),
+        )
 
     with gateway(alice) as alices, gateway(bob) as bobs:
         cluster = alices.new_cluster()
@@ -154,8 +165,9 @@ def test_a_user_cannot_see_or_stop_another_users_cluster(platform, alice, bob):
 
 def test_an_expired_or_revoked_token_is_refused(alice):
     def whoami(token):
-        return requests.get(f"{alice.url}/hub/api/user",
-                            headers={"Authorization": f"token {token}"}, timeout=30)
+        return requests.get(
+            f"{alice.url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=30
+        )
 
     short = alice.api("POST", f"/users/{alice.name}/tokens", json={"expires_in": 1}).json()
     revoked = alice.api("POST", f"/users/{alice.name}/tokens", json={}).json()
@@ -168,28 +180,39 @@ def test_an_expired_or_revoked_token_is_refused(alice):
 
 def test_the_catalogue_answers_hub_users_only(platform, alice):
     assert requests.get(platform.state.catalog_url, timeout=30).status_code == 401
-    bad = requests.get(platform.state.catalog_url, headers={"Authorization": "token nope"},
-                       timeout=30)
+    bad = requests.get(
+        platform.state.catalog_url, headers={"Authorization": "token nope"}, timeout=30
+    )
     assert bad.status_code == 401
     landing = requests.get(platform.state.catalog_url, headers=alice.headers, timeout=30)
     assert landing.status_code == 200
-    assert all(link["href"].startswith(platform.state.catalog_url)
-               for link in landing.json()["links"] if link["rel"] in ("self", "root", "data"))
+    assert all(
+        link["href"].startswith(platform.state.catalog_url)
+        for link in landing.json()["links"]
+        if link["rel"] in ("self", "root", "data")
+    )
 
 
 def test_later_starts_keep_a_users_edits_to_the_notebooks(platform):
     session = platform.session(platform.add_user("editor"))
     session.start_server()
     notebook = "notebooks/01-discover-data.ipynb"
-    session.server_api("PUT", f"/contents/{notebook}",
-                       json={"type": "file", "format": "text", "content": "my edits"})
+    session.server_api(
+        "PUT",
+        f"/contents/{notebook}",
+        json={"type": "file", "format": "text", "content": "my edits"},
+    )
     session.server_api("DELETE", "/contents/notebooks/gone.txt")
     session.stop_server()
-    wait_until(lambda: not session.api("GET", f"/users/{session.name}").json()["servers"],
-               60, "server stopped")
+    wait_until(
+        lambda: not session.api("GET", f"/users/{session.name}").json()["servers"],
+        60,
+        "server stopped",
+    )
     session.start_server()
-    kept = session.server_api("GET", f"/contents/{notebook}", params={"format": "text",
-                                                                      "type": "file"})
+    kept = session.server_api(
+        "GET", f"/contents/{notebook}", params={"format": "text", "type": "file"}
+    )
     assert kept.json()["content"] == "my edits"
     session.stop_server()
 
@@ -213,23 +236,42 @@ def test_a_killed_catalogue_is_restarted_by_the_hub(platform, alice):
     pid = int(wait_until(lambda: _service_pid("catalog_service", platform), 10, "pid"))
     os.kill(pid, signal.SIGKILL)
     # The fixture's platform polls its services every 2 s (PlatformState.service_poll_seconds).
-    wait_until(lambda: _service_pid("catalog_service", platform) not in (None, pid), 15,
-               "catalogue restarted")
-    wait_until(lambda: requests.get(platform.state.catalog_url, headers=alice.headers,
-                                    timeout=10).status_code == 200, 30, "catalogue answers")
+    wait_until(
+        lambda: _service_pid("catalog_service", platform) not in (None, pid),
+        15,
+        "catalogue restarted",
+    )
+    wait_until(
+        lambda: (
+            requests.get(platform.state.catalog_url, headers=alice.headers, timeout=10).status_code
+            == 200
+        ),
+        30,
+        "catalogue answers",
+    )
     assert "True" in alice.run("import eosc_pangeo; print(len(eosc_pangeo.search()) > 0)")
 
 
-@pytest.mark.xfail(strict=True, reason="seen: no new gateway process within 15 s of a SIGKILL "
-                   "(the catalogue's comes back in that time); suspected: its proxy child "
-                   "outlives it and holds the ports, so each restart exits at once")
+@pytest.mark.xfail(
+    strict=True,
+    reason="seen: no new gateway process within 15 s of a SIGKILL "
+    "(the catalogue's comes back in that time); suspected: its proxy child "
+    "outlives it and holds the ports, so each restart exits at once",
+)
 def test_a_killed_gateway_is_restarted_by_the_hub(platform, alice):
     pid = int(wait_until(lambda: _service_pid("gateway", platform), 10, "pid"))
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: _service_pid("gateway", platform) not in (None, pid), 15,
-               "gateway restarted")
-    wait_until(lambda: requests.get(f"{platform.state.gateway_address}/api/health",
-                                    timeout=10).status_code == 200, 30, "gateway answers")
+    wait_until(
+        lambda: _service_pid("gateway", platform) not in (None, pid), 15, "gateway restarted"
+    )
+    wait_until(
+        lambda: (
+            requests.get(f"{platform.state.gateway_address}/api/health", timeout=10).status_code
+            == 200
+        ),
+        30,
+        "gateway answers",
+    )
     assert alice.run(CLUSTER_SUM, timeout=180).strip() == "5050"
 
 
@@ -238,8 +280,11 @@ def test_a_server_killed_with_sigkill_is_shown_stopped_and_starts_again(platform
     session.start_server()
     server_pid = _server_pid(session.name)
     os.kill(server_pid, signal.SIGKILL)
-    wait_until(lambda: not session.api("GET", f"/users/{session.name}").json()["servers"],
-               60, "server shown stopped")
+    wait_until(
+        lambda: not session.api("GET", f"/users/{session.name}").json()["servers"],
+        60,
+        "server shown stopped",
+    )
     session.start_server()
     assert session.run("print(1 + 1)").strip() == "2"
     session.stop_server()
@@ -253,8 +298,11 @@ def test_servers_survive_a_hub_restart(platform, alice):
 
 def _service_pid(module: str, platform) -> int | None:
     """The process of this platform's service ``module`` (by an argument only it has)."""
-    marker = str(platform.state.ports["catalog"]) if module == "catalog_service" else \
-        str(platform.state.state / "gateway.json")
+    marker = (
+        str(platform.state.ports["catalog"])
+        if module == "catalog_service"
+        else str(platform.state.state / "gateway.json")
+    )
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -262,8 +310,7 @@ def _service_pid(module: str, platform) -> int | None:
                     command = file.read().split(b"\0")
             except OSError:
                 continue
-            if f"eosc_pangeo.platform.{module}".encode() in command and \
-                    marker.encode() in command:
+            if f"eosc_pangeo.platform.{module}".encode() in command and marker.encode() in command:
                 return int(entry)
     return None
 

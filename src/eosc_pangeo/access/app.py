@@ -51,13 +51,19 @@ from .policy import AccessPolicy, Authenticator, Client, RateLimiter
 from .urls import collection_urls
 
 BLOCK = 1024**2
-CollectionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-                                   description="Collection id, as the catalogue lists it.")]
+CollectionId = Annotated[
+    str,
+    Path(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Collection id, as the catalogue lists it.",
+    ),
+]
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def create_app(lake: str | Lake, policy: AccessPolicy | None = None, *,
-               rate_store: str = ":memory:") -> FastAPI:
+def create_app(
+    lake: str | Lake, policy: AccessPolicy | None = None, *, rate_store: str = ":memory:"
+) -> FastAPI:
     """The data service for ``lake`` under ``policy`` (default: every collection needs a key).
 
     Parameters
@@ -72,8 +78,9 @@ def create_app(lake: str | Lake, policy: AccessPolicy | None = None, *,
     """
     policy = policy or AccessPolicy()
     service = DataService(LakeCollections(Lake.from_url(lake)), policy)
-    app = FastAPI(title="eosc-pangeo data service",
-                  description=__doc__.split("\n\n", 1)[0], version="1")
+    app = FastAPI(
+        title="eosc-pangeo data service", description=__doc__.split("\n\n", 1)[0], version="1"
+    )
     app.state.authenticator = Authenticator(policy)
     app.state.rate = RateLimiter(policy.limits, rate_store)
 
@@ -110,13 +117,17 @@ class DataService:
         if collection not in ids:
             # Name only what this client may read: other ids are not its business.
             known = ", ".join(c for c in ids if who.may_read(c, self.policy)) or "none"
-            raise NotFound(f"no collection {collection!r} here (yours to read: {known}); "
-                           "/collections lists them with their URLs")
+            raise NotFound(
+                f"no collection {collection!r} here (yours to read: {known}); "
+                "/collections lists them with their URLs"
+            )
         if who.may_read(collection, self.policy):
             return collection
         if who.anonymous:
-            raise Unauthorized(f"collection {collection!r} is not public: send an API key "
-                               "(X-API-Key) or a hub token (Authorization: token ...)")
+            raise Unauthorized(
+                f"collection {collection!r} is not public: send an API key "
+                "(X-API-Key) or a hub token (Authorization: token ...)"
+            )
         raise Forbidden(f"{who.name} may not read collection {collection!r}")
 
 
@@ -126,44 +137,67 @@ def _file_routes(app: FastAPI, service: DataService) -> None:
     @app.get("/", summary="What this service serves")
     def index(request: Request, who: Who) -> dict:
         base = str(request.base_url).rstrip("/")
-        return {"collections": f"{base}/collections", "openapi": f"{base}/openapi.json",
-                "limits": service.policy.limits.model_dump()}
+        return {
+            "collections": f"{base}/collections",
+            "openapi": f"{base}/openapi.json",
+            "limits": service.policy.limits.model_dump(),
+        }
 
     @app.get("/collections", summary="The collections this client may read, with their URLs")
     def list_collections(request: Request, who: Who) -> list[dict]:
         base = str(request.base_url).rstrip("/")
-        return [collection_links(base, service.collections.get(cid).manifest)
-                for cid in service.collections.ids() if who.may_read(cid, service.policy)]
+        return [
+            collection_links(base, service.collections.get(cid).manifest)
+            for cid in service.collections.ids()
+            if who.may_read(cid, service.policy)
+        ]
 
-    @app.api_route("/zarr/{collection}/{key:path}", methods=["GET", "HEAD"],
-                   summary="A file of a grid's map store (Zarr v3)")
+    @app.api_route(
+        "/zarr/{collection}/{key:path}",
+        methods=["GET", "HEAD"],
+        summary="A file of a grid's map store (Zarr v3)",
+    )
     def zarr_map(collection: CollectionId, key: str, request: Request, who: Who) -> Response:
         path = service.collections.store_file(service.readable(collection, who), "zarr", key)
         return file_response(service.collections.lake.fs, path, request, service.limit)
 
-    @app.api_route("/zarr-timeseries/{collection}/{key:path}", methods=["GET", "HEAD"],
-                   summary="A file of a grid's time-series store (Zarr v3)")
-    def zarr_timeseries(collection: CollectionId, key: str, request: Request, who: Who
-                        ) -> Response:
-        path = service.collections.store_file(service.readable(collection, who),
-                                              "zarr-timeseries", key)
+    @app.api_route(
+        "/zarr-timeseries/{collection}/{key:path}",
+        methods=["GET", "HEAD"],
+        summary="A file of a grid's time-series store (Zarr v3)",
+    )
+    def zarr_timeseries(collection: CollectionId, key: str, request: Request, who: Who) -> Response:
+        path = service.collections.store_file(
+            service.readable(collection, who), "zarr-timeseries", key
+        )
         return file_response(service.collections.lake.fs, path, request, service.limit)
 
     @app.get("/parquet/{collection}/", summary="The GeoParquet files of an in-situ collection")
     def parquet_files(collection: CollectionId, request: Request, who: Who) -> list[dict]:
         served = service.collections.get(service.readable(collection, who))
         if served.kind != "insitu":
-            raise NotFound(f"collection {collection!r} is a grid: read it as Zarr at "
-                           f"/zarr/{collection}")
+            raise NotFound(
+                f"collection {collection!r} is a grid: read it as Zarr at /zarr/{collection}"
+            )
         base = f"{str(request.base_url).rstrip('/')}/parquet/{collection}"
-        return [{"url": f"{base}/{f.path}", "size": f.size, "rows": f.rows, "bbox": f.bbox,
-                 "time": [f.time_start, f.time_end], "sha256": f.sha256}
-                for f in served.manifest.files]
+        return [
+            {
+                "url": f"{base}/{f.path}",
+                "size": f.size,
+                "rows": f.rows,
+                "bbox": f.bbox,
+                "time": [f.time_start, f.time_end],
+                "sha256": f.sha256,
+            }
+            for f in served.manifest.files
+        ]
 
-    @app.api_route("/parquet/{collection}/{key:path}", methods=["GET", "HEAD"],
-                   summary="One GeoParquet file, whole or by byte range")
-    def parquet_file(collection: CollectionId, key: str, request: Request, who: Who
-                     ) -> Response:
+    @app.api_route(
+        "/parquet/{collection}/{key:path}",
+        methods=["GET", "HEAD"],
+        summary="One GeoParquet file, whole or by byte range",
+    )
+    def parquet_file(collection: CollectionId, key: str, request: Request, who: Who) -> Response:
         path, _ = service.collections.parquet_file(service.readable(collection, who), key)
         return file_response(service.collections.lake.fs, path, request, service.limit)
 
@@ -172,12 +206,16 @@ def _subset_routes(app: FastAPI, service: DataService) -> None:
     """Subsets computed by the service: OPeNDAP and EDR."""
 
     @app.get("/opendap/{name}", summary="OPeNDAP (DAP 2): <id>.dds, <id>.das or <id>.dods")
-    def opendap(name: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")],
-                request: Request, who: Who) -> Response:
+    def opendap(
+        name: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")],
+        request: Request,
+        who: Who,
+    ) -> Response:
         collection, _, response = name.rpartition(".")
         if response not in ("dds", "das", "dods") or not collection:
-            raise NotFound(f"{name!r}: OPeNDAP URLs end in .dds, .das or .dods, e.g. "
-                           "/opendap/sst.dds")
+            raise NotFound(
+                f"{name!r}: OPeNDAP URLs end in .dds, .das or .dods, e.g. /opendap/sst.dds"
+            )
         service.readable(collection, who)
         query = request.url.query
 
@@ -186,10 +224,13 @@ def _subset_routes(app: FastAPI, service: DataService) -> None:
             projections = parse_constraint(query, ds)
             if response == "dods":
                 check_size(projections, ds, service.limit)
-            dataset = dap_dataset(ds, collection, projections if query else None,
-                                  with_data=response == "dods")
-            parts = [part if isinstance(part, bytes) else part.encode()
-                     for part in getattr(dataset, response)(constraint="")]
+            dataset = dap_dataset(
+                ds, collection, projections if query else None, with_data=response == "dods"
+            )
+            parts = [
+                part if isinstance(part, bytes) else part.encode()
+                for part in getattr(dataset, response)(constraint="")
+            ]
             # opendap-protocol separates the DDS from the data with "Data:\r\n"; DAP 2
             # servers (Hyrax, THREDDS) send "Data:\n", which pydap requires.
             return [b"Data:\n" if part == b"Data:\r\n" else part for part in parts]
@@ -201,31 +242,52 @@ def _subset_routes(app: FastAPI, service: DataService) -> None:
         return subset_response(parts, media, request, {"Content-Description": description})
 
     @app.get("/edr/{collection}/{query}", summary="OGC API - EDR position, area or cube query")
-    def edr(collection: CollectionId, query: Literal["position", "area", "cube"],
-            request: Request, who: Who,
-            coords: Annotated[str | None, Query(description="WKT POINT or POLYGON")] = None,
-            bbox: Annotated[str | None, Query(description="west,south,east,north")] = None,
-            datetime: Annotated[str | None, Query(description="instant or start/end")] = None,
-            parameter_name: Annotated[str | None, Query(alias="parameter-name")] = None,
-            z: Annotated[str | None, Query(description="level or low/high")] = None,
-            f: Annotated[str | None, Query(description="output format")] = None) -> Response:
+    def edr(
+        collection: CollectionId,
+        query: Literal["position", "area", "cube"],
+        request: Request,
+        who: Who,
+        coords: Annotated[str | None, Query(description="WKT POINT or POLYGON")] = None,
+        bbox: Annotated[str | None, Query(description="west,south,east,north")] = None,
+        datetime: Annotated[str | None, Query(description="instant or start/end")] = None,
+        parameter_name: Annotated[str | None, Query(alias="parameter-name")] = None,
+        z: Annotated[str | None, Query(description="level or low/high")] = None,
+        f: Annotated[str | None, Query(description="output format")] = None,
+    ) -> Response:
         served = service.collections.get(service.readable(collection, who))
-        params = {k: v for k, v in {"coords": coords, "bbox": bbox, "datetime": datetime,
-                                    "parameter-name": parameter_name, "z": z, "f": f}.items()
-                  if v is not None}
+        params = {
+            k: v
+            for k, v in {
+                "coords": coords,
+                "bbox": bbox,
+                "datetime": datetime,
+                "parameter-name": parameter_name,
+                "z": z,
+                "f": f,
+            }.items()
+            if v is not None
+        }
         if served.kind == "grid":
             parsed = parse_query(query, params, GRID_FORMATS)
 
             def read() -> tuple[bytes, str]:
-                return encode_grid(select_grid(service.collections.dataset(collection), parsed,
-                                               service.limit).load(), parsed.format)
+                return encode_grid(
+                    select_grid(
+                        service.collections.dataset(collection), parsed, service.limit
+                    ).load(),
+                    parsed.format,
+                )
         else:
             parsed = parse_query(query, params, INSITU_FORMATS)
             variables = dict(served.manifest.variables)
 
             def read() -> tuple[bytes, str]:
-                return encode_rows(insitu_rows(service.collections.lake, collection, parsed,
-                                               variables, service.limit), parsed.format)
+                return encode_rows(
+                    insitu_rows(
+                        service.collections.lake, collection, parsed, variables, service.limit
+                    ),
+                    parsed.format,
+                )
 
         body, media = service.collections.consistent(collection, read)
         return subset_response([body], media, request)
@@ -234,8 +296,11 @@ def _subset_routes(app: FastAPI, service: DataService) -> None:
 def client(request: Request) -> Client:
     """Who sent ``request`` (a dependency of every route), counted against its rate limit."""
     state = request.app.state
-    who = state.authenticator.client(request.headers, dict(request.query_params),
-                                     request.client.host if request.client else "unknown")
+    who = state.authenticator.client(
+        request.headers,
+        dict(request.query_params),
+        request.client.host if request.client else "unknown",
+    )
     state.rate.allow(who)
     return who
 
@@ -245,17 +310,24 @@ Who = Annotated[Client, Depends(client)]
 
 def collection_links(base: str, manifest) -> dict:
     """Where a collection is served, as the catalogue's assets and distributions point."""
-    return {"id": manifest.id, "kind": manifest.kind, "title": manifest.attributes.get("title"),
-            "version": manifest.version, "links": collection_urls(base, manifest)}
+    return {
+        "id": manifest.id,
+        "kind": manifest.kind,
+        "title": manifest.attributes.get("title"),
+        "version": manifest.version,
+        "links": collection_urls(base, manifest),
+    }
 
 
-def subset_response(parts: list[bytes], media_type: str, request: Request,
-                    headers: dict[str, str] | None = None) -> Response:
+def subset_response(
+    parts: list[bytes], media_type: str, request: Request, headers: dict[str, str] | None = None
+) -> Response:
     """Stream a computed subset, compressed for clients that accept it (see :func:`encoded`)."""
-    blocks, encoding = encoded((part[start:start + BLOCK] for part in parts
-                                for start in range(0, len(part), BLOCK)), request)
-    return StreamingResponse(blocks, media_type=media_type,
-                             headers={**(headers or {}), **encoding})
+    blocks, encoding = encoded(
+        (part[start : start + BLOCK] for part in parts for start in range(0, len(part), BLOCK)),
+        request,
+    )
+    return StreamingResponse(blocks, media_type=media_type, headers={**(headers or {}), **encoding})
 
 
 #: zlib's window bits for each HTTP content coding ("deflate" is the zlib format, RFC 9110).
@@ -272,8 +344,14 @@ def encoded(blocks: Iterable[bytes], request: Request) -> tuple[Iterable[bytes],
     first. Level 1, the fastest: the service's CPU is shared by every client, and the lake's
     own chunks use zstd's fastest level.
     """
-    coding = next((name for name in accepted_codings(request.headers.get("accept-encoding", ""))
-                   if name in CODINGS), None)
+    coding = next(
+        (
+            name
+            for name in accepted_codings(request.headers.get("accept-encoding", ""))
+            if name in CODINGS
+        ),
+        None,
+    )
     if coding is None:
         return blocks, {}
 
@@ -321,8 +399,10 @@ def file_response(fs, path: str, request: Request, limit: int) -> Response:
         start, end = _byte_range(header, size)
         status = 206
     if end - start > limit:
-        raise TooLarge(f"{end - start} bytes is over this client's limit of {limit} bytes per "
-                       "request: read the file in byte ranges (Range: bytes=0-1048575, ...)")
+        raise TooLarge(
+            f"{end - start} bytes is over this client's limit of {limit} bytes per "
+            "request: read the file in byte ranges (Range: bytes=0-1048575, ...)"
+        )
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start)}
     if status == 206:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
@@ -347,15 +427,19 @@ def file_response(fs, path: str, request: Request, limit: int) -> Response:
         if encoding:
             del headers["Content-Length"]
             headers.update(encoding)
-    return StreamingResponse(blocks, status_code=status, headers=headers,
-                             media_type="application/octet-stream")
+    return StreamingResponse(
+        blocks, status_code=status, headers=headers, media_type="application/octet-stream"
+    )
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int]:
     match = _RANGE.match(header.strip())
     if match is None or match.groups() == ("", ""):
-        raise RangeNotSatisfiable(f"Range {header!r}: one range is served, as bytes=start-end, "
-                                  "bytes=start- or bytes=-length", size)
+        raise RangeNotSatisfiable(
+            f"Range {header!r}: one range is served, as bytes=start-end, "
+            "bytes=start- or bytes=-length",
+            size,
+        )
     first, last = match.groups()
     if first == "":
         start, end = max(size - int(last), 0), size
@@ -367,8 +451,15 @@ def _byte_range(header: str, size: int) -> tuple[int, int]:
     return start, end
 
 
-def serve(lake: str | Lake | None = None, *, policy: AccessPolicy | None = None,
-          host: str = "127.0.0.1", port: int = 8090, prefix: str = "", workers: int = 1) -> None:
+def serve(
+    lake: str | Lake | None = None,
+    *,
+    policy: AccessPolicy | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8090,
+    prefix: str = "",
+    workers: int = 1,
+) -> None:
     """Serve ``lake`` until interrupted, below ``prefix`` (e.g. a hub service's
     ``/services/eosc-data``), in ``workers`` processes.
 
@@ -417,8 +508,13 @@ def _workers(build, bind: str, workers: int):
 
     class Service(BaseApplication):
         def load_config(self) -> None:
-            for key, value in {"bind": bind, "workers": workers, "worker_class": Worker,
-                               "accesslog": "-", "loglevel": "info"}.items():
+            for key, value in {
+                "bind": bind,
+                "workers": workers,
+                "worker_class": Worker,
+                "accesslog": "-",
+                "loglevel": "info",
+            }.items():
                 self.cfg.set(key, value)
 
         def load(self):

@@ -54,10 +54,17 @@ def safe_key(key: str) -> str:
     Written by hand: the check must hold for every fsspec file system, so it works on the key's
     text, not on a local ``realpath``.
     """
-    if (not key or "\\" in key or "\x00" in key or key.startswith("/")
-            or any(part in ("", ".", "..") for part in key.split("/"))):
-        raise NotFound(f"no such file {key!r}: keys are paths below the collection's store, "
-                       "without '.', '..' or empty parts")
+    if (
+        not key
+        or "\\" in key
+        or "\x00" in key
+        or key.startswith("/")
+        or any(part in ("", ".", "..") for part in key.split("/"))
+    ):
+        raise NotFound(
+            f"no such file {key!r}: keys are paths below the collection's store, "
+            "without '.', '..' or empty parts"
+        )
     return key
 
 
@@ -94,15 +101,18 @@ class LakeCollections:
         served = self.get(collection)
         store = STORE_ROUTES[route]
         if served.kind != "grid":
-            raise NotFound(f"collection {collection!r} holds in-situ observations, not a grid: "
-                           f"read it as GeoParquet below /parquet/{collection}/")
+            raise NotFound(
+                f"collection {collection!r} holds in-situ observations, not a grid: "
+                f"read it as GeoParquet below /parquet/{collection}/"
+            )
         if store not in served.manifest.stores:
             fallback = next(iter(served.manifest.stores))
             if route == "zarr":  # a collection stored for time series only
                 store = fallback
             else:
-                raise NotFound(f"collection {collection!r} has no time-series store; read "
-                               f"/zarr/{collection}")
+                raise NotFound(
+                    f"collection {collection!r} has no time-series store; read /zarr/{collection}"
+                )
         root = posixpath.join(served.path, served.manifest.stores[store].path)
         return posixpath.join(root, safe_key(key))
 
@@ -110,14 +120,16 @@ class LakeCollections:
         """Path and size of one Parquet file the manifest of ``collection`` names."""
         served = self.get(collection)
         if served.kind != "insitu":
-            raise NotFound(f"collection {collection!r} is a grid: read it as Zarr at "
-                           f"/zarr/{collection}")
+            raise NotFound(
+                f"collection {collection!r} is a grid: read it as Zarr at /zarr/{collection}"
+            )
         key = safe_key(key)
         for file in served.manifest.files:
             if file.path == key:
                 return posixpath.join(served.path, key), file.size
-        raise NotFound(f"collection {collection!r} has no file {key!r}; "
-                       f"/parquet/{collection}/ lists its files")
+        raise NotFound(
+            f"collection {collection!r} has no file {key!r}; /parquet/{collection}/ lists its files"
+        )
 
     def dataset(self, collection: str, *, packed: bool = False) -> xr.Dataset:
         """The grid ``collection`` as a lazy Dataset, opened once per manifest version.
@@ -127,8 +139,10 @@ class LakeCollections:
         """
         served = self.get(collection)
         if served.kind != "grid":
-            raise NotFound(f"collection {collection!r} holds in-situ observations: query it "
-                           f"at /edr/{collection}/area or /edr/{collection}/position")
+            raise NotFound(
+                f"collection {collection!r} holds in-situ observations: query it "
+                f"at /edr/{collection}/area or /edr/{collection}/position"
+            )
         key = (served.id, served.manifest.version, served.manifest.updated, packed)
         with self._lock:
             ds = self._datasets.get(key)
@@ -136,8 +150,7 @@ class LakeCollections:
             ds = open_grid(self.lake, collection, mask_and_scale=not packed)
             with self._lock:
                 # Earlier versions of this collection are never read again.
-                for old in [k for k in self._datasets
-                            if k[0] == served.id and k[1:3] != key[1:3]]:
+                for old in [k for k in self._datasets if k[0] == served.id and k[1:3] != key[1:3]]:
                     del self._datasets[old]
                 self._datasets[key] = ds
         return ds
@@ -157,6 +170,6 @@ class LakeCollections:
                 if self._state(served) == before:
                     return result
             threading.Event().wait(0.5)
-        raise Unavailable(f"collection {collection!r} is being ingested; retry in a minute",
-                          retry_after=60)
-
+        raise Unavailable(
+            f"collection {collection!r} is being ingested; retry in a minute", retry_after=60
+        )

@@ -46,14 +46,20 @@ def parse_query(kind: str, params: dict[str, str], formats: tuple[str, ...]) -> 
     else:
         coords = params.get("coords")
         if not coords:
-            raise BadRequest(f"coords is required for {kind} queries, e.g. "
-                             + ("coords=POINT(-30 45)" if kind == "position" else
-                                "coords=POLYGON((-40 40,-20 40,-20 50,-40 50,-40 40))"))
+            raise BadRequest(
+                f"coords is required for {kind} queries, e.g. "
+                + (
+                    "coords=POINT(-30 45)"
+                    if kind == "position"
+                    else "coords=POLYGON((-40 40,-20 40,-20 50,-40 50,-40 40))"
+                )
+            )
         try:
             geometry = shapely.from_wkt(coords)
         except (GEOSException, ValueError):
-            raise BadRequest(f"coords {coords!r} is not WKT: write POINT(lon lat) or "
-                             "POLYGON((lon lat, ...))") from None
+            raise BadRequest(
+                f"coords {coords!r} is not WKT: write POINT(lon lat) or POLYGON((lon lat, ...))"
+            ) from None
         if kind == "position":
             if geometry.geom_type != "Point":
                 raise BadRequest(f"position queries take a POINT, not a {geometry.geom_type}")
@@ -66,11 +72,20 @@ def parse_query(kind: str, params: dict[str, str], formats: tuple[str, ...]) -> 
             bbox = check_bbox(geometry.bounds, BadRequest)
     fmt = params.get("f", formats[0]).lower()
     if fmt not in formats:
-        raise BadRequest(f"f={fmt!r} is not a format of {kind} queries here: use one of "
-                         f"{', '.join(formats)}")
+        raise BadRequest(
+            f"f={fmt!r} is not a format of {kind} queries here: use one of {', '.join(formats)}"
+        )
     names = tuple(n.strip() for n in params.get("parameter-name", "").split(",") if n.strip())
-    return EdrQuery(kind, bbox, point, polygon, _datetime(params.get("datetime")), names,
-                    _z(params.get("z")), fmt)
+    return EdrQuery(
+        kind,
+        bbox,
+        point,
+        polygon,
+        _datetime(params.get("datetime")),
+        names,
+        _z(params.get("z")),
+        fmt,
+    )
 
 
 def _check_lat(lat: float, field: str) -> None:
@@ -100,10 +115,10 @@ def _datetime(text: str | None) -> tuple[str | None, str | None] | None:
         try:
             stamp = pd.Timestamp(part)
         except ValueError:
-            raise BadRequest(f"datetime {text!r} is not ISO 8601 (e.g. 2020-01-01/2020-02-01)"
-                             ) from None
-        times.append((stamp, part if stamp.tzinfo is None
-                       else stamp.tz_convert(None).isoformat()))
+            raise BadRequest(
+                f"datetime {text!r} is not ISO 8601 (e.g. 2020-01-01/2020-02-01)"
+            ) from None
+        times.append((stamp, part if stamp.tzinfo is None else stamp.tz_convert(None).isoformat()))
     start, end = (times[0], times[0]) if len(times) == 1 else times
     if start is not None and end is not None and start[0] > end[0]:
         raise BadRequest(f"datetime {text!r}: the start is after the end")
@@ -129,8 +144,10 @@ def select_grid(ds: xr.Dataset, query: EdrQuery, limit: int) -> xr.Dataset:
     parameters = grid_parameters(ds)
     missing = [p for p in query.parameters if p not in parameters]
     if missing:
-        raise BadRequest(f"no parameter {', '.join(missing)} in this collection (parameters: "
-                         f"{', '.join(parameters)})")
+        raise BadRequest(
+            f"no parameter {', '.join(missing)} in this collection (parameters: "
+            f"{', '.join(parameters)})"
+        )
     variables = list(query.parameters) or parameters
     x, y = ds.cf["X"].name, ds.cf["Y"].name
     if query.kind == "position":
@@ -141,17 +158,21 @@ def select_grid(ds: xr.Dataset, query: EdrQuery, limit: int) -> xr.Dataset:
     else:
         selected = select(ds, query.bbox, query.time, variables)
     if any(size == 0 for size in selected.sizes.values()):
-        raise BadRequest("the query selects no data: the collection covers "
-                         f"{_time_range(ds)} within {_bounds(ds)}")
+        raise BadRequest(
+            "the query selects no data: the collection covers "
+            f"{_time_range(ds)} within {_bounds(ds)}"
+        )
     if query.z is not None:
         selected = _select_z(selected, query.z)
     if query.kind == "area":
         selected = _mask_polygon(selected, query.polygon)
     size = sum(v.nbytes for v in selected.data_vars.values())
     if size > limit:
-        raise TooLarge(f"the query reads {size / 1e6:.1f} MB, over this client's limit of "
-                       f"{limit / 1e6:.1f} MB: ask for a shorter datetime range, a smaller "
-                       "area or fewer parameter-name values, and join the pieces")
+        raise TooLarge(
+            f"the query reads {size / 1e6:.1f} MB, over this client's limit of "
+            f"{limit / 1e6:.1f} MB: ask for a shorter datetime range, a smaller "
+            "area or fewer parameter-name values, and join the pieces"
+        )
     return selected
 
 
@@ -203,23 +224,27 @@ def encode_grid(ds: xr.Dataset, fmt: str) -> tuple[bytes, str]:
     return bytes(response.body), response.media_type
 
 
-def insitu_rows(lake, collection: str, query: EdrQuery, variables: dict, limit: int
-                ) -> pd.DataFrame:
+def insitu_rows(
+    lake, collection: str, query: EdrQuery, variables: dict, limit: int
+) -> pd.DataFrame:
     """Observations of an in-situ collection that ``query`` selects."""
     from ..lake import read_insitu
 
     missing = [p for p in query.parameters if p not in variables]
     if missing:
-        raise BadRequest(f"no parameter {', '.join(missing)} in this collection (parameters: "
-                         f"{', '.join(variables)})")
+        raise BadRequest(
+            f"no parameter {', '.join(missing)} in this collection (parameters: "
+            f"{', '.join(variables)})"
+        )
     if query.kind == "position":
         lon, lat = query.point
         # A position on scattered observations: the observations within 0.1 degree of it.
         bbox = (lon - 0.1, max(lat - 0.1, -90), lon + 0.1, min(lat + 0.1, 90))
     else:
         bbox = query.bbox
-    rows = read_insitu(lake, collection, bbox=bbox, time=query.time,
-                       variables=list(query.parameters) or None)
+    rows = read_insitu(
+        lake, collection, bbox=bbox, time=query.time, variables=list(query.parameters) or None
+    )
     if query.polygon is not None and len(rows):
         import shapely
 
@@ -229,9 +254,11 @@ def insitu_rows(lake, collection: str, query: EdrQuery, variables: dict, limit: 
         rows = rows[(rows["depth"] >= low) & (rows["depth"] <= high)]
     size = int(rows.memory_usage(deep=False).sum())
     if size > limit:
-        raise TooLarge(f"the query selects {len(rows)} observations ({size / 1e6:.1f} MB), over "
-                       f"this client's limit of {limit / 1e6:.1f} MB: ask for a shorter "
-                       "datetime range or a smaller area, or read the GeoParquet files")
+        raise TooLarge(
+            f"the query selects {len(rows)} observations ({size / 1e6:.1f} MB), over "
+            f"this client's limit of {limit / 1e6:.1f} MB: ask for a shorter "
+            "datetime range or a smaller area, or read the GeoParquet files"
+        )
     return rows
 
 
@@ -239,10 +266,20 @@ def encode_rows(rows: pd.DataFrame, fmt: str) -> tuple[bytes, str]:
     """Body and media type of an in-situ answer."""
     if fmt == "csv":
         return rows.to_csv(index=False).encode(), "text/csv"
-    records = json.loads(rows.drop(columns=[c for c in ("geometry", "bbox") if c in rows])
-                         .to_json(orient="records", date_format="iso"))
-    features = [{"type": "Feature",
-                 "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
-                 "properties": r} for r in records]
-    return (json.dumps({"type": "FeatureCollection", "features": features}).encode(),
-            "application/geo+json")
+    records = json.loads(
+        rows.drop(columns=[c for c in ("geometry", "bbox") if c in rows]).to_json(
+            orient="records", date_format="iso"
+        )
+    )
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+            "properties": r,
+        }
+        for r in records
+    ]
+    return (
+        json.dumps({"type": "FeatureCollection", "features": features}).encode(),
+        "application/geo+json",
+    )

@@ -61,8 +61,10 @@ def parse_constraint(query: str, ds: xr.Dataset) -> list[Projection]:
         return [_whole(name, ds) for name in ds.variables]
     projection_part, _, selection = text.partition("&")
     if selection:
-        raise BadRequest(f"DAP selections ('&{selection}') are not supported on grids: "
-                         "subset with hyperslabs, e.g. ?sst[0:1:9][10:20][30:40]")
+        raise BadRequest(
+            f"DAP selections ('&{selection}') are not supported on grids: "
+            "subset with hyperslabs, e.g. ?sst[0:1:9][10:20][30:40]"
+        )
     return [_projection(item.strip(), ds) for item in projection_part.split(",") if item.strip()]
 
 
@@ -84,13 +86,20 @@ def _projection(item: str, ds: xr.Dataset) -> Projection:
     dims = ds[variable].dims if member and member != grid else ds[grid].dims
     hyperslabs = _HYPERSLAB.findall(slabs)
     if hyperslabs and len(hyperslabs) != len(shape):
-        raise BadRequest(f"{path} has {len(shape)} dimensions ({', '.join(map(str, dims))}) "
-                         f"but the constraint gives {len(hyperslabs)} hyperslabs")
+        raise BadRequest(
+            f"{path} has {len(shape)} dimensions ({', '.join(map(str, dims))}) "
+            f"but the constraint gives {len(hyperslabs)} hyperslabs"
+        )
     if not hyperslabs:
         return Projection(path, variable, tuple(range(n) for n in shape))
-    return Projection(path, variable, tuple(
-        _hyperslab(text, length, f"{path}[{dim}]")
-        for text, length, dim in zip(hyperslabs, shape, dims, strict=True)))
+    return Projection(
+        path,
+        variable,
+        tuple(
+            _hyperslab(text, length, f"{path}[{dim}]")
+            for text, length, dim in zip(hyperslabs, shape, dims, strict=True)
+        ),
+    )
 
 
 def _hyperslab(text: str, length: int, where: str) -> range:
@@ -98,8 +107,10 @@ def _hyperslab(text: str, length: int, where: str) -> range:
     try:
         numbers = [int(p) for p in parts]
     except ValueError:
-        raise BadRequest(f"{where}: hyperslab [{text}] must be [i], [start:stop] or "
-                         "[start:stride:stop] with integers") from None
+        raise BadRequest(
+            f"{where}: hyperslab [{text}] must be [i], [start:stop] or "
+            "[start:stride:stop] with integers"
+        ) from None
     if len(numbers) == 1:
         start, stride, stop = numbers[0], 1, numbers[0]
     elif len(numbers) == 2:
@@ -109,8 +120,10 @@ def _hyperslab(text: str, length: int, where: str) -> range:
     else:
         raise BadRequest(f"{where}: hyperslab [{text}] has more than three parts")
     if stride < 1 or not 0 <= start <= stop < length:
-        raise BadRequest(f"{where}: [{text}] is outside the data, which has {length} values "
-                         f"(indices 0..{length - 1}; stop is inclusive, stride >= 1)")
+        raise BadRequest(
+            f"{where}: [{text}] is outside the data, which has {length} values "
+            f"(indices 0..{length - 1}; stop is inclusive, stride >= 1)"
+        )
     return range(start, stop + 1, stride)
 
 
@@ -120,14 +133,21 @@ def check_size(projections: list[Projection], ds: xr.Dataset, limit: int) -> int
     if total > limit:
         biggest = max(projections, key=lambda p: p.size * ds[p.variable].dtype.itemsize)
         dims = ", ".join(map(str, ds[biggest.variable].dims))
-        raise TooLarge(f"the request reads {total / 1e6:.1f} MB, over this client's limit of "
-                       f"{limit / 1e6:.1f} MB: split it along {dims} of {biggest.path} with "
-                       "hyperslabs, e.g. a few time steps per request")
+        raise TooLarge(
+            f"the request reads {total / 1e6:.1f} MB, over this client's limit of "
+            f"{limit / 1e6:.1f} MB: split it along {dims} of {biggest.path} with "
+            "hyperslabs, e.g. a few time steps per request"
+        )
     return total
 
 
-def dap_dataset(ds: xr.Dataset, name: str, projections: list[Projection] | None = None, *,
-                with_data: bool = True):
+def dap_dataset(
+    ds: xr.Dataset,
+    name: str,
+    projections: list[Projection] | None = None,
+    *,
+    with_data: bool = True,
+):
     """The DAP object tree of ``ds``, or of just the ``projections`` asked for, already sliced.
 
     xpublish-opendap converts the variables; the slicing is done here, on the lazy arrays (so
@@ -173,7 +193,10 @@ def _typed_fill_values(ds: xr.Dataset) -> xr.Dataset:
     """
     ds = ds.copy(deep=False)
     for variable in ds.variables.values():
-        typed = {key: variable.dtype.type(variable.attrs[key]) for key in _VALUE_ATTRIBUTES
-                 if key in variable.attrs and variable.dtype.kind in "iuf"}
+        typed = {
+            key: variable.dtype.type(variable.attrs[key])
+            for key in _VALUE_ATTRIBUTES
+            if key in variable.attrs and variable.dtype.kind in "iuf"
+        }
         variable.attrs.update(typed)
     return ds

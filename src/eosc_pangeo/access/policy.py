@@ -47,11 +47,16 @@ DATA_SERVICE = "eosc-data"
 
 
 class HubAccess(BaseModel):
-    api_url: str | None = Field(default=None, description="The hub's API URL, e.g. "
-                                "http://127.0.0.1:8081/hub/api; default: JUPYTERHUB_API_URL, "
-                                "which the hub sets for the services it runs.")
-    api_token_file: Path | None = Field(default=None, description="File holding the service's "
-                                        "own hub API token; default: JUPYTERHUB_API_TOKEN.")
+    api_url: str | None = Field(
+        default=None,
+        description="The hub's API URL, e.g. "
+        "http://127.0.0.1:8081/hub/api; default: JUPYTERHUB_API_URL, "
+        "which the hub sets for the services it runs.",
+    )
+    api_token_file: Path | None = Field(
+        default=None,
+        description="File holding the service's own hub API token; default: JUPYTERHUB_API_TOKEN.",
+    )
     service: str = Field(default=DATA_SERVICE, description="The service name of the scope.")
 
 
@@ -81,10 +86,13 @@ class AccessPolicy(BaseModel):
         except yaml.YAMLError as error:
             raise BadRequest(f"{path}: not YAML ({error})") from None
         except ValidationError as error:
-            faults = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                               for e in error.errors())
-            raise BadRequest(f"{path}: not a valid access policy: {faults} (see "
-                             "eosc_pangeo.access.policy for the fields)") from None
+            faults = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+            )
+            raise BadRequest(
+                f"{path}: not a valid access policy: {faults} (see "
+                "eosc_pangeo.access.policy for the fields)"
+            ) from None
 
     def is_public(self, collection: str) -> bool:
         return "*" in self.public or collection in self.public
@@ -99,8 +107,11 @@ class Client:
     anonymous: bool = True
 
     def may_read(self, collection: str, policy: AccessPolicy) -> bool:
-        return policy.is_public(collection) or "*" in self.collections or (
-            collection in self.collections)
+        return (
+            policy.is_public(collection)
+            or "*" in self.collections
+            or (collection in self.collections)
+        )
 
 
 class Authenticator:
@@ -125,8 +136,10 @@ class Authenticator:
     def client(self, headers, query: dict[str, str], address: str) -> Client:
         for name in ("token", "api_key", "apikey"):
             if name in query:
-                raise BadRequest(f"credentials in the URL ({name}=...) are refused: send them "
-                                 "in the X-API-Key or Authorization header")
+                raise BadRequest(
+                    f"credentials in the URL ({name}=...) are refused: send them "
+                    "in the X-API-Key or Authorization header"
+                )
         key = headers.get("x-api-key")
         if key:
             digest = hashlib.sha256(key.encode()).hexdigest()
@@ -145,8 +158,10 @@ class Authenticator:
             raise Unauthorized("this data service takes no hub tokens: use an API key")
         model = self._hub_auth.user_for_token(token, use_cache=True)
         if not model:
-            raise Unauthorized("the hub token is unknown, expired or revoked: make a new one "
-                               "in the hub's token page")
+            raise Unauthorized(
+                "the hub token is unknown, expired or revoked: make a new one "
+                "in the hub's token page"
+            )
         scopes = set(model.get("scopes", ()))
         if not ({self._hub_scope, "access:services"} & scopes):
             raise Forbidden(f"the hub token lacks the scope {self._hub_scope}")
@@ -172,33 +187,41 @@ class RateLimiter:
     def __init__(self, limits: Limits, store: str | Path = ":memory:") -> None:
         self.limits = limits
         # One connection per process, its use serialised: requests run in a thread pool.
-        self._db = sqlite3.connect(store, timeout=10, isolation_level=None,
-                                   check_same_thread=False)
+        self._db = sqlite3.connect(store, timeout=10, isolation_level=None, check_same_thread=False)
         # Buckets live as long as the service: no need to survive a crash.
         self._db.execute("PRAGMA synchronous = OFF")
-        self._db.execute("CREATE TABLE IF NOT EXISTS buckets "
-                         "(client TEXT PRIMARY KEY, tokens REAL, last REAL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS buckets (client TEXT PRIMARY KEY, tokens REAL, last REAL)"
+        )
         self._lock = threading.Lock()
 
     def allow(self, client: Client) -> None:
-        per_minute = (self.limits.anonymous_requests_per_minute if client.anonymous
-                      else self.limits.requests_per_minute)
+        per_minute = (
+            self.limits.anonymous_requests_per_minute
+            if client.anonymous
+            else self.limits.requests_per_minute
+        )
         with self._lock:
             # Wall-clock time: one clock for every process.
             now = time.time()
             self._db.execute("BEGIN IMMEDIATE")  # the other processes wait for the commit
             try:
-                row = self._db.execute("SELECT tokens, last FROM buckets WHERE client = ?",
-                                       (client.name,)).fetchone()
+                row = self._db.execute(
+                    "SELECT tokens, last FROM buckets WHERE client = ?", (client.name,)
+                ).fetchone()
                 tokens, last = row or (float(per_minute), now)
                 tokens = min(float(per_minute), tokens + max(now - last, 0) * per_minute / 60)
                 if tokens >= 1:
-                    self._db.execute("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)",
-                                     (client.name, tokens - 1, now))
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)",
+                        (client.name, tokens - 1, now),
+                    )
             finally:
                 self._db.execute("COMMIT")
         if tokens < 1:
             wait = int((1 - tokens) * 60 / per_minute) + 1
             raise TooManyRequests(
                 f"more than {per_minute} requests a minute from {client.name}: wait "
-                f"{wait} s, or read larger pieces per request", retry_after=wait)
+                f"{wait} s, or read larger pieces per request",
+                retry_after=wait,
+            )

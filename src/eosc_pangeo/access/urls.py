@@ -19,8 +19,7 @@ def collection_urls(base: str, manifest) -> dict[str, str]:
     """
     cid = manifest.id
     if manifest.kind == "insitu":
-        return {"parquet": f"{base}/parquet/{cid}/",
-                "edr": f"{base}/edr/{cid}"}
+        return {"parquet": f"{base}/parquet/{cid}/", "edr": f"{base}/edr/{cid}"}
     urls = {"zarr": f"{base}/zarr/{cid}"}
     if "timeseries" in manifest.stores and "map" in manifest.stores:
         urls["zarr-timeseries"] = f"{base}/zarr-timeseries/{cid}"

@@ -21,8 +21,12 @@ COMMON_NAMES = {
     "time": ("time", "t", "juld", "date", "datetime", "time_counter"),
     "vertical": ("depth", "deptht", "lev", "level", "z", "pres", "pressure", "plev"),
 }
-_CF_KEYS = {"latitude": ("latitude", "Y"), "longitude": ("longitude", "X"),
-            "time": ("time", "T"), "vertical": ("vertical", "Z")}
+_CF_KEYS = {
+    "latitude": ("latitude", "Y"),
+    "longitude": ("longitude", "X"),
+    "time": ("time", "T"),
+    "vertical": ("vertical", "Z"),
+}
 
 
 def grid_coordinate(ds: xr.Dataset, what: str, *, required: bool = True) -> str | None:
@@ -37,9 +41,12 @@ def grid_coordinate(ds: xr.Dataset, what: str, *, required: bool = True) -> str 
             return name
     found = _by_name(ds.variables, what)
     if found is None and required:
-        raise AnalysisError(f"grid.{what}", "no such coordinate, by CF attributes "
-                            f"(standard_name, axis) or by name ({', '.join(COMMON_NAMES[what])})",
-                            f"give it with coords={{'{what}': NAME}} or set its standard_name")
+        raise AnalysisError(
+            f"grid.{what}",
+            "no such coordinate, by CF attributes "
+            f"(standard_name, axis) or by name ({', '.join(COMMON_NAMES[what])})",
+            f"give it with coords={{'{what}': NAME}} or set its standard_name",
+        )
     return found
 
 
@@ -47,9 +54,11 @@ def table_column(columns: Iterable[str], what: str, *, required: bool = True) ->
     """The name of the ``what`` column of an observation table, by common names."""
     found = _by_name(columns, what)
     if found is None and required:
-        raise AnalysisError(f"observations.{what}", f"no such column (looked for "
-                            f"{', '.join(COMMON_NAMES[what])})",
-                            f"give it with obs_coords={{'{what}': COLUMN}}")
+        raise AnalysisError(
+            f"observations.{what}",
+            f"no such column (looked for {', '.join(COMMON_NAMES[what])})",
+            f"give it with obs_coords={{'{what}': COLUMN}}",
+        )
     return found
 
 
@@ -66,8 +75,11 @@ def resolve(ds: xr.Dataset, given: Mapping[str, str] | None, vertical: bool) -> 
     for what in wanted:
         name = given.get(what) or grid_coordinate(ds, what)
         if name not in ds.variables:
-            raise AnalysisError(f"coords[{what!r}]", f"{name!r} is not a variable of the grid",
-                                f"choose among {sorted(map(str, ds.variables))}")
+            raise AnalysisError(
+                f"coords[{what!r}]",
+                f"{name!r} is not a variable of the grid",
+                f"choose among {sorted(map(str, ds.variables))}",
+            )
         names[what] = name
     return names
 
@@ -80,16 +92,24 @@ def as_datetime64(values, field: str) -> np.ndarray:
         return values.astype("datetime64[ns]")
     if values.dtype.kind == "O" and values.size and hasattr(values.flat[0], "calendar"):
         try:
-            return xr.CFTimeIndex(values.ravel()).to_datetimeindex(
-                unsafe=True, time_unit="ns").values.reshape(values.shape)
+            return (
+                xr.CFTimeIndex(values.ravel())
+                .to_datetimeindex(unsafe=True, time_unit="ns")
+                .values.reshape(values.shape)
+            )
         except ValueError as error:
-            raise AnalysisError(field, f"times of calendar {values.flat[0].calendar!r} do not "
-                                f"all exist in the standard calendar ({error})",
-                                "convert it first with analysis.convert_calendar(obj, "
-                                "'standard', align_on='date')") from None
+            raise AnalysisError(
+                field,
+                f"times of calendar {values.flat[0].calendar!r} do not "
+                f"all exist in the standard calendar ({error})",
+                "convert it first with analysis.convert_calendar(obj, 'standard', align_on='date')",
+            ) from None
     try:
         index = pd.DatetimeIndex(pd.to_datetime(values.ravel(), utc=True))
     except (TypeError, ValueError) as error:
-        raise AnalysisError(field, f"cannot be read as times ({error})",
-                            "give datetimes, ISO 8601 strings or cftime dates") from None
+        raise AnalysisError(
+            field,
+            f"cannot be read as times ({error})",
+            "give datetimes, ISO 8601 strings or cftime dates",
+        ) from None
     return index.tz_convert(None).values.astype("datetime64[ns]").reshape(values.shape)

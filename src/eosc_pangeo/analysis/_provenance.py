@@ -30,8 +30,10 @@ def provenance_of(obj: Any) -> dict[str, list]:
     if PROVENANCE_ATTR in attrs:
         return json.loads(attrs[PROVENANCE_ATTR])
     if "id" in attrs and "product_version" in attrs:
-        return {"inputs": [{"collection": str(attrs["id"]),
-                            "version": int(attrs["product_version"])}], "steps": []}
+        return {
+            "inputs": [{"collection": str(attrs["id"]), "version": int(attrs["product_version"])}],
+            "steps": [],
+        }
     return {"inputs": [], "steps": []}
 
 
@@ -44,12 +46,18 @@ def merge(provenances: Iterable[Mapping[str, list]]) -> dict[str, list]:
     return {"inputs": inputs, "steps": steps}
 
 
-def record_step(result: Any, function: str, *, inputs: Iterable[Any],
-                parameters: Mapping[str, Any]) -> None:
+def record_step(
+    result: Any, function: str, *, inputs: Iterable[Any], parameters: Mapping[str, Any]
+) -> None:
     """Store on ``result.attrs`` the provenance of ``inputs`` plus this call."""
     provenance = merge(provenance_of(i) for i in inputs)
-    provenance["steps"].append({"function": function, "time": utcnow(),
-                                "parameters": {k: _jsonable(v) for k, v in parameters.items()}})
+    provenance["steps"].append(
+        {
+            "function": function,
+            "time": utcnow(),
+            "parameters": {k: _jsonable(v) for k, v in parameters.items()},
+        }
+    )
     result.attrs[PROVENANCE_ATTR] = json.dumps(provenance)
 
 

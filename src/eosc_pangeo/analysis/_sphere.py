@@ -69,19 +69,27 @@ class Grid:
 
     def within(self, lat: np.ndarray, lon: np.ndarray, radius_km: float):
         """``(point, row, column)`` of every cell within ``radius_km`` of every point."""
-        found = self._tree.query_ball_point(unit_vectors(lat, lon), chord_of_km(radius_km),
-                                            return_sorted=False)
+        found = self._tree.query_ball_point(
+            unit_vectors(lat, lon), chord_of_km(radius_km), return_sorted=False
+        )
         counts = np.fromiter((len(f) for f in found), dtype=np.int64, count=len(found))
-        flat = np.concatenate([np.asarray(f, dtype=np.int64) for f in found]) if counts.sum() \
+        flat = (
+            np.concatenate([np.asarray(f, dtype=np.int64) for f in found])
+            if counts.sum()
             else np.empty(0, dtype=np.int64)
+        )
         rows, cols = np.unravel_index(flat, self.shape)
         return np.repeat(np.arange(len(found)), counts), rows, cols
 
     def box(self, rows: np.ndarray, cols: np.ndarray, size: int):
         """``(point, row, column)`` of the ``size`` x ``size`` cells centred on each cell."""
         half = size // 2
-        dy, dx = (a.ravel() for a in np.meshgrid(np.arange(-half, half + 1),
-                                                  np.arange(-half, half + 1), indexing="ij"))
+        dy, dx = (
+            a.ravel()
+            for a in np.meshgrid(
+                np.arange(-half, half + 1), np.arange(-half, half + 1), indexing="ij"
+            )
+        )
         point = np.repeat(np.arange(rows.size), dy.size)
         r = np.repeat(rows, dy.size) + np.tile(dy, rows.size)
         c = np.repeat(cols, dx.size) + np.tile(dx, cols.size)
@@ -151,8 +159,11 @@ class SortedAxis:
         self.step = None
         even = steps.size and steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-6, atol=0)
         # On a circle, arithmetic holds only if the axis goes all the way round.
-        whole = period is None or np.isclose(float(steps.mean()) * values.size, period) \
-            if even else False
+        whole = (
+            period is None or np.isclose(float(steps.mean()) * values.size, period)
+            if even
+            else False
+        )
         if even and whole:
             self.step = float(steps.astype(float).mean())
 

@@ -31,11 +31,21 @@ from ._provenance import COLUMN_ATTRS, COORDINATE_COLUMNS, PROVENANCE_ATTR, merg
 from .errors import AnalysisError
 
 Format = Literal["netcdf", "csv", "parquet", "zarr"]
-FORMATS: dict[str, Format] = {".nc": "netcdf", ".nc4": "netcdf", ".netcdf": "netcdf",
-                              ".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
-                              ".zarr": "zarr"}
-MEDIA_TYPES = {"netcdf": "application/netcdf", "csv": "text/csv",
-               "parquet": "application/vnd.apache.parquet", "zarr": "application/vnd+zarr"}
+FORMATS: dict[str, Format] = {
+    ".nc": "netcdf",
+    ".nc4": "netcdf",
+    ".netcdf": "netcdf",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".zarr": "zarr",
+}
+MEDIA_TYPES = {
+    "netcdf": "application/netcdf",
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+    "zarr": "application/vnd+zarr",
+}
 CRATE_SUFFIX = "-ro-crate-metadata.json"
 CONVENTIONS = "CF-1.10, ACDD-1.3"
 PROJECT_URL = "https://github.com/eosc-pangeo/eosc-pangeo"
@@ -96,8 +106,9 @@ def export(
     url = _in_results_dir(os.fspath(path_or_url))
     format = format or _format_of(url)
     if format not in MEDIA_TYPES:
-        raise AnalysisError("format", f"unknown format {format!r}",
-                            f"choose among {', '.join(MEDIA_TYPES)}")
+        raise AnalysisError(
+            "format", f"unknown format {format!r}", f"choose among {', '.join(MEDIA_TYPES)}"
+        )
     fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
     if fs.exists(path) and not overwrite:
         raise AnalysisError(url, "already exists", "pass overwrite=True to replace it")
@@ -115,8 +126,16 @@ def export(
         local = os.path.join(scratch, posixpath.basename(path))
         _write(data, local, format)
         size, sha256 = _size_and_checksum(local)
-        crate = _crate(posixpath.basename(path), format, size, sha256, provenance, data, lake,
-                       parameters={"format": format, "attrs": dict(attrs or {})})
+        crate = _crate(
+            posixpath.basename(path),
+            format,
+            size,
+            sha256,
+            provenance,
+            data,
+            lake,
+            parameters={"format": format, "attrs": dict(attrs or {})},
+        )
         _replace(fs, local, path, overwrite)
     with fs.open(crate_path(path), "w") as out:
         json.dump(crate, out, indent=2)
@@ -130,8 +149,13 @@ def crate_path(url: str) -> str:
     return (stem if suffix in FORMATS else url.rstrip("/")) + CRATE_SUFFIX
 
 
-CONTACT_ATTRIBUTES = ("creator_name", "creator_email", "publisher_name", "publisher_email",
-                      "publisher_url")
+CONTACT_ATTRIBUTES = (
+    "creator_name",
+    "creator_email",
+    "publisher_name",
+    "publisher_email",
+    "publisher_url",
+)
 
 
 def _contact_settings() -> dict[str, str]:
@@ -151,9 +175,13 @@ def _warn_without_contact(attrs: Mapping[str, Any]) -> None:
         # give them once for every export.
         given = ", ".join(f"{key!r}: ..." for key in missing)
         variables = " and ".join(f"EOSC_PANGEO_{key.upper()}" for key in missing)
-        warnings.warn(f"export: the result has no {' or '.join(missing)}, which ACDD-1.3 "
-                      f"recommends and data centres ask for; pass attrs={{{given}}} or set "
-                      f"{variables}", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"export: the result has no {' or '.join(missing)}, which ACDD-1.3 "
+            f"recommends and data centres ask for; pass attrs={{{given}}} or set "
+            f"{variables}",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _in_results_dir(url: str) -> str:
@@ -171,16 +199,24 @@ def _in_results_dir(url: str) -> str:
 def _format_of(url: str) -> Format:
     suffix = posixpath.splitext(url.rstrip("/"))[1].lower()
     if suffix not in FORMATS:
-        raise AnalysisError(url, f"no format for the suffix {suffix or '(none)'!r}",
-                            f"use one of {', '.join(FORMATS)} or pass format=")
+        raise AnalysisError(
+            url,
+            f"no format for the suffix {suffix or '(none)'!r}",
+            f"use one of {', '.join(FORMATS)} or pass format=",
+        )
     return FORMATS[suffix]
 
 
 # --- content -------------------------------------------------------------------------------
 
 
-def _prepared(obj, format: Format, attrs: Mapping[str, Any],
-              variable_attrs: Mapping[str, Mapping[str, Any]], provenance: dict):
+def _prepared(
+    obj,
+    format: Format,
+    attrs: Mapping[str, Any],
+    variable_attrs: Mapping[str, Mapping[str, Any]],
+    provenance: dict,
+):
     if isinstance(obj, xr.DataArray):
         obj = obj.to_dataset(name=obj.name or "value")
     if format in ("csv", "parquet"):
@@ -191,8 +227,11 @@ def _prepared(obj, format: Format, attrs: Mapping[str, Any],
     if isinstance(obj, pd.DataFrame):
         obj = _table_as_dataset(obj)
     elif not isinstance(obj, xr.Dataset):
-        raise AnalysisError("obj", f"cannot export a {type(obj).__name__}",
-                            "give an xarray Dataset or DataArray, or a pandas DataFrame")
+        raise AnalysisError(
+            "obj",
+            f"cannot export a {type(obj).__name__}",
+            "give an xarray Dataset or DataArray, or a pandas DataFrame",
+        )
     ds = obj.copy()
     for what in _COORDINATE_ATTRS:
         name = _coords.grid_coordinate(ds, what, required=False)
@@ -201,8 +240,11 @@ def _prepared(obj, format: Format, attrs: Mapping[str, Any],
                 ds[name].attrs.setdefault(key, value)
     for name, extra in variable_attrs.items():
         if name not in ds.variables:
-            raise AnalysisError(f"variable_attrs[{name!r}]", "is not a variable of the result",
-                                f"choose among {sorted(map(str, ds.variables))}")
+            raise AnalysisError(
+                f"variable_attrs[{name!r}]",
+                "is not a variable of the result",
+                f"choose among {sorted(map(str, ds.variables))}",
+            )
         ds[name].attrs.update(extra)
     ds.attrs = _global_attributes(ds, attrs, provenance)
     for name, variable in ds.variables.items():
@@ -212,8 +254,9 @@ def _prepared(obj, format: Format, attrs: Mapping[str, Any],
         for key in ("valid_min", "valid_max", "valid_range"):
             variable.attrs.pop(key, None)
         variable.attrs.setdefault("long_name", str(variable.attrs.get("standard_name", name)))
-        variable.attrs.setdefault("coverage_content_type",
-                                  "coordinate" if name in ds.coords else "physicalMeasurement")
+        variable.attrs.setdefault(
+            "coverage_content_type", "coordinate" if name in ds.coords else "physicalMeasurement"
+        )
     return ds
 
 
@@ -234,14 +277,19 @@ def _table_as_dataset(frame: pd.DataFrame) -> xr.Dataset:
     for name, attrs in json.loads(frame.attrs.get(COLUMN_ATTRS, "{}")).items():
         if name in ds.variables:
             ds[name].attrs.update(attrs)
-    found = {what: _coords.table_column(ds.variables, what, required=False)
-             for what in ("latitude", "longitude", "time", "vertical")}
+    found = {
+        what: _coords.table_column(ds.variables, what, required=False)
+        for what in ("latitude", "longitude", "time", "vertical")
+    }
     for what, name in found.items():
         if name is not None:
             ds[name].attrs.update(_COORDINATE_ATTRS[what](ds[name]))
     coords = [n for n in found.values() if n is not None]
-    coords += [n for n in json.loads(frame.attrs.get(COORDINATE_COLUMNS, "[]"))
-               if n in ds.variables and n not in coords]
+    coords += [
+        n
+        for n in json.loads(frame.attrs.get(COORDINATE_COLUMNS, "[]"))
+        if n in ds.variables and n not in coords
+    ]
     ds = ds.set_coords(coords)
     if {"latitude", "longitude", "time"} <= {k for k, v in found.items() if v}:
         ds.attrs["featureType"] = "point"
@@ -255,10 +303,14 @@ _COORDINATE_ATTRS = {
     "latitude": lambda v: {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"},
     "longitude": lambda v: {"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
     "time": lambda v: {"standard_name": "time", "axis": "T"},
-    "vertical": lambda v: ({"standard_name": "sea_water_pressure", "units": "dbar"}
-                           if "pres" in str(v.name).lower() else
-                           {"standard_name": "depth", "units": "m"}) | {"axis": "Z",
-                                                                         "positive": "down"},
+    "vertical": lambda v: (
+        (
+            {"standard_name": "sea_water_pressure", "units": "dbar"}
+            if "pres" in str(v.name).lower()
+            else {"standard_name": "depth", "units": "m"}
+        )
+        | {"axis": "Z", "positive": "down"}
+    ),
 }
 
 
@@ -277,7 +329,7 @@ def _global_attributes(ds: xr.Dataset, given: Mapping[str, Any], provenance: dic
         "Conventions": CONVENTIONS,
         "title": "eosc-pangeo analysis result",
         "summary": f"Result of {', '.join(steps) or 'an analysis'} computed on the eosc-pangeo "
-                   f"platform" + (f" from {inputs}" if inputs else "") + ".",
+        f"platform" + (f" from {inputs}" if inputs else "") + ".",
         "keywords": ", ".join(_keywords(ds)),
         "id": str(uuid.uuid4()),
         "naming_authority": "eu.eosc-pangeo",
@@ -290,10 +342,9 @@ def _global_attributes(ds: xr.Dataset, given: Mapping[str, Any], provenance: dic
         "publisher_name": "eosc-pangeo",
         "publisher_url": PROJECT_URL,
         "creator_url": PROJECT_URL,
-        "acknowledgement": "Computed on the eosc-pangeo platform from the inputs named in "
-                           "source.",
+        "acknowledgement": "Computed on the eosc-pangeo platform from the inputs named in source.",
         "comment": "Provenance (inputs, calls, software): the RO-Crate "
-                   "*-ro-crate-metadata.json beside this file.",
+        "*-ro-crate-metadata.json beside this file.",
         "license": "see the licences of the inputs",
         # The table IOOS compliance-checker ships, which the test suite checks names against.
         "standard_name_vocabulary": "CF Standard Name Table v93",
@@ -310,8 +361,10 @@ def _global_attributes(ds: xr.Dataset, given: Mapping[str, Any], provenance: dic
 
 
 def _keywords(ds: xr.Dataset) -> list[str]:
-    words = [str(ds[n].attrs.get("standard_name") or ds[n].attrs.get("long_name") or n)
-             for n in ds.data_vars]
+    words = [
+        str(ds[n].attrs.get("standard_name") or ds[n].attrs.get("long_name") or n)
+        for n in ds.data_vars
+    ]
     return list(dict.fromkeys(words))
 
 
@@ -337,8 +390,9 @@ def _extents(ds: xr.Dataset) -> dict[str, Any]:
         out["geospatial_vertical_max"] = float(np.nanmax(values))
         out["geospatial_vertical_units"] = str(ds[name].attrs.get("units", "m"))
         out["geospatial_vertical_positive"] = str(ds[name].attrs.get("positive", "down"))
-        out["geospatial_bounds_vertical_crs"] = ("EPSG:5831" if out["geospatial_vertical_positive"]
-                                                 == "down" else "EPSG:5829")
+        out["geospatial_bounds_vertical_crs"] = (
+            "EPSG:5831" if out["geospatial_vertical_positive"] == "down" else "EPSG:5829"
+        )
     name = _coords.grid_coordinate(ds, "time", required=False)
     if name is not None and ds[name].size and ds[name].dtype.kind in "MO":
         times = pd.DatetimeIndex(_coords.as_datetime64(ds[name].values, name).ravel()).dropna()
@@ -387,9 +441,13 @@ def _netcdf_encoding(ds: xr.Dataset) -> dict:
             enc["_FillValue"] = None
         if kind in "Mm":
             enc["dtype"] = "float64"
-        elif kind in "iu" and variable.dtype.itemsize == 8 and variable.size and \
-                np.iinfo(np.int32).min <= variable.min() and variable.max() <= np.iinfo(
-                    np.int32).max:
+        elif (
+            kind in "iu"
+            and variable.dtype.itemsize == 8
+            and variable.size
+            and np.iinfo(np.int32).min <= variable.min()
+            and variable.max() <= np.iinfo(np.int32).max
+        ):
             enc["dtype"] = "int32"
         encoding[name] = enc
     return encoding
@@ -421,52 +479,93 @@ def _replace(fs, local: str, path: str, overwrite: bool) -> None:
 # --- provenance ----------------------------------------------------------------------------
 
 
-def _crate(name: str, format: Format, size: int, sha256: str | None, provenance: dict, data,
-           lake, parameters: dict) -> dict:
+def _crate(
+    name: str,
+    format: Format,
+    size: int,
+    sha256: str | None,
+    provenance: dict,
+    data,
+    lake,
+    parameters: dict,
+) -> dict:
     """The RO-Crate 1.2 (JSON-LD) of one result: written by hand because ro-crate-py builds
     crates as folders holding the data, and this one is a detached record beside a result."""
-    software = software_versions((*WRITERS, "cf-units", "cftime", "cf-xarray", "scipy",
-                                  "pandas", "dask"))
-    tools = [{"@id": f"#software-{n}", "@type": "SoftwareApplication", "name": n, "version": v}
-             for n, v in software.items()]
+    software = software_versions(
+        (*WRITERS, "cf-units", "cftime", "cf-xarray", "scipy", "pandas", "dask")
+    )
+    tools = [
+        {"@id": f"#software-{n}", "@type": "SoftwareApplication", "name": n, "version": v}
+        for n, v in software.items()
+    ]
     inputs = [_input_entity(i, lake) for i in provenance["inputs"]]
-    result = {"@id": name, "@type": "Dataset" if format == "zarr" else "File",
-              "name": name, "encodingFormat": MEDIA_TYPES[format], "contentSize": size,
-              "dateCreated": utcnow()}
+    result = {
+        "@id": name,
+        "@type": "Dataset" if format == "zarr" else "File",
+        "name": name,
+        "encodingFormat": MEDIA_TYPES[format],
+        "contentSize": size,
+        "dateCreated": utcnow(),
+    }
     if sha256:
         result["sha256"] = sha256
     if isinstance(data, xr.Dataset):
         result["variableMeasured"] = [str(v) for v in data.data_vars]
         result["description"] = str(data.attrs.get("summary", ""))
     actions = []
-    for n, step in enumerate([*provenance["steps"], {"function": "eosc_pangeo.analysis.export",
-                                                     "time": utcnow(),
-                                                     "parameters": parameters}]):
-        actions.append({
-            "@id": f"#step-{n}", "@type": "CreateAction", "name": step["function"],
-            "endTime": step["time"], "instrument": {"@id": "#software-eosc-pangeo"},
-            "object": [{"@id": i["@id"]} for i in inputs], "result": {"@id": name},
-            "additionalProperty": [{"@type": "PropertyValue", "name": k,
-                                    "value": json.dumps(v)}
-                                   for k, v in step["parameters"].items()],
-        })
+    for n, step in enumerate(
+        [
+            *provenance["steps"],
+            {"function": "eosc_pangeo.analysis.export", "time": utcnow(), "parameters": parameters},
+        ]
+    ):
+        actions.append(
+            {
+                "@id": f"#step-{n}",
+                "@type": "CreateAction",
+                "name": step["function"],
+                "endTime": step["time"],
+                "instrument": {"@id": "#software-eosc-pangeo"},
+                "object": [{"@id": i["@id"]} for i in inputs],
+                "result": {"@id": name},
+                "additionalProperty": [
+                    {"@type": "PropertyValue", "name": k, "value": json.dumps(v)}
+                    for k, v in step["parameters"].items()
+                ],
+            }
+        )
     return {
         "@context": "https://w3id.org/ro/crate/1.2/context",
         "@graph": [
-            {"@id": posixpath.splitext(name)[0] + CRATE_SUFFIX, "@type": "CreativeWork",
-             "conformsTo": {"@id": "https://w3id.org/ro/crate/1.2"}, "about": {"@id": "./"}},
-            {"@id": "./", "@type": "Dataset", "name": f"eosc-pangeo result {name}",
-             "datePublished": utcnow(), "hasPart": [{"@id": name}],
-             "mentions": [{"@id": a["@id"]} for a in actions]},
-            result, *inputs, *actions, *tools,
+            {
+                "@id": posixpath.splitext(name)[0] + CRATE_SUFFIX,
+                "@type": "CreativeWork",
+                "conformsTo": {"@id": "https://w3id.org/ro/crate/1.2"},
+                "about": {"@id": "./"},
+            },
+            {
+                "@id": "./",
+                "@type": "Dataset",
+                "name": f"eosc-pangeo result {name}",
+                "datePublished": utcnow(),
+                "hasPart": [{"@id": name}],
+                "mentions": [{"@id": a["@id"]} for a in actions],
+            },
+            result,
+            *inputs,
+            *actions,
+            *tools,
         ],
     }
 
 
 def _input_entity(collection: dict, lake) -> dict:
-    entity = {"@id": f"#collection-{collection['collection']}-v{collection['version']}",
-              "@type": "Dataset", "identifier": collection["collection"],
-              "version": str(collection["version"])}
+    entity = {
+        "@id": f"#collection-{collection['collection']}-v{collection['version']}",
+        "@type": "Dataset",
+        "identifier": collection["collection"],
+        "version": str(collection["version"]),
+    }
     entity.update(_manifest_facts(collection, lake))
     return entity
 
@@ -488,6 +587,8 @@ def _manifest_facts(collection: dict, lake) -> dict:
     if manifest.version == collection["version"]:
         facts["sha256"] = hashlib.sha256(raw).hexdigest()
     else:
-        facts["description"] = (f"the lake now holds version {manifest.version}: the manifest "
-                                "of the version read is no longer there to checksum")
+        facts["description"] = (
+            f"the lake now holds version {manifest.version}: the manifest "
+            "of the version read is no longer there to checksum"
+        )
     return facts

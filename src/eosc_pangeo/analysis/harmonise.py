@@ -47,16 +47,21 @@ def convert_units(obj: xr.DataArray, units: str) -> xr.DataArray:
 
     name = obj.name or "variable"
     if "units" not in obj.attrs:
-        raise UnitsError(f"{name}.units", "is missing",
-                         f"set it first, e.g. obj.attrs['units'] = '{units}'")
+        raise UnitsError(
+            f"{name}.units", "is missing", f"set it first, e.g. obj.attrs['units'] = '{units}'"
+        )
     try:
         source, target = cf_units.Unit(obj.attrs["units"]), cf_units.Unit(units)
     except ValueError as error:
-        raise UnitsError(f"{name}.units", str(error), "use UDUNITS syntax, e.g. degC, K, m s-1"
-                         ) from None
+        raise UnitsError(
+            f"{name}.units", str(error), "use UDUNITS syntax, e.g. degC, K, m s-1"
+        ) from None
     if not source.is_convertible(target):
-        raise UnitsError(f"{name}.units", f"{source} cannot be converted to {target}",
-                         "compare variables of the same physical quantity")
+        raise UnitsError(
+            f"{name}.units",
+            f"{source} cannot be converted to {target}",
+            "compare variables of the same physical quantity",
+        )
     # UDUNITS conversions between physical units are affine: y = scale * x + offset. Applying
     # them as arithmetic keeps dask arrays lazy.
     offset = float(source.convert(0.0, target))
@@ -67,8 +72,9 @@ def convert_units(obj: xr.DataArray, units: str) -> xr.DataArray:
     return converted
 
 
-def to_calendar(obj: xr.DataArray | xr.Dataset, calendar: str = "standard", *,
-                dim: str | None = None):
+def to_calendar(
+    obj: xr.DataArray | xr.Dataset, calendar: str = "standard", *, dim: str | None = None
+):
     """Put ``obj`` on another calendar (``standard``, ``noleap``, ``360_day``...).
 
     Dates are kept as they are (``align_on="date"``) except to or from ``360_day``, where
@@ -79,13 +85,22 @@ def to_calendar(obj: xr.DataArray | xr.Dataset, calendar: str = "standard", *,
     dim = dim or _time_name(obj)
     source = obj[dim].dt.calendar
     align = "year" if "360_day" in (source, calendar) else "date"
-    return obj.convert_calendar(calendar, dim=dim, align_on=align,
-                                use_cftime=calendar not in ("standard", "gregorian",
-                                                            "proleptic_gregorian"))
+    return obj.convert_calendar(
+        calendar,
+        dim=dim,
+        align_on=align,
+        use_cftime=calendar not in ("standard", "gregorian", "proleptic_gregorian"),
+    )
 
 
-def resample(obj: xr.DataArray | xr.Dataset, freq: str, *, how: str = "mean",
-             min_coverage: float = 0.0, dim: str | None = None):
+def resample(
+    obj: xr.DataArray | xr.Dataset,
+    freq: str,
+    *,
+    how: str = "mean",
+    min_coverage: float = 0.0,
+    dim: str | None = None,
+):
     """Aggregate onto a regular time axis of frequency ``freq``, with an explicit rule for gaps.
 
     Parameters
@@ -114,15 +129,22 @@ def resample(obj: xr.DataArray | xr.Dataset, freq: str, *, how: str = "mean",
     dim = dim or _time_name(obj)
     resampler = obj.resample({dim: freq})
     if not hasattr(resampler, how):
-        raise AnalysisError("how", f"{how!r} is not an aggregation of xarray's resample",
-                            "use mean, sum, min, max, median, std...")
+        raise AnalysisError(
+            "how",
+            f"{how!r} is not an aggregation of xarray's resample",
+            "use mean, sum, min, max, median, std...",
+        )
     result = getattr(resampler, how)()
     if min_coverage > 0:
         valid = obj.notnull().resample({dim: freq}).sum()
         expected = _expected_samples(obj[dim], freq, result[dim])
         result = result.where(valid >= min_coverage * expected)
-    record_step(result, "eosc_pangeo.analysis.resample", inputs=[obj],
-                parameters={"freq": freq, "how": how, "min_coverage": min_coverage})
+    record_step(
+        result,
+        "eosc_pangeo.analysis.resample",
+        inputs=[obj],
+        parameters={"freq": freq, "how": how, "min_coverage": min_coverage},
+    )
     return result
 
 
@@ -133,18 +155,29 @@ def _expected_samples(time: xr.DataArray, freq: str, labels: xr.DataArray) -> xr
         step = pd.Timedelta(np.median(np.diff(_coords.as_datetime64(time.values, time.name))))
         native = pd.tseries.frequencies.to_offset(step).freqstr
     use_cftime = time.values.dtype.kind == "O"
-    offset = (xr.coding.cftime_offsets.to_offset(freq) if use_cftime
-              else pd.tseries.frequencies.to_offset(freq))
-    first, last = (labels.values[i] if use_cftime else pd.Timestamp(labels.values[i])
-                   for i in (0, -1))
-    full = xr.date_range(first, last + offset, freq=native,
-                         calendar=time.dt.calendar, use_cftime=use_cftime, inclusive="left")
+    offset = (
+        xr.coding.cftime_offsets.to_offset(freq)
+        if use_cftime
+        else pd.tseries.frequencies.to_offset(freq)
+    )
+    first, last = (
+        labels.values[i] if use_cftime else pd.Timestamp(labels.values[i]) for i in (0, -1)
+    )
+    full = xr.date_range(
+        first,
+        last + offset,
+        freq=native,
+        calendar=time.dt.calendar,
+        use_cftime=use_cftime,
+        inclusive="left",
+    )
     ones = xr.DataArray(np.ones(len(full)), coords={time.name: full}, dims=time.name)
     return ones.resample({time.name: freq}).sum().reindex({time.name: labels}, fill_value=0)
 
 
-def climatology(obj: xr.DataArray | xr.Dataset, period: Period = "month", *,
-                dim: str | None = None):
+def climatology(
+    obj: xr.DataArray | xr.Dataset, period: Period = "month", *, dim: str | None = None
+):
     """The mean seasonal cycle: the mean of every calendar month (``season``, ``dayofyear``).
 
     Returns
@@ -154,13 +187,19 @@ def climatology(obj: xr.DataArray | xr.Dataset, period: Period = "month", *,
     """
     dim = dim or _time_name(obj)
     result = obj.groupby(f"{dim}.{period}").mean(dim)
-    record_step(result, "eosc_pangeo.analysis.climatology", inputs=[obj],
-                parameters={"period": period})
+    record_step(
+        result, "eosc_pangeo.analysis.climatology", inputs=[obj], parameters={"period": period}
+    )
     return result
 
 
-def anomalies(obj: xr.DataArray | xr.Dataset, reference: xr.DataArray | xr.Dataset | None = None,
-              period: Period = "month", *, dim: str | None = None):
+def anomalies(
+    obj: xr.DataArray | xr.Dataset,
+    reference: xr.DataArray | xr.Dataset | None = None,
+    period: Period = "month",
+    *,
+    dim: str | None = None,
+):
     """Departures from a climatology (by default ``obj``'s own, see :func:`climatology`).
 
     Parameters
@@ -174,8 +213,12 @@ def anomalies(obj: xr.DataArray | xr.Dataset, reference: xr.DataArray | xr.Datas
     result = obj.groupby(f"{dim}.{period}") - reference
     result = result.drop_vars(period, errors="ignore")
     result.attrs = dict(obj.attrs)
-    record_step(result, "eosc_pangeo.analysis.anomalies", inputs=[obj, reference],
-                parameters={"period": period})
+    record_step(
+        result,
+        "eosc_pangeo.analysis.anomalies",
+        inputs=[obj, reference],
+        parameters={"period": period},
+    )
     return result
 
 
@@ -221,7 +264,8 @@ def cell_area(ds: xr.Dataset | xr.DataArray) -> xr.DataArray:
     lat, lon = dataset[lat_name], dataset[lon_name]
     if lat.ndim == 2:
         return (np.cos(np.radians(lat)) * xr.ones_like(lon)).assign_attrs(
-            units="1", long_name="relative cell area (cos latitude)")
+            units="1", long_name="relative cell area (cos latitude)"
+        )
     lat_b, lon_b = (_bounds(dataset, name) for name in (lat_name, lon_name))
     sin = np.sin(np.radians(lat_b))
     dlat = np.abs(sin.isel(bounds=1) - sin.isel(bounds=0))
@@ -236,8 +280,11 @@ def _bounds(ds: xr.Dataset, name: str) -> xr.DataArray:
     else:  # none, or not carried along (a DataArray keeps only its coordinates)
         coordinate = ds[name].variable.to_base_variable()
         coordinate.attrs.pop("bounds", None)
-        bounds = xr.Dataset(coords={name: coordinate}).cf.add_bounds(
-            name, output_dim="bounds").cf.get_bounds(name)
+        bounds = (
+            xr.Dataset(coords={name: coordinate})
+            .cf.add_bounds(name, output_dim="bounds")
+            .cf.get_bounds(name)
+        )
     bounds_dim = next(d for d in bounds.dims if d not in ds[name].dims)
     bounds = bounds.rename({bounds_dim: "bounds"})
     if name in ("lat", "latitude") or ds[name].attrs.get("standard_name") == "latitude":
@@ -258,14 +305,21 @@ def spatial_mean(obj: xr.DataArray | xr.Dataset, area: xr.DataArray | None = Non
     dims = [d for d in area.dims if d in obj.dims]
     result = obj.weighted(area.fillna(0)).mean(dims)
     result.attrs = dict(obj.attrs)
-    record_step(result, "eosc_pangeo.analysis.spatial_mean", inputs=[obj],
-                parameters={"dims": dims})
+    record_step(
+        result, "eosc_pangeo.analysis.spatial_mean", inputs=[obj], parameters={"dims": dims}
+    )
     return result
 
 
-def harmonise(sources: Mapping[str, xr.DataArray | pd.Series], freq: str, *,
-              units: str | None = None, calendar: str = "standard", how: str = "mean",
-              min_coverage: float = 0.0) -> xr.Dataset:
+def harmonise(
+    sources: Mapping[str, xr.DataArray | pd.Series],
+    freq: str,
+    *,
+    units: str | None = None,
+    calendar: str = "standard",
+    how: str = "mean",
+    min_coverage: float = 0.0,
+) -> xr.Dataset:
     """Put time series of different sources on one time axis, frequency, calendar and units.
 
     Parameters
@@ -304,11 +358,26 @@ def harmonise(sources: Mapping[str, xr.DataArray | pd.Series], freq: str, *,
         if da[_time_name(da)].dt.calendar != calendar:
             da = to_calendar(da, calendar)
         aligned[name] = resample(da, freq, how=how, min_coverage=min_coverage)
-    result = xr.Dataset({name: da.rename({_time_name(da): "time"}).reset_coords(drop=True)
-                         for name, da in aligned.items()}, attrs={})
-    record_step(result, "eosc_pangeo.analysis.harmonise", inputs=list(aligned.values()),
-                parameters={"freq": freq, "units": units, "calendar": calendar, "how": how,
-                            "min_coverage": min_coverage, "sources": list(series)})
+    result = xr.Dataset(
+        {
+            name: da.rename({_time_name(da): "time"}).reset_coords(drop=True)
+            for name, da in aligned.items()
+        },
+        attrs={},
+    )
+    record_step(
+        result,
+        "eosc_pangeo.analysis.harmonise",
+        inputs=list(aligned.values()),
+        parameters={
+            "freq": freq,
+            "units": units,
+            "calendar": calendar,
+            "how": how,
+            "min_coverage": min_coverage,
+            "sources": list(series),
+        },
+    )
     return result
 
 
@@ -317,21 +386,30 @@ def _as_series(name: str, series) -> xr.DataArray:
         index = series.index
         if isinstance(index, pd.DatetimeIndex) and index.tz is not None:
             index = index.tz_convert(None)
-        da = xr.DataArray(series.to_numpy(dtype=float), coords={"time": index.values},
-                          dims="time", name=name, attrs=dict(series.attrs))
+        da = xr.DataArray(
+            series.to_numpy(dtype=float),
+            coords={"time": index.values},
+            dims="time",
+            name=name,
+            attrs=dict(series.attrs),
+        )
     elif isinstance(series, xr.DataArray):
         da = series.rename(name)
     else:
-        raise AnalysisError(f"sources[{name!r}]", f"must be a DataArray or a pandas Series, not "
-                            f"{type(series).__name__}")
+        raise AnalysisError(
+            f"sources[{name!r}]",
+            f"must be a DataArray or a pandas Series, not {type(series).__name__}",
+        )
     time = _time_name(da)
     if da[time].ndim != 1 or da.ndim != 1:
-        raise AnalysisError(f"sources[{name!r}]", f"must be a 1-D time series, not dims "
-                            f"{da.dims}", "reduce it first, e.g. with spatial_mean or .sel()")
+        raise AnalysisError(
+            f"sources[{name!r}]",
+            f"must be a 1-D time series, not dims {da.dims}",
+            "reduce it first, e.g. with spatial_mean or .sel()",
+        )
     return da.sortby(time)
 
 
 def _time_name(obj) -> str:
     dataset = obj if isinstance(obj, xr.Dataset) else obj.to_dataset(name=obj.name or "value")
     return _coords.grid_coordinate(dataset, "time")
-

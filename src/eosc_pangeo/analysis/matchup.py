@@ -129,8 +129,11 @@ def matchup(
     time_window = None if time_window is None else pd.Timedelta(time_window)
     axes = _grid_axes(grid, coords)
     names = _matched_variables(grid, axes, variables)
-    vertical_dims = {d for v in names for d in grid[v].dims} & set(grid[axes.vertical].dims) \
-        if axes.vertical else set()
+    vertical_dims = (
+        {d for v in names for d in grid[v].dims} & set(grid[axes.vertical].dims)
+        if axes.vertical
+        else set()
+    )
     axes = axes if vertical_dims else _without_vertical(axes)
     table, to_output = _observation_table(observations)
     obs = _observation_coordinates(table, obs_coords, with_vertical=axes.vertical is not None)
@@ -141,8 +144,11 @@ def matchup(
     distance = great_circle_km(obs["lat"], obs["lon"], *_cell_lat_lon(horizontal, rows, cols))
     grid_time = _coords.as_datetime64(grid[axes.time].values, f"grid.{axes.time}")
     if grid_time.size > 1 and not np.all(np.diff(grid_time) > np.timedelta64(0)):
-        raise AnalysisError(f"grid.{axes.time}", "is not strictly increasing",
-                            "sort the grid with grid.sortby(time) first")
+        raise AnalysisError(
+            f"grid.{axes.time}",
+            "is not strictly increasing",
+            "sort the grid with grid.sortby(time) first",
+        )
     steps = nearest_on_axis(grid_time.astype(np.int64), obs["time"].astype(np.int64))
     offset = obs["time"] - grid_time[steps]
     matched = np.ones(rows.size, dtype=bool)
@@ -161,30 +167,48 @@ def matchup(
     window = _with_times(window, obs["time"], grid_time, steps, time_window)
     if axes.vertical:
         window = _with_levels(window, obs["vertical"], depth_axis, levels, depth_window)
-    nearest = {"point": np.arange(rows.size), "row": rows, "col": cols, "step": steps,
-               "level": levels}
+    nearest = {
+        "point": np.arange(rows.size),
+        "row": rows,
+        "col": cols,
+        "step": steps,
+        "level": levels,
+    }
     values = _read(grid, names, axes, nearest, window)
 
     added = _nearest_columns(grid, axes, horizontal, nearest, distance, offset, matched)
     for name in names:
         near, around = values[name]
         added[name] = np.where(matched, near, np.nan)
-        added.update(_window_statistics(name, around, window["point"], rows.size,
-                                        min_valid_fraction))
+        added.update(
+            _window_statistics(name, around, window["point"], rows.size, min_valid_fraction)
+        )
     added["window_size"] = np.bincount(window["point"], minlength=rows.size)
     result = pd.concat([table.reset_index(drop=True), pd.DataFrame(added)], axis=1)
     result.index = table.index
     if dropna:
         result = result[matched]
-    coordinates = [c for c in added if c.startswith("grid_")] + ["distance_km", "time_offset",
-                                                                  "window_size"]
+    coordinates = [c for c in added if c.startswith("grid_")] + [
+        "distance_km",
+        "time_offset",
+        "window_size",
+    ]
     result.attrs[COLUMN_ATTRS] = json.dumps(_column_attrs(grid, axes, names))
     result.attrs[COORDINATE_COLUMNS] = json.dumps(coordinates)
-    record_step(result, "eosc_pangeo.analysis.matchup", inputs=[grid, observations],
-                parameters={"variables": names, "radius_km": radius_km, "box": box,
-                            "time_window": None if time_window is None else str(time_window),
-                            "depth_window": depth_window,
-                            "min_valid_fraction": min_valid_fraction, "dropna": dropna})
+    record_step(
+        result,
+        "eosc_pangeo.analysis.matchup",
+        inputs=[grid, observations],
+        parameters={
+            "variables": names,
+            "radius_km": radius_km,
+            "box": box,
+            "time_window": None if time_window is None else str(time_window),
+            "depth_window": depth_window,
+            "min_valid_fraction": min_valid_fraction,
+            "dropna": dropna,
+        },
+    )
     return to_output(result)
 
 
@@ -193,34 +217,56 @@ def matchup(
 
 def _check_window(radius_km, box, min_valid_fraction) -> None:
     if radius_km is not None and not radius_km > 0:
-        raise AnalysisError("radius_km", f"must be positive, not {radius_km}",
-                            "give a distance in km, or None for the nearest cell at any distance")
+        raise AnalysisError(
+            "radius_km",
+            f"must be positive, not {radius_km}",
+            "give a distance in km, or None for the nearest cell at any distance",
+        )
     if box is not None and (box < 1 or box % 2 == 0):
-        raise AnalysisError("box", f"must be an odd number of cells, not {box}",
-                            "e.g. box=5 for the 5 x 5 cells centred on the nearest one")
+        raise AnalysisError(
+            "box",
+            f"must be an odd number of cells, not {box}",
+            "e.g. box=5 for the 5 x 5 cells centred on the nearest one",
+        )
     if not 0.0 <= min_valid_fraction <= 1.0:
-        raise AnalysisError("min_valid_fraction", f"must be within 0..1, not "
-                            f"{min_valid_fraction}", "e.g. 0.5 for half of the window")
+        raise AnalysisError(
+            "min_valid_fraction",
+            f"must be within 0..1, not {min_valid_fraction}",
+            "e.g. 0.5 for half of the window",
+        )
 
 
 def _grid_axes(grid: xr.Dataset, coords: Mapping[str, str] | None) -> _Axes:
     vertical = (coords or {}).get("vertical") or _coords.grid_coordinate(
-        grid, "vertical", required=False)
-    names = _coords.resolve(grid, {**(coords or {}), "vertical": vertical} if vertical
-                            else coords, vertical=vertical is not None)
+        grid, "vertical", required=False
+    )
+    names = _coords.resolve(
+        grid,
+        {**(coords or {}), "vertical": vertical} if vertical else coords,
+        vertical=vertical is not None,
+    )
     lat, lon = grid[names["latitude"]], grid[names["longitude"]]
     if lat.ndim == 1 and lon.ndim == 1:
         row_dim, col_dim = lat.dims[0], lon.dims[0]
     elif lat.ndim == 2 and lon.dims == lat.dims:
         row_dim, col_dim = lat.dims
     else:
-        raise AnalysisError(f"grid.{lat.name}", f"latitude {lat.dims} and longitude {lon.dims} "
-                            "are neither two 1-D axes nor one 2-D grid",
-                            "give 1-D lat/lon axes or 2-D coordinates on the same dimensions")
+        raise AnalysisError(
+            f"grid.{lat.name}",
+            f"latitude {lat.dims} and longitude {lon.dims} "
+            "are neither two 1-D axes nor one 2-D grid",
+            "give 1-D lat/lon axes or 2-D coordinates on the same dimensions",
+        )
     if grid[names["time"]].ndim != 1:
         raise AnalysisError(f"grid.{names['time']}", "must be a 1-D time axis")
-    return _Axes(names["latitude"], names["longitude"], names["time"], names.get("vertical"),
-                 row_dim, col_dim)
+    return _Axes(
+        names["latitude"],
+        names["longitude"],
+        names["time"],
+        names.get("vertical"),
+        row_dim,
+        col_dim,
+    )
 
 
 def _without_vertical(axes: _Axes) -> _Axes:
@@ -232,17 +278,25 @@ def _matched_variables(grid: xr.Dataset, axes: _Axes, variables) -> list[str]:
     if variables is None:
         names = [str(n) for n, v in grid.data_vars.items() if horizontal <= set(v.dims)]
         if not names:
-            raise AnalysisError("grid", f"has no data variable on the dimensions "
-                                f"{sorted(horizontal)}", "pass the variables to match")
+            raise AnalysisError(
+                "grid",
+                f"has no data variable on the dimensions {sorted(horizontal)}",
+                "pass the variables to match",
+            )
         return names
     names = list(variables)
     for name in names:
         if name not in grid.data_vars:
-            raise AnalysisError(f"variables[{name!r}]", "is not a data variable of the grid",
-                                f"choose among {sorted(map(str, grid.data_vars))}")
+            raise AnalysisError(
+                f"variables[{name!r}]",
+                "is not a data variable of the grid",
+                f"choose among {sorted(map(str, grid.data_vars))}",
+            )
         if not horizontal <= set(grid[name].dims):
-            raise AnalysisError(f"grid.{name}", f"is not on the horizontal grid "
-                                f"{sorted(horizontal)} (dims {grid[name].dims})")
+            raise AnalysisError(
+                f"grid.{name}",
+                f"is not on the horizontal grid {sorted(horizontal)} (dims {grid[name].dims})",
+            )
     return names
 
 
@@ -252,9 +306,12 @@ def _observation_table(observations):
         return observations, lambda frame: frame
     if isinstance(observations, xr.Dataset):
         if len(observations.dims) != 1:
-            raise AnalysisError("observations", f"a Dataset of observations must have one "
-                                f"dimension, not {dict(observations.sizes)}",
-                                "stack it first, e.g. ds.stack(obs=[...]).reset_index('obs')")
+            raise AnalysisError(
+                "observations",
+                f"a Dataset of observations must have one "
+                f"dimension, not {dict(observations.sizes)}",
+                "stack it first, e.g. ds.stack(obs=[...]).reset_index('obs')",
+            )
         dim = next(iter(observations.dims))
         frame = observations.reset_coords().to_dataframe()
 
@@ -270,8 +327,10 @@ def _observation_table(observations):
             return out
 
         return frame, to_dataset
-    raise AnalysisError("observations", f"must be a pandas DataFrame or an xarray Dataset, "
-                        f"not {type(observations).__name__}")
+    raise AnalysisError(
+        "observations",
+        f"must be a pandas DataFrame or an xarray Dataset, not {type(observations).__name__}",
+    )
 
 
 def _observation_coordinates(table: pd.DataFrame, given, with_vertical: bool) -> dict:
@@ -281,34 +340,49 @@ def _observation_coordinates(table: pd.DataFrame, given, with_vertical: bool) ->
     for what in wanted:
         name = given.get(what) or _coords.table_column(table.columns, what)
         if name not in table.columns:
-            raise AnalysisError(f"obs_coords[{what!r}]", f"{name!r} is not a column",
-                                f"choose among {list(table.columns)}")
+            raise AnalysisError(
+                f"obs_coords[{what!r}]",
+                f"{name!r} is not a column",
+                f"choose among {list(table.columns)}",
+            )
         columns[what] = name
     lat = table[columns["latitude"]].to_numpy(dtype=float, na_value=np.nan)
     if np.any(np.abs(lat) > 90):
-        raise AnalysisError(f"observations.{columns['latitude']}", "has values beyond +-90",
-                            "are latitude and longitude swapped?")
+        raise AnalysisError(
+            f"observations.{columns['latitude']}",
+            "has values beyond +-90",
+            "are latitude and longitude swapped?",
+        )
     out = {
         "lat": lat,
         "lon": table[columns["longitude"]].to_numpy(dtype=float, na_value=np.nan),
-        "time": _coords.as_datetime64(table[columns["time"]].to_numpy(),
-                                      f"observations.{columns['time']}"),
+        "time": _coords.as_datetime64(
+            table[columns["time"]].to_numpy(), f"observations.{columns['time']}"
+        ),
     }
     if with_vertical:
         out["vertical"] = table[columns["vertical"]].to_numpy(dtype=float, na_value=np.nan)
     missing = np.isnan(out["lat"]) | np.isnan(out["lon"]) | np.isnat(out["time"])
     if missing.any():
-        raise AnalysisError("observations", f"{int(missing.sum())} observation(s) have no "
-                            "position or time", "drop them first (e.g. table.dropna(subset=...))")
+        raise AnalysisError(
+            "observations",
+            f"{int(missing.sum())} observation(s) have no position or time",
+            "drop them first (e.g. table.dropna(subset=...))",
+        )
     return out
 
 
 def _check_names(table: pd.DataFrame, names: list[str]) -> None:
-    clash = sorted({c for n in names for c in (n, *(f"{n}_{s}" for s in STATISTICS))}
-                   & set(map(str, table.columns)))
+    clash = sorted(
+        {c for n in names for c in (n, *(f"{n}_{s}" for s in STATISTICS))}
+        & set(map(str, table.columns))
+    )
     if clash:
-        raise AnalysisError(f"observations.{clash[0]}", "has the name of a match-up column",
-                            "rename the column or the grid variable first")
+        raise AnalysisError(
+            f"observations.{clash[0]}",
+            "has the name of a match-up column",
+            "rename the column or the grid variable first",
+        )
 
 
 # --- geometry ------------------------------------------------------------------------------
@@ -318,8 +392,10 @@ def _horizontal(grid: xr.Dataset, axes: _Axes) -> Grid:
     lat, lon = grid[axes.lat], grid[axes.lon]
     if lat.ndim == 1:
         return Regular(lat.values, lon.values)
-    return Curvilinear(lat.transpose(axes.row_dim, axes.col_dim).values,
-                       lon.transpose(axes.row_dim, axes.col_dim).values)
+    return Curvilinear(
+        lat.transpose(axes.row_dim, axes.col_dim).values,
+        lon.transpose(axes.row_dim, axes.col_dim).values,
+    )
 
 
 def _cell_lat_lon(horizontal: Grid, rows, cols):
@@ -363,8 +439,11 @@ def _with_levels(window: dict, obs_vertical, depth_axis, levels, depth_window) -
     else:
         order = np.argsort(depth_axis, kind="stable")
         point = window["point"]
-        pair, ranked = ranges_on_axis(depth_axis[order], obs_vertical[point] - depth_window,
-                                      obs_vertical[point] + depth_window)
+        pair, ranked = ranges_on_axis(
+            depth_axis[order],
+            obs_vertical[point] - depth_window,
+            obs_vertical[point] + depth_window,
+        )
         level = order[ranked]
     return {k: v[pair] for k, v in window.items()} | {"level": level}
 
@@ -376,8 +455,11 @@ def _read(grid: xr.Dataset, names: list[str], axes: _Axes, nearest: dict, window
     """``{name: (nearest values, window values)}``, all read in one vectorised indexing per
     variable (dask reads each chunk that holds a requested cell once)."""
     n_nearest = nearest["point"].size
-    points = {key: np.concatenate([nearest[key], window[key]])
-              for key in ("row", "col", "step", "level") if nearest.get(key) is not None}
+    points = {
+        key: np.concatenate([nearest[key], window[key]])
+        for key in ("row", "col", "step", "level")
+        if nearest.get(key) is not None
+    }
     dims = {"row": axes.row_dim, "col": axes.col_dim, "step": grid[axes.time].dims[0]}
     if axes.vertical:
         dims["level"] = grid[axes.vertical].dims[0]
@@ -386,18 +468,25 @@ def _read(grid: xr.Dataset, names: list[str], axes: _Axes, nearest: dict, window
         variable = grid[name]
         extra = set(variable.dims) - set(dims.values())
         if extra:
-            raise AnalysisError(f"grid.{name}", f"has dimensions {sorted(extra)} that are not "
-                                "space, time or depth", "select one value of them first, e.g. "
-                                f"grid.isel({sorted(extra)[0]}=0)")
-        indexers = {dim: xr.Variable("_point", points[key])
-                    for key, dim in dims.items() if dim in variable.dims}
+            raise AnalysisError(
+                f"grid.{name}",
+                f"has dimensions {sorted(extra)} that are not space, time or depth",
+                f"select one value of them first, e.g. grid.isel({sorted(extra)[0]}=0)",
+            )
+        indexers = {
+            dim: xr.Variable("_point", points[key])
+            for key, dim in dims.items()
+            if dim in variable.dims
+        }
         picked = variable.variable.isel(indexers) if indexers else variable.variable
         lazy[name] = picked.data
     import dask
 
     computed = dict(zip(lazy, dask.compute(*lazy.values()), strict=True))
-    return {name: (np.asarray(v[:n_nearest], dtype=float), np.asarray(v[n_nearest:], dtype=float))
-            for name, v in computed.items()}
+    return {
+        name: (np.asarray(v[:n_nearest], dtype=float), np.asarray(v[n_nearest:], dtype=float))
+        for name, v in computed.items()
+    }
 
 
 def _nearest_columns(grid, axes, horizontal, nearest, distance, offset, matched) -> dict:
@@ -419,33 +508,49 @@ def _nearest_columns(grid, axes, horizontal, nearest, distance, offset, matched)
 def _column_attrs(grid: xr.Dataset, axes: _Axes, names: list[str]) -> dict[str, dict]:
     """CF attributes of the columns matchup adds."""
     attrs = {
-        f"grid_{axes.lat}": {"standard_name": "latitude", "units": "degrees_north",
-                             "long_name": "latitude of the nearest grid cell"},
-        f"grid_{axes.lon}": {"standard_name": "longitude", "units": "degrees_east",
-                             "long_name": "longitude of the nearest grid cell"},
-        f"grid_{axes.time}": {"standard_name": "time",
-                              "long_name": "time of the nearest grid step"},
-        "distance_km": {"units": "km", "long_name": "great-circle distance from the "
-                        "observation to the centre of the nearest grid cell"},
+        f"grid_{axes.lat}": {
+            "standard_name": "latitude",
+            "units": "degrees_north",
+            "long_name": "latitude of the nearest grid cell",
+        },
+        f"grid_{axes.lon}": {
+            "standard_name": "longitude",
+            "units": "degrees_east",
+            "long_name": "longitude of the nearest grid cell",
+        },
+        f"grid_{axes.time}": {
+            "standard_name": "time",
+            "long_name": "time of the nearest grid step",
+        },
+        "distance_km": {
+            "units": "km",
+            "long_name": "great-circle distance from the "
+            "observation to the centre of the nearest grid cell",
+        },
         "time_offset": {"long_name": "observation time minus the time of the nearest grid step"},
         "window_size": {"units": "1", "long_name": "grid cells in the match-up window"},
     }
     if axes.vertical:
-        kept = {k: v for k, v in grid[axes.vertical].attrs.items()
-                if k in ("standard_name", "units", "positive")}
+        kept = {
+            k: v
+            for k, v in grid[axes.vertical].attrs.items()
+            if k in ("standard_name", "units", "positive")
+        }
         attrs[f"grid_{axes.vertical}"] = kept | {"long_name": "level of the nearest grid cell"}
     for name in names:
         source = grid[name].attrs
         label = source.get("long_name", name)
         kept = {k: source[k] for k in ("standard_name", "units") if k in source}
         attrs[name] = kept | {"long_name": f"{label} at the nearest grid cell"}
-        for stat, method in (("mean", "mean"), ("std", "standard_deviation"),
-                             ("median", "median")):
+        for stat, method in (("mean", "mean"), ("std", "standard_deviation"), ("median", "median")):
             attrs[f"{name}_{stat}"] = kept | {
                 "long_name": f"{method.replace('_', ' ')} of {label} over the match-up window",
-                "cell_methods": f"area: time: {method}"}
-        attrs[f"{name}_count"] = {"units": "1", "long_name": f"valid cells of {label} in the "
-                                  "match-up window"}
+                "cell_methods": f"area: time: {method}",
+            }
+        attrs[f"{name}_count"] = {
+            "units": "1",
+            "long_name": f"valid cells of {label} in the match-up window",
+        }
         if "standard_name" in source:
             # CF allows one modifier: a count of "X standard_error" values counts X's cells.
             base = source["standard_name"].split()[0]
@@ -453,8 +558,9 @@ def _column_attrs(grid: xr.Dataset, axes: _Axes, names: list[str]) -> dict[str, 
     return attrs
 
 
-def _window_statistics(name: str, values: np.ndarray, point: np.ndarray, n_points: int,
-                       min_valid_fraction: float) -> dict:
+def _window_statistics(
+    name: str, values: np.ndarray, point: np.ndarray, n_points: int, min_valid_fraction: float
+) -> dict:
     valid = ~np.isnan(values)
     size = np.bincount(point, minlength=n_points)
     count = np.bincount(point[valid], minlength=n_points)
@@ -464,8 +570,10 @@ def _window_statistics(name: str, values: np.ndarray, point: np.ndarray, n_point
         stats = {"mean": value, "std": np.full(n_points, np.nan), "median": value}
     else:
         grouped = pd.Series(values[valid]).groupby(point[valid])
-        stats = {s: grouped.agg(s).reindex(range(n_points)).to_numpy()
-                 for s in ("mean", "std", "median")}
+        stats = {
+            s: grouped.agg(s).reindex(range(n_points)).to_numpy() for s in ("mean", "std", "median")
+        }
     enough = (count > 0) & (count >= min_valid_fraction * size)
-    return {f"{name}_count": count} | {f"{name}_{s}": np.where(enough, v, np.nan)
-                                       for s, v in stats.items()}
+    return {f"{name}_count": count} | {
+        f"{name}_{s}": np.where(enough, v, np.nan) for s, v in stats.items()
+    }

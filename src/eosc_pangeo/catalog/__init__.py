@@ -36,9 +36,19 @@ __all__ = [
     "search",
 ]
 
-export_lazily(__name__, {
-    "BuildReport": "build", "build_catalog": "build", "export_dcat": "dcat",
-    "HarvestReport": "harvest", "harvest": "harvest", "CatalogIndex": "index",
-    "open_catalog": "intake", "open_esm_catalog": "esm", "Hit": "search",
-    "SearchResults": "search", "search": "search",
-})
+export_lazily(
+    __name__,
+    {
+        "BuildReport": "build",
+        "build_catalog": "build",
+        "export_dcat": "dcat",
+        "HarvestReport": "harvest",
+        "harvest": "harvest",
+        "CatalogIndex": "index",
+        "open_catalog": "intake",
+        "open_esm_catalog": "esm",
+        "Hit": "search",
+        "SearchResults": "search",
+        "search": "search",
+    },
+)

@@ -82,72 +82,144 @@ class IndexClient(AsyncBaseCoreClient):
 
     # --- collections -----------------------------------------------------------------------
 
-    async def all_collections(self, bbox=None, datetime=None, limit=None, q=None, token=None,
-                              request: Request | None = None, **kwargs) -> Response:
+    async def all_collections(
+        self,
+        bbox=None,
+        datetime=None,
+        limit=None,
+        q=None,
+        token=None,
+        request: Request | None = None,
+        **kwargs,
+    ) -> Response:
         """``GET /collections`` with collection search: bbox, datetime, q, limit, token."""
         box, interval = parse_bbox(bbox), parse_datetime(datetime)
         words = " ".join(q or [])
-        found = [c.stac for c in self.index.collections()
-                 if (not words or text_score(words, c.stac))
-                 and (box is None and interval is None or extent_overlap(c.stac, box, interval))]
+        found = [
+            c.stac
+            for c in self.index.collections()
+            if (not words or text_score(words, c.stac))
+            and (box is None and interval is None or extent_overlap(c.stac, box, interval))
+        ]
         offset, limit = _offset(token), _limit(limit or API_MAX_LIMIT)
-        page = found[offset:offset + limit]
+        page = found[offset : offset + limit]
         base_url = get_base_url(request)
-        links = [{"rel": "root", "type": "application/json", "href": base_url},
-                 {"rel": "self", "type": "application/json", "href": str(request.url)}]
+        links = [
+            {"rel": "root", "type": "application/json", "href": base_url},
+            {"rel": "self", "type": "application/json", "href": str(request.url)},
+        ]
         if offset + limit < len(found):
             links.append(_next_get_link(request, offset + limit))
-        return _respond({"collections": [self._collection(c, base_url) for c in page],
-                         "links": links, "numberMatched": len(found),
-                         "numberReturned": len(page)})
+        return _respond(
+            {
+                "collections": [self._collection(c, base_url) for c in page],
+                "links": links,
+                "numberMatched": len(found),
+                "numberReturned": len(page),
+            }
+        )
 
-    async def get_collection(self, collection_id: str, request: Request | None = None,
-                             **kwargs) -> dict[str, Any]:
+    async def get_collection(
+        self, collection_id: str, request: Request | None = None, **kwargs
+    ) -> dict[str, Any]:
         try:
             collection = self.index.collection(collection_id)
         except UnknownCollection as error:
             raise NotFoundError(str(error)) from None
         return self._collection(collection.stac, get_base_url(request))
 
-    async def item_collection(self, collection_id: str, bbox=None, datetime=None,
-                              limit: int = 10, token: str | None = None,
-                              request: Request | None = None, **kwargs) -> Response:
+    async def item_collection(
+        self,
+        collection_id: str,
+        bbox=None,
+        datetime=None,
+        limit: int = 10,
+        token: str | None = None,
+        request: Request | None = None,
+        **kwargs,
+    ) -> Response:
         """``GET /collections/{id}/items``."""
         await self.get_collection(collection_id, request=request)
-        return self._search(request, collections=[collection_id], bbox=bbox,
-                            datetime=datetime, limit=limit, token=token)
+        return self._search(
+            request,
+            collections=[collection_id],
+            bbox=bbox,
+            datetime=datetime,
+            limit=limit,
+            token=token,
+        )
 
-    async def get_item(self, item_id: str, collection_id: str, request: Request | None = None,
-                       **kwargs) -> dict[str, Any]:
+    async def get_item(
+        self, item_id: str, collection_id: str, request: Request | None = None, **kwargs
+    ) -> dict[str, Any]:
         await self.get_collection(collection_id, request=request)
-        items, _ = self.index.search_items(ItemQuery(collections=[collection_id], ids=[item_id],
-                                                     limit=1))
+        items, _ = self.index.search_items(
+            ItemQuery(collections=[collection_id], ids=[item_id], limit=1)
+        )
         if not items:
             raise NotFoundError(f"no item {item_id!r} in collection {collection_id!r}")
         return self._item(items[0], get_base_url(request))
 
     # --- item search -----------------------------------------------------------------------
 
-    async def get_search(self, collections=None, ids=None, bbox=None, intersects=None,
-                         datetime=None, limit: int = 10, token: str | None = None, q=None,
-                         request: Request | None = None, **kwargs) -> Response:
-        return self._search(request, collections=collections, ids=ids, bbox=bbox,
-                            intersects=intersects, datetime=datetime, limit=limit, token=token,
-                            q=q)
+    async def get_search(
+        self,
+        collections=None,
+        ids=None,
+        bbox=None,
+        intersects=None,
+        datetime=None,
+        limit: int = 10,
+        token: str | None = None,
+        q=None,
+        request: Request | None = None,
+        **kwargs,
+    ) -> Response:
+        return self._search(
+            request,
+            collections=collections,
+            ids=ids,
+            bbox=bbox,
+            intersects=intersects,
+            datetime=datetime,
+            limit=limit,
+            token=token,
+            q=q,
+        )
 
-    async def post_search(self, search_request, request: Request | None = None,
-                          **kwargs) -> Response:
+    async def post_search(
+        self, search_request, request: Request | None = None, **kwargs
+    ) -> Response:
         body = search_request.model_dump(exclude_none=True, by_alias=True)
         return self._search(
-            request, method="POST", body=body, collections=search_request.collections,
-            ids=search_request.ids, bbox=search_request.bbox,
-            intersects=body.get("intersects"), datetime=body.get("datetime"),
-            limit=search_request.limit, token=getattr(search_request, "token", None),
-            q=getattr(search_request, "q", None))
+            request,
+            method="POST",
+            body=body,
+            collections=search_request.collections,
+            ids=search_request.ids,
+            bbox=search_request.bbox,
+            intersects=body.get("intersects"),
+            datetime=body.get("datetime"),
+            limit=search_request.limit,
+            token=getattr(search_request, "token", None),
+            q=getattr(search_request, "q", None),
+        )
 
-    def _search(self, request: Request, *, collections=None, ids=None, bbox=None,
-                intersects=None, datetime=None, limit=10, token=None, q=None,
-                method: str = "GET", body: dict | None = None) -> Response:
+    def _search(
+        self,
+        request: Request,
+        *,
+        collections=None,
+        ids=None,
+        bbox=None,
+        intersects=None,
+        datetime=None,
+        limit=10,
+        token=None,
+        q=None,
+        method: str = "GET",
+        body: dict | None = None,
+    ) -> Response:
         if intersects is not None and bbox is not None:
             raise CatalogError("bbox and intersects are mutually exclusive; give only one")
         geometry = _parse_intersects(intersects)
@@ -161,30 +233,63 @@ class IndexClient(AsyncBaseCoreClient):
         interval = parse_datetime(datetime)
         start, end = interval or (None, None)
         offset, limit = _offset(token), _limit(limit)
-        items, matched = self.index.search_serialised(ItemQuery(
-            collections=collections, ids=list(ids) if ids else None, bbox=parse_bbox(bbox),
-            intersects=geometry, start=start, end=end, limit=limit, offset=offset))
+        items, matched = self.index.search_serialised(
+            ItemQuery(
+                collections=collections,
+                ids=list(ids) if ids else None,
+                bbox=parse_bbox(bbox),
+                intersects=geometry,
+                start=start,
+                end=end,
+                limit=limit,
+                offset=offset,
+            )
+        )
         return self._item_collection(items, matched, offset, limit, request, method, body)
 
-    def _item_collection(self, items: list[SerialisedItem], matched: int, offset: int,
-                         limit: int, request: Request, method: str,
-                         body: dict | None) -> Response:
+    def _item_collection(
+        self,
+        items: list[SerialisedItem],
+        matched: int,
+        offset: int,
+        limit: int,
+        request: Request,
+        method: str,
+        body: dict | None,
+    ) -> Response:
         """The FeatureCollection of a page, its Items' JSON spliced in rather than re-encoded."""
         base_url = get_base_url(request)
         links = [{"rel": "root", "type": "application/json", "href": base_url}]
         if offset + len(items) < matched:
-            links.append(_next_get_link(request, offset + limit) if method == "GET" else
-                         {"rel": "next", "type": "application/geo+json", "method": "POST",
-                          "href": str(request.url), "merge": True,
-                          "body": {**(body or {}), "token": f"offset:{offset + limit}"}})
-        head = orjson.dumps({"type": "FeatureCollection", "links": links,
-                             "numberMatched": matched, "numberReturned": len(items)})
+            links.append(
+                _next_get_link(request, offset + limit)
+                if method == "GET"
+                else {
+                    "rel": "next",
+                    "type": "application/geo+json",
+                    "method": "POST",
+                    "href": str(request.url),
+                    "merge": True,
+                    "body": {**(body or {}), "token": f"offset:{offset + limit}"},
+                }
+            )
+        head = orjson.dumps(
+            {
+                "type": "FeatureCollection",
+                "links": links,
+                "numberMatched": matched,
+                "numberReturned": len(items),
+            }
+        )
         # Each body is a JSON object: its closing brace makes way for the links.
         features = b",".join(
-            b"%s,\"links\":%s}" % (item.body[:-1], orjson.dumps(
-                _item_links(item.collection, item.id, base_url))) for item in items)
-        return Response(b"%s,\"features\":[%s]}" % (head[:-1], features),
-                        media_type="application/geo+json")
+            b'%s,"links":%s}'
+            % (item.body[:-1], orjson.dumps(_item_links(item.collection, item.id, base_url)))
+            for item in items
+        )
+        return Response(
+            b'%s,"features":[%s]}' % (head[:-1], features), media_type="application/geo+json"
+        )
 
     # --- links -----------------------------------------------------------------------------
 
@@ -198,8 +303,11 @@ class IndexClient(AsyncBaseCoreClient):
             {"rel": "items", "type": "application/geo+json", "href": f"{collection}/items"},
             {"rel": "root", "type": "application/json", "href": base_url},
         ]
-        kept = [link for link in stac.get("links", [])
-                if link["rel"] not in {"self", "parent", "root", "items", "child", "item"}]
+        kept = [
+            link
+            for link in stac.get("links", [])
+            if link["rel"] not in {"self", "parent", "root", "items", "child", "item"}
+        ]
         return {**stac, "links": links + kept}
 
     @staticmethod
@@ -207,9 +315,13 @@ class IndexClient(AsyncBaseCoreClient):
         return {**item, "links": _item_links(item["collection"], item["id"], base_url)}
 
 
-def create_app(lake: str | Lake | None = None, *, index: CatalogIndex | None = None,
-               title: str = "eosc-pangeo meta-catalogue", public_url: str | None = None
-               ) -> FastAPI:
+def create_app(
+    lake: str | Lake | None = None,
+    *,
+    index: CatalogIndex | None = None,
+    title: str = "eosc-pangeo meta-catalogue",
+    public_url: str | None = None,
+) -> FastAPI:
     """The STAC API application over the lake's index (or ``index``), for uvicorn.
 
     Parameters
@@ -223,22 +335,31 @@ def create_app(lake: str | Lake | None = None, *, index: CatalogIndex | None = N
         request came to (see :mod:`eosc_pangeo.catalog.dcat_api`).
     """
     index = index or CatalogIndex.of_lake(lake)
-    free_text = FreeTextExtension(conformance_classes=[FreeTextConformanceClasses.SEARCH,
-                                                       FreeTextConformanceClasses.COLLECTIONS])
+    free_text = FreeTextExtension(
+        conformance_classes=[
+            FreeTextConformanceClasses.SEARCH,
+            FreeTextConformanceClasses.COLLECTIONS,
+        ]
+    )
     pagination = TokenPaginationExtension()
     search_extensions = [free_text, pagination]
     collection_search = CollectionSearchExtension.from_extensions([free_text, pagination])
-    description = ("Collections of every domain of the eosc-pangeo lake and of the catalogues "
-                   "it harvests.")
+    description = (
+        "Collections of every domain of the eosc-pangeo lake and of the catalogues it harvests."
+    )
     api = StacApi(
-        settings=ApiSettings(stac_fastapi_title=title, stac_fastapi_description=description,
-                             stac_fastapi_landing_id="eosc-pangeo",
-                             stac_fastapi_version=__version__),
+        settings=ApiSettings(
+            stac_fastapi_title=title,
+            stac_fastapi_description=description,
+            stac_fastapi_landing_id="eosc-pangeo",
+            stac_fastapi_version=__version__,
+        ),
         title=title,
         description=description,
         api_version=__version__,
-        client=IndexClient(index=index, landing_page_id="eosc-pangeo", title=title,
-                           description=description),
+        client=IndexClient(
+            index=index, landing_page_id="eosc-pangeo", title=title, description=description
+        ),
         extensions=[*search_extensions, collection_search],
         search_get_request_model=create_get_request_model(search_extensions),
         search_post_request_model=create_post_request_model(search_extensions),
@@ -249,9 +370,13 @@ def create_app(lake: str | Lake | None = None, *, index: CatalogIndex | None = N
             # (quality 4), for a tenth of the time: the default's costs each search 0.3 ms.
             Middleware(BrotliMiddleware, quality=1),
             # The CORS settings the STAC API specification recommends (stac-fastapi's).
-            Middleware(CORSMiddleware, allow_origins=["*"],
-                       allow_methods=["OPTIONS", "POST", "GET"],
-                       allow_headers=["Content-Type"], max_age=600),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=["*"],
+                allow_methods=["OPTIONS", "POST", "GET"],
+                allow_headers=["Content-Type"],
+                max_age=600,
+            ),
             Middleware(ProxyHeaderMiddleware),
             Middleware(_RejectNonObjectSearchBodies),
         ],
@@ -286,8 +411,11 @@ def _awaited_model(default: Any) -> Any:
     """``Depends(Model)`` of an APIRequest model as the ``Depends`` of a coroutine building it;
     any other default as it is."""
     model = getattr(default, "dependency", None)
-    if not (isinstance(default, params.Depends) and inspect.isclass(model)
-            and issubclass(model, APIRequest)):
+    if not (
+        isinstance(default, params.Depends)
+        and inspect.isclass(model)
+        and issubclass(model, APIRequest)
+    ):
         return default
 
     async def build(**fields):
@@ -303,8 +431,7 @@ def _respond(content: dict[str, Any], media_type: str = "application/json") -> R
     Returning a response rather than a dict spares each answer FastAPI's ``jsonable_encoder``
     walk and the standard library's encoder, most of the time of a search over the index.
     """
-    return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY),
-                    media_type=media_type)
+    return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), media_type=media_type)
 
 
 class _RejectNonObjectSearchBodies:
@@ -320,16 +447,23 @@ class _RejectNonObjectSearchBodies:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        if (scope["type"] != "http" or scope["method"] != "POST"
-                or not scope["path"].rstrip("/").endswith("/search")):
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not scope["path"].rstrip("/").endswith("/search")
+        ):
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
         media_type = request.headers.get("content-type", "application/json").split(";")[0]
         if media_type.strip() not in ("application/json", "application/geo+json"):
-            await JSONResponse({"code": "UnsupportedMediaType",
-                                "description": "send the search as application/json"},
-                               status_code=415)(scope, receive, send)
+            await JSONResponse(
+                {
+                    "code": "UnsupportedMediaType",
+                    "description": "send the search as application/json",
+                },
+                status_code=415,
+            )(scope, receive, send)
             return
         body = await request.body()
         try:
@@ -337,9 +471,10 @@ class _RejectNonObjectSearchBodies:
         except ValueError:
             parsed = None
         if not isinstance(parsed, dict):
-            await JSONResponse({"code": "BadRequest",
-                                "description": "the search body must be a JSON object"},
-                               status_code=400)(scope, receive, send)
+            await JSONResponse(
+                {"code": "BadRequest", "description": "the search body must be a JSON object"},
+                status_code=400,
+            )(scope, receive, send)
             return
         await self.app(scope, _replaying(body, receive), send)
 
@@ -382,14 +517,17 @@ def _parse_intersects(value: str | dict[str, Any] | None) -> BaseGeometry | None
             raise CatalogError(f"intersects is not JSON: {error}") from None
     kind = value.get("type") if isinstance(value, dict) else type(value).__name__
     if not isinstance(kind, str) or kind not in _GEOMETRIES:
-        raise CatalogError(f"intersects must be a GeoJSON geometry, an object whose type is one "
-                           f"of {', '.join(_GEOMETRIES)}; got {kind!r}")
+        raise CatalogError(
+            f"intersects must be a GeoJSON geometry, an object whose type is one "
+            f"of {', '.join(_GEOMETRIES)}; got {kind!r}"
+        )
     try:
         # geojson-pydantic checks what shapely accepts silently, such as rings left open.
         _GEOMETRIES[kind].model_validate(value)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or kind}: {e['msg']}"
-                             for e in error.errors()[:3])
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or kind}: {e['msg']}" for e in error.errors()[:3]
+        )
         raise CatalogError(f"intersects is not a valid GeoJSON {kind}: {problems}") from None
     try:
         geometry = shapely.geometry.shape(value)
@@ -400,11 +538,14 @@ def _parse_intersects(value: str | dict[str, Any] | None) -> BaseGeometry | None
         raise CatalogError("intersects must be a non-empty geometry with finite coordinates")
     west, south, east, north = geometry.bounds
     if west < -180 or east > 180 or south < -90 or north > 90:
-        raise CatalogError("intersects coordinates must be longitudes in [-180, 180] and "
-                           "latitudes in [-90, 90] (WGS 84)")
+        raise CatalogError(
+            "intersects coordinates must be longitudes in [-180, 180] and "
+            "latitudes in [-90, 90] (WGS 84)"
+        )
     if not geometry.is_valid:
-        raise CatalogError(f"intersects is not a valid geometry: "
-                           f"{shapely.is_valid_reason(geometry)}")
+        raise CatalogError(
+            f"intersects is not a valid geometry: {shapely.is_valid_reason(geometry)}"
+        )
     return geometry
 
 
@@ -442,12 +583,21 @@ def _offset(token: str | None) -> int:
 def _next_get_link(request: Request, offset: int) -> dict[str, Any]:
     params = dict(request.query_params)
     params["token"] = f"offset:{offset}"
-    return {"rel": "next", "type": "application/geo+json", "method": "GET",
-            "href": f"{str(request.url).split('?')[0]}?{urlencode(params)}"}
+    return {
+        "rel": "next",
+        "type": "application/geo+json",
+        "method": "GET",
+        "href": f"{str(request.url).split('?')[0]}?{urlencode(params)}",
+    }
 
 
-def serve(lake: str | Lake | None = None, *, host: str = "127.0.0.1", port: int = 8080,
-          public_url: str | None = None) -> None:
+def serve(
+    lake: str | Lake | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    public_url: str | None = None,
+) -> None:
     """Serve the lake's index as a STAC API (and DCAT-AP at ``/dcat``, its URLs below
     ``public_url`` when given) with uvicorn until interrupted.
 
@@ -462,5 +612,6 @@ def serve(lake: str | Lake | None = None, *, host: str = "127.0.0.1", port: int 
 
     index = built_index(lake)
     index.load()
-    uvicorn.run(create_app(index=index, public_url=public_url), host=host, port=port,
-                log_level="info")
+    uvicorn.run(
+        create_app(index=index, public_url=public_url), host=host, port=port, log_level="info"
+    )

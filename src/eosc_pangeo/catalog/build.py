@@ -39,16 +39,21 @@ class BuildReport:
     stac: str = field(metadata={"doc": "URL of the root STAC catalog."})
     intake: str = field(metadata={"doc": "URL of the root Intake catalog."})
     index: str = field(metadata={"doc": "URL of the index folder."})
-    esm: str | None = field(default=None, metadata={
-        "doc": "URL of the intake-esm collection JSON; None if no collection is model output."})
+    esm: str | None = field(
+        default=None,
+        metadata={
+            "doc": "URL of the intake-esm collection JSON; None if no collection is model output."
+        },
+    )
     described: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     items: int = 0
 
 
-def build_catalog(lake: str | Lake | None = None, *, progress: Progress | None = None,
-                  data_url: str | None = None) -> BuildReport:
+def build_catalog(
+    lake: str | Lake | None = None, *, progress: Progress | None = None, data_url: str | None = None
+) -> BuildReport:
     """Describe every collection of the lake in STAC, Intake and the search index.
 
     Parameters
@@ -77,28 +82,35 @@ def build_catalog(lake: str | Lake | None = None, *, progress: Progress | None =
     index = CatalogIndex.of_lake(lake)
     fingerprints = {c.id: c.fingerprint for c in index.collections(LAKE_SOURCE)}
     stac_root = lake.path(CATALOG_DIR, STAC_DIR)
-    report = BuildReport(lake=lake.url, stac=lake.uri(CATALOG_DIR, STAC_DIR, "catalog.json"),
-                         intake="", index=index.url)
+    report = BuildReport(
+        lake=lake.url,
+        stac=lake.uri(CATALOG_DIR, STAC_DIR, "catalog.json"),
+        intake="",
+        index=index.url,
+    )
 
     for done, manifest in enumerate(manifests, 1):
         stac_file = _collection_file(stac_root, manifest)
-        if (fingerprints.get(manifest.id) == fingerprint(manifest, data_url)
-                and lake.fs.exists(stac_file)):
+        if fingerprints.get(manifest.id) == fingerprint(manifest, data_url) and lake.fs.exists(
+            stac_file
+        ):
             report.unchanged.append(manifest.id)
         else:
             collection = describe_collection(lake, manifest, data_url)
             items = describe_items(lake, manifest)
-            index.put(LAKE_SOURCE, collection.to_dict(include_self_link=False),
-                      [item.to_dict(include_self_link=False) for item in items],
-                      fingerprint(manifest, data_url))
+            index.put(
+                LAKE_SOURCE,
+                collection.to_dict(include_self_link=False),
+                [item.to_dict(include_self_link=False) for item in items],
+                fingerprint(manifest, data_url),
+            )
             report.described.append(manifest.id)
             report.items += len(items)
         report_progress("describe", done, len(manifests))
 
     report.removed = sorted(set(fingerprints) - {m.id for m in manifests})
     index.drop(LAKE_SOURCE, report.removed)
-    _write_static_catalog(lake, stac_root, manifests, set(report.described), report.removed,
-                          index)
+    _write_static_catalog(lake, stac_root, manifests, set(report.described), report.removed, index)
     report.intake = write_intake_catalogs(lake, manifests, lake.path(CATALOG_DIR, INTAKE_DIR))
     report.esm = write_esm_catalog(lake, manifests, lake.path(CATALOG_DIR, ESM_DIR))
     return report
@@ -120,8 +132,10 @@ def built_index(lake: str | Lake | None = None) -> CatalogIndex:
         return index
     if not lake.collection_ids():
         raise CatalogNotBuilt(str(lake.not_a_lake()))
-    raise CatalogNotBuilt(f"the catalogue of the lake {lake.url} was never built: run "
-                          f"eosc-pangeo catalog build --lake {lake.url}")
+    raise CatalogNotBuilt(
+        f"the catalogue of the lake {lake.url} was never built: run "
+        f"eosc-pangeo catalog build --lake {lake.url}"
+    )
 
 
 def fingerprint(manifest: Manifest, data_url: str | None = None) -> str:
@@ -131,8 +145,14 @@ def fingerprint(manifest: Manifest, data_url: str | None = None) -> str:
     return f"{described} {data_url}" if data_url else described
 
 
-def _write_static_catalog(lake: Lake, stac_root: str, manifests: list[Manifest],
-                          changed: set[str], removed: list[str], index: CatalogIndex) -> None:
+def _write_static_catalog(
+    lake: Lake,
+    stac_root: str,
+    manifests: list[Manifest],
+    changed: set[str],
+    removed: list[str],
+    index: CatalogIndex,
+) -> None:
     """Save the static STAC catalog, rewriting only the collections that changed.
 
     The whole tree is laid out (so that every link is right) but only the root, the domain
@@ -145,8 +165,9 @@ def _write_static_catalog(lake: Lake, stac_root: str, manifests: list[Manifest],
         indexed = index.collection(manifest.id)
         collection = pystac.Collection.from_dict(indexed.stac)
         if manifest.id in changed:
-            items, _ = index.search_items(ItemQuery(collections=[manifest.id],
-                                                    limit=max(indexed.item_count, 1)))
+            items, _ = index.search_items(
+                ItemQuery(collections=[manifest.id], limit=max(indexed.item_count, 1))
+            )
             collection.add_items(pystac.Item.from_dict(item) for item in items)
         collections.append(collection)
     root = lake_catalog(lake, collections)

@@ -35,10 +35,19 @@ CSV_FILE = "collection.csv"
 #: The attributes that name a model run's output (CMIP6 global attributes); ``member_id`` may
 #: instead come from ``variant_label`` (see :func:`member_id`).
 REQUIRED = ("source_id", "experiment_id", "table_id", "variable_id", "grid_label")
-GROUP_BY = ("activity_id", "institution_id", "source_id", "experiment_id", "table_id",
-            "grid_label", "chunking")
-COLUMNS = (*dict.fromkeys((*GROUP_BY, "member_id", "variable_id", "frequency", "collection",
-                           "domain")), "path")
+GROUP_BY = (
+    "activity_id",
+    "institution_id",
+    "source_id",
+    "experiment_id",
+    "table_id",
+    "grid_label",
+    "chunking",
+)
+COLUMNS = (
+    *dict.fromkeys((*GROUP_BY, "member_id", "variable_id", "frequency", "collection", "domain")),
+    "path",
+)
 
 
 def member_id(attributes: dict) -> str | None:
@@ -60,11 +69,17 @@ def esm_rows(lake: Lake, manifest: Manifest) -> list[dict[str, str]]:
     member = member_id(attributes)
     if manifest.kind != "grid" or member is None or not all(attributes.get(a) for a in REQUIRED):
         return []
-    return [{
-        **{name: str(attributes.get(name, "")) for name in COLUMNS},
-        "member_id": member, "chunking": store.chunking, "collection": manifest.id,
-        "domain": manifest.domain, "path": lake.uri(manifest.domain, manifest.id, store.path),
-    } for store in manifest.stores.values()]
+    return [
+        {
+            **{name: str(attributes.get(name, "")) for name in COLUMNS},
+            "member_id": member,
+            "chunking": store.chunking,
+            "collection": manifest.id,
+            "domain": manifest.domain,
+            "path": lake.uri(manifest.domain, manifest.id, store.path),
+        }
+        for store in manifest.stores.values()
+    ]
 
 
 def write_esm_catalog(lake: Lake, manifests: Iterable[Manifest], folder: str) -> str | None:
@@ -96,8 +111,11 @@ def write_esm_catalog(lake: Lake, manifests: Iterable[Manifest], folder: str) ->
             "groupby_attrs": list(GROUP_BY),
             "aggregations": [
                 {"type": "union", "attribute_name": "variable_id"},
-                {"type": "join_new", "attribute_name": "member_id",
-                 "options": {"coords": "minimal", "compat": "override"}},
+                {
+                    "type": "join_new",
+                    "attribute_name": "member_id",
+                    "options": {"coords": "minimal", "compat": "override"},
+                },
             ],
         },
     }
@@ -126,8 +144,11 @@ def open_esm_catalog(lake: str | Lake | None = None):
     lake = Lake.from_url(lake)
     path = lake.path("_catalog", ESM_DIR, JSON_FILE)
     if not lake.fs.exists(path):
-        raise CatalogError(f"{lake.url} has no intake-esm catalogue ({path}): run "
-                           "'eosc-pangeo catalog build'; it lists grids with CMIP attributes "
-                           "(source_id, experiment_id, table_id, variable_id, grid_label)")
-    return intake.open_esm_datastore(lake.fs.unstrip_protocol(path),
-                                     storage_options=lake.storage_options or None)
+        raise CatalogError(
+            f"{lake.url} has no intake-esm catalogue ({path}): run "
+            "'eosc-pangeo catalog build'; it lists grids with CMIP attributes "
+            "(source_id, experiment_id, table_id, variable_id, grid_label)"
+        )
+    return intake.open_esm_datastore(
+        lake.fs.unstrip_protocol(path), storage_options=lake.storage_options or None
+    )

@@ -22,8 +22,17 @@ from ..lake.storage import Lake
 from .index import CatalogError, CatalogIndex
 
 #: Link relations that point inside the source; the index (or the API) makes its own.
-_STRUCTURAL_LINKS = {"self", "root", "parent", "child", "item", "items", "collection", "next",
-                     "prev"}
+_STRUCTURAL_LINKS = {
+    "self",
+    "root",
+    "parent",
+    "child",
+    "item",
+    "items",
+    "collection",
+    "next",
+    "prev",
+}
 
 Harvested = tuple[dict[str, Any], list[dict[str, Any]]]
 
@@ -38,8 +47,9 @@ class HarvestReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict,
-                                    metadata={"doc": "Collection id -> why it was not indexed."})
+    skipped: dict[str, str] = field(
+        default_factory=dict, metadata={"doc": "Collection id -> why it was not indexed."}
+    )
     items: int = 0
     error: str | None = None
 
@@ -48,8 +58,13 @@ class HarvestReport:
         return self.error is None
 
 
-def harvest(source: str, *, lake: str | Lake | None = None, index: CatalogIndex | None = None,
-            domain: str | None = None) -> HarvestReport:
+def harvest(
+    source: str,
+    *,
+    lake: str | Lake | None = None,
+    index: CatalogIndex | None = None,
+    domain: str | None = None,
+) -> HarvestReport:
     """Harvest ``source`` into the lake's index (or ``index``).
 
     Parameters
@@ -82,8 +97,9 @@ def harvest(source: str, *, lake: str | Lake | None = None, index: CatalogIndex 
     for collection, items in collections:
         if domain and "eosc:domain" not in collection:
             collection["eosc:domain"] = domain
-        collection["links"] = [link for link in collection.get("links", [])
-                               if link.get("rel") not in _STRUCTURAL_LINKS]
+        collection["links"] = [
+            link for link in collection.get("links", []) if link.get("rel") not in _STRUCTURAL_LINKS
+        ]
         digest = _fingerprint(collection, items)
         if known.get(collection["id"]) == digest:
             report.unchanged.append(collection["id"])
@@ -111,8 +127,7 @@ def _read_source(source: str) -> tuple[str, list[Harvested]]:
         return "intake", list(_intake_collections(source))
     from .dcat_read import is_dcat_source, read_dcat, serves_rdf
 
-    if is_dcat_source(source) or source.startswith(("http://", "https://")) and serves_rdf(
-            source):
+    if is_dcat_source(source) or source.startswith(("http://", "https://")) and serves_rdf(source):
         return "dcat", read_dcat(source)
     if source.startswith(("http://", "https://")):
         # Imported here: pystac-client pulls in jsonschema's format checkers, over a second of
@@ -166,20 +181,26 @@ def _intake_collection(entry_id: str, described: dict[str, Any]) -> dict[str, An
     collection = pystac.Collection(
         id=entry_id,
         description=described.get("description") or entry_id,
-        extent=pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent(
-            [[pystac.utils.str_to_datetime(t) if t else None for t in time]])),
-        extra_fields={"eosc:intake": {"driver": described["driver"][0],
-                                      "args": described.get("args", {})}},
+        extent=pystac.Extent(
+            pystac.SpatialExtent([bbox]),
+            pystac.TemporalExtent([[pystac.utils.str_to_datetime(t) if t else None for t in time]]),
+        ),
+        extra_fields={
+            "eosc:intake": {"driver": described["driver"][0], "args": described.get("args", {})}
+        },
     ).to_dict(include_self_link=False)
     collection["cf:parameter"] = [
         {"name": v["standard_name"], "unit": v.get("units")}
-        for v in (metadata.get("variables") or {}).values() if v.get("standard_name")]
+        for v in (metadata.get("variables") or {}).values()
+        if v.get("standard_name")
+    ]
     if metadata.get("domain"):
         collection["eosc:domain"] = metadata["domain"]
     urlpath = described.get("args", {}).get("urlpath")
     collection["assets"] = {
         f"data-{position}": {"href": href, "roles": ["data"]}
-        for position, href in enumerate([urlpath] if isinstance(urlpath, str) else urlpath or [])}
+        for position, href in enumerate([urlpath] if isinstance(urlpath, str) else urlpath or [])
+    }
     return collection
 
 

@@ -56,19 +56,24 @@ COLLECTIONS_FILE = "collections.parquet"
 LAKE_SOURCE = "lake"
 ROW_GROUP_ROWS = 8192
 
-COLLECTION_SCHEMA = pa.schema([
-    ("id", pa.string()),
-    ("source", pa.string()),
-    ("fingerprint", pa.string()),
-    ("domain", pa.string()),
-    ("title", pa.string()),
-    ("xmin", pa.float64()), ("ymin", pa.float64()), ("xmax", pa.float64()), ("ymax", pa.float64()),
-    ("start_datetime", pa.timestamp("us", tz="UTC")),
-    ("end_datetime", pa.timestamp("us", tz="UTC")),
-    ("item_count", pa.int64()),
-    ("items_file", pa.string()),
-    ("stac", pa.string()),
-])
+COLLECTION_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("fingerprint", pa.string()),
+        ("domain", pa.string()),
+        ("title", pa.string()),
+        ("xmin", pa.float64()),
+        ("ymin", pa.float64()),
+        ("xmax", pa.float64()),
+        ("ymax", pa.float64()),
+        ("start_datetime", pa.timestamp("us", tz="UTC")),
+        ("end_datetime", pa.timestamp("us", tz="UTC")),
+        ("item_count", pa.int64()),
+        ("items_file", pa.string()),
+        ("stac", pa.string()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -152,10 +157,19 @@ class CatalogIndex:
         with self._lock:
             if version is None or version != self._collections_version:
                 self._collections = sorted(
-                    (IndexedCollection(r["id"], r["source"], r["fingerprint"], r["item_count"],
-                                       r["items_file"], json.loads(r["stac"]))
-                     for r in self._collection_table().to_pylist()),
-                    key=lambda c: c.id)
+                    (
+                        IndexedCollection(
+                            r["id"],
+                            r["source"],
+                            r["fingerprint"],
+                            r["item_count"],
+                            r["items_file"],
+                            json.loads(r["stac"]),
+                        )
+                        for r in self._collection_table().to_pylist()
+                    ),
+                    key=lambda c: c.id,
+                )
                 self._collections_version = version
             return self._collections
 
@@ -185,7 +199,7 @@ class CatalogIndex:
         if items is None:
             return [], 0
         rows = items.matching(query)
-        return items.stac(rows[query.offset:query.offset + query.limit]), len(rows)
+        return items.stac(rows[query.offset : query.offset + query.limit]), len(rows)
 
     def load(self) -> None:
         """Load the index into memory now, every Item converted to JSON, rather than at the
@@ -211,7 +225,7 @@ class CatalogIndex:
         if items is None:
             return [], 0
         rows = items.matching(query)
-        return items.serialised(rows[query.offset:query.offset + query.limit]), len(rows)
+        return items.serialised(rows[query.offset : query.offset + query.limit]), len(rows)
 
     def count_items(self, query: ItemQuery) -> dict[str, int]:
         """How many Items of each collection match ``query`` (collections with none left out)."""
@@ -243,15 +257,18 @@ class CatalogIndex:
                 if files:
                     with self._cursor() as cursor:
                         # DuckDB reads the files as one table, their columns united by name.
-                        table = cursor.sql(f"SELECT * FROM read_parquet({_sql_list(files)}, "
-                                           "union_by_name = true)").to_arrow_table()
+                        table = cursor.sql(
+                            f"SELECT * FROM read_parquet({_sql_list(files)}, union_by_name = true)"
+                        ).to_arrow_table()
                 self._loaded_items = None if table is None else ItemArrays(table)
                 self._loaded_version = version
                 if self._loaded_items is not None and self._serve_json:
                     # A server: have the new Items ready as JSON, as load() had the old ones.
                     self._serialising = threading.Thread(
-                        target=self._loaded_items.serialise_all, daemon=True,
-                        name="eosc-pangeo-index-json")
+                        target=self._loaded_items.serialise_all,
+                        daemon=True,
+                        name="eosc-pangeo-index-json",
+                    )
                     self._serialising.start()
             return self._loaded_items
 
@@ -264,27 +281,39 @@ class CatalogIndex:
             info = self.fs.info(self._path(COLLECTIONS_FILE))
         except FileNotFoundError:
             return None
-        return (info.get("mtime") or info.get("LastModified"), info.get("ETag"), info.get("ino"),
-                info["size"])
+        return (
+            info.get("mtime") or info.get("LastModified"),
+            info.get("ETag"),
+            info.get("ino"),
+            info["size"],
+        )
 
     def _check_known(self, collections: Sequence[str] | None) -> None:
         known = {c.id for c in self.collections()}
         unknown = [c for c in collections or [] if c not in known]
         if unknown:
-            raise UnknownCollection(f"no collection {', '.join(map(repr, unknown))} in the "
-                                    f"catalogue (known: {', '.join(sorted(known)) or 'none'})")
+            raise UnknownCollection(
+                f"no collection {', '.join(map(repr, unknown))} in the "
+                f"catalogue (known: {', '.join(sorted(known)) or 'none'})"
+            )
 
     def _collection_table(self) -> pa.Table:
         try:
-            return pq.read_table(self._path(COLLECTIONS_FILE), filesystem=self.fs,
-                                 schema=COLLECTION_SCHEMA)
+            return pq.read_table(
+                self._path(COLLECTIONS_FILE), filesystem=self.fs, schema=COLLECTION_SCHEMA
+            )
         except FileNotFoundError:
             return COLLECTION_SCHEMA.empty_table()
 
     # --- writing ---------------------------------------------------------------------------
 
-    def put(self, source: str, collection: dict[str, Any], items: Iterable[dict[str, Any]],
-            fingerprint: str) -> None:
+    def put(
+        self,
+        source: str,
+        collection: dict[str, Any],
+        items: Iterable[dict[str, Any]],
+        fingerprint: str,
+    ) -> None:
         """Index (or re-index) one Collection and all its Items, replacing what ``source`` had.
 
         Raises
@@ -295,8 +324,10 @@ class CatalogIndex:
         """
         others = [c for c in self.collections() if c.id == collection["id"] and c.source != source]
         if others:
-            raise CatalogError(f"collection {collection['id']!r} is already indexed from "
-                             f"{others[0].source!r}; ids must be unique across sources")
+            raise CatalogError(
+                f"collection {collection['id']!r} is already indexed from "
+                f"{others[0].source!r}; ids must be unique across sources"
+            )
         items = [_indexable(item, collection["id"]) for item in items]
         items_file = None
         if items:
@@ -324,20 +355,26 @@ class CatalogIndex:
         self._check_fits(items_file, table)
         with tempfile.TemporaryDirectory() as scratch:  # to_parquet writes to paths only
             local = f"{scratch}/items.parquet"
-            stac_geoparquet.arrow.to_parquet(table, local,
-                                             collections={collection["id"]: collection})
+            stac_geoparquet.arrow.to_parquet(
+                table, local, collections={collection["id"]: collection}
+            )
             atomic_write(self.fs, self._path(items_file), Path(local).read_bytes())
 
     def _check_fits(self, items_file: str, arriving: pa.Table) -> None:
         """Refuse Items whose columns clash with the index's (e.g. a field that is a number in one
         collection and a string in another), before they are written: queries read all files as
         one table, so one bad file would break every search."""
-        existing = [self._full(c.items_file) for c in self.collections()
-                    if c.items_file and c.items_file != items_file]
+        existing = [
+            self._full(c.items_file)
+            for c in self.collections()
+            if c.items_file and c.items_file != items_file
+        ]
         union = "SELECT * FROM arriving"
         if existing:
-            union = (f"SELECT * FROM read_parquet({_sql_list(existing)}, union_by_name = true)"
-                     " UNION ALL BY NAME SELECT * FROM arriving")
+            union = (
+                f"SELECT * FROM read_parquet({_sql_list(existing)}, union_by_name = true)"
+                " UNION ALL BY NAME SELECT * FROM arriving"
+            )
         with self._cursor() as cursor:
             cursor.register("arriving", arriving)
             try:
@@ -347,8 +384,9 @@ class CatalogIndex:
 
     def _replace_rows(self, is_replaced, rows: list[dict[str, Any]]) -> None:
         kept = [r for r in self._collection_table().to_pylist() if not is_replaced(r)]
-        table = pa.Table.from_pylist(sorted(kept + rows, key=lambda r: (r["source"], r["id"])),
-                                     schema=COLLECTION_SCHEMA)
+        table = pa.Table.from_pylist(
+            sorted(kept + rows, key=lambda r: (r["source"], r["id"])), schema=COLLECTION_SCHEMA
+        )
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
         atomic_write(self.fs, self._path(COLLECTIONS_FILE), buffer.getvalue())
@@ -398,11 +436,13 @@ class ItemArrays:
     """
 
     def __init__(self, table: pa.Table) -> None:
-        self.table = table.sort_by([("start_datetime", "descending", "at_end"),
-                                    ("id", "ascending", "at_end")]).combine_chunks()
+        self.table = table.sort_by(
+            [("start_datetime", "descending", "at_end"), ("id", "ascending", "at_end")]
+        ).combine_chunks()
         boxes = self.table.column("bbox") if "bbox" in self.table.column_names else None
         self.west, self.south, self.east, self.north = (
-            _floats(boxes, side, len(self.table)) for side in ("xmin", "ymin", "xmax", "ymax"))
+            _floats(boxes, side, len(self.table)) for side in ("xmin", "ymin", "xmax", "ymax")
+        )
         self.start = _microseconds(self.table.column("start_datetime"), _LATEST)
         self.end = _microseconds(self.table.column("end_datetime"), _EARLIEST)
         # Ascending, so that np.searchsorted applies; rows without a start come last.
@@ -419,8 +459,9 @@ class ItemArrays:
     def matching(self, query: ItemQuery) -> np.ndarray:
         """The rows matching ``query`` (not its page), in search order."""
         rows = self._candidates(query)
-        mask = np.ones(len(rows) if isinstance(rows, np.ndarray) else rows.stop - rows.start,
-                       dtype=bool)
+        mask = np.ones(
+            len(rows) if isinstance(rows, np.ndarray) else rows.stop - rows.start, dtype=bool
+        )
         if query.collections is not None:
             # A lookup table of the few collection codes: np.isin sorts, 50x slower.
             wanted = np.zeros(len(self.collection_names), dtype=bool)
@@ -440,7 +481,8 @@ class ItemArrays:
         if query.intersects is not None:
             # Only the boxes' candidates are tested exactly: their footprints, in order.
             footprints = shapely.from_wkb(
-                self.table.column("geometry").take(found).to_numpy(zero_copy_only=False))
+                self.table.column("geometry").take(found).to_numpy(zero_copy_only=False)
+            )
             shapely.prepare(query.intersects)
             found = found[shapely.intersects(footprints, query.intersects)]
         return found
@@ -448,8 +490,10 @@ class ItemArrays:
     def stac(self, rows: np.ndarray) -> list[dict[str, Any]]:
         """The Items of ``rows`` as STAC dicts."""
         page = self.table.take(pa.array(rows, pa.int64()))
-        return [{"assets": {}, **_without_nulls(item)}  # files of asset-less Items lack it
-                for item in stac_geoparquet.arrow.stac_table_to_items(page)]
+        return [
+            {"assets": {}, **_without_nulls(item)}  # files of asset-less Items lack it
+            for item in stac_geoparquet.arrow.stac_table_to_items(page)
+        ]
 
     def serialised(self, rows: np.ndarray) -> list[SerialisedItem]:
         """The Items of ``rows`` as JSON, converted now unless :meth:`serialise_all` did."""
@@ -461,21 +505,32 @@ class ItemArrays:
     def serialise_all(self, block: int = 4096) -> None:
         """Convert every Item to JSON ahead of the searches that will return it."""
         for first in range(0, len(self._serialised), block):
-            self._serialise([row for row in range(first, min(first + block, len(self.start)))
-                             if self._serialised[row] is None])
+            self._serialise(
+                [
+                    row
+                    for row in range(first, min(first + block, len(self.start)))
+                    if self._serialised[row] is None
+                ]
+            )
 
     def _serialise(self, rows: list[int]) -> None:
         for row, item in zip(rows, self.stac(np.array(rows, dtype=np.int64)), strict=True):
             links = item.pop("links", [])
             self._serialised[row] = SerialisedItem(
-                item["collection"], item["id"],
-                orjson.dumps(item, option=orjson.OPT_SERIALIZE_NUMPY), orjson.dumps(links))
+                item["collection"],
+                item["id"],
+                orjson.dumps(item, option=orjson.OPT_SERIALIZE_NUMPY),
+                orjson.dumps(links),
+            )
 
     def count_by_collection(self, rows: np.ndarray) -> dict[str, int]:
         """How many of ``rows`` each collection has (collections with none left out)."""
         counts = np.bincount(self.collection_codes[rows], minlength=len(self.collection_names))
-        return {name: int(count) for name, count in zip(self.collection_names, counts,
-                                                        strict=True) if count}
+        return {
+            name: int(count)
+            for name, count in zip(self.collection_names, counts, strict=True)
+            if count
+        }
 
     def _candidates(self, query: ItemQuery) -> slice | np.ndarray:
         """The rows that can match ``query``: those of its ids, else those of its period."""
@@ -485,21 +540,28 @@ class ItemArrays:
                 for row, item_id in enumerate(self.table.column("id").to_pylist()):
                     rows_by_id.setdefault(item_id, []).append(row)
                 self._rows_by_id = rows_by_id
-            return np.array(sorted({row for item_id in query.ids
-                                    for row in self._rows_by_id.get(item_id, ())}),
-                            dtype=np.int64)
+            return np.array(
+                sorted({row for item_id in query.ids for row in self._rows_by_id.get(item_id, ())}),
+                dtype=np.int64,
+            )
         if query.end is None:
             return slice(0, len(self.start))
         first = np.searchsorted(self._negated_start, -_to_microseconds(query.end), "left")
-        last = len(self._negated_start) if query.start is None else np.searchsorted(
-            self._negated_start, self._longest - _to_microseconds(query.start), "right")
+        last = (
+            len(self._negated_start)
+            if query.start is None
+            else np.searchsorted(
+                self._negated_start, self._longest - _to_microseconds(query.start), "right"
+            )
+        )
         return slice(int(first), int(max(first, last)))
 
     def _overlapping(self, rows: slice | np.ndarray, box: Sequence[float]) -> np.ndarray:
         """Whether the box of each of ``rows`` overlaps ``box`` (west, south, east, north);
         either may cross the antimeridian."""
-        return boxes_overlap((self.west[rows], self.south[rows], self.east[rows],
-                              self.north[rows]), box)
+        return boxes_overlap(
+            (self.west[rows], self.south[rows], self.east[rows], self.north[rows]), box
+        )
 
 
 _LATEST, _EARLIEST = np.iinfo(np.int64).max, np.iinfo(np.int64).min
@@ -529,22 +591,36 @@ def _indexable(item: dict[str, Any], collection_id: str) -> dict[str, Any]:
     properties = dict(item["properties"])
     properties.setdefault("start_datetime", properties.get("datetime"))
     properties.setdefault("end_datetime", properties.get("datetime"))
-    return {**item, "collection": item.get("collection") or collection_id,
-            "properties": properties, "links": item.get("links", [])}
+    return {
+        **item,
+        "collection": item.get("collection") or collection_id,
+        "properties": properties,
+        "links": item.get("links", []),
+    }
 
 
-def _collection_row(source: str, collection: dict, fingerprint: str, item_count: int,
-                    items_file: str | None) -> dict[str, Any]:
+def _collection_row(
+    source: str, collection: dict, fingerprint: str, item_count: int, items_file: str | None
+) -> dict[str, Any]:
     extent = collection.get("extent", {})
     bbox = (extent.get("spatial", {}).get("bbox") or [[-180, -90, 180, 90]])[0]
     interval = (extent.get("temporal", {}).get("interval") or [[None, None]])[0]
     west, south, east, north = (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else bbox
     return {
-        "id": collection["id"], "source": source, "fingerprint": fingerprint,
-        "domain": collection.get("eosc:domain"), "title": collection.get("title"),
-        "xmin": west, "ymin": south, "xmax": east, "ymax": north,
-        "start_datetime": _parse_time(interval[0]), "end_datetime": _parse_time(interval[1]),
-        "item_count": item_count, "items_file": items_file, "stac": json.dumps(collection),
+        "id": collection["id"],
+        "source": source,
+        "fingerprint": fingerprint,
+        "domain": collection.get("eosc:domain"),
+        "title": collection.get("title"),
+        "xmin": west,
+        "ymin": south,
+        "xmax": east,
+        "ymax": north,
+        "start_datetime": _parse_time(interval[0]),
+        "end_datetime": _parse_time(interval[1]),
+        "item_count": item_count,
+        "items_file": items_file,
+        "stac": json.dumps(collection),
     }
 
 
@@ -556,8 +632,9 @@ def _without_nulls(value: Any, key: str | None = None) -> Any:
     """Drop the null fields that reading several files as one table adds (the union of their
     columns); ``datetime`` keeps its null, which STAC requires for Items with a time range."""
     if isinstance(value, dict):
-        return {k: _without_nulls(v, k) for k, v in value.items()
-                if v is not None or k == "datetime"}
+        return {
+            k: _without_nulls(v, k) for k, v in value.items() if v is not None or k == "datetime"
+        }
     if isinstance(value, list):
         return [_without_nulls(v) for v in value]
     return value

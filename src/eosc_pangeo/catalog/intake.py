@@ -38,32 +38,45 @@ def write_intake_catalogs(lake: Lake, manifests: Iterable[Manifest], folder: str
         if not entries:
             continue
         name = domain.replace("-", "_")  # an attribute name: cat.solid_earth
-        _write_yaml(lake, f"{folder}/{domain}.yaml", {
-            "metadata": {"version": 1, "domain": domain},
-            "description": f"{DOMAIN_TITLES[domain]} collections of the lake {lake.url}",
-            "sources": entries,
-        })
+        _write_yaml(
+            lake,
+            f"{folder}/{domain}.yaml",
+            {
+                "metadata": {"version": 1, "domain": domain},
+                "description": f"{DOMAIN_TITLES[domain]} collections of the lake {lake.url}",
+                "sources": entries,
+            },
+        )
         root_entries[name] = {
             "description": f"{DOMAIN_TITLES[domain]} collections",
             "driver": "intake.catalog.local.YAMLFileCatalog",
             "args": {"path": f"{{{{ CATALOG_DIR }}}}/{domain}.yaml"},
         }
-    _write_yaml(lake, f"{folder}/{ROOT_FILE}", {
-        "metadata": {"version": 1},
-        "description": f"eosc-pangeo data lake at {lake.url}, by domain",
-        "sources": root_entries,
-    })
+    _write_yaml(
+        lake,
+        f"{folder}/{ROOT_FILE}",
+        {
+            "metadata": {"version": 1},
+            "description": f"eosc-pangeo data lake at {lake.url}, by domain",
+            "sources": root_entries,
+        },
+    )
     return lake.fs.unstrip_protocol(f"{folder}/{ROOT_FILE}")
 
 
 def intake_entries(lake: Lake, manifest: Manifest) -> dict[str, dict[str, Any]]:
     """The Intake entries of one collection, by entry name."""
     description = str(manifest.attributes.get("title") or manifest.id)
-    metadata = {"collection": manifest.id, "domain": manifest.domain,
-                "variables": {name: v.model_dump(exclude={"dtype"}, exclude_none=True)
-                              for name, v in manifest.variables.items()},
-                "bbox": list(manifest.extent.bbox) if manifest.extent.bbox else None,
-                "time": list(manifest.extent.time) if manifest.extent.time else None}
+    metadata = {
+        "collection": manifest.id,
+        "domain": manifest.domain,
+        "variables": {
+            name: v.model_dump(exclude={"dtype"}, exclude_none=True)
+            for name, v in manifest.variables.items()
+        },
+        "bbox": list(manifest.extent.bbox) if manifest.extent.bbox else None,
+        "time": list(manifest.extent.time) if manifest.extent.time else None,
+    }
     return kind_of(manifest).intake_entries(lake, manifest, description, metadata)
 
 
@@ -83,5 +96,6 @@ def open_catalog(lake: str | Lake | None = None):
     import intake
 
     lake = Lake.from_url(lake)
-    return intake.open_catalog(lake.uri("_catalog", INTAKE_DIR, ROOT_FILE),
-                               storage_options=lake.storage_options or None)
+    return intake.open_catalog(
+        lake.uri("_catalog", INTAKE_DIR, ROOT_FILE), storage_options=lake.storage_options or None
+    )

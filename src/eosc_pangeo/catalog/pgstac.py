@@ -76,22 +76,29 @@ def load_into_pgstac(index_or_lake: CatalogIndex | str | Lake | None, dsn: str) 
     from pypgstac.db import PgstacDB
     from pypgstac.load import Loader, Methods
 
-    index = (index_or_lake if isinstance(index_or_lake, CatalogIndex)
-             else CatalogIndex.of_lake(index_or_lake))
+    index = (
+        index_or_lake
+        if isinstance(index_or_lake, CatalogIndex)
+        else CatalogIndex.of_lake(index_or_lake)
+    )
     collections = index.collections()
     if not collections:
         # Mirroring an empty index would empty the database: far more likely a wrong --lake
         # (a missing index reads as an empty one) than a wish.
-        raise CatalogError(f"the index at {index.url} holds no collection: not emptying pgstac "
-                           "(check the lake, or run `eosc-pangeo catalog build` first)")
+        raise CatalogError(
+            f"the index at {index.url} holds no collection: not emptying pgstac "
+            "(check the lake, or run `eosc-pangeo catalog build` first)"
+        )
     collection_ids = [collection.id for collection in collections]
     mirrored = 0
 
     try:
         with PgstacDB(dsn=dsn) as db:
             if db.version is None:  # the Loader would only say "Failed to detect the version"
-                raise CatalogError(f"no pgstac schema in {_without_password(dsn)}: run "
-                                   "`pypgstac migrate --dsn ...` first")
+                raise CatalogError(
+                    f"no pgstac schema in {_without_password(dsn)}: run "
+                    "`pypgstac migrate --dsn ...` first"
+                )
             # The Loader works on the one connection PgstacDB holds, so an outer transaction on
             # it covers everything: the Loader's own transaction blocks become savepoints
             # inside it (its retries roll back to those), and nothing is visible to readers, or
@@ -99,8 +106,9 @@ def load_into_pgstac(index_or_lake: CatalogIndex | str | Lake | None, dsn: str) 
             connection = db.connect()
             loader = Loader(db=db)
             with connection.transaction(), connection.cursor() as cursor:
-                cursor.execute(f"CREATE TEMP TABLE {INDEX_ITEM_IDS} "
-                               "(collection text, id text) ON COMMIT DROP")
+                cursor.execute(
+                    f"CREATE TEMP TABLE {INDEX_ITEM_IDS} (collection text, id text) ON COMMIT DROP"
+                )
                 # Creating a collection's partition locks every reader of Items out until the
                 # commit: new collections go last, so that the lock is held as briefly as can be.
                 known = {row[0] for row in cursor.execute("SELECT id FROM pgstac.collections")}
@@ -120,8 +128,10 @@ def load_into_pgstac(index_or_lake: CatalogIndex | str | Lake | None, dsn: str) 
                 # table until the commit, which follows right after.
                 _delete_collections_not_in_index(cursor, collection_ids)
     except psycopg.Error as error:
-        raise CatalogError(f"loading into pgstac at {_without_password(dsn)} failed, pgstac is "
-                           f"unchanged: {_first_failure(error)}") from error
+        raise CatalogError(
+            f"loading into pgstac at {_without_password(dsn)} failed, pgstac is "
+            f"unchanged: {_first_failure(error)}"
+        ) from error
     return mirrored
 
 
@@ -129,8 +139,9 @@ def _pages_of(index: CatalogIndex, collection_id: str) -> Iterator[list[dict[str
     """Every Item of one collection, a page at a time."""
     offset = 0
     while True:
-        page, matched = index.search_items(ItemQuery(collections=[collection_id],
-                                                     limit=PAGE_ITEMS, offset=offset))
+        page, matched = index.search_items(
+            ItemQuery(collections=[collection_id], limit=PAGE_ITEMS, offset=offset)
+        )
         if page:
             yield page
         offset += len(page)
@@ -156,14 +167,16 @@ def _delete_items_not_in_index(cursor: psycopg.Cursor, collection_ids: Sequence[
         f"SELECT pgstac.delete_item(i.id, i.collection) FROM pgstac.items i "
         f"WHERE i.collection = ANY(%s) AND NOT EXISTS ("
         f"SELECT FROM {INDEX_ITEM_IDS} x WHERE x.collection = i.collection AND x.id = i.id)",
-        [list(collection_ids)])
+        [list(collection_ids)],
+    )
 
 
-def _delete_collections_not_in_index(cursor: psycopg.Cursor,
-                                     collection_ids: Sequence[str]) -> None:
+def _delete_collections_not_in_index(cursor: psycopg.Cursor, collection_ids: Sequence[str]) -> None:
     """Delete the collections the index does not hold, with their Items."""
-    cursor.execute("SELECT pgstac.delete_collection(c.id) FROM pgstac.collections c "
-                   "WHERE c.id <> ALL(%s)", [list(collection_ids)])
+    cursor.execute(
+        "SELECT pgstac.delete_collection(c.id) FROM pgstac.collections c WHERE c.id <> ALL(%s)",
+        [list(collection_ids)],
+    )
 
 
 def _first_failure(error: Exception) -> Exception:

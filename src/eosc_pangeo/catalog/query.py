@@ -61,8 +61,9 @@ def parse_datetime(value: str | datetime | Sequence[object] | None) -> Interval 
     if start is None and end is None:
         raise CatalogError("datetime '../..' is open at both ends; give at least one")
     if start is not None and end is not None and start > end:
-        raise CatalogError(f"datetime interval is reversed: {start.isoformat()} is after "
-                           f"{end.isoformat()}")
+        raise CatalogError(
+            f"datetime interval is reversed: {start.isoformat()} is after {end.isoformat()}"
+        )
     return start, end
 
 
@@ -85,8 +86,9 @@ def _parse_end(value: object, end: str) -> datetime | None:
             return _period_end(*partial.groups(), end)
         return _utc(datetime.fromisoformat(text))
     except ValueError:
-        raise CatalogError(f"datetime {text!r} is not RFC 3339 (e.g. 2020-01-31T00:00:00Z, "
-                           "2020-01-31 or 2020-01)") from None
+        raise CatalogError(
+            f"datetime {text!r} is not RFC 3339 (e.g. 2020-01-31T00:00:00Z, 2020-01-31 or 2020-01)"
+        ) from None
 
 
 def _period_end(year: str, month: str | None, day: str | None, end: str) -> datetime:

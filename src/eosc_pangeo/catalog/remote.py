@@ -68,16 +68,16 @@ class StacApiCatalog:
         from pystac_client import Client  # costs a second: only imported for remote searches
 
         self.url = url
-        self.client = self._request(Client.open, url, headers=hub_headers(url),
-                                    timeout=timeout)
+        self.client = self._request(Client.open, url, headers=hub_headers(url), timeout=timeout)
 
     def collection_stacs(self, q: str | None = None) -> list[dict[str, Any]]:
         """Every Collection of the API as STAC dicts, sorted by id; only those matching the free
         text ``q`` when the API implements free-text collection search (else all of them, for
         the caller to filter)."""
         if q and self.searches_collection_text:
-            found = self._request(lambda: list(
-                self.client.collection_search(q=q).collections_as_dicts()))
+            found = self._request(
+                lambda: list(self.client.collection_search(q=q).collections_as_dicts())
+            )
         else:
             found = self._request(lambda: [c.to_dict() for c in self.client.get_collections()])
         return sorted(found, key=lambda c: c["id"])
@@ -93,7 +93,7 @@ class StacApiCatalog:
         when the API does not say)."""
         search = self._item_search(query, query.limit)
         items = self._request(lambda: list(search.items_as_dicts()))
-        return items[:query.limit], self._request(search.matched)
+        return items[: query.limit], self._request(search.matched)
 
     def count_items(self, query: ItemQuery) -> dict[str, int]:
         """How many Items of each collection match ``query`` (collections with none are left
@@ -101,23 +101,34 @@ class StacApiCatalog:
         report ``numberMatched``."""
         counts = {}
         for collection in query.collections or []:
-            one_collection = ItemQuery(collections=[collection], bbox=query.bbox,
-                                       start=query.start, end=query.end)
+            one_collection = ItemQuery(
+                collections=[collection], bbox=query.bbox, start=query.start, end=query.end
+            )
             search = self._item_search(one_collection, 1)
             matched = self._request(search.matched)
             if matched is None:
-                matched = self._request(lambda paged: sum(1 for _ in paged.items_as_dicts()),
-                                        self._item_search(one_collection, COUNT_PAGE_SIZE))
+                matched = self._request(
+                    lambda paged: sum(1 for _ in paged.items_as_dicts()),
+                    self._item_search(one_collection, COUNT_PAGE_SIZE),
+                )
             if matched:
                 counts[collection] = matched
         return counts
 
     def _item_search(self, query: ItemQuery, page_size: int):
-        interval = None if query.start is None and query.end is None else "/".join(
-            ".." if t is None else t.isoformat() for t in (query.start, query.end))
-        return self.client.search(collections=query.collections, ids=query.ids, bbox=query.bbox,
-                                  datetime=interval, limit=page_size,
-                                  max_items=None if page_size == COUNT_PAGE_SIZE else page_size)
+        interval = (
+            None
+            if query.start is None and query.end is None
+            else "/".join(".." if t is None else t.isoformat() for t in (query.start, query.end))
+        )
+        return self.client.search(
+            collections=query.collections,
+            ids=query.ids,
+            bbox=query.bbox,
+            datetime=interval,
+            limit=page_size,
+            max_items=None if page_size == COUNT_PAGE_SIZE else page_size,
+        )
 
     def _request(self, call, *args, **kwargs):
         """Run a pystac-client call, turning network and API failures into a CatalogError."""
@@ -130,8 +141,12 @@ class StacApiCatalog:
             raise CatalogError(f"the STAC API {self.url} did not answer: {error}") from error
 
 
-def open_assets(collection: dict[str, Any], bbox: BBox | None, interval: Interval | None,
-                variables: list[str] | None):
+def open_assets(
+    collection: dict[str, Any],
+    bbox: BBox | None,
+    interval: Interval | None,
+    variables: list[str] | None,
+):
     """Open a Collection's data from its assets, for the box and period only.
 
     Parameters
@@ -151,8 +166,9 @@ def open_assets(collection: dict[str, Any], bbox: BBox | None, interval: Interva
         for a Parquet asset; None when no asset can be opened this way.
     """
     assets = collection.get("assets") or {}
-    zarr = [a for a in assets.values()
-            if a.get("type") == ZARR_MEDIA_TYPE and "xarray:open_kwargs" in a]
+    zarr = [
+        a for a in assets.values() if a.get("type") == ZARR_MEDIA_TYPE and "xarray:open_kwargs" in a
+    ]
     if zarr:
         asset = next((a for a in zarr if "map" in a.get("roles", [])), zarr[0])
         return _open_zarr(asset, bbox, interval, variables)
@@ -166,12 +182,12 @@ def open_assets(collection: dict[str, Any], bbox: BBox | None, interval: Interva
 
 
 #: NetCDF files over HTTP(S) and OPeNDAP endpoints, as harvested catalogues (DCAT) give them.
-NETCDF_MEDIA_TYPES = ("application/x-netcdf", "application/netcdf",
-                      "application/vnd.opendap.dap2")
+NETCDF_MEDIA_TYPES = ("application/x-netcdf", "application/netcdf", "application/vnd.opendap.dap2")
 
 
-def _open_netcdf(asset: dict[str, Any], bbox: BBox | None, interval: Interval | None,
-                 variables: list[str] | None):
+def _open_netcdf(
+    asset: dict[str, Any], bbox: BBox | None, interval: Interval | None, variables: list[str] | None
+):
     """An OPeNDAP endpoint through netCDF-C's DAP client; a NetCDF file through fsspec, by
     byte ranges (xarray picks the engine, NetCDF-3 or -4, from the file's first bytes)."""
     import xarray as xr
@@ -194,27 +210,35 @@ def _variable_names(ds, variables: list[str] | None) -> list[str] | None:
     return [v if v in ds.data_vars else by_standard_name.get(v, v) for v in variables]
 
 
-def _open_zarr(asset: dict[str, Any], bbox: BBox | None, interval: Interval | None,
-               variables: list[str] | None):
+def _open_zarr(
+    asset: dict[str, Any], bbox: BBox | None, interval: Interval | None, variables: list[str] | None
+):
     import xarray as xr
 
     storage = asset.get("xarray:storage_options")
     # The lake's map stores may hold their sources' zlib chunks as numcodecs codecs.
     with source_codecs_accepted():
-        ds = xr.open_dataset(asset["href"], **asset["xarray:open_kwargs"],
-                             **({"storage_options": storage} if storage else {}))
+        ds = xr.open_dataset(
+            asset["href"],
+            **asset["xarray:open_kwargs"],
+            **({"storage_options": storage} if storage else {}),
+        )
     return select(ds, bbox, naive_iso_interval(interval), _variable_names(ds, variables))
 
 
 def naive_iso_interval(interval: Interval | None) -> tuple[str | None, str | None] | None:
     """The interval as naive ISO strings: they select on both datetime64 and cftime (noleap,
     360-day) time axes, where aware datetimes fail."""
-    return None if interval is None else tuple(
-        None if t is None else t.strftime("%Y-%m-%dT%H:%M:%S") for t in interval)
+    return (
+        None
+        if interval is None
+        else tuple(None if t is None else t.strftime("%Y-%m-%dT%H:%M:%S") for t in interval)
+    )
 
 
-def _read_parquet(asset: dict[str, Any], bbox: BBox | None, interval: Interval | None,
-                  variables: list[str] | None):
+def _read_parquet(
+    asset: dict[str, Any], bbox: BBox | None, interval: Interval | None, variables: list[str] | None
+):
     import fsspec
     import pyarrow.dataset as pads
 
@@ -226,11 +250,18 @@ def _read_parquet(asset: dict[str, Any], bbox: BBox | None, interval: Interval |
     fs, path = fsspec.core.url_to_fs(asset["href"], **storage_options)
     # The lake's month folders are Hive partitions, but year and month are already in ``time``.
     dataset = pads.dataset(path, filesystem=fs, format="parquet", partitioning=None)
-    columns = None if not variables else [
-        name for name in dataset.schema.names
-        if name in OBSERVATION_COLUMNS or name.removesuffix("_QC") in variables]
-    return dataset.to_table(columns=columns,
-                            filter=_row_filter(dataset.schema, bbox, interval)).to_pandas()
+    columns = (
+        None
+        if not variables
+        else [
+            name
+            for name in dataset.schema.names
+            if name in OBSERVATION_COLUMNS or name.removesuffix("_QC") in variables
+        ]
+    )
+    return dataset.to_table(
+        columns=columns, filter=_row_filter(dataset.schema, bbox, interval)
+    ).to_pandas()
 
 
 def _lake_collection(href: str, storage_options: dict) -> tuple[Lake, str] | None:
@@ -256,8 +287,9 @@ def _row_filter(schema, bbox: BBox | None, interval: Interval | None):
         conditions.append(point_in_box(pc.field("lon"), pc.field("lat"), bbox))
     if interval is not None:
         time_type = schema.field("time").type
-        start, end = (None if t is None else pa.scalar(_as_stored(t, time_type), time_type)
-                      for t in interval)
+        start, end = (
+            None if t is None else pa.scalar(_as_stored(t, time_type), time_type) for t in interval
+        )
         if start is not None:
             conditions.append(pc.field("time") >= start)
         if end is not None:

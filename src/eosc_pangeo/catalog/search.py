@@ -36,12 +36,12 @@ class Hit:
     score: float
     matched_items: int
     variables: list[str] = field(
-        metadata={"doc": "The collection's variables that matched (all of them if none asked)."})
+        metadata={"doc": "The collection's variables that matched (all of them if none asked)."}
+    )
     source: str
     bbox: BBox | None = field(repr=False, default=None)
     interval: Interval | None = field(repr=False, default=None)
-    index: CatalogIndex | StacApiCatalog | None = field(repr=False, default=None,
-                                                        compare=False)
+    index: CatalogIndex | StacApiCatalog | None = field(repr=False, default=None, compare=False)
     lake: Lake | None = field(repr=False, default=None, compare=False)
 
     @property
@@ -60,7 +60,8 @@ class Hit:
     def kind(self) -> str:
         """``grid`` or ``insitu``."""
         return self.collection.get("eosc:kind") or (
-            "insitu" if "table:columns" in self.collection else "grid")
+            "insitu" if "table:columns" in self.collection else "grid"
+        )
 
     def items(self, limit: int = 100) -> list[dict[str, Any]]:
         """The matching Items (granules, platforms) as STAC dicts, newest first."""
@@ -94,19 +95,20 @@ class Hit:
                     f"{self.id} comes from {self.source}; its data is not in the lake "
                     "and none of its assets is a Zarr store with xarray:open_kwargs, a "
                     "Parquet table, a NetCDF file or an OPeNDAP endpoint; get it from "
-                    f"{self._asset_hrefs() or 'its catalogue (it lists no asset)'}")
+                    f"{self._asset_hrefs() or 'its catalogue (it lists no asset)'}"
+                )
             return data
         time = naive_iso_interval(self.interval)
-        return kind_of(self.kind).read(self.lake, self.id, bbox=self.bbox, time=time,
-                                       variables=self.variables or None)
+        return kind_of(self.kind).read(
+            self.lake, self.id, bbox=self.bbox, time=time, variables=self.variables or None
+        )
 
     def _asset_hrefs(self) -> str:
         return ", ".join(a["href"] for a in self.collection.get("assets", {}).values())
 
     def _item_query(self, limit: int) -> ItemQuery:
         start, end = self.interval or (None, None)
-        return ItemQuery(collections=[self.id], bbox=self.bbox, start=start, end=end,
-                         limit=limit)
+        return ItemQuery(collections=[self.id], bbox=self.bbox, start=start, end=end, limit=limit)
 
 
 class SearchResults(list[Hit]):
@@ -115,11 +117,21 @@ class SearchResults(list[Hit]):
     def to_dataframe(self):
         import pandas as pd
 
-        return pd.DataFrame([{
-            "collection": h.id, "score": round(h.score, 2), "domain": h.domain, "kind": h.kind,
-            "title": h.title, "variables": ", ".join(h.variables),
-            "matched_items": h.matched_items, "source": h.source,
-        } for h in self])
+        return pd.DataFrame(
+            [
+                {
+                    "collection": h.id,
+                    "score": round(h.score, 2),
+                    "domain": h.domain,
+                    "kind": h.kind,
+                    "title": h.title,
+                    "variables": ", ".join(h.variables),
+                    "matched_items": h.matched_items,
+                    "source": h.source,
+                }
+                for h in self
+            ]
+        )
 
     def _repr_html_(self) -> str:
         return self.to_dataframe()._repr_html_()
@@ -216,22 +228,37 @@ def search(
         return SearchResults()
 
     start, end = interval or (None, None)
-    counts = index.count_items(ItemQuery(collections=[stac["id"] for stac, *_ in candidates],
-                                         bbox=box, start=start, end=end))
+    counts = index.count_items(
+        ItemQuery(
+            collections=[stac["id"] for stac, *_ in candidates], bbox=box, start=start, end=end
+        )
+    )
     in_extent = {stac["id"]: extent_overlap(stac, box, interval) for stac, *_ in candidates}
     # A collection without Items (a single store) matches when its extent overlaps the query.
     unmatched_in_extent = [i for i, overlap in in_extent.items() if overlap and not counts.get(i)]
-    holding_items = index.count_items(ItemQuery(collections=unmatched_in_extent)) \
-        if unmatched_in_extent else {}
+    holding_items = (
+        index.count_items(ItemQuery(collections=unmatched_in_extent)) if unmatched_in_extent else {}
+    )
     hits = []
     for stac, source, score, names in candidates:
         matched = counts.get(stac["id"], 0)
-        if (box or interval) and not (matched or (in_extent[stac["id"]]
-                                                  and stac["id"] not in holding_items)):
+        if (box or interval) and not (
+            matched or (in_extent[stac["id"]] and stac["id"] not in holding_items)
+        ):
             continue
-        hits.append(Hit(collection=stac, score=score + in_extent[stac["id"]],
-                        matched_items=matched, variables=names, source=source, bbox=box,
-                        interval=interval, index=index, lake=lake))
+        hits.append(
+            Hit(
+                collection=stac,
+                score=score + in_extent[stac["id"]],
+                matched_items=matched,
+                variables=names,
+                source=source,
+                bbox=box,
+                interval=interval,
+                index=index,
+                lake=lake,
+            )
+        )
     hits.sort(key=lambda h: (-h.score, h.id))
     return SearchResults(hits[:limit])
 
@@ -246,23 +273,32 @@ def _index(lake: Lake | None, catalog: str | CatalogIndex | None) -> CatalogInde
     return built_index(lake)
 
 
-def extent_overlap(collection: dict[str, Any], box: BBox | None,
-                    interval: Interval | None) -> float:
+def extent_overlap(
+    collection: dict[str, Any], box: BBox | None, interval: Interval | None
+) -> float:
     """How much of the requested box and period the collection's extent covers, 0 to 2."""
     extent = collection.get("extent", {})
     score = 0.0
     if box is not None:
         bounds = extent.get("spatial", {}).get("bbox", [[-180, -90, 180, 90]])[0]
-        west, south, east, north = (bounds[0], bounds[1], bounds[-3], bounds[-2]) \
-            if len(bounds) == 6 else bounds
-        score += longitude_fraction(box[0], box[2], west, east) * \
-            _fraction(box[1], box[3], south, north)
+        west, south, east, north = (
+            (bounds[0], bounds[1], bounds[-3], bounds[-2]) if len(bounds) == 6 else bounds
+        )
+        score += longitude_fraction(box[0], box[2], west, east) * _fraction(
+            box[1], box[3], south, north
+        )
     if interval is not None and interval[0] and interval[1]:
         first, last = extent.get("temporal", {}).get("interval", [[None, None]])[0]
-        lo = interval[0].timestamp() if first is None else max(
-            interval[0].timestamp(), _timestamp(first))
-        hi = interval[1].timestamp() if last is None else min(
-            interval[1].timestamp(), _timestamp(last))
+        lo = (
+            interval[0].timestamp()
+            if first is None
+            else max(interval[0].timestamp(), _timestamp(first))
+        )
+        hi = (
+            interval[1].timestamp()
+            if last is None
+            else min(interval[1].timestamp(), _timestamp(last))
+        )
         span = interval[1].timestamp() - interval[0].timestamp()
         score += 1.0 if span <= 0 else max(0.0, hi - lo) / span
     return score

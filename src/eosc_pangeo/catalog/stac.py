@@ -46,32 +46,57 @@ CF_EXTENSION = "https://stac-extensions.github.io/cf/v0.2.0/schema.json"
 
 #: The French data and service poles (Data Terra) that hold each domain's data.
 DATA_POLES: dict[str, pystac.Provider] = {
-    "ocean": pystac.Provider("ODATIS", "Ocean data pole of Data Terra",
-                             roles=[pystac.ProviderRole.HOST], url="https://www.odatis-ocean.fr"),
-    "atmosphere": pystac.Provider("AERIS", "Atmosphere data pole of Data Terra",
-                                  roles=[pystac.ProviderRole.HOST], url="https://www.aeris-data.fr"),
-    "land": pystac.Provider("THEIA", "Land surface data pole of Data Terra",
-                            roles=[pystac.ProviderRole.HOST], url="https://www.theia-land.fr"),
-    "solid-earth": pystac.Provider("ForM@Ter", "Solid Earth data pole of Data Terra",
-                                   roles=[pystac.ProviderRole.HOST],
-                                   url="https://www.poleterresolide.fr"),
+    "ocean": pystac.Provider(
+        "ODATIS",
+        "Ocean data pole of Data Terra",
+        roles=[pystac.ProviderRole.HOST],
+        url="https://www.odatis-ocean.fr",
+    ),
+    "atmosphere": pystac.Provider(
+        "AERIS",
+        "Atmosphere data pole of Data Terra",
+        roles=[pystac.ProviderRole.HOST],
+        url="https://www.aeris-data.fr",
+    ),
+    "land": pystac.Provider(
+        "THEIA",
+        "Land surface data pole of Data Terra",
+        roles=[pystac.ProviderRole.HOST],
+        url="https://www.theia-land.fr",
+    ),
+    "solid-earth": pystac.Provider(
+        "ForM@Ter",
+        "Solid Earth data pole of Data Terra",
+        roles=[pystac.ProviderRole.HOST],
+        url="https://www.poleterresolide.fr",
+    ),
 }
 
-DOMAIN_TITLES = {"ocean": "Ocean", "atmosphere": "Atmosphere", "land": "Land surface",
-                 "solid-earth": "Solid Earth"}
+DOMAIN_TITLES = {
+    "ocean": "Ocean",
+    "atmosphere": "Atmosphere",
+    "land": "Land surface",
+    "solid-earth": "Solid Earth",
+}
 
 
 def lake_catalog(lake: Lake, collections: Iterable[pystac.Collection]) -> pystac.Catalog:
     """A STAC catalog of the lake: a root, one sub-catalog per domain, the Collections in them."""
-    root = pystac.Catalog("eosc-pangeo", "Collections of the eosc-pangeo data lake at "
-                          f"{lake.url}, by scientific domain.", title="eosc-pangeo data lake",
-                          catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    root = pystac.Catalog(
+        "eosc-pangeo",
+        f"Collections of the eosc-pangeo data lake at {lake.url}, by scientific domain.",
+        title="eosc-pangeo data lake",
+        catalog_type=pystac.CatalogType.SELF_CONTAINED,
+    )
     domains: dict[str, pystac.Catalog] = {}
     for collection in collections:
         domain = collection.extra_fields["eosc:domain"]
         if domain not in domains:
-            domains[domain] = pystac.Catalog(domain, f"{DOMAIN_TITLES[domain]} collections of "
-                                             "the lake.", title=DOMAIN_TITLES[domain])
+            domains[domain] = pystac.Catalog(
+                domain,
+                f"{DOMAIN_TITLES[domain]} collections of the lake.",
+                title=DOMAIN_TITLES[domain],
+            )
         domains[domain].add_child(collection)
     for domain in DOMAINS:
         if domain in domains:
@@ -79,29 +104,41 @@ def lake_catalog(lake: Lake, collections: Iterable[pystac.Collection]) -> pystac
     return root
 
 
-def describe_collection(lake: Lake, manifest: Manifest, data_url: str | None = None
-                        ) -> pystac.Collection:
+def describe_collection(
+    lake: Lake, manifest: Manifest, data_url: str | None = None
+) -> pystac.Collection:
     """The STAC Collection of one lake collection, with its extension metadata and assets
     (also at the data service ``data_url``, when given)."""
     attrs = manifest.attributes
     keywords = _keywords(attrs.get("keywords"))
-    keywords += [manifest.domain] + [v.standard_name for v in manifest.variables.values()
-                                      if v.standard_name and v.standard_name not in keywords]
+    keywords += [manifest.domain] + [
+        v.standard_name
+        for v in manifest.variables.values()
+        if v.standard_name and v.standard_name not in keywords
+    ]
     collection = pystac.Collection(
         id=manifest.id,
         title=str(attrs.get("title", manifest.id)),
         description=str(attrs.get("summary") or attrs.get("title") or manifest.id),
         extent=pystac.Extent(
             pystac.SpatialExtent([list(manifest.extent.bbox or (-180, -90, 180, 90))]),
-            pystac.TemporalExtent([[_datetime(t) for t in manifest.extent.time]
-                                   if manifest.extent.time else [None, None]]),
+            pystac.TemporalExtent(
+                [
+                    [_datetime(t) for t in manifest.extent.time]
+                    if manifest.extent.time
+                    else [None, None]
+                ]
+            ),
         ),
         license=_spdx_license(attrs.get("license")),
         keywords=list(dict.fromkeys(keywords)),
         providers=[*_producers(attrs), DATA_POLES[manifest.domain]],
         extra_fields={
-            "cf:parameter": [{"name": v.standard_name, "unit": v.units}
-                             for v in manifest.variables.values() if v.standard_name],
+            "cf:parameter": [
+                {"name": v.standard_name, "unit": v.units}
+                for v in manifest.variables.values()
+                if v.standard_name
+            ],
             "eosc:domain": manifest.domain,
             "eosc:kind": manifest.kind,
             "version": str(manifest.version),
@@ -122,8 +159,10 @@ SERVICE_ASSETS = {
     "zarr-timeseries": ("Zarr over HTTP, chunked for time series", ZARR_MEDIA_TYPE),
     "opendap": ("OPeNDAP (DAP 2)", "application/vnd.opendap.dap2"),
     "edr": ("OGC API - EDR (position, area, cube queries)", "application/json"),
-    "parquet": ("GeoParquet files over HTTP (a JSON list of files read by byte ranges)",
-                "application/json"),
+    "parquet": (
+        "GeoParquet files over HTTP (a JSON list of files read by byte ranges)",
+        "application/json",
+    ),
 }
 
 
@@ -133,11 +172,15 @@ def _add_service_assets(collection: pystac.Collection, manifest: Manifest, base:
 
     for endpoint, href in collection_urls(base, manifest).items():
         title, media_type = SERVICE_ASSETS[endpoint]
-        asset = pystac.Asset(href=href, title=title, media_type=media_type,
-                             roles=["data", "remote"])
+        asset = pystac.Asset(
+            href=href, title=title, media_type=media_type, roles=["data", "remote"]
+        )
         if media_type == ZARR_MEDIA_TYPE:
             XarrayAssetsExtension.ext(asset).open_kwargs = {
-                "engine": "zarr", "consolidated": True, "chunks": {}}
+                "engine": "zarr",
+                "consolidated": True,
+                "chunks": {},
+            }
         collection.add_asset(f"http-{endpoint}", asset)
 
 
@@ -152,17 +195,23 @@ def describe_items(lake: Lake, manifest: Manifest) -> list[pystac.Item]:
 def _describe_grid(lake: Lake, manifest: Manifest, collection: pystac.Collection) -> None:
     collection_path = lake.find_collection(manifest.id)
     reference_store = manifest.stores.get("map") or next(iter(manifest.stores.values()))
-    with xr.open_zarr(_mapper(lake, f"{collection_path}/{reference_store.path}"),
-                      consolidated=True, chunks=None, decode_times=False) as ds:
+    with xr.open_zarr(
+        _mapper(lake, f"{collection_path}/{reference_store.path}"),
+        consolidated=True,
+        chunks=None,
+        decode_times=False,
+    ) as ds:
         dimensions = _cube_dimensions(ds, manifest)
     variables = {
-        name: Variable({
-            "dimensions": var.dims,
-            "type": VariableType.DATA.value,
-            "description": var.long_name or name,
-            "unit": var.units,
-            **({"standard_name": var.standard_name} if var.standard_name else {}),
-        })
+        name: Variable(
+            {
+                "dimensions": var.dims,
+                "type": VariableType.DATA.value,
+                "description": var.long_name or name,
+                "unit": var.units,
+                **({"standard_name": var.standard_name} if var.standard_name else {}),
+            }
+        )
         for name, var in manifest.variables.items()
     }
     DatacubeExtension.ext(collection, add_if_missing=True).apply(dimensions, variables)
@@ -171,9 +220,12 @@ def _describe_grid(lake: Lake, manifest: Manifest, collection: pystac.Collection
         asset = pystac.Asset(
             href=lake.uri(manifest.domain, manifest.id, store.path),
             title=f"Zarr store chunked for {'maps' if name == 'map' else 'time series'}",
-            description=f"Chunks {store.chunks}: read it for " + (
-                "maps and spatial statistics." if name == "map"
-                else "long time series at few points."),
+            description=f"Chunks {store.chunks}: read it for "
+            + (
+                "maps and spatial statistics."
+                if name == "map"
+                else "long time series at few points."
+            ),
             media_type=ZARR_MEDIA_TYPE,
             roles=["data", "zarr", name],
         )
@@ -186,8 +238,10 @@ def _describe_grid(lake: Lake, manifest: Manifest, collection: pystac.Collection
 
 def _cube_dimensions(ds: xr.Dataset, manifest: Manifest) -> dict[str, Dimension]:
     dimensions: dict[str, Dimension] = {}
-    for axis, stac_axis in (("X", HorizontalSpatialDimensionAxis.X),
-                            ("Y", HorizontalSpatialDimensionAxis.Y)):
+    for axis, stac_axis in (
+        ("X", HorizontalSpatialDimensionAxis.X),
+        ("Y", HorizontalSpatialDimensionAxis.Y),
+    ):
         values = ds.cf[axis].values
         dimension = HorizontalSpatialDimension({"type": DimensionType.SPATIAL.value})
         dimension.axis = stac_axis
@@ -217,8 +271,10 @@ def _granule_items(manifest: Manifest) -> Iterator[pystac.Item]:
             datetime=start if start == end else None,
             start_datetime=start,
             end_datetime=end,
-            properties={"title": f"{manifest.id} granule {source.name}",
-                        "eosc:source_sha256": source.sha256},
+            properties={
+                "title": f"{manifest.id} granule {source.name}",
+                "eosc:source_sha256": source.sha256,
+            },
             collection=manifest.id,
         )
 
@@ -235,16 +291,24 @@ _PLATFORM_SUMMARY = """
 
 def _observations(lake: Lake, manifest: Manifest) -> pads.Dataset:
     collection_path = lake.find_collection(manifest.id)
-    return pads.dataset([f"{collection_path}/{f.path}" for f in manifest.files],
-                        filesystem=lake.fs, format="parquet")
+    return pads.dataset(
+        [f"{collection_path}/{f.path}" for f in manifest.files],
+        filesystem=lake.fs,
+        format="parquet",
+    )
 
 
 def _describe_table(lake: Lake, manifest: Manifest, collection: pystac.Collection) -> None:
     schema = _observations(lake, manifest).schema
     table = TableExtension.ext(collection, add_if_missing=True)
     table.columns = [
-        Column({"name": field.name, "type": str(field.type),
-                **_column_description(manifest, field.name)})
+        Column(
+            {
+                "name": field.name,
+                "type": str(field.type),
+                **_column_description(manifest, field.name),
+            }
+        )
         for field in schema
     ]
     table.primary_geometry = "geometry"
@@ -253,7 +317,7 @@ def _describe_table(lake: Lake, manifest: Manifest, collection: pystac.Collectio
         href=lake.uri(manifest.domain, manifest.id, "observations"),
         title="GeoParquet observations, partitioned by year and month",
         description="One row per observation; open with pandas/dask read_parquet or "
-                    "eosc_pangeo.lake.read_insitu.",
+        "eosc_pangeo.lake.read_insitu.",
         media_type=PARQUET_MEDIA_TYPE,
         roles=["data"],
     )
@@ -279,7 +343,8 @@ def _platform_items(lake: Lake, manifest: Manifest) -> Iterator[pystac.Item]:
     import duckdb
 
     observations = _observations(lake, manifest).to_table(
-        columns=["platform_id", "platform_type", "time", "lon", "lat"])
+        columns=["platform_id", "platform_type", "time", "lon", "lat"]
+    )
     with duckdb.connect() as con:
         con.register("observations", observations)
         platforms = con.execute(_PLATFORM_SUMMARY).fetchall()
@@ -294,8 +359,11 @@ def _platform_items(lake: Lake, manifest: Manifest) -> Iterator[pystac.Item]:
             datetime=start if start == end else None,
             start_datetime=start,
             end_datetime=end,
-            properties={"title": f"{platform_type} {platform_id}", "platform": str(platform_id),
-                        "eosc:platform_type": platform_type},
+            properties={
+                "title": f"{platform_type} {platform_id}",
+                "platform": str(platform_id),
+                "eosc:platform_type": platform_type,
+            },
             collection=manifest.id,
         )
         TableExtension.ext(item, add_if_missing=True).row_count = rows

@@ -47,8 +47,10 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "v10": ("northward_wind",),
     "lst": ("surface_temperature",),
     "ndvi": ("normalized_difference_vegetation_index",),
-    "soil moisture": ("volume_fraction_of_condensed_water_in_soil",
-                      "mass_content_of_water_in_soil"),
+    "soil moisture": (
+        "volume_fraction_of_condensed_water_in_soil",
+        "mass_content_of_water_in_soil",
+    ),
     "sm": ("volume_fraction_of_condensed_water_in_soil",),
     "snow": ("surface_snow_amount", "surface_snow_area_fraction", "surface_snow_thickness"),
 }
@@ -81,8 +83,7 @@ def cf_standard_names() -> StandardNameTable:
     package = importlib.util.find_spec("compliance_checker").submodule_search_locations[0]
     root = ElementTree.parse(Path(package) / "data" / "cf-standard-name-table.xml").getroot()
     names = frozenset(entry.get("id") for entry in root.iter("entry"))
-    aliases = {alias.get("id"): alias.findtext("entry_id").strip()
-               for alias in root.iter("alias")}
+    aliases = {alias.get("id"): alias.findtext("entry_id").strip() for alias in root.iter("alias")}
     variants: dict[str, set[str]] = defaultdict(set)
     for name in names:
         generic, at, _ = name.partition("_at_")
@@ -90,11 +91,15 @@ def cf_standard_names() -> StandardNameTable:
             variants[generic].add(name)
         words = name.split("_")
         for i, word in enumerate(words):
-            generic = "_".join(words[:i] + words[i + 1:])
+            generic = "_".join(words[:i] + words[i + 1 :])
             if word in VARIANT_WORDS and generic in names:
                 variants[generic].add(name)
-    return StandardNameTable(root.findtext("version_number", "").strip(), names, aliases,
-                             {g: frozenset(v) for g, v in variants.items()})
+    return StandardNameTable(
+        root.findtext("version_number", "").strip(),
+        names,
+        aliases,
+        {g: frozenset(v) for g, v in variants.items()},
+    )
 
 
 @functools.cache
@@ -123,8 +128,9 @@ def collection_variables(collection: dict[str, Any]) -> list[CollectionVariable]
     for name, variable in (collection.get("cube:variables") or {}).items():
         found[name] = CollectionVariable(name, variable.get("standard_name"))
     for column in collection.get("table:columns") or []:
-        found.setdefault(column["name"],
-                         CollectionVariable(column["name"], column.get("standard_name")))
+        found.setdefault(
+            column["name"], CollectionVariable(column["name"], column.get("standard_name"))
+        )
     for parameter in collection.get("cf:parameter") or []:
         standard_name = parameter.get("name")
         if standard_name and all(v.standard_name != standard_name for v in found.values()):
@@ -132,8 +138,7 @@ def collection_variables(collection: dict[str, Any]) -> list[CollectionVariable]
     return list(found.values())
 
 
-def match_variables(wanted: Iterable[str], collection: dict[str, Any]
-                    ) -> tuple[float, list[str]]:
+def match_variables(wanted: Iterable[str], collection: dict[str, Any]) -> tuple[float, list[str]]:
     """How well a Collection holds every variable in ``wanted``, and which of its variables.
 
     Returns a score of 0 when one of the wanted variables is missing: asking for SST and
@@ -177,15 +182,21 @@ def text_score(q: str, collection: dict[str, Any]) -> float:
     a term in the id, title or keywords counts 2, elsewhere (description, variables,
     providers) 1. Quoted phrases count as one term."""
     terms = [t.strip('"').lower() for t in re.findall(r'"[^"]+"|\S+', q)]
-    prominent = " ".join([collection["id"], collection.get("title") or "",
-                          *(collection.get("keywords") or [])]).lower()
-    other = " ".join([collection.get("description") or "",
-                      *(p.get("name", "") for p in collection.get("providers") or []),
-                      *(f"{v.name} {v.standard_name or ''}"
-                        for v in collection_variables(collection))]).lower()
+    prominent = " ".join(
+        [collection["id"], collection.get("title") or "", *(collection.get("keywords") or [])]
+    ).lower()
+    other = " ".join(
+        [
+            collection.get("description") or "",
+            *(p.get("name", "") for p in collection.get("providers") or []),
+            *(f"{v.name} {v.standard_name or ''}" for v in collection_variables(collection)),
+        ]
+    ).lower()
     prominent, other = prominent.replace("_", " "), other.replace("_", " ")
-    return sum(2.0 if _contains_word(prominent, t) else 1.0 if _contains_word(other, t) else 0.0
-               for t in terms)
+    return sum(
+        2.0 if _contains_word(prominent, t) else 1.0 if _contains_word(other, t) else 0.0
+        for t in terms
+    )
 
 
 def _contains_word(text: str, term: str) -> bool:

@@ -20,5 +20,13 @@ __all__ = [
     "cluster",
 ]
 
-export_lazily(__name__, {"cluster": "api", "ClusterOptionError": "spec", "ClusterSpec": "spec",
-                         "ClusterStartError": "spec", "UnsupportedOption": "spec"})
+export_lazily(
+    __name__,
+    {
+        "cluster": "api",
+        "ClusterOptionError": "spec",
+        "ClusterSpec": "spec",
+        "ClusterStartError": "spec",
+        "UnsupportedOption": "spec",
+    },
+)

@@ -66,7 +66,8 @@ def jobqueue_cluster(system: str, spec: ClusterSpec, settings: Settings) -> JobQ
         kwargs["python"] = python
     # dask-jobqueue's default writes slurm-<id>.out files into the notebook's working folder.
     log_directory = dask.config.get(f"jobqueue.{system}.log-directory", None) or (
-        os.path.expanduser(settings.cluster_log_directory))
+        os.path.expanduser(settings.cluster_log_directory)
+    )
     os.makedirs(log_directory, exist_ok=True)
     kwargs["log_directory"] = log_directory
     if spec.idle_timeout is not None:

@@ -12,8 +12,9 @@ from distributed import LocalCluster
 from ..config import Settings
 from .spec import ClusterSpec, ClusterStartError, UnsupportedOption
 
-MAIN_GUARD_HELP = ("https://docs.python.org/3/library/multiprocessing.html"
-                   "#the-spawn-and-forkserver-start-methods")
+MAIN_GUARD_HELP = (
+    "https://docs.python.org/3/library/multiprocessing.html#the-spawn-and-forkserver-start-methods"
+)
 
 
 def start_local(spec: ClusterSpec, settings: Settings) -> LocalCluster:
@@ -64,14 +65,16 @@ def check_workers_can_start() -> None:
             "backend 'local' starts workers as new Python processes that re-run the main script, "
             "but this one was read from standard input: save it to a file and run it as "
             'python script.py, with its code under if __name__ == "__main__": '
-            f"(see {MAIN_GUARD_HELP})")
+            f"(see {MAIN_GUARD_HELP})"
+        )
     line = _unguarded_call_line(main, path)
     if line is not None:
         raise ClusterStartError(
             f"backend 'local' starts workers as new Python processes that re-run {path}, line "
             f"{line} of which starts a cluster: each worker would start its own and die. Put the "
             'script\'s code under if __name__ == "__main__": (see '
-            f"{MAIN_GUARD_HELP})")
+            f"{MAIN_GUARD_HELP})"
+        )
 
 
 def _unguarded_call_line(main, path: str) -> int | None:
@@ -80,24 +83,32 @@ def _unguarded_call_line(main, path: str) -> int | None:
     frame = sys._getframe()
     # The script's own top-level code: in a notebook, cells run in __main__'s namespace too,
     # but from other files than __main__.__file__.
-    while frame is not None and not (frame.f_globals is vars(main)
-                                     and frame.f_code.co_name == "<module>"
-                                     and os.path.realpath(frame.f_code.co_filename)
-                                     == os.path.realpath(path)):
+    while frame is not None and not (
+        frame.f_globals is vars(main)
+        and frame.f_code.co_name == "<module>"
+        and os.path.realpath(frame.f_code.co_filename) == os.path.realpath(path)
+    ):
         frame = frame.f_back
     if frame is None:
         return None
     with open(path, encoding="utf-8") as source:
         tree = ast.parse(source.read(), path)
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and _is_main_guard(node.test) and (
-                node.lineno <= frame.f_lineno <= node.end_lineno):
+        if (
+            isinstance(node, ast.If)
+            and _is_main_guard(node.test)
+            and (node.lineno <= frame.f_lineno <= node.end_lineno)
+        ):
             return None
     return frame.f_lineno
 
 
 def _is_main_guard(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
-            and test.left.id == "__name__" and len(test.comparators) == 1
-            and isinstance(test.comparators[0], ast.Constant)
-            and test.comparators[0].value == "__main__")
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and len(test.comparators) == 1
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value == "__main__"
+    )

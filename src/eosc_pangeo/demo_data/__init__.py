@@ -146,5 +146,3 @@ def write_demo_data(
         kind: writers[kind](specs[kind], out_dir, seed=seed, progress=progress, workers=workers)
         for kind in kinds
     }
-
-

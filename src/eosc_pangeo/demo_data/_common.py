@@ -256,7 +256,6 @@ def _synthesize(modes: _Modes, coef: np.ndarray, lat: np.ndarray, lon: np.ndarra
     return np.fft.irfft2(spectrum, s=(ny, nx)) * (ny * nx)
 
 
-
 # --------------------------------------------------------------------------------------------
 # Fronts and the SST climatology, shared by sst, argo and stations
 # --------------------------------------------------------------------------------------------
@@ -340,11 +339,9 @@ def _front_step(front: _Front, lat, lon, t, phases) -> np.ndarray:
     return -0.5 * front.dt * sharp_minus_broad * _front_window(front, lon)
 
 
-
 def _winterness(lat: np.ndarray, t: np.ndarray) -> np.ndarray:
     """0 in late summer, 1 in late winter, in each hemisphere."""
     return 0.5 * (1 - np.sign(lat) * np.cos(2 * np.pi * ((t % _YEAR) - 232) / _YEAR))
-
 
 
 def _chars(values, width: int, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -353,4 +350,3 @@ def _chars(values, width: int, shape: tuple[int, ...] | None = None) -> np.ndarr
     if shape is not None:
         strings = np.ascontiguousarray(np.broadcast_to(strings, shape))
     return netCDF4.stringtochar(strings)
-

@@ -146,7 +146,6 @@ def _drift(rng: np.random.Generator, lat0: float, lon0: float, days: int) -> np.
     return np.stack([lat, lon], axis=-1)
 
 
-
 def _ts_profiles(rng, lat, lon, t, pres, seed) -> tuple[np.ndarray, np.ndarray]:
     """Return temperature (C) and salinity (psu) at ``pres`` (profile, level).
 
@@ -312,7 +311,6 @@ def _argo_file(spec: ArgoSpec, seed: int, index: int, path: Path) -> None:
     data = _argo_float(spec, seed, index)
     with _atomic(path) as tmp:
         _write_argo_netcdf(tmp, spec.first_wmo + index, data)
-
 
 
 def _argo_date(juld: float) -> str:
@@ -496,5 +494,3 @@ def _write_argo_parameter(ds: netCDF4.Dataset, param: str, data: dict[str, np.nd
         **common,
     }
     _argo_variable(ds, error, "f4", levels, data[error].astype(np.float32), attrs, fill)
-
-

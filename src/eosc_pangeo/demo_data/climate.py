@@ -42,6 +42,7 @@ class ClimateSpec:
     end_year: int = 2019
     resolution: float = 5.0
 
+
 _MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 _MONTH_START = np.concatenate([[0], np.cumsum(_MONTH_DAYS)[:-1]])
 
@@ -278,5 +279,3 @@ def _write_climate_netcdf(path, spec, model, t, bounds, tas) -> None:
             }
         )
         var[:] = tas.astype(np.float32)
-
-

@@ -43,9 +43,12 @@ _START = dt.datetime(2020, 1, 1)
 _TIME_UNITS = "seconds since 1970-01-01 00:00:00"
 _FILL = np.float32(-9999.0)
 _FLAG_FILL = np.int8(-127)
-_OCEANSITES = ("no_qc_performed good_data probably_good_data "
-               "bad_data_that_are_potentially_correctable bad_data value_changed not_used "
-               "nominal_value interpolated_value missing_value", np.arange(10, dtype=np.int8))
+_OCEANSITES = (
+    "no_qc_performed good_data probably_good_data "
+    "bad_data_that_are_potentially_correctable bad_data value_changed not_used "
+    "nominal_value interpolated_value missing_value",
+    np.arange(10, dtype=np.int8),
+)
 _QARTOD = ("pass not_evaluated suspect fail missing", np.array([1, 2, 3, 4, 9], dtype=np.int8))
 _ATTRS = {
     "time": {"standard_name": "time", "units": _TIME_UNITS, "calendar": "standard", "axis": "T"},
@@ -56,10 +59,20 @@ _ATTRS = {
     "temp": {"standard_name": "sea_water_temperature", "units": "degree_Celsius"},
     "psal": {"standard_name": "sea_water_practical_salinity", "units": "1"},
 }
-_ROLES = {"timeSeries": "timeseries_id", "trajectory": "trajectory_id", "profile": "profile_id",
-          "timeSeriesProfile": "timeseries_id", "trajectoryProfile": "trajectory_id"}
-_INSTANCE = {"timeSeries": "station", "trajectory": "trajectory", "profile": "profile",
-             "timeSeriesProfile": "station", "trajectoryProfile": "trajectory"}
+_ROLES = {
+    "timeSeries": "timeseries_id",
+    "trajectory": "trajectory_id",
+    "profile": "profile_id",
+    "timeSeriesProfile": "timeseries_id",
+    "trajectoryProfile": "trajectory_id",
+}
+_INSTANCE = {
+    "timeSeries": "station",
+    "trajectory": "trajectory",
+    "profile": "profile",
+    "timeSeriesProfile": "station",
+    "trajectoryProfile": "trajectory",
+}
 
 
 @dataclass
@@ -150,13 +163,20 @@ def _moorings(rng, seed: int, orthogonal: bool) -> _Features:
     """Three moorings off Brittany, Galicia and Norway, hourly for two days."""
     sites = np.array([(48.2, -5.2), (42.0, -9.6), (60.3, 4.4)])
     counts = _counts(rng, 3, 30, 48, orthogonal)
-    hours = np.concatenate([np.arange(n) + (0 if orthogonal else rng.integers(0, 6))
-                            for n in counts]) / 24
+    hours = (
+        np.concatenate([np.arange(n) + (0 if orthogonal else rng.integers(0, 6)) for n in counts])
+        / 24
+    )
     instance = np.repeat(np.arange(3), counts)
     depth = np.array([5.0, 10.0, 20.0])
     lat, lon = sites[instance].T
-    temp = _sst_climatology(lat, lon, _t(hours), seed) - 273.15 - 0.05 * depth[instance] \
-        + 0.2 * np.sin(2 * np.pi * hours * 24 / 12.42) + rng.normal(0, 0.02, hours.size)
+    temp = (
+        _sst_climatology(lat, lon, _t(hours), seed)
+        - 273.15
+        - 0.05 * depth[instance]
+        + 0.2 * np.sin(2 * np.pi * hours * 24 / 12.42)
+        + rng.normal(0, 0.02, hours.size)
+    )
     psal = 35.2 - 0.3 * (instance == 2) + 0.02 * depth[instance] + rng.normal(0, 0.01, hours.size)
     features = _Features("timeSeries", ["MOOR-IROISE", "MOOR-VIGO", "MOOR-BERGEN"], [counts])
     features.add("lat", 0, sites[:, 0])
@@ -174,11 +194,15 @@ def _ship(rng, seed: int, orthogonal: bool) -> _Features:
     minutes = steps * 10.0 + (0 if orthogonal else 5.0 * instance)
     lat = np.array([46.0, 44.5])[instance] + 0.02 * steps + rng.normal(0, 0.002, steps.size)
     lon = np.array([-8.0, -3.0])[instance] - 0.03 * steps * (1 - 2 * instance)
-    temp = _sst_climatology(lat, lon, _t(minutes / 1440), seed) - 273.15 \
+    temp = (
+        _sst_climatology(lat, lon, _t(minutes / 1440), seed)
+        - 273.15
         + rng.normal(0, 0.03, steps.size)
+    )
     psal = 35.6 - 0.01 * steps * instance + rng.normal(0, 0.01, steps.size)
-    features = _Features("trajectory", ["SHIP-THALASSA", "SHIP-POURQUOI-PAS"], [counts],
-                         flags=_QARTOD)
+    features = _Features(
+        "trajectory", ["SHIP-THALASSA", "SHIP-POURQUOI-PAS"], [counts], flags=_QARTOD
+    )
     features.add("time", 1, _seconds(minutes / 1440))
     features.add("lat", 1, np.round(lat, 4))
     features.add("lon", 1, np.round(lon, 4))
@@ -188,8 +212,14 @@ def _ship(rng, seed: int, orthogonal: bool) -> _Features:
 
 def _profiles(rng, seed: int, lat, lon, days, levels: np.ndarray, counts) -> tuple:
     """Temperature and salinity of casts at ``levels`` (m), flattened over each cast's levels."""
-    temp, psal = _ts_profiles(rng, np.asarray(lat), np.asarray(lon), _t(days),
-                              levels[None, :] * np.ones((len(lat), 1)), seed)
+    temp, psal = _ts_profiles(
+        rng,
+        np.asarray(lat),
+        np.asarray(lon),
+        _t(days),
+        levels[None, :] * np.ones((len(lat), 1)),
+        seed,
+    )
     keep = np.arange(levels.size)[None, :] < np.asarray(counts)[:, None]
     return temp[keep], psal[keep], np.broadcast_to(levels, keep.shape)[keep]
 
@@ -200,8 +230,9 @@ def _casts(rng, seed: int, orthogonal: bool) -> _Features:
     lat, lon = np.array([45.0, 45.5, 46.0, 46.5]), np.array([-20.0, -20.5, -21.0, -21.5])
     days = np.array([0.3, 0.7, 1.1, 1.6])
     temp, psal, depth = _profiles(rng, seed, lat, lon, days, 10.0 * np.arange(1, 31), counts)
-    features = _Features("profile", [f"CAST-{i:03d}" for i in range(1, 5)], [counts],
-                         shared="depth")
+    features = _Features(
+        "profile", [f"CAST-{i:03d}" for i in range(1, 5)], [counts], shared="depth"
+    )
     features.add("time", 0, _seconds(days))
     features.add("lat", 0, lat)
     features.add("lon", 0, lon)
@@ -216,10 +247,12 @@ def _moored_profilers(rng, seed: int, orthogonal: bool) -> _Features:
     levels = _counts(rng, station.size, 8, 12, orthogonal)
     days = np.concatenate([np.arange(n) for n in profiles]) / 4
     lat, lon = np.array([45.2, 44.1]), np.array([-3.6, -2.5])
-    temp, psal, depth = _profiles(rng, seed, lat[station], lon[station], days,
-                                  5.0 * np.arange(1, 13), levels)
-    features = _Features("timeSeriesProfile", ["PROF-GASCOGNE", "PROF-CAPBRETON"],
-                         [profiles, levels], shared="depth")
+    temp, psal, depth = _profiles(
+        rng, seed, lat[station], lon[station], days, 5.0 * np.arange(1, 13), levels
+    )
+    features = _Features(
+        "timeSeriesProfile", ["PROF-GASCOGNE", "PROF-CAPBRETON"], [profiles, levels], shared="depth"
+    )
     features.add("lat", 0, lat)
     features.add("lon", 0, lon)
     features.add("time", 1, _seconds(days))
@@ -237,8 +270,13 @@ def _gliders(rng, seed: int, orthogonal: bool) -> _Features:
     lat = np.array([39.2, 42.8])[glider] - 0.01 * dive
     lon = np.array([2.6, 6.0])[glider] + 0.015 * dive
     temp, psal, depth = _profiles(rng, seed, lat, lon, days, 10.0 * np.arange(1, 21), levels)
-    features = _Features("trajectoryProfile", ["GLIDER-SEAEXPLORER-01", "GLIDER-SLOCUM-07"],
-                         [profiles, levels], flags=_QARTOD, shared="depth")
+    features = _Features(
+        "trajectoryProfile",
+        ["GLIDER-SEAEXPLORER-01", "GLIDER-SLOCUM-07"],
+        [profiles, levels],
+        flags=_QARTOD,
+        shared="depth",
+    )
     features.add("time", 1, _seconds(days))
     features.add("lat", 1, np.round(lat, 4))
     features.add("lon", 1, np.round(lon, 4))
@@ -248,8 +286,13 @@ def _gliders(rng, seed: int, orthogonal: bool) -> _Features:
     return _measure(rng, features, temp, psal)
 
 
-_FEATURES = {"timeSeries": _moorings, "trajectory": _ship, "profile": _casts,
-             "timeSeriesProfile": _moored_profilers, "trajectoryProfile": _gliders}
+_FEATURES = {
+    "timeSeries": _moorings,
+    "trajectory": _ship,
+    "profile": _casts,
+    "timeSeriesProfile": _moored_profilers,
+    "trajectoryProfile": _gliders,
+}
 
 
 # --- layouts ---------------------------------------------------------------------------------
@@ -261,22 +304,26 @@ def _write(path: Path, features: _Features, layout: str) -> None:
     if layout == "single":
         features = _first_instance(features)
         encoded, sizes = _multidimensional(features, dims, orthogonal=False)
-        encoded = {name: (var_dims[1:], values[0], attrs)
-                   for name, (var_dims, values, attrs) in encoded.items()}
+        encoded = {
+            name: (var_dims[1:], values[0], attrs)
+            for name, (var_dims, values, attrs) in encoded.items()
+        }
         del sizes[dims[0]]
     elif layout in ("orthogonal", "incomplete"):
         encoded, sizes = _multidimensional(features, dims, layout == "orthogonal")
     else:
         encoded, sizes = _ragged(features, dims, layout == "indexed")
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
-        ds.setncatts({
-            "Conventions": "CF-1.11, ACDD-1.3",
-            "featureType": kind,
-            "title": f"Synthetic {kind} observations, {layout} layout (CF appendix H)",
-            "institution": "eosc-pangeo",
-            "source": "synthetic: eosc_pangeo.demo_data.dsg, not observations",
-            "history": "created by eosc_pangeo.demo_data.write_dsg",
-        })
+        ds.setncatts(
+            {
+                "Conventions": "CF-1.11, ACDD-1.3",
+                "featureType": kind,
+                "title": f"Synthetic {kind} observations, {layout} layout (CF appendix H)",
+                "institution": "eosc-pangeo",
+                "source": "synthetic: eosc_pangeo.demo_data.dsg, not observations",
+                "history": "created by eosc_pangeo.demo_data.write_dsg",
+            }
+        )
         for name, size in sizes.items():
             ds.createDimension(name, size)
         width = max(len(i) for i in features.ids)
@@ -299,8 +346,11 @@ def _write(path: Path, features: _Features, layout: str) -> None:
             var = ds.createVariable(name, dtype, var_dims, fill_value=fill)
             attrs = dict(extra)
             if flag:
-                attrs |= {"long_name": f"quality flag of {name[:-3]}", "flag_values": values,
-                          "flag_meanings": meanings}
+                attrs |= {
+                    "long_name": f"quality flag of {name[:-3]}",
+                    "flag_values": values,
+                    "flag_meanings": meanings,
+                }
             else:
                 attrs |= _ATTRS.get(name, {})
             if name in ("temp", "psal", "pres"):
@@ -325,8 +375,9 @@ def _multidimensional(features: _Features, dims: list[str], orthogonal: bool):
             continue
         index = _positions_of_level(features, level)
         flag = name.endswith("_qc")
-        dense = np.full(shape[: level + 1], -128 if flag else np.nan,
-                        dtype=np.int8 if flag else np.float64)
+        dense = np.full(
+            shape[: level + 1], -128 if flag else np.nan, dtype=np.int8 if flag else np.float64
+        )
         dense[tuple(index)] = values
         encoded[name] = (tuple(dims[: level + 1]), dense, {})
     return encoded, dict(zip(dims, shape, strict=True))
@@ -334,8 +385,9 @@ def _multidimensional(features: _Features, dims: list[str], orthogonal: bool):
 
 def _first_instance(features: _Features) -> _Features:
     """The first instance alone, with its profiles and observations."""
-    first = _Features(features.feature_type, features.ids[:1], [], flags=features.flags,
-                      shared=features.shared)
+    first = _Features(
+        features.feature_type, features.ids[:1], [], flags=features.flags, shared=features.shared
+    )
     kept = np.array([0])  # elements of the current level that belong to the first instance
     selected = {0: kept}
     for level, counts in enumerate(features.counts, start=1):
@@ -369,19 +421,26 @@ def _ragged(features: _Features, dims: list[str], indexed: bool):
         time = features.values["time"]
         when = time if features.levels["time"] == len(features.counts) else time[parent]
         order = np.argsort(when, kind="stable")
-        encoded[f"{dims[-2]}_index"] = (("obs",), parent[order], {
-            "long_name": f"which {dims[-2]} this observation is for",
-            "instance_dimension": dims[-2]})
+        encoded[f"{dims[-2]}_index"] = (
+            ("obs",),
+            parent[order],
+            {
+                "long_name": f"which {dims[-2]} this observation is for",
+                "instance_dimension": dims[-2],
+            },
+        )
     else:
-        encoded["row_size"] = (dims[-2:-1], features.counts[-1], {
-            "long_name": f"number of observations of each {dims[-2]}",
-            "sample_dimension": "obs"})
+        encoded["row_size"] = (
+            dims[-2:-1],
+            features.counts[-1],
+            {"long_name": f"number of observations of each {dims[-2]}", "sample_dimension": "obs"},
+        )
     if len(features.counts) == 2:  # the profiles' station or trajectory (CF H.5.3, H.6.2)
-        encoded[f"{dims[0]}_index"] = (("profile",),
-                                       np.repeat(np.arange(len(features.ids)),
-                                                 features.counts[0]),
-                                       {"long_name": f"which {dims[0]} this profile is of",
-                                        "instance_dimension": dims[0]})
+        encoded[f"{dims[0]}_index"] = (
+            ("profile",),
+            np.repeat(np.arange(len(features.ids)), features.counts[0]),
+            {"long_name": f"which {dims[0]} this profile is of", "instance_dimension": dims[0]},
+        )
     for name, values in features.values.items():
         level = features.levels[name]
         encoded[name] = ((dims[level],), values[order] if dims[level] == "obs" else values, {})

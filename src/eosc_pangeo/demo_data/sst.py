@@ -56,6 +56,7 @@ class SstSpec:
     resolution: float = 2.0
     bbox: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0)
 
+
 class _SstModel:
     """The analysed SST of one seed on one global grid, as a function of time."""
 
@@ -262,5 +263,3 @@ def _write_sst_netcdf(path, spec, day, t, lat, lon, land, sst, error) -> None:
             }
         )
         var[0] = _pack(error, land, 0.0)
-
-

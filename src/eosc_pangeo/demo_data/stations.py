@@ -67,7 +67,6 @@ class StationSpec:
         )
 
 
-
 # Real coastal sites (name, lat, lon); each station sits on the procedural mask's coastal ocean
 # cell nearest to its site.
 # fmt: off

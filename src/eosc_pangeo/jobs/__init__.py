@@ -21,6 +21,7 @@ def jobs_backend(settings=None):
 
     return api
 
+
 __all__ = [
     "Job",
     "JobError",

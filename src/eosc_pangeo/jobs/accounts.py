@@ -42,8 +42,14 @@ class Account:
                 f"user {name!r} has no Unix account on this machine, and jobs run as their "
                 "user: create it (`eosc-pangeo users add`)"
             ) from None
-        return cls(name, entry.pw_uid, entry.pw_gid,
-                   tuple(os.getgrouplist(name, entry.pw_gid)), entry.pw_dir, python)
+        return cls(
+            name,
+            entry.pw_uid,
+            entry.pw_gid,
+            tuple(os.getgrouplist(name, entry.pw_gid)),
+            entry.pw_dir,
+            python,
+        )
 
     def process_options(self) -> dict:
         """``subprocess.Popen`` arguments that start a process as this account."""
@@ -56,8 +62,7 @@ class Account:
         job's directory), so that Jupyter and IPython can keep their state somewhere.
         """
         home = self.home if os.path.isdir(self.home) else str(fallback_home)
-        path = os.pathsep.join([os.path.dirname(self.python), "/usr/local/bin", "/usr/bin",
-                                "/bin"])
+        path = os.pathsep.join([os.path.dirname(self.python), "/usr/local/bin", "/usr/bin", "/bin"])
         return {"HOME": home, "USER": self.name, "LOGNAME": self.name, "PATH": path}
 
     def own(self, top: Path) -> None:

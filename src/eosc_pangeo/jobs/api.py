@@ -17,13 +17,20 @@ from .parameters import parse_assignments, validate_parameters
 from .store import JobDirectory, JobStore, new_job_id
 
 # Settings a job takes from the submitting session, whatever its backend.
-COMMON_SETTINGS = ("lake", "storage_options", "catalog_url", "notebook_image",
-                   "cluster_start_timeout", "jobs_dir")
+COMMON_SETTINGS = (
+    "lake",
+    "storage_options",
+    "catalog_url",
+    "notebook_image",
+    "cluster_start_timeout",
+    "jobs_dir",
+)
 GATEWAY_SETTINGS = ("gateway_address", "gateway_proxy_address", "gateway_auth")
 
 
-def store_for(settings: Settings | None = None, user: str | None = None,
-              account: Account | None = None) -> JobStore:
+def store_for(
+    settings: Settings | None = None, user: str | None = None, account: Account | None = None
+) -> JobStore:
     settings = settings or get_settings()
     return JobStore(settings.jobs_dir, user, account)
 
@@ -56,7 +63,9 @@ BASE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ", "HOME")
 
 
 def runner_environment(
-    job: Job, directory: JobDirectory, environment: dict[str, str] | None = None,
+    job: Job,
+    directory: JobDirectory,
+    environment: dict[str, str] | None = None,
     account: Account | None = None,
 ) -> dict[str, str]:
     """The runner's environment: credentials such as the hub token travel here, never in the
@@ -155,8 +164,9 @@ def submit(
     if account is not None:
         account.own(directory.path)
     try:
-        found = backends.launch(job, directory,
-                                runner_environment(job, directory, environment, account), account)
+        found = backends.launch(
+            job, directory, runner_environment(job, directory, environment, account), account
+        )
     except Exception as error:
         directory.update(state=State.failed, reason=f"submission failed: {error}")
         raise
@@ -205,8 +215,11 @@ def reconcile(directory: JobDirectory) -> Job:
     job = directory.read()  # the runner may have finished between the two reads
     if job.state.terminal:
         return job
-    where = f"batch job {job.native_id}" if job.backend in backends.BATCH_SYSTEMS else (
-        f"process {job.native_id}")
+    where = (
+        f"batch job {job.native_id}"
+        if job.backend in backends.BATCH_SYSTEMS
+        else (f"process {job.native_id}")
+    )
     return directory.update(
         state=State.failed,
         reason=f"the job's runner ({where}) ended without recording a result: killed, or its "
@@ -242,7 +255,9 @@ def wait(
 
 
 def cancel(
-    job_id: str, settings: Settings | None = None, user: str | None = None,
+    job_id: str,
+    settings: Settings | None = None,
+    user: str | None = None,
     hub_token: str | None = None,
 ) -> Job:
     """Cancel the job: record it cancelled, stop its runner, then its clusters.
@@ -282,7 +297,9 @@ def follow_log(
 
 
 def get_results(
-    job_id: str, destination: str | Path, settings: Settings | None = None,
+    job_id: str,
+    destination: str | Path,
+    settings: Settings | None = None,
     user: str | None = None,
 ) -> Path:
     """Copy an ended job's executed notebook, result files, logs and provenance to
@@ -299,8 +316,10 @@ def get_results(
     directory = store_for(settings, user).directory(job_id)
     job = reconcile(directory)
     if not job.state.terminal:
-        raise JobError(f"job {job_id} is still {job.state.value}; wait for it (jobs logs "
-                       f"{job_id} --follow) or cancel it")
+        raise JobError(
+            f"job {job_id} is still {job.state.value}; wait for it (jobs logs "
+            f"{job_id} --follow) or cancel it"
+        )
     destination = Path(destination).expanduser()
     if destination.exists() and any(destination.iterdir()):
         raise JobError(f"{destination} is not empty: results are never copied over other files")

@@ -69,8 +69,9 @@ def process_start_time(pid: int) -> str | None:
     return fields[19]
 
 
-def launch_local(job: Job, directory: JobDirectory, env: dict[str, str],
-                 account: Account | None = None) -> dict[str, str]:
+def launch_local(
+    job: Job, directory: JobDirectory, env: dict[str, str], account: Account | None = None
+) -> dict[str, str]:
     """Start the runner detached (own session: it survives this command, the terminal and a
     restart of the jobs service), as ``account`` if given."""
     with open(directory.log, "ab") as log:
@@ -115,8 +116,10 @@ def batch_job(job: Job, directory: JobDirectory, account: Account | None = None)
     )
     # dask-jobqueue writes scripts that start a worker; its header, prologue and submission are
     # what we want, its command is not, and it has no public way to change it.
-    batch._command_template = "exec " + shlex.join(runner_command(directory, account)) + (
-        f" >> {shlex.quote(str(directory.log))} 2>&1"
+    batch._command_template = (
+        "exec "
+        + shlex.join(runner_command(directory, account))
+        + (f" >> {shlex.quote(str(directory.log))} 2>&1")
     )
     return batch
 
@@ -145,7 +148,11 @@ def run_command(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     """Run a batch system's command; a missing command is a clear error."""
     try:
         return subprocess.run(
-            command, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False,
+            command,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
             **kwargs,
         )
     except FileNotFoundError:
@@ -154,8 +161,9 @@ def run_command(command: list[str], **kwargs) -> subprocess.CompletedProcess:
         ) from None
 
 
-def submit_batch(job: Job, directory: JobDirectory, env: dict[str, str],
-                 account: Account | None = None) -> dict[str, str]:
+def submit_batch(
+    job: Job, directory: JobDirectory, env: dict[str, str], account: Account | None = None
+) -> dict[str, str]:
     """Submit the runner's batch script, as ``account`` if given (the batch system then runs
     the job as that user)."""
     snapshot_jobqueue_config(job, directory)
@@ -203,8 +211,9 @@ def batch_worker_jobs(job: Job) -> list[str]:
 # --- one interface over both -----------------------------------------------------------------
 
 
-def launch(job: Job, directory: JobDirectory, env: dict[str, str],
-           account: Account | None = None) -> dict[str, str]:
+def launch(
+    job: Job, directory: JobDirectory, env: dict[str, str], account: Account | None = None
+) -> dict[str, str]:
     """Start the job's runner (as ``account`` if given); returns the record fields that find
     it again."""
     if job.backend in BATCH_SYSTEMS:

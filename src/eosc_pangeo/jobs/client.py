@@ -22,25 +22,37 @@ from .model import Job, JobError, JobNotFound, ParameterError
 
 def call(settings: Settings, method: str, path: str, **kwargs) -> requests.Response:
     if not settings.hub_api_token:
-        raise JobError("the jobs service needs your hub token (JUPYTERHUB_API_TOKEN); it is set "
-                       "in notebook servers of the hub")
+        raise JobError(
+            "the jobs service needs your hub token (JUPYTERHUB_API_TOKEN); it is set "
+            "in notebook servers of the hub"
+        )
     response = requests.request(
-        method, f"{settings.jobs_url.rstrip('/')}/{path}", timeout=120,
-        headers={"Authorization": f"token {settings.hub_api_token}"}, **kwargs)
+        method,
+        f"{settings.jobs_url.rstrip('/')}/{path}",
+        timeout=120,
+        headers={"Authorization": f"token {settings.hub_api_token}"},
+        **kwargs,
+    )
     if response.status_code >= 400:
         try:
             message = response.json()["message"]
         except (ValueError, KeyError):
             message = response.text[:500]
-        error = {400: ParameterError if "parameter" in message else JobError,
-                 404: JobNotFound}.get(response.status_code, JobError)
+        error = {400: ParameterError if "parameter" in message else JobError, 404: JobNotFound}.get(
+            response.status_code, JobError
+        )
         raise error(f"jobs service: {message}")
     return response
 
 
-def submit(path: str | Path, parameters: dict[str, Any] | list[str] | None = None, *,
-           backend: str | None = None, workers: int | None = None,
-           settings: Settings | None = None) -> Job:
+def submit(
+    path: str | Path,
+    parameters: dict[str, Any] | list[str] | None = None,
+    *,
+    backend: str | None = None,
+    workers: int | None = None,
+    settings: Settings | None = None,
+) -> Job:
     from .parameters import parse_assignments
 
     settings = settings or get_settings()
@@ -49,19 +61,32 @@ def submit(path: str | Path, parameters: dict[str, Any] | list[str] | None = Non
         raise JobError(f"{path}: no such notebook or script")
     if isinstance(parameters, list):
         parameters = parse_assignments(parameters)
-    body = {"name": source.name, "content": source.read_text(), "parameters": parameters or {},
-            "backend": backend, "workers": workers}
+    body = {
+        "name": source.name,
+        "content": source.read_text(),
+        "parameters": parameters or {},
+        "backend": backend,
+        "workers": workers,
+    }
     return Job.model_validate(call(settings, "POST", "api/jobs", json=body).json())
 
 
-def rerun(job_id: str, parameters: dict[str, Any] | list[str] | None = None, *,
-          settings: Settings | None = None) -> Job:
+def rerun(
+    job_id: str,
+    parameters: dict[str, Any] | list[str] | None = None,
+    *,
+    settings: Settings | None = None,
+) -> Job:
     from .parameters import parse_assignments
 
     if isinstance(parameters, list):
         parameters = parse_assignments(parameters)
-    response = call(settings or get_settings(), "POST", f"api/jobs/{job_id}/rerun",
-                    json={"parameters": parameters or {}})
+    response = call(
+        settings or get_settings(),
+        "POST",
+        f"api/jobs/{job_id}/rerun",
+        json={"parameters": parameters or {}},
+    )
     return Job.model_validate(response.json())
 
 
@@ -79,8 +104,9 @@ def cancel(job_id: str, settings: Settings | None = None) -> Job:
     return Job.model_validate(response.json())
 
 
-def wait(job_id: str, timeout: float | None = None, settings: Settings | None = None,
-         poll: float = 2.0) -> Job:
+def wait(
+    job_id: str, timeout: float | None = None, settings: Settings | None = None, poll: float = 2.0
+) -> Job:
     deadline = None if timeout is None else time.monotonic() + timeout
     while not (job := get_job(job_id, settings)).state.terminal:
         if deadline is not None and time.monotonic() > deadline:
@@ -89,8 +115,9 @@ def wait(job_id: str, timeout: float | None = None, settings: Settings | None = 
     return job
 
 
-def follow_log(job_id: str, follow: bool = False,
-               settings: Settings | None = None) -> Iterator[str]:
+def follow_log(
+    job_id: str, follow: bool = False, settings: Settings | None = None
+) -> Iterator[str]:
     """The job's log; with ``follow``, the new part of it every few seconds until it ends."""
     settings = settings or get_settings()
     seen = 0
@@ -105,8 +132,7 @@ def follow_log(job_id: str, follow: bool = False,
         time.sleep(2.0)
 
 
-def get_results(job_id: str, destination: str | Path,
-                settings: Settings | None = None) -> Path:
+def get_results(job_id: str, destination: str | Path, settings: Settings | None = None) -> Path:
     destination = Path(destination).expanduser()
     if destination.exists() and any(destination.iterdir()):
         raise JobError(f"{destination} is not empty: results are never copied over other files")

@@ -144,9 +144,7 @@ def validate_parameters(path: Path, given: dict[str, Any]) -> dict[str, Any]:
     declared = declared_parameters(path)
     unknown = sorted(set(given) - set(declared))
     if unknown:
-        where = (
-            "its `parameters` cell" if path.suffix == ".ipynb" else "its parameters(...) call"
-        )
+        where = "its `parameters` cell" if path.suffix == ".ipynb" else "its parameters(...) call"
         known = ", ".join(sorted(declared)) or "none"
         raise ParameterError(
             f"{path.name} has no parameter {unknown[0]!r} in {where} (it has: {known})"

@@ -14,8 +14,20 @@ from .model import Job, State, utcnow
 from .store import JobDirectory, atomic_write_text
 
 PACKAGES = (
-    "eosc-pangeo", "dask", "distributed", "xarray", "zarr", "numpy", "pandas", "pyarrow",
-    "fsspec", "papermill", "nbclient", "ipykernel", "dask-gateway", "dask-jobqueue",
+    "eosc-pangeo",
+    "dask",
+    "distributed",
+    "xarray",
+    "zarr",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "fsspec",
+    "papermill",
+    "nbclient",
+    "ipykernel",
+    "dask-gateway",
+    "dask-jobqueue",
 )
 
 
@@ -31,8 +43,12 @@ def software_versions() -> dict[str, Any]:
     from ..lake.manifest import software_versions as installed
 
     versions = installed(PACKAGES)
-    return {"python": sys.version.split()[0], "platform": platform.platform(),
-            "executable": sys.executable, "packages": versions}
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "executable": sys.executable,
+        "packages": versions,
+    }
 
 
 def lake_versions(settings: Settings) -> dict[str, Any]:
@@ -75,16 +91,24 @@ def write_provenance(
         name for name in set(before) | set(after) if before.get(name) != after.get(name)
     )
     results = [
-        {"path": str(path.relative_to(directory.work)), "size": path.stat().st_size,
-         "sha256": sha256_file(path)}
-        for path in sorted(directory.work.rglob("*")) if path.is_file()
+        {
+            "path": str(path.relative_to(directory.work)),
+            "size": path.stat().st_size,
+            "sha256": sha256_file(path),
+        }
+        for path in sorted(directory.work.rglob("*"))
+        if path.is_file()
     ]
     record = {
         "format": "eosc-pangeo/job-provenance/1",
         "job": job.id,
         "user": job.user,
-        "input": {"name": job.name, "kind": job.kind, "submitted_from": job.source,
-                  "sha256": sha256_file(source)},
+        "input": {
+            "name": job.name,
+            "kind": job.kind,
+            "submitted_from": job.source,
+            "sha256": sha256_file(source),
+        },
         "parameters": job.parameters,
         "backend": job.backend,
         "workers": job.workers,

@@ -102,8 +102,8 @@ def execute(job: Job, directory: JobDirectory) -> tuple[State, str | None]:
     import papermill
     from nbclient.exceptions import DeadKernelError
 
-    kernel_name = nbformat.read(source, as_version=4).metadata.get("kernelspec", {}).get(
-        "name", "python3"
+    kernel_name = (
+        nbformat.read(source, as_version=4).metadata.get("kernelspec", {}).get("name", "python3")
     )
     kernel = WatchedKernelManager(kernel_name=kernel_name)
     try:
@@ -202,8 +202,10 @@ def run(path: Path) -> int:
         kill_descendants()
         write_provenance(directory, directory.read(), state, reason, settings, lake_before)
         final = directory.update(state=state, reason=reason)
-        print(f"job {job.id} {final.state.value}" + (f": {final.reason}" if final.reason else ""),
-              flush=True)
+        print(
+            f"job {job.id} {final.state.value}" + (f": {final.reason}" if final.reason else ""),
+            flush=True,
+        )
     return 0 if state == State.succeeded else 1
 
 

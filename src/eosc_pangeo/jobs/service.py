@@ -75,8 +75,9 @@ class JobsHandler(HubOAuthenticated, web.RequestHandler):
         message = getattr(error, "log_message", None) or str(error or self._reason)
         self.finish({"status": status_code, "message": message})
 
-    def job_token(self, note: str = "eosc-pangeo batch job",
-                  lifetime: int = JOB_TOKEN_LIFETIME) -> str:
+    def job_token(
+        self, note: str = "eosc-pangeo batch job", lifetime: int = JOB_TOKEN_LIFETIME
+    ) -> str:
         """A token of the requesting user for a job, from the hub, scoped to the gateway."""
         response = requests.post(
             url_path_join(self.hub_auth.api_url, "users", self.user_name, "tokens"),
@@ -98,8 +99,12 @@ class JobsHandler(HubOAuthenticated, web.RequestHandler):
 
     def submission(self) -> dict:
         """What every submission for the user gets: their account, and a token of theirs."""
-        return {"settings": self.settings_, "user": self.user_name, "account": self.account(),
-                "environment": {"JUPYTERHUB_API_TOKEN": self.job_token()}}
+        return {
+            "settings": self.settings_,
+            "user": self.user_name,
+            "account": self.account(),
+            "environment": {"JUPYTERHUB_API_TOKEN": self.job_token()},
+        }
 
     def job_or_404(self, job_id: str):
         try:
@@ -124,9 +129,13 @@ class ListHandler(JobsHandler):
             source = Path(staging) / name
             source.write_text(body["content"])
             try:
-                job = api.submit(source, body.get("parameters") or {},
-                                 backend=body.get("backend"), workers=body.get("workers"),
-                                 **self.submission())
+                job = api.submit(
+                    source,
+                    body.get("parameters") or {},
+                    backend=body.get("backend"),
+                    workers=body.get("workers"),
+                    **self.submission(),
+                )
             except (ParameterError, JobError) as error:
                 raise web.HTTPError(400, str(error)) from None
         self.set_status(201)
@@ -141,7 +150,8 @@ class RerunHandler(JobsHandler):
     def post(self, job_id: str) -> None:
         self.job_or_404(job_id)
         from_page = self.request.headers.get("Content-Type", "").startswith(
-            "application/x-www-form-urlencoded")
+            "application/x-www-form-urlencoded"
+        )
         body = {} if from_page else json.loads(self.request.body or b"{}")
         try:
             job = api.rerun(job_id, body.get("parameters") or {}, **self.submission())
@@ -167,7 +177,8 @@ class CancelHandler(JobsHandler):
         token = self.job_token(note="stop the clusters of a cancelled job", lifetime=600)
         # Blocking (it waits for the runner to stop): off the service's event loop.
         job = await ioloop.IOLoop.current().run_in_executor(
-            None, api.cancel, job_id, self.settings_, self.user_name, token)
+            None, api.cancel, job_id, self.settings_, self.user_name, token
+        )
         self.finish(job.model_dump(mode="json"))
 
 
@@ -176,8 +187,7 @@ class LogHandler(JobsHandler):
     def get(self, job_id: str) -> None:
         self.job_or_404(job_id)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.finish("".join(api.follow_log(job_id, settings=self.settings_,
-                                           user=self.user_name)))
+        self.finish("".join(api.follow_log(job_id, settings=self.settings_, user=self.user_name)))
 
 
 class ResultsHandler(JobsHandler):
@@ -186,8 +196,9 @@ class ResultsHandler(JobsHandler):
         self.job_or_404(job_id)
         with tempfile.TemporaryDirectory() as staging:
             try:
-                folder = api.get_results(job_id, Path(staging) / job_id, self.settings_,
-                                         self.user_name)
+                folder = api.get_results(
+                    job_id, Path(staging) / job_id, self.settings_, self.user_name
+                )
             except JobError as error:
                 raise web.HTTPError(409, str(error)) from None
             archive = shutil.make_archive(str(folder), "zip", folder)
@@ -211,8 +222,11 @@ class PageHandler(JobsHandler):
         rows = []
         jobs = api.list_jobs(self.settings_, self.user_name)
         # Reloaded while a job has not ended, so that its state and links appear by themselves.
-        refresh = ("<meta http-equiv='refresh' content='5'>"
-                   if any(not job.state.terminal for job in jobs) else "")
+        refresh = (
+            "<meta http-equiv='refresh' content='5'>"
+            if any(not job.state.terminal for job in jobs)
+            else ""
+        )
         for job in jobs:
             links = f'<a href="api/jobs/{job.id}/log">log</a>'
             if job.state.terminal:
@@ -223,9 +237,19 @@ class PageHandler(JobsHandler):
                     '<button type="submit">rerun</button></form>'
                 )
             rows.append(
-                "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-                    job.id, job.name, job.backend, job.state.value, job.created,
-                    job.reason or "")) + f"<td>{links}</td></tr>"
+                "<tr>"
+                + "".join(
+                    f"<td>{html.escape(str(v))}</td>"
+                    for v in (
+                        job.id,
+                        job.name,
+                        job.backend,
+                        job.state.value,
+                        job.created,
+                        job.reason or "",
+                    )
+                )
+                + f"<td>{links}</td></tr>"
             )
         self.finish(
             f"<!doctype html><html><head><meta charset='utf-8'>{refresh}<title>Jobs</title>"
@@ -234,12 +258,16 @@ class PageHandler(JobsHandler):
             "<p>Submit with <code>eosc-pangeo run NOTEBOOK -p NAME=VALUE</code> in a terminal "
             "of your notebook server.</p><table border='1'><tr><th>id</th><th>name</th>"
             "<th>backend</th><th>state</th><th>created</th><th>reason</th><th></th></tr>"
-            + "".join(rows) + "</table></body></html>"
+            + "".join(rows)
+            + "</table></body></html>"
         )
 
 
-def make_app(prefix: str, settings: Settings, job_python: str = sys.executable,
-             ) -> web.Application:
+def make_app(
+    prefix: str,
+    settings: Settings,
+    job_python: str = sys.executable,
+) -> web.Application:
     prefix = prefix.rstrip("/") + "/"
     job = r"(\d{8}T\d{6}-[0-9a-f]{6})"
     return web.Application(
@@ -267,12 +295,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--prefix", default=f"/services/{SERVICE_NAME}/")
     parser.add_argument("--jobs-dir", required=True)
-    parser.add_argument("--python", default=sys.executable,
-                        help="interpreter jobs run with (the users' environment's)")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter jobs run with (the users' environment's)",
+    )
     arguments = parser.parse_args()
     settings = Settings(jobs_dir=arguments.jobs_dir)
-    make_app(arguments.prefix, settings, arguments.python).listen(arguments.port,
-                                                                  address=arguments.ip)
+    make_app(arguments.prefix, settings, arguments.python).listen(
+        arguments.port, address=arguments.ip
+    )
     ioloop.IOLoop.current().start()
 
 

@@ -131,8 +131,7 @@ class JobStore:
         theirs (mode 700), below a ``root`` that others may cross but not list.
     """
 
-    def __init__(self, root: str | Path, user: str | None = None,
-                 account: Account | None = None):
+    def __init__(self, root: str | Path, user: str | None = None, account: Account | None = None):
         self.user = user or getpass.getuser()
         if not self.user or "/" in self.user or self.user.startswith("."):
             raise JobError(f"{self.user!r} is not a user name a job store can hold")

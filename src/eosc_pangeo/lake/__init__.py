@@ -43,8 +43,9 @@ def open_dataset(lake_or_collection: str | Lake, collection: str | None = None, 
     """
     from .grid import open_grid
 
-    lake, collection = (None, lake_or_collection) if collection is None else (
-        lake_or_collection, collection)
+    lake, collection = (
+        (None, lake_or_collection) if collection is None else (lake_or_collection, collection)
+    )
     return open_grid(lake, collection, **selection)
 
 
@@ -75,9 +76,18 @@ __all__ = [
     "validate",
 ]
 
-export_lazily(__name__, {
-    "build_demo_lake": "demo", "ingest_grid": "grid_write", "open_grid": "grid",
-    "ingest_insitu": "insitu", "read_insitu": "insitu", "IngestReport": "manifest",
-    "Manifest": "manifest", "list_collections": "manifest", "read_manifest": "manifest",
-    "validate": "validate",
-})
+export_lazily(
+    __name__,
+    {
+        "build_demo_lake": "demo",
+        "ingest_grid": "grid_write",
+        "open_grid": "grid",
+        "ingest_insitu": "insitu",
+        "read_insitu": "insitu",
+        "IngestReport": "manifest",
+        "Manifest": "manifest",
+        "list_collections": "manifest",
+        "read_manifest": "manifest",
+        "validate": "validate",
+    },
+)

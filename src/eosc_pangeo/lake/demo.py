@@ -34,7 +34,16 @@ def build_demo_lake(
         files = demo_data.write_demo_data(sources, size, seed=seed, progress=progress)
         for collection, (kind, domain, how) in DEMO_COLLECTIONS.items():
             paths = [str(p) for p in files[kind]]
-            kind_of(how).ingest(lake, collection, domain, paths, progress=progress and (
-                lambda stage, done, total, name=collection: progress(f"{name} {stage}", done,
-                                                                     total)))
+            kind_of(how).ingest(
+                lake,
+                collection,
+                domain,
+                paths,
+                progress=progress
+                and (
+                    lambda stage, done, total, name=collection: progress(
+                        f"{name} {stage}", done, total
+                    )
+                ),
+            )
     return lake.url

@@ -84,16 +84,24 @@ def open_dsg(nc: netCDF4.Dataset, url: str) -> xr.Dataset:
         If xarray cannot decode it (its message names the variable).
     """
     try:
-        ds = xr.open_dataset(xr.backends.NetCDF4DataStore(nc), concat_characters=False,
-                             decode_coords=False, decode_timedelta=False)
+        ds = xr.open_dataset(
+            xr.backends.NetCDF4DataStore(nc),
+            concat_characters=False,
+            decode_coords=False,
+            decode_timedelta=False,
+        )
     except ValueError as error:
-        raise IngestError(url, f"cannot be decoded as CF ({error})",
-                          "fix the attributes it names (time units, fill values)") from None
+        raise IngestError(
+            url,
+            f"cannot be decoded as CF ({error})",
+            "fix the attributes it names (time units, fill values)",
+        ) from None
     for name, variable in ds.variables.items():
         if variable.encoding.get("dtype") == np.dtype("S1") and variable.dtype.kind == "O":
             values = variable.values
             blank = np.array([not isinstance(v, bytes) for v in values.ravel()]).reshape(
-                values.shape)
+                values.shape
+            )
             ds[name] = variable.copy(data=np.where(blank, b" ", values).astype("S1"))
     return ds
 
@@ -132,33 +140,53 @@ def describe(ds: xr.Dataset, measured: Sequence[str], url: str) -> Geometry:
     for key in ("time", "latitude", "longitude"):
         names = _first_found(tiers, lambda tier, key=key: _cf_coordinates(ds, tier, key))
         if len(names) != 1:
-            problem = (f"has no {key} coordinate" if not names else
-                       f"has several {key} coordinates ({', '.join(names)})")
-            raise IngestError(url, f"{problem} for {', '.join(measured)}",
-                              f"name exactly one {key} variable in the data variables' "
-                              "coordinates attribute, with CF standard_name and units")
+            problem = (
+                f"has no {key} coordinate"
+                if not names
+                else f"has several {key} coordinates ({', '.join(names)})"
+            )
+            raise IngestError(
+                url,
+                f"{problem} for {', '.join(measured)}",
+                f"name exactly one {key} variable in the data variables' "
+                "coordinates attribute, with CF standard_name and units",
+            )
         chosen[key] = names[0]
     # Pressure is a coordinate of profiles, but a data variable of gliders and moorings.
     vertical = {}
     for what, test in (("depth", _is_depth), ("sea_water_pressure", _is_pressure)):
-        names = _first_found(tiers, lambda tier, test=test: [
-            n for n in tier if test(ds.variables[n])])
+        names = _first_found(
+            tiers, lambda tier, test=test: [n for n in tier if test(ds.variables[n])]
+        )
         if len(names) > 1:
-            raise IngestError(url, f"has several {what} variables ({', '.join(names)})",
-                              "keep one per file; the lake stores one depth and one pressure "
-                              "per observation")
+            raise IngestError(
+                url,
+                f"has several {what} variables ({', '.join(names)})",
+                "keep one per file; the lake stores one depth and one pressure per observation",
+            )
         vertical[what] = names[0] if names else None
     if vertical["depth"] is None and vertical["sea_water_pressure"] is None:
-        raise IngestError(url, "has no vertical coordinate (depth or sea water pressure)",
-                          "give the observations a depth (standard_name depth, units m, "
-                          "positive down), even a scalar one for instruments at a fixed depth")
+        raise IngestError(
+            url,
+            "has no vertical coordinate (depth or sea water pressure)",
+            "give the observations a depth (standard_name depth, units m, "
+            "positive down), even a scalar one for instruments at a fixed depth",
+        )
     platform = next(iter(ds.cf.cf_roles.get(PLATFORM_ROLE[kind], [])), None)
-    return Geometry(kind, chosen["time"], chosen["latitude"], chosen["longitude"],
-                    vertical["depth"], vertical["sea_water_pressure"], platform)
+    return Geometry(
+        kind,
+        chosen["time"],
+        chosen["latitude"],
+        chosen["longitude"],
+        vertical["depth"],
+        vertical["sea_water_pressure"],
+        platform,
+    )
 
 
-def flatten(ds: xr.Dataset, names: Sequence[str], data: Sequence[str], url: str
-            ) -> dict[str, np.ndarray]:
+def flatten(
+    ds: xr.Dataset, names: Sequence[str], data: Sequence[str], url: str
+) -> dict[str, np.ndarray]:
     """The values of ``names`` at every element of the ``data`` variables, as 1-D arrays of one
     length.
 
@@ -184,19 +212,30 @@ def flatten(ds: xr.Dataset, names: Sequence[str], data: Sequence[str], url: str
             if dim in variable.dims:
                 variable = variable.isel({dim: xr.Variable((sample_dim,), index)})
         variables[name] = variable
-    shape = {dim: size for name in data
-             for dim, size in zip(variables[name].dims, variables[name].shape, strict=True)}
+    shape = {
+        dim: size
+        for name in data
+        for dim, size in zip(variables[name].dims, variables[name].shape, strict=True)
+    }
     for name, variable in variables.items():
-        foreign = [d for d, n in zip(variable.dims, variable.shape, strict=True)
-                   if d not in shape and n > 1]
+        foreign = [
+            d
+            for d, n in zip(variable.dims, variable.shape, strict=True)
+            if d not in shape and n > 1
+        ]
         if foreign:
-            raise IngestError(f"{url}:{name}", f"varies along {', '.join(foreign)}, a dimension "
-                              f"that {', '.join(data)} do not have",
-                              "CF DSG files give coordinates on the instance or observation "
-                              "dimensions of the data (CF chapter 9)")
+            raise IngestError(
+                f"{url}:{name}",
+                f"varies along {', '.join(foreign)}, a dimension "
+                f"that {', '.join(data)} do not have",
+                "CF DSG files give coordinates on the instance or observation "
+                "dimensions of the data (CF chapter 9)",
+            )
         variables[name] = variable.squeeze([d for d in variable.dims if d not in shape])
-    return {name: np.asarray(variables[name].set_dims(shape).transpose(*shape).values
-                             ).reshape(-1) for name in names}
+    return {
+        name: np.asarray(variables[name].set_dims(shape).transpose(*shape).values).reshape(-1)
+        for name in names
+    }
 
 
 def quality_flags(ds: xr.Dataset, name: str) -> str | None:
@@ -204,10 +243,17 @@ def quality_flags(ds: xr.Dataset, name: str) -> str | None:
     ``flag_values`` and ``flag_meanings`` (CF 3.5), else ``<name>_QC`` (OceanSITES, EGO,
     Copernicus Marine); None if it has none."""
     ancillary = str(ds.variables[name].attrs.get("ancillary_variables", "")).split()
-    flagged = [a for a in ancillary if a in ds.variables and (
-        "flag_meanings" in ds.variables[a].attrs
-        or str(ds.variables[a].attrs.get("standard_name", "")).endswith(("status_flag",
-                                                                           "quality_flag")))]
+    flagged = [
+        a
+        for a in ancillary
+        if a in ds.variables
+        and (
+            "flag_meanings" in ds.variables[a].attrs
+            or str(ds.variables[a].attrs.get("standard_name", "")).endswith(
+                ("status_flag", "quality_flag")
+            )
+        )
+    ]
     if flagged:
         return flagged[0]
     return f"{name}_QC" if f"{name}_QC" in ds.variables else None
@@ -223,24 +269,32 @@ def _candidate_tiers(ds: xr.Dataset, measured: Sequence[str]) -> list[list[str]]
                 named[candidate] = None
     dims = {dim for name in measured for dim in ds.variables[name].dims}
     others = [n for n, v in ds.variables.items() if n not in measured and n not in named]
-    return [list(named),
-            [n for n in others if ds.variables[n].dims and set(ds.variables[n].dims) == dims],
-            [n for n in others if set(ds.variables[n].dims) <= dims],
-            others]
+    return [
+        list(named),
+        [n for n in others if ds.variables[n].dims and set(ds.variables[n].dims) == dims],
+        [n for n in others if set(ds.variables[n].dims) <= dims],
+        others,
+    ]
 
 
 def _cf_coordinates(ds: xr.Dataset, names: Sequence[str], key: str) -> list[str]:
     """Which of ``names`` cf-xarray takes for the ``key`` coordinate (time, latitude...)."""
     # A variable named like a dimension it does not lie along cannot be a coordinate here.
-    subset = xr.Dataset(coords={name: ds.variables[name] for name in names
-                                if name not in ds.dims or ds.variables[name].dims == (name,)})
+    subset = xr.Dataset(
+        coords={
+            name: ds.variables[name]
+            for name in names
+            if name not in ds.dims or ds.variables[name].dims == (name,)
+        }
+    )
     return list(subset.cf.coordinates.get(key, []))
 
 
 def _is_depth(variable: xr.Variable) -> bool:
     """A vertical coordinate in length units: by standard name, or ``axis: Z``."""
     return variable.attrs.get("standard_name") in DEPTH_NAMES or (
-        variable.attrs.get("axis") == "Z" and not _is_pressure(variable))
+        variable.attrs.get("axis") == "Z" and not _is_pressure(variable)
+    )
 
 
 def _is_pressure(variable: xr.Variable) -> bool:
@@ -261,10 +315,13 @@ def _sample_indices(ds: xr.Dataset, url: str) -> dict[str, tuple[str, np.ndarray
             sample = variable.attrs["sample_dimension"]
             counts = np.nan_to_num(np.asarray(variable.values, dtype=np.float64)).astype(int)
             if sample not in ds.sizes or variable.ndim != 1 or counts.sum() != ds.sizes[sample]:
-                raise IngestError(f"{url}:{name}", f"counts {int(counts.sum())} elements of "
-                                  f"sample dimension {sample!r} of "
-                                  f"{ds.sizes.get(sample, 'no')} elements",
-                                  "a contiguous ragged array's counts add up to its length")
+                raise IngestError(
+                    f"{url}:{name}",
+                    f"counts {int(counts.sum())} elements of "
+                    f"sample dimension {sample!r} of "
+                    f"{ds.sizes.get(sample, 'no')} elements",
+                    "a contiguous ragged array's counts add up to its length",
+                )
             parent[sample] = (variable.dims[0], np.repeat(np.arange(counts.size), counts))
         elif "instance_dimension" in variable.attrs:
             instance = variable.attrs["instance_dimension"]
@@ -272,10 +329,12 @@ def _sample_indices(ds: xr.Dataset, url: str) -> dict[str, tuple[str, np.ndarray
             size = ds.sizes.get(instance, 0)
             wrong = ~((index >= 0) & (index < size))
             if variable.ndim != 1 or wrong.any():
-                raise IngestError(f"{url}:{name}", f"holds {int(wrong.sum())} indexes that are "
-                                  f"not instances of dimension {instance!r} ({size} instances)",
-                                  "an indexed ragged array's indexes are 0-based instance "
-                                  "numbers")
+                raise IngestError(
+                    f"{url}:{name}",
+                    f"holds {int(wrong.sum())} indexes that are "
+                    f"not instances of dimension {instance!r} ({size} instances)",
+                    "an indexed ragged array's indexes are 0-based instance numbers",
+                )
             parent[variable.dims[0]] = (instance, index.astype(int))
     result = {}
     samples = set(parent) - {dim for dim, _ in parent.values()}

@@ -83,24 +83,32 @@ def open_grid(
     collection_path = lake.find_collection(collection)
     manifest = read_manifest(lake, collection_path)
     if manifest.kind != "grid":
-        raise LakeError(f"collection {collection!r} holds in-situ observations, not a grid: "
-                        f"read it with eosc_pangeo.lake.read_insitu(lake, {collection!r}, ...)")
+        raise LakeError(
+            f"collection {collection!r} holds in-situ observations, not a grid: "
+            f"read it with eosc_pangeo.lake.read_insitu(lake, {collection!r}, ...)"
+        )
     if chunking != "auto" and chunking not in manifest.stores:
-        raise SelectionError(f"collection {manifest.id!r} has no {chunking!r} store "
-                         f"(it has {', '.join(manifest.stores)})")
+        raise SelectionError(
+            f"collection {manifest.id!r} has no {chunking!r} store "
+            f"(it has {', '.join(manifest.stores)})"
+        )
     names = list(manifest.stores) if chunking == "auto" else [chunking]
-    stores = {name: zarr_store(lake, f"{collection_path}/{manifest.stores[name].path}")
-              for name in names}
+    stores = {
+        name: zarr_store(lake, f"{collection_path}/{manifest.stores[name].path}") for name in names
+    }
     with source_codecs_accepted():
         if len(stores) == 1:
-            ds = xr.open_zarr(next(iter(stores.values())), consolidated=True, chunks=chunks,
-                              mask_and_scale=mask_and_scale)
+            ds = xr.open_zarr(
+                next(iter(stores.values())),
+                consolidated=True,
+                chunks=chunks,
+                mask_and_scale=mask_and_scale,
+            )
         else:
-            ds = xr.open_dataset(stores, engine=GridBackend, chunks=chunks,
-                                 mask_and_scale=mask_and_scale)
+            ds = xr.open_dataset(
+                stores, engine=GridBackend, chunks=chunks, mask_and_scale=mask_and_scale
+            )
     return select(ds, bbox, time, variables)
-
-
 
 
 def check_grid(lake: Lake, collection_path: str, manifest: Manifest) -> list[Finding]:
@@ -114,8 +122,11 @@ def check_grid(lake: Lake, collection_path: str, manifest: Manifest) -> list[Fin
             for check, ok, message, target in checks:
                 findings.append(Finding(manifest.id, check, ok, message, target))
         except Exception as error:  # noqa: BLE001  (a store too broken to check is the finding)
-            findings.append(Finding(manifest.id, "readable", False,
-                                    f"{type(error).__name__}: {error}", info.path))
+            findings.append(
+                Finding(
+                    manifest.id, "readable", False, f"{type(error).__name__}: {error}", info.path
+                )
+            )
     return findings
 
 
@@ -130,27 +141,44 @@ def _store_checks(lake: Lake, collection_path: str, info: ZarrStore):
     yield "consolidated-metadata", True, "opens from consolidated metadata", info.path
     ds = xr.open_zarr(store, consolidated=True, chunks=None)
     time_name = ds.cf["T"].name
-    yield ("manifest", ds.sizes[time_name] == info.time_length,
-           f"time length {ds.sizes[time_name]}, manifest says {info.time_length}", info.path)
+    yield (
+        "manifest",
+        ds.sizes[time_name] == info.time_length,
+        f"time length {ds.sizes[time_name]}, manifest says {info.time_length}",
+        info.path,
+    )
     bounds = {ds[c].attrs.get("bounds") for c in ds.coords}
     for name in sorted(set(ds.data_vars) - bounds):
         missing = [a for a in ("units", "standard_name") if a not in ds[name].attrs]
-        yield ("cf-attributes", not missing, f"missing {', '.join(missing)}" if missing
-               else "units and standard_name set", f"{info.path}:{name}")
+        yield (
+            "cf-attributes",
+            not missing,
+            f"missing {', '.join(missing)}" if missing else "units and standard_name set",
+            f"{info.path}:{name}",
+        )
     for axis in ("T", "Y", "X"):
         values = ds.cf[axis].values
         steps = np.diff(values) if values.dtype.kind in "fiu" else seconds(values)
         monotonic = bool(np.all(steps > 0) or np.all(steps < 0))
-        yield ("monotonic", monotonic, f"{axis} axis {'is' if monotonic else 'is not'} strictly "
-               "monotonic", f"{info.path}:{ds.cf[axis].name}")
+        yield (
+            "monotonic",
+            monotonic,
+            f"{axis} axis {'is' if monotonic else 'is not'} strictly monotonic",
+            f"{info.path}:{ds.cf[axis].name}",
+        )
     duplicates = int(ds.indexes[time_name].duplicated().sum())
     yield "unique-times", duplicates == 0, f"{duplicates} duplicated times", info.path
     low, high = CHUNK_BYTES_BOUNDS
     for name, array in group.arrays():
         if array.ndim >= 3:
             nbytes = math.prod(array.chunks) * array.dtype.itemsize
-            yield ("chunk-size", low <= nbytes <= high, f"chunks of {nbytes / 1024:.0f} KiB "
-                   f"(bounds {low // 1024} KiB..{high // 1024**2} MiB)", f"{info.path}:{name}")
+            yield (
+                "chunk-size",
+                low <= nbytes <= high,
+                f"chunks of {nbytes / 1024:.0f} KiB "
+                f"(bounds {low // 1024} KiB..{high // 1024**2} MiB)",
+                f"{info.path}:{name}",
+            )
 
 
 def select(ds: xr.Dataset, bbox, time, variables) -> xr.Dataset:
@@ -159,8 +187,10 @@ def select(ds: xr.Dataset, bbox, time, variables) -> xr.Dataset:
     if variables is not None:
         unknown = set(variables) - set(ds.data_vars)
         if unknown:
-            raise UnknownVariable(f"no variable {', '.join(sorted(unknown))} (variables: "
-                                  f"{', '.join(sorted(ds.data_vars))})")
+            raise UnknownVariable(
+                f"no variable {', '.join(sorted(unknown))} (variables: "
+                f"{', '.join(sorted(ds.data_vars))})"
+            )
         ds = ds[list(variables)]
     if time is not None:
         ds = ds.cf.sel(T=slice(*time))
@@ -183,5 +213,6 @@ def _select_longitudes(ds: xr.Dataset, west: float, east: float) -> xr.Dataset:
         parts.append(part.assign_coords({x: part[x] + shift}) if shift else part)
     if len(parts) == 1:
         return parts[0]
-    return xr.concat(parts, dim=x, data_vars="minimal", coords="minimal", compat="override",
-                     join="override")
+    return xr.concat(
+        parts, dim=x, data_vars="minimal", coords="minimal", compat="override", join="override"
+    )

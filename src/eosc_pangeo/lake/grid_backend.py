@@ -76,6 +76,7 @@ class RoutedArray(BackendArray):
     def store_for(self, key: tuple) -> str:
         """The store that reads ``key`` (an outer-indexing tuple) in the fewest chunks; of two
         that read as many, the one that decompresses fewer bytes."""
+
         def cost(name: str) -> tuple[int, int]:
             chunks = self.arrays[name].chunks
             touched = chunks_read(key, self.shape, chunks)
@@ -85,7 +86,8 @@ class RoutedArray(BackendArray):
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(
-            key, self.shape, indexing.IndexingSupport.OUTER, self._read)
+            key, self.shape, indexing.IndexingSupport.OUTER, self._read
+        )
 
     def _read(self, key: tuple) -> np.ndarray:
         array = self.arrays[self.store_for(key)]
@@ -103,11 +105,20 @@ class GridBackend(BackendEntrypoint):
     :data:`STORE_ORDER`; its chunks are the ``preferred_chunks`` that ``chunks={}`` follows.
     """
 
-    description = ("A gridded collection of an eosc-pangeo lake, read from its map or "
-                   "time-series store, whichever a read touches fewer chunks of")
-    open_dataset_parameters = ("filename_or_obj", "drop_variables", "mask_and_scale",
-                               "decode_times", "decode_timedelta", "use_cftime",
-                               "concat_characters", "decode_coords")
+    description = (
+        "A gridded collection of an eosc-pangeo lake, read from its map or "
+        "time-series store, whichever a read touches fewer chunks of"
+    )
+    open_dataset_parameters = (
+        "filename_or_obj",
+        "drop_variables",
+        "mask_and_scale",
+        "decode_times",
+        "decode_timedelta",
+        "use_cftime",
+        "concat_characters",
+        "decode_coords",
+    )
 
     def open_dataset(
         self,
@@ -123,27 +134,42 @@ class GridBackend(BackendEntrypoint):
     ) -> xr.Dataset:
         import zarr
 
-        stores = dict(sorted(filename_or_obj.items(), key=lambda item: STORE_ORDER.index(
-            item[0])))
-        groups = {name: zarr.open_group(store, mode="r", use_consolidated=True)
-                  for name, store in stores.items()}
+        stores = dict(sorted(filename_or_obj.items(), key=lambda item: STORE_ORDER.index(item[0])))
+        groups = {
+            name: zarr.open_group(store, mode="r", use_consolidated=True)
+            for name, store in stores.items()
+        }
         first = next(iter(stores))
         # xarray makes the indexes of what this returns: none needed here.
-        raw = xr.open_dataset(stores[first], engine="zarr", consolidated=True, chunks=None,
-                              decode_cf=False, drop_variables=drop_variables,
-                              create_default_indexes=False)
+        raw = xr.open_dataset(
+            stores[first],
+            engine="zarr",
+            consolidated=True,
+            chunks=None,
+            decode_cf=False,
+            drop_variables=drop_variables,
+            create_default_indexes=False,
+        )
         routed = {}
         for name, variable in raw.data_vars.items():
-            arrays = {store: group[name] for store, group in groups.items()
-                      if name in group and _is_data_array(group[name], variable)}
+            arrays = {
+                store: group[name]
+                for store, group in groups.items()
+                if name in group and _is_data_array(group[name], variable)
+            }
             if len(arrays) > 1:
                 data = indexing.LazilyIndexedArray(RoutedArray(arrays))
-                routed[name] = xr.Variable(variable.dims, data, variable.attrs,
-                                           variable.encoding)
+                routed[name] = xr.Variable(variable.dims, data, variable.attrs, variable.encoding)
         ds = raw.assign(routed) if routed else raw
-        decoded = xr.decode_cf(ds, mask_and_scale=mask_and_scale, decode_times=decode_times,
-                               decode_timedelta=decode_timedelta, use_cftime=use_cftime,
-                               concat_characters=concat_characters, decode_coords=decode_coords)
+        decoded = xr.decode_cf(
+            ds,
+            mask_and_scale=mask_and_scale,
+            decode_times=decode_times,
+            decode_timedelta=decode_timedelta,
+            use_cftime=use_cftime,
+            concat_characters=concat_characters,
+            decode_coords=decode_coords,
+        )
         decoded.set_close(raw.close)
         return decoded
 

@@ -28,16 +28,19 @@ TARGET_CHUNK_BYTES = 1024**2
 CHUNK_BYTES_BOUNDS = (16 * 1024, 64 * 1024**2)
 
 
-def plan_stores(source: SourceGrid, times: np.ndarray, chunking: Chunking
-                ) -> dict[str, ZarrStore]:
+def plan_stores(source: SourceGrid, times: np.ndarray, chunking: Chunking) -> dict[str, ZarrStore]:
     """The stores of a new collection and their chunks, from its first source."""
     ny, nx = len(source.y), len(source.x)
-    itemsize = max(np.dtype(np.float32).itemsize,
-                   max(np.dtype(v.dtype).itemsize for v in source.variables.values()))
+    itemsize = max(
+        np.dtype(np.float32).itemsize,
+        max(np.dtype(v.dtype).itemsize for v in source.variables.values()),
+    )
     # Other dimensions (pressure levels, depths) are kept whole in every chunk.
     axes = (source.time_name, source.y_name, source.x_name)
-    levels = max(math.prod(source.dataset.sizes[d] for d in v.dims if d not in axes)
-                 for v in source.variables.values())
+    levels = max(
+        math.prod(source.dataset.sizes[d] for d in v.dims if d not in axes)
+        for v in source.variables.values()
+    )
     cell_bytes = levels * itemsize
     field_bytes = ny * nx * cell_bytes
     steps_per_year = _steps_per_year(times)
@@ -45,8 +48,11 @@ def plan_stores(source: SourceGrid, times: np.ndarray, chunking: Chunking
     if chunking in ("map", "both"):
         tiles = max(1, math.ceil(field_bytes / (4 * TARGET_CHUNK_BYTES)))
         split = math.ceil(math.sqrt(tiles))
-        plans["map"] = {source.time_name: max(1, TARGET_CHUNK_BYTES // field_bytes),
-                        source.y_name: math.ceil(ny / split), source.x_name: math.ceil(nx / split)}
+        plans["map"] = {
+            source.time_name: max(1, TARGET_CHUNK_BYTES // field_bytes),
+            source.y_name: math.ceil(ny / split),
+            source.x_name: math.ceil(nx / split),
+        }
     if chunking in ("timeseries", "both"):
         # A year per chunk (ten for monthly and coarser data): a multi-year point series reads
         # one chunk per year, and appending a day rewrites only the current year's chunks.
@@ -55,10 +61,11 @@ def plan_stores(source: SourceGrid, times: np.ndarray, chunking: Chunking
         ty, tx = min(ny, tile), min(nx, tile)
         # A grid too small to fill the smallest chunk gets more years per chunk instead.
         time_chunk = max(time_chunk, math.ceil(CHUNK_BYTES_BOUNDS[0] / (ty * tx * cell_bytes)))
-        plans["timeseries"] = {source.time_name: time_chunk, source.y_name: ty,
-                               source.x_name: tx}
-    return {name: ZarrStore(path=f"{name}.zarr", chunking=name, chunks=chunks, time_length=0)
-            for name, chunks in plans.items()}
+        plans["timeseries"] = {source.time_name: time_chunk, source.y_name: ty, source.x_name: tx}
+    return {
+        name: ZarrStore(path=f"{name}.zarr", chunking=name, chunks=chunks, time_length=0)
+        for name, chunks in plans.items()
+    }
 
 
 def _steps_per_year(times: np.ndarray) -> int:
@@ -69,8 +76,9 @@ def _steps_per_year(times: np.ndarray) -> int:
     return max(1, round(365.25 * 86400 / step))
 
 
-def store_source_chunks(store: ZarrStore | None, sources: list[SourceGrid],
-                        decoded: set[str]) -> dict[str, list]:
+def store_source_chunks(
+    store: ZarrStore | None, sources: list[SourceGrid], decoded: set[str]
+) -> dict[str, list]:
     """Give a new map ``store`` the sources' own chunks when they can be copied into it
     unchanged; return the codecs (equal to the sources' HDF5 filters) of its variables then.
 
@@ -105,7 +113,7 @@ def source_codecs_accepted() -> Iterator[None]:
     stores use its zlib and shuffle on purpose, to hold the sources' chunks unchanged
     (zarr-python reads them; other Zarr 3 readers may not)."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Numcodecs codecs are not in the Zarr",
-                                zarr.errors.ZarrUserWarning)
+        warnings.filterwarnings(
+            "ignore", "Numcodecs codecs are not in the Zarr", zarr.errors.ZarrUserWarning
+        )
         yield
-

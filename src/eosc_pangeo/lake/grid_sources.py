@@ -66,8 +66,9 @@ class SourceGrid:
         return xr.decode_cf(ds, decode_times=False)
 
 
-def hash_and_read(check: SourceCheck, urls: list[str], progress: Progress,
-                   open_sources: ExitStack) -> list[SourceGrid]:
+def hash_and_read(
+    check: SourceCheck, urls: list[str], progress: Progress, open_sources: ExitStack
+) -> list[SourceGrid]:
     """Hash the files (skipping those the collection holds) and open the new ones, in order.
 
     A thread hashes the files one after another, ahead of the opening: hashing reads the whole
@@ -83,8 +84,9 @@ def hash_and_read(check: SourceCheck, urls: list[str], progress: Progress,
                 progress("hash", done, len(urls))
                 if new_file is not None:
                     # A file laid out like the first is described from its netCDF4 metadata.
-                    sources.append(sources and read_like(new_file, sources[0])
-                                   or _read_source(new_file))
+                    sources.append(
+                        sources and read_like(new_file, sources[0]) or _read_source(new_file)
+                    )
                     open_sources.callback(sources[-1].dataset.close)
         finally:
             for future in hashed:
@@ -106,11 +108,19 @@ def _read_source(file: SourceFile) -> SourceGrid:
     """
     url = file.url
     try:
-        ds = _open_source(file.fs, file.path, mask_and_scale=False, chunks=None,
-                          decode_times=xr.coders.CFDatetimeCoder(use_cftime=None))
+        ds = _open_source(
+            file.fs,
+            file.path,
+            mask_and_scale=False,
+            chunks=None,
+            decode_times=xr.coders.CFDatetimeCoder(use_cftime=None),
+        )
     except Exception as error:  # noqa: BLE001  (netCDF4/HDF5 raise many kinds)
-        raise IngestError(url, f"cannot be read as NetCDF ({type(error).__name__}: {error})",
-                          "the file is truncated or corrupt; fetch it again") from None
+        raise IngestError(
+            url,
+            f"cannot be read as NetCDF ({type(error).__name__}: {error})",
+            "the file is truncated or corrupt; fetch it again",
+        ) from None
     try:
         return _describe_source(file, ds)
     except BaseException:
@@ -128,9 +138,11 @@ def _describe_source(file: SourceFile, ds: xr.Dataset) -> SourceGrid:
         candidates = by_axis.get(axis, []) + by_name.get(what, [])
         found = [name for name in candidates if name in ds.dims]
         if not found:
-            raise IngestError(url, f"has no {what} coordinate (no variable with axis={axis} "
-                              f"or standard_name {what})",
-                              "add the coordinate or its CF attributes")
+            raise IngestError(
+                url,
+                f"has no {what} coordinate (no variable with axis={axis} or standard_name {what})",
+                "add the coordinate or its CF attributes",
+            )
         axes[axis] = found[0]
     t, y, x = axes["T"], axes["Y"], axes["X"]
     data_vars = [v for v in ds.data_vars if {t, y, x} <= set(ds[v].dims)]
@@ -140,29 +152,52 @@ def _describe_source(file: SourceFile, ds: xr.Dataset) -> SourceGrid:
     for v in data_vars:
         attrs = ds[v].attrs
         if not attrs.get("units"):
-            raise IngestError(f"{url}:{v}", "has no units attribute",
-                              "add CF units (e.g. 'K') to the source")
+            raise IngestError(
+                f"{url}:{v}", "has no units attribute", "add CF units (e.g. 'K') to the source"
+            )
         if ds[v].dims[0] != t:
-            raise IngestError(f"{url}:{v}", f"has dimensions {ds[v].dims}, time not first",
-                              "transpose the variable so that time comes first")
-        variables[v] = Variable(standard_name=attrs.get("standard_name"),
-                                long_name=attrs.get("long_name"), units=attrs["units"],
-                                dims=list(ds[v].dims), dtype=str(ds[v].dtype),
-                                packing=_packing(ds[v]))
+            raise IngestError(
+                f"{url}:{v}",
+                f"has dimensions {ds[v].dims}, time not first",
+                "transpose the variable so that time comes first",
+            )
+        variables[v] = Variable(
+            standard_name=attrs.get("standard_name"),
+            long_name=attrs.get("long_name"),
+            units=attrs["units"],
+            dims=list(ds[v].dims),
+            dtype=str(ds[v].dtype),
+            packing=_packing(ds[v]),
+        )
     times = ds[t].values
     if len(np.unique(times)) != len(times):
         raise IngestError(f"{url}:{t}", "holds duplicated times", "remove the repeated time steps")
     bounds = [ds[c].attrs["bounds"] for c in ds.coords if ds[c].attrs.get("bounds") in ds]
-    return SourceGrid(url=url, name=source_name(url), size=file.size, sha256=file.sha256,
-                      path=file.path, local=isinstance(file.fs, LocalFileSystem),
-                      time_name=t, y_name=y, x_name=x, times=times,
-                      calendar=ds[t].encoding.get("calendar", "standard"), y=ds[y].values,
-                      x=ds[x].values, variables=variables, attrs=dict(ds.attrs),
-                      dataset=ds, template_names=data_vars + bounds, previous=file.previous)
+    return SourceGrid(
+        url=url,
+        name=source_name(url),
+        size=file.size,
+        sha256=file.sha256,
+        path=file.path,
+        local=isinstance(file.fs, LocalFileSystem),
+        time_name=t,
+        y_name=y,
+        x_name=x,
+        times=times,
+        calendar=ds[t].encoding.get("calendar", "standard"),
+        y=ds[y].values,
+        x=ds[x].values,
+        variables=variables,
+        attrs=dict(ds.attrs),
+        dataset=ds,
+        template_names=data_vars + bounds,
+        previous=file.previous,
+    )
 
 
-def check_consistent(sources: list[SourceGrid], manifest: Manifest | None,
-                      decoded: set[str]) -> None:
+def check_consistent(
+    sources: list[SourceGrid], manifest: Manifest | None, decoded: set[str]
+) -> None:
     """Every source must have the grid, variables, units and calendar of the reference, and
     the packing of the variables kept packed."""
     reference = sources[0]
@@ -173,35 +208,52 @@ def check_consistent(sources: list[SourceGrid], manifest: Manifest | None,
         reference_vars, reference_calendar = reference.variables, reference.calendar
     for source in sources:
         if source.calendar != reference_calendar:
-            raise IngestError(f"{source.url}:{source.time_name}",
-                              f"uses the {source.calendar!r} calendar, the collection "
-                              f"{reference_calendar!r}", "convert it or use another collection")
+            raise IngestError(
+                f"{source.url}:{source.time_name}",
+                f"uses the {source.calendar!r} calendar, the collection {reference_calendar!r}",
+                "convert it or use another collection",
+            )
         missing = set(reference_vars) - set(source.variables)
         extra = set(source.variables) - set(reference_vars)
         if missing or extra:
-            raise IngestError(source.url, "has other variables than the collection ("
-                              + ", ".join([f"missing {sorted(missing)}"] * bool(missing)
-                                          + [f"unexpected {sorted(extra)}"] * bool(extra)) + ")",
-                              "ingest it into its own collection")
+            raise IngestError(
+                source.url,
+                "has other variables than the collection ("
+                + ", ".join(
+                    [f"missing {sorted(missing)}"] * bool(missing)
+                    + [f"unexpected {sorted(extra)}"] * bool(extra)
+                )
+                + ")",
+                "ingest it into its own collection",
+            )
         for name, variable in source.variables.items():
             expected = reference_vars[name]
             if variable.units != expected.units:
-                raise IngestError(f"{source.url}:{name}", f"has units {variable.units!r}, the "
-                                  f"collection {expected.units!r}",
-                                  f"convert the file to {expected.units!r}")
+                raise IngestError(
+                    f"{source.url}:{name}",
+                    f"has units {variable.units!r}, the collection {expected.units!r}",
+                    f"convert the file to {expected.units!r}",
+                )
             if name not in decoded and variable.packing != expected.packing:
-                raise IngestError(f"{source.url}:{name}", f"is stored as {variable.packing}, the "
-                                  f"collection as {expected.packing}",
-                                  "the collection keeps its sources' packed values; sources "
-                                  "packed each their own way need a collection created with "
-                                  "values='decoded' (--values decoded)")
-        for axis, values, ref in ((source.y_name, source.y, reference.y),
-                                  (source.x_name, source.x, reference.x)):
+                raise IngestError(
+                    f"{source.url}:{name}",
+                    f"is stored as {variable.packing}, the collection as {expected.packing}",
+                    "the collection keeps its sources' packed values; sources "
+                    "packed each their own way need a collection created with "
+                    "values='decoded' (--values decoded)",
+                )
+        for axis, values, ref in (
+            (source.y_name, source.y, reference.y),
+            (source.x_name, source.x, reference.x),
+        ):
             if values.shape != ref.shape or not np.allclose(values, ref, atol=1e-6):
-                raise IngestError(f"{source.url}:{axis}", f"is on another grid ({len(values)} "
-                                  f"points from {values[0]:g} to {values[-1]:g}, the collection "
-                                  f"has {len(ref)} from {ref[0]:g} to {ref[-1]:g})",
-                                  "regrid it first or ingest it into its own collection")
+                raise IngestError(
+                    f"{source.url}:{axis}",
+                    f"is on another grid ({len(values)} "
+                    f"points from {values[0]:g} to {values[-1]:g}, the collection "
+                    f"has {len(ref)} from {ref[0]:g} to {ref[-1]:g})",
+                    "regrid it first or ingest it into its own collection",
+                )
     if manifest is not None:
         _check_grid_matches_store(sources[0], manifest)
 
@@ -210,25 +262,35 @@ def _check_grid_matches_store(source: SourceGrid, manifest: Manifest) -> None:
     bbox = manifest.extent.bbox
     west, south, east, north = bbox_of(source)
     if bbox and not np.allclose((west, south, east, north), bbox, atol=1e-6):
-        raise IngestError(f"{source.url}:{source.y_name}", f"covers {west:g},{south:g},"
-                          f"{east:g},{north:g}; the collection {','.join(f'{b:g}' for b in bbox)}",
-                          "regrid it first or ingest it into its own collection")
+        raise IngestError(
+            f"{source.url}:{source.y_name}",
+            f"covers {west:g},{south:g},"
+            f"{east:g},{north:g}; the collection {','.join(f'{b:g}' for b in bbox)}",
+            "regrid it first or ingest it into its own collection",
+        )
 
 
 def check_time_axis(sources: list[SourceGrid], manifest: Manifest | None) -> np.ndarray:
     """Concatenate the sources' times; refuse overlaps and steps back in time."""
     for before, after in zip(sources[:-1], sources[1:], strict=True):
         if after.times[0] <= before.times[-1]:
-            raise IngestError(after.url, f"overlaps {before.name} in time (starts "
-                              f"{iso(after.times[0])}, {before.name} ends "
-                              f"{iso(before.times[-1])})", "remove one of the two files")
+            raise IngestError(
+                after.url,
+                f"overlaps {before.name} in time (starts "
+                f"{iso(after.times[0])}, {before.name} ends "
+                f"{iso(before.times[-1])})",
+                "remove one of the two files",
+            )
     times = np.concatenate([s.times for s in sources])
     if manifest is not None and manifest.extent.time is not None:
         last = manifest.extent.time[1]
         if iso(times[0]) <= last:
-            raise IngestError(sources[0].url, f"starts at {iso(times[0])}, not after the end of "
-                              f"the collection ({last})", "only later times can be appended; a "
-                              "reprocessed file replaces its earlier version if it keeps its name")
+            raise IngestError(
+                sources[0].url,
+                f"starts at {iso(times[0])}, not after the end of the collection ({last})",
+                "only later times can be appended; a "
+                "reprocessed file replaces its earlier version if it keeps its name",
+            )
     return times
 
 
@@ -238,8 +300,11 @@ def gaps(times: np.ndarray, sources: list[SourceGrid]) -> list[str]:
     steps = seconds(times)
     typical = np.median(steps)
     big = np.flatnonzero(steps > 1.5 * typical)
-    return [f"gap in time between {iso(times[i])} and {iso(times[i + 1])} "
-            f"(typical step {typical / 86400:g} days)" for i in big]
+    return [
+        f"gap in time between {iso(times[i])} and {iso(times[i + 1])} "
+        f"(typical step {typical / 86400:g} days)"
+        for i in big
+    ]
 
 
 def _packing(variable: xr.DataArray) -> dict[str, str]:
@@ -276,4 +341,3 @@ def seconds(times: np.ndarray) -> np.ndarray:
     if times.dtype.kind == "M":
         return np.diff(times).astype("timedelta64[s]").astype(float)
     return np.array([(b - a).total_seconds() for a, b in zip(times[:-1], times[1:], strict=True)])
-

@@ -70,19 +70,45 @@ TIME_INDEX_CHUNK = 65536
 # came out 1.5 % smaller (392 MB, 398 MB at level 3).
 COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
 # netCDF4/HDF5 storage details that mean nothing in Zarr.
-_NETCDF_ENCODING = ("zlib", "complevel", "shuffle", "fletcher32", "contiguous", "chunksizes",
-                    "source", "original_shape", "szip", "zstd", "bzip2", "blosc", "quantize_mode",
-                    "significant_digits", "endian", "least_significant_digit", "compression",
-                    "preferred_chunks", "coordinates")
+_NETCDF_ENCODING = (
+    "zlib",
+    "complevel",
+    "shuffle",
+    "fletcher32",
+    "contiguous",
+    "chunksizes",
+    "source",
+    "original_shape",
+    "szip",
+    "zstd",
+    "bzip2",
+    "blosc",
+    "quantize_mode",
+    "significant_digits",
+    "endian",
+    "least_significant_digit",
+    "compression",
+    "preferred_chunks",
+    "coordinates",
+)
 #: How a variable is stored when it is not kept packed: decoded to float32, NaN where missing.
 DECODED = {"dtype": "float32", "_FillValue": "nan"}
 _PACKING = ("dtype", "scale_factor", "add_offset", "_FillValue", "missing_value")
 StoredValues = Literal["auto", "packed", "decoded"]
 
 # Per-file attributes that an ingest recomputes for the whole collection.
-_PER_FILE_ATTRS = ("time_coverage_start", "time_coverage_end", "date_created", "date_modified",
-                   "date_issued", "uuid", "tracking_id", "creation_date", "history",
-                   "time_coverage_duration")
+_PER_FILE_ATTRS = (
+    "time_coverage_start",
+    "time_coverage_end",
+    "date_created",
+    "date_modified",
+    "date_issued",
+    "uuid",
+    "tracking_id",
+    "creation_date",
+    "history",
+    "time_coverage_duration",
+)
 
 
 def ingest_grid(
@@ -145,26 +171,44 @@ def ingest_grid(
         If another ingest is writing the collection.
     """
     lake = Lake.from_url(lake)
-    with (collection_to_ingest(lake, collection, domain, "grid", progress) as (
-              collection_path, manifest, report_progress),
-          ExitStack() as open_sources):
+    with (
+        collection_to_ingest(lake, collection, domain, "grid", progress) as (
+            collection_path,
+            manifest,
+            report_progress,
+        ),
+        ExitStack() as open_sources,
+    ):
         check = SourceCheck(lake, manifest, replaces_changed=True)
-        sources = hash_and_read(check, [os.fspath(f) for f in files], report_progress,
-                                 open_sources)
-        report = IngestReport(collection=collection, domain=domain,
-                              version=manifest.version if manifest else 0, skipped=check.skipped)
+        sources = hash_and_read(check, [os.fspath(f) for f in files], report_progress, open_sources)
+        report = IngestReport(
+            collection=collection,
+            domain=domain,
+            version=manifest.version if manifest else 0,
+            skipped=check.skipped,
+        )
         if not sources:
             return report
         with source_codecs_accepted():
-            _ingest(lake, collection_path, manifest, sources, chunking, values, copy_chunks,
-                    report, report_progress)
+            _ingest(
+                lake,
+                collection_path,
+                manifest,
+                sources,
+                chunking,
+                values,
+                copy_chunks,
+                report,
+                report_progress,
+            )
     for message in report.warnings:
         warnings.warn(f"{collection}: {message}", LakeWarning, stacklevel=2)
     return report
 
 
-def _ingest(lake, collection_path, manifest, sources, chunking, values, copy_chunks, report,
-            progress) -> None:
+def _ingest(
+    lake, collection_path, manifest, sources, chunking, values, copy_chunks, report, progress
+) -> None:
     """Check the opened sources, then write them and commit a new version (told in report).
 
     New versions of files the collection holds overwrite their time steps in place; other
@@ -183,30 +227,53 @@ def _ingest(lake, collection_path, manifest, sources, chunking, values, copy_chu
     if manifest is None:
         manifest = Manifest(id=report.collection, domain=report.domain, kind="grid")
         manifest.stores = plan_stores(sources[0], times, chunking)
-        compressors = store_source_chunks(manifest.stores.get("map") if copy_chunks else None,
-                                           sources, decoded)
+        compressors = store_source_chunks(
+            manifest.stores.get("map") if copy_chunks else None, sources, decoded
+        )
         manifest.variables = {
             name: variable.model_copy(update={"packing": DECODED, "dtype": DECODED["dtype"]})
             if name in decoded
-            else variable for name, variable in sources[0].variables.items()}
+            else variable
+            for name, variable in sources[0].variables.items()
+        }
     else:
         compressors = {}
     start = next(iter(manifest.stores.values())).time_length
 
     with Transaction(lake) as transaction:
-        stores = {name: zarr_store(lake, f"{collection_path}/{s.path}")
-                  for name, s in manifest.stores.items()}
+        stores = {
+            name: zarr_store(lake, f"{collection_path}/{s.path}")
+            for name, s in manifest.stores.items()
+        }
         if start == 0:
             # Undoing a new collection is deleting its folder: no need to log (and GET) each key.
             transaction.created_dir(collection_path)
         else:
             stores = {name: transaction.zarr_store(store) for name, store in stores.items()}
         if appended:
-            _write(appended, times, start, manifest, stores, decoded, progress,
-                   compressors, report.chunks)
+            _write(
+                appended,
+                times,
+                start,
+                manifest,
+                stores,
+                decoded,
+                progress,
+                compressors,
+                report.chunks,
+            )
         for source, first_step in zip(renewed, in_place, strict=True):
-            _write([source], source.times, first_step, manifest, stores, decoded, progress,
-                   compressors, report.chunks)
+            _write(
+                [source],
+                source.times,
+                first_step,
+                manifest,
+                stores,
+                decoded,
+                progress,
+                compressors,
+                report.chunks,
+            )
         _update_manifest(manifest, sources, times, version)
         for name, store in stores.items():
             _finish_store(store, manifest, manifest.stores[name])
@@ -216,28 +283,35 @@ def _ingest(lake, collection_path, manifest, sources, chunking, values, copy_chu
     report.replaced = [s.name for s in renewed]
 
 
-def _decoded_variables(sources: list[SourceGrid], manifest: Manifest | None,
-                       values: StoredValues, collection: str) -> set[str]:
+def _decoded_variables(
+    sources: list[SourceGrid], manifest: Manifest | None, values: StoredValues, collection: str
+) -> set[str]:
     """The variables the collection stores decoded: fixed at its creation by ``values``."""
     if manifest is not None:
         decoded = {name for name, v in manifest.variables.items() if v.packing == DECODED}
         if values != "auto" and (values == "decoded") != bool(decoded):
-            raise IngestError(f"collection {collection!r}", f"stores its values "
-                              f"{'decoded' if decoded else 'packed'}, not {values}",
-                              "this is chosen when a collection is created; ingest into a new "
-                              "collection to choose otherwise")
+            raise IngestError(
+                f"collection {collection!r}",
+                f"stores its values {'decoded' if decoded else 'packed'}, not {values}",
+                "this is chosen when a collection is created; ingest into a new "
+                "collection to choose otherwise",
+            )
         return decoded
     names = sources[0].variables
     if values == "packed":
         return set()
     if values == "decoded":
         return set(names)
-    return {name for name in names
-            if len({str(s.variables[name].packing) for s in sources if name in s.variables}) > 1}
+    return {
+        name
+        for name in names
+        if len({str(s.variables[name].packing) for s in sources if name in s.variables}) > 1
+    }
 
 
-def _steps_of_earlier_versions(lake: Lake, manifest: Manifest | None,
-                               renewed: list[SourceGrid]) -> list[int]:
+def _steps_of_earlier_versions(
+    lake: Lake, manifest: Manifest | None, renewed: list[SourceGrid]
+) -> list[int]:
     """The first time step each new version overwrites: where its earlier version's are.
 
     Raises
@@ -253,21 +327,37 @@ def _steps_of_earlier_versions(lake: Lake, manifest: Manifest | None,
     stored = [iso(t) for t in open_grid(lake, manifest.id)[renewed[0].time_name].values]
     first_steps = []
     for source in renewed:
-        earlier = [i for i, t in enumerate(stored)
-                   if source.previous.time_start <= t <= source.previous.time_end]
+        earlier = [
+            i
+            for i, t in enumerate(stored)
+            if source.previous.time_start <= t <= source.previous.time_end
+        ]
         new = [iso(t) for t in source.times]
         if [stored[i] for i in earlier] != new:
-            raise IngestError(source.url, f"is a new version of {source.name} but holds other "
-                              f"times ({new[0]}..{new[-1]}, {len(new)} steps) than the earlier "
-                              f"one ({source.previous.time_start}..{source.previous.time_end}, "
-                              f"{len(earlier)} steps)", "a new version must keep the time steps "
-                              "of the file it replaces; other periods need files of new names")
+            raise IngestError(
+                source.url,
+                f"is a new version of {source.name} but holds other "
+                f"times ({new[0]}..{new[-1]}, {len(new)} steps) than the earlier "
+                f"one ({source.previous.time_start}..{source.previous.time_end}, "
+                f"{len(earlier)} steps)",
+                "a new version must keep the time steps "
+                "of the file it replaces; other periods need files of new names",
+            )
         first_steps.append(earlier[0])
     return first_steps
 
 
-def _write(sources, times, start, manifest, stores, decoded: set[str], progress,
-           compressors: dict[str, list], paths: dict[str, str]) -> None:
+def _write(
+    sources,
+    times,
+    start,
+    manifest,
+    stores,
+    decoded: set[str],
+    progress,
+    compressors: dict[str, list],
+    paths: dict[str, str],
+) -> None:
     """Write the time steps ``start: start + len(times)`` into every store (the variables in
     ``decoded`` decoded to float32, the others as the sources store them, their compressed
     chunks copied unchanged where the store allows it). A new map store compresses the
@@ -276,24 +366,44 @@ def _write(sources, times, start, manifest, stores, decoded: set[str], progress,
     reference = sources[0]
     end = start + len(times)
     template = _template(reference, times, decoded)
-    encodings = {name: _encoding(template, manifest.stores[name],
-                                 compressors if name == "map" else {}) for name in stores}
+    encodings = {
+        name: _encoding(template, manifest.stores[name], compressors if name == "map" else {})
+        for name in stores
+    }
     for name, store in stores.items():
         if start == 0:
-            template.to_zarr(store, mode="w", compute=False, consolidated=False,
-                             encoding=encodings[name], zarr_format=3, safe_chunks=False)
+            template.to_zarr(
+                store,
+                mode="w",
+                compute=False,
+                consolidated=False,
+                encoding=encodings[name],
+                zarr_format=3,
+                safe_chunks=False,
+            )
         else:
             _extend_time(store, reference.time_name, end)
 
-    groups = [zarr.open_group(store, mode="r+", use_consolidated=False, zarr_format=3)
-              for store in stores.values()]
-    first_steps = dict(zip(sources, start + np.cumsum([0] + [len(s.times) for s in sources]),
-                           strict=False))
-    copies = _chunk_copies(sources, first_steps, dict(zip(stores, groups, strict=True)),
-                           manifest.stores, decoded, paths)
+    groups = [
+        zarr.open_group(store, mode="r+", use_consolidated=False, zarr_format=3)
+        for store in stores.values()
+    ]
+    first_steps = dict(
+        zip(sources, start + np.cumsum([0] + [len(s.times) for s in sources]), strict=False)
+    )
+    copies = _chunk_copies(
+        sources,
+        first_steps,
+        dict(zip(stores, groups, strict=True)),
+        manifest.stores,
+        decoded,
+        paths,
+    )
     time_chunk = max(s.chunks[reference.time_name] for s in manifest.stores.values())
-    step_bytes = sum(np.dtype(v.dtype).itemsize * math.prod(template[name].shape[1:])
-                     for name, v in reference.variables.items())
+    step_bytes = sum(
+        np.dtype(v.dtype).itemsize * math.prod(template[name].shape[1:])
+        for name, v in reference.variables.items()
+    )
     # As many steps as memory allows, in whole chunks of the longest time chunk when it fits,
     # so that a time-series chunk is written once rather than read back and rewritten. When two
     # such blocks fit, one is written while the next is read, in blocks of about
@@ -313,20 +423,37 @@ def _write(sources, times, start, manifest, stores, decoded: set[str], progress,
             block_end = min(block_start + block, end)
             if writing is not None and not overlap:
                 writing.result()  # one block in memory at a time
-            loaded = _load(located[block_start - start:block_end - start], reference,
-                           decoded, copies, first_steps)
+            loaded = _load(
+                located[block_start - start : block_end - start],
+                reference,
+                decoded,
+                copies,
+                first_steps,
+            )
             if writing is not None:
                 writing.result()
                 progress("write", done - 1, len(boundaries))
-            writing = writer.submit(_write_block, groups, stores, loaded, copies,
-                                    reference.time_name, slice(block_start, block_end))
+            writing = writer.submit(
+                _write_block,
+                groups,
+                stores,
+                loaded,
+                copies,
+                reference.time_name,
+                slice(block_start, block_end),
+            )
         writing.result()
         progress("write", len(boundaries), len(boundaries))
 
 
-def _chunk_copies(sources: list[SourceGrid], first_steps: dict[SourceGrid, int],
-                  groups: dict[str, zarr.Group], stores: dict[str, ZarrStore],
-                  decoded: set[str], paths: dict[str, str]) -> dict[str, dict[str, zarr.Array]]:
+def _chunk_copies(
+    sources: list[SourceGrid],
+    first_steps: dict[SourceGrid, int],
+    groups: dict[str, zarr.Group],
+    stores: dict[str, ZarrStore],
+    decoded: set[str],
+    paths: dict[str, str],
+) -> dict[str, dict[str, zarr.Array]]:
     """The arrays of each store that every source's compressed chunks are copied into,
     unchanged; the others are encoded from the decoded values. ``paths`` is told which
     (``"<store>/<variable>"``: ``"copied"`` or ``"encoded: <why>"``)."""
@@ -335,10 +462,18 @@ def _chunk_copies(sources: list[SourceGrid], first_steps: dict[SourceGrid, int],
         copies[store_name] = {}
         for name in sources[0].variables:
             array = group[name]
-            why = "stored decoded" if name in decoded else next(
-                (f"{source.name}: {problem}" for source in sources
-                 if (problem := _copy_problem(source, name, array, first_steps[source]))),
-                None)
+            why = (
+                "stored decoded"
+                if name in decoded
+                else next(
+                    (
+                        f"{source.name}: {problem}"
+                        for source in sources
+                        if (problem := _copy_problem(source, name, array, first_steps[source]))
+                    ),
+                    None,
+                )
+            )
             path = f"{stores[store_name].path}/{name}"
             if why is None:
                 copies[store_name][name] = array
@@ -348,8 +483,7 @@ def _chunk_copies(sources: list[SourceGrid], first_steps: dict[SourceGrid, int],
     return copies
 
 
-def _copy_problem(source: SourceGrid, name: str, array: zarr.Array, first_step: int
-                  ) -> str | None:
+def _copy_problem(source: SourceGrid, name: str, array: zarr.Array, first_step: int) -> str | None:
     """Why the stored chunks of variable ``name`` of ``source``, to be written from step
     ``first_step`` on, cannot be copied into ``array`` unchanged; None if they can."""
     layout = source.layouts[name]
@@ -360,8 +494,9 @@ def _copy_problem(source: SourceGrid, name: str, array: zarr.Array, first_step: 
     if layout.dtype != array.dtype or layout.dtype.byteorder == ">":
         return f"stored as {layout.dtype.str}, the store as {array.dtype}"
     expected = [(type(c), c.codec_config.get("elementsize")) for c in codecs_of(layout)]
-    codecs = [(type(c), getattr(c, "codec_config", {}).get("elementsize"))
-              for c in array.compressors]
+    codecs = [
+        (type(c), getattr(c, "codec_config", {}).get("elementsize")) for c in array.compressors
+    ]
     if array.filters or codecs != expected:
         return "compressed otherwise than the store"
     if first_step % layout.chunks[0] or len(source.times) % layout.chunks[0]:
@@ -369,9 +504,9 @@ def _copy_problem(source: SourceGrid, name: str, array: zarr.Array, first_step: 
     return None
 
 
-def _write_block(groups, stores, loaded, copies: dict[str, dict[str, zarr.Array]],
-                 time_name: str,
-                 steps: slice) -> None:
+def _write_block(
+    groups, stores, loaded, copies: dict[str, dict[str, zarr.Array]], time_name: str, steps: slice
+) -> None:
     """Write one block's values, copied chunks and time variables into every store."""
     stored, time_variables, copied = loaded
     for group, (store_name, store) in zip(groups, stores.items(), strict=True):
@@ -380,15 +515,15 @@ def _write_block(groups, stores, loaded, copies: dict[str, dict[str, zarr.Array]
                 group[name][steps] = values
         if copied[store_name]:
             sync(_set_all(store, copied[store_name]))
-        time_variables.to_zarr(store, region={time_name: steps}, consolidated=False,
-                               zarr_format=3)
+        time_variables.to_zarr(store, region={time_name: steps}, consolidated=False, zarr_format=3)
 
 
 async def _set_all(store, chunks: list[tuple[str, bytes]]) -> None:
     """Write chunks as they are, under their keys, concurrently."""
     prototype = default_buffer_prototype()
-    await asyncio.gather(*(store.set(key, prototype.buffer.from_bytes(data))
-                           for key, data in chunks))
+    await asyncio.gather(
+        *(store.set(key, prototype.buffer.from_bytes(data)) for key, data in chunks)
+    )
 
 
 def _template(reference: SourceGrid, times: np.ndarray, decoded: set[str]) -> xr.Dataset:
@@ -408,11 +543,14 @@ def _template(reference: SourceGrid, times: np.ndarray, decoded: set[str]) -> xr
             encoding = _zarr_encoding(var.encoding)
             if name in decoded:
                 encoding = {k: v for k, v in encoding.items() if k not in _PACKING} | {
-                    "dtype": "float32", "_FillValue": np.float32(np.nan)}
+                    "dtype": "float32",
+                    "_FillValue": np.float32(np.nan),
+                }
             variables[name] = xr.Variable(var.dims, data, var.attrs, encoding)
         elif name != t:
-            variables[name] = xr.Variable(var.dims, var.values, var.attrs,
-                                          _zarr_encoding(var.encoding))
+            variables[name] = xr.Variable(
+                var.dims, var.values, var.attrs, _zarr_encoding(var.encoding)
+            )
     out = xr.Dataset(variables, attrs=_collection_attrs(reference.attrs))
     out[t] = xr.Variable((t,), times, ds[t].attrs, _zarr_encoding(ds[t].encoding))
     # CF axis attributes, whatever the sources said: readers (cf_xarray among them) then find
@@ -432,10 +570,15 @@ def _encoding(template: xr.Dataset, store: ZarrStore, compressors: dict[str, lis
             # The time index is read whole at every open: keep it in one chunk for decades.
             encoding[name] = {**var.encoding, "chunks": (TIME_INDEX_CHUNK,)}
         elif name in template.data_vars and var.dims[0] == time_name:
-            chunks = tuple(store.chunks[d] if d == time_name else min(store.chunks.get(d, n), n)
-                           for d, n in zip(var.dims, var.shape, strict=True))
-            encoding[name] = {**var.encoding, "chunks": chunks,
-                              "compressors": compressors.get(name, [COMPRESSOR])}
+            chunks = tuple(
+                store.chunks[d] if d == time_name else min(store.chunks.get(d, n), n)
+                for d, n in zip(var.dims, var.shape, strict=True)
+            )
+            encoding[name] = {
+                **var.encoding,
+                "chunks": chunks,
+                "compressors": compressors.get(name, [COMPRESSOR]),
+            }
     return encoding
 
 
@@ -458,9 +601,13 @@ def _extend_time(store, time_name: str, length: int) -> None:
             array.resize((length,) + array.shape[1:])
 
 
-def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid, decoded: set[str],
-          copies: dict[str, dict[str, zarr.Array]], first_steps: dict[SourceGrid, int]
-          ) -> tuple[dict[str, np.ndarray], xr.Dataset, dict[str, list[tuple[str, bytes]]]]:
+def _load(
+    located: list[tuple[SourceGrid, int]],
+    reference: SourceGrid,
+    decoded: set[str],
+    copies: dict[str, dict[str, zarr.Array]],
+    first_steps: dict[SourceGrid, int],
+) -> tuple[dict[str, np.ndarray], xr.Dataset, dict[str, list[tuple[str, bytes]]]]:
     """Read the time steps of one block: the data variables as stored (packed, fill values and
     all: the sources share the collection's packing, so nothing needs decoding) or, those in
     ``decoded``, decoded to float32; the compressed chunks of the variables that ``copies``
@@ -475,11 +622,14 @@ def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid, decoded:
     # Filled in place, file by file: a block can be most of the memory limit, no second copy.
     # A variable copied into every store is not decoded at all (its chunks are still inflated
     # once, to check them).
-    stored = {name: np.empty((len(located),) + reference.template[name].shape[1:],
-                             dtype=DECODED["dtype"] if name in decoded
-                             else variable.packing["dtype"])
-              for name, variable in reference.variables.items()
-              if not all(name in names for names in copies.values())}
+    stored = {
+        name: np.empty(
+            (len(located),) + reference.template[name].shape[1:],
+            dtype=DECODED["dtype"] if name in decoded else variable.packing["dtype"],
+        )
+        for name, variable in reference.variables.items()
+        if not all(name in names for names in copies.values())
+    }
     copied = {store: [] for store in copies}
     time_variables = []
     filled = 0
@@ -491,38 +641,64 @@ def _load(located: list[tuple[SourceGrid, int]], reference: SourceGrid, decoded:
             try:
                 with raw_chunks(source.path, source.local) as h5:
                     for name in reference.variables:
-                        out = (stored[name][filled:filled + len(indices)] if name in stored
-                               else None)
+                        out = (
+                            stored[name][filled : filled + len(indices)] if name in stored else None
+                        )
                         targets = [store for store, names in copies.items() if name in names]
                         if targets:
-                            sink = _chunk_sink(first_steps[source], source.layouts[name],
-                                               [(copies[store][name], copied[store])
-                                                for store in targets])
-                            decoder.submit(source.url, h5, name, source.layouts[name],
-                                           indices[0], len(indices), out, sink)
+                            sink = _chunk_sink(
+                                first_steps[source],
+                                source.layouts[name],
+                                [(copies[store][name], copied[store]) for store in targets],
+                            )
+                            decoder.submit(
+                                source.url,
+                                h5,
+                                name,
+                                source.layouts[name],
+                                indices[0],
+                                len(indices),
+                                out,
+                                sink,
+                            )
                         elif name in decoded:
                             # Each source by its own scale_factor, add_offset and _FillValue.
                             raw = ds[[name]].isel(steps)
                             out[...] = xr.decode_cf(raw, decode_times=False)[name].values
-                        elif not decoder.submit(source.url, h5, name, source.layouts[name],
-                                                indices[0], len(indices), out):
+                        elif not decoder.submit(
+                            source.url,
+                            h5,
+                            name,
+                            source.layouts[name],
+                            indices[0],
+                            len(indices),
+                            out,
+                        ):
                             out[...] = ds[name].isel(steps).values
-                names = [v for v in reference.template.variables
-                         if t in ds[v].dims and v not in reference.variables]
+                names = [
+                    v
+                    for v in reference.template.variables
+                    if t in ds[v].dims and v not in reference.variables
+                ]
                 time_variables.append(ds[names].isel(steps).load())
                 filled += len(indices)
             except (OSError, RuntimeError, ValueError, zlib.error) as error:
-                raise IngestError(source.url, f"cannot be read ({error})",
-                                  "the file is corrupt; fetch it again") from None
-    times = xr.concat(time_variables, dim=t, data_vars="all", coords="minimal",
-                      compat="override", join="override")
+                raise IngestError(
+                    source.url, f"cannot be read ({error})", "the file is corrupt; fetch it again"
+                ) from None
+    times = xr.concat(
+        time_variables, dim=t, data_vars="all", coords="minimal", compat="override", join="override"
+    )
     drop = [v for v in times.variables if t not in times[v].dims]
     # Region writes skip indexed coordinates, and the new time values must be written too.
     return stored, times.drop_vars(drop).drop_indexes(t), copied
 
 
-def _chunk_sink(first_step: int, layout: DeflateLayout,
-                targets: list[tuple[zarr.Array, list[tuple[str, bytes]]]]):
+def _chunk_sink(
+    first_step: int,
+    layout: DeflateLayout,
+    targets: list[tuple[zarr.Array, list[tuple[str, bytes]]]],
+):
     """Where the checked chunks of a source variable whose first step is ``first_step`` in the
     stores go: for each ``(array, chunks)`` of ``targets``, into ``chunks`` under the key of
     the same chunk of ``array``."""
@@ -545,16 +721,25 @@ def _update_manifest(manifest: Manifest, sources, appended_times, version: int) 
     manifest.updated = utcnow()
     manifest.software = Manifest.model_fields["software"].default_factory()
     manifest.variables = manifest.variables or reference.variables
-    manifest.extent = Extent(bbox=bbox_of(reference), time=(first, last),
-                             calendar=reference.calendar)
+    manifest.extent = Extent(
+        bbox=bbox_of(reference), time=(first, last), calendar=reference.calendar
+    )
     if not manifest.attributes:
         manifest.attributes = _collection_attrs(reference.attrs)
     renewed = {source.name for source in sources}
     manifest.sources = [s for s in manifest.sources if s.name not in renewed]
     for source in sources:
-        manifest.sources.append(Source(name=source.name, url=source.url, size=source.size,
-                                       sha256=source.sha256, time_start=iso(source.times[0]),
-                                       time_end=iso(source.times[-1]), version=version))
+        manifest.sources.append(
+            Source(
+                name=source.name,
+                url=source.url,
+                size=source.size,
+                sha256=source.sha256,
+                time_start=iso(source.times[0]),
+                time_end=iso(source.times[-1]),
+                version=version,
+            )
+        )
     for store in manifest.stores.values():
         store.time_length += len(appended_times)
 
@@ -565,22 +750,30 @@ def _finish_store(store, manifest: Manifest, info: ZarrStore) -> None:
     west, south, east, north = manifest.extent.bbox
     history = group.attrs.get("history", "")
     added = [s.name for s in manifest.sources if s.version == manifest.version]
-    line = (f"{manifest.updated} eosc-pangeo {manifest.software.get('eosc-pangeo')} ingest-grid: "
-            f"{len(added)} file(s) {added[0]}..{added[-1]} -> {info.path} (version "
-            f"{manifest.version})")
-    group.attrs.update({
-        **manifest.attributes,
-        "Conventions": "CF-1.10, ACDD-1.3",
-        "id": manifest.id,
-        "time_coverage_start": manifest.extent.time[0],
-        "time_coverage_end": manifest.extent.time[1],
-        "geospatial_lat_min": south, "geospatial_lat_max": north,
-        "geospatial_lon_min": west, "geospatial_lon_max": east,
-        "geospatial_lat_units": "degrees_north", "geospatial_lon_units": "degrees_east",
-        "date_created": manifest.created, "date_modified": manifest.updated,
-        "product_version": str(manifest.version),
-        "history": f"{history}\n{line}".strip(),
-    })
+    line = (
+        f"{manifest.updated} eosc-pangeo {manifest.software.get('eosc-pangeo')} ingest-grid: "
+        f"{len(added)} file(s) {added[0]}..{added[-1]} -> {info.path} (version "
+        f"{manifest.version})"
+    )
+    group.attrs.update(
+        {
+            **manifest.attributes,
+            "Conventions": "CF-1.10, ACDD-1.3",
+            "id": manifest.id,
+            "time_coverage_start": manifest.extent.time[0],
+            "time_coverage_end": manifest.extent.time[1],
+            "geospatial_lat_min": south,
+            "geospatial_lat_max": north,
+            "geospatial_lon_min": west,
+            "geospatial_lon_max": east,
+            "geospatial_lat_units": "degrees_north",
+            "geospatial_lon_units": "degrees_east",
+            "date_created": manifest.created,
+            "date_modified": manifest.updated,
+            "product_version": str(manifest.version),
+            "history": f"{history}\n{line}".strip(),
+        }
+    )
     with warnings.catch_warnings():
         # Consolidated metadata is not in the Zarr 3 spec yet, but zarr-python and xarray read
         # it, and it is what makes the new version visible at once.
@@ -592,6 +785,13 @@ def _collection_attrs(attrs: dict) -> dict:
     kept = {k: v for k, v in attrs.items() if k not in _PER_FILE_ATTRS}
     kept.setdefault("title", kept.get("id", "untitled"))
     kept.setdefault("summary", kept["title"])
-    return {k: (v.item() if isinstance(v, np.generic) else
-                v.tolist() if isinstance(v, np.ndarray) else v) for k, v in kept.items()}
-
+    return {
+        k: (
+            v.item()
+            if isinstance(v, np.generic)
+            else v.tolist()
+            if isinstance(v, np.ndarray)
+            else v
+        )
+        for k, v in kept.items()
+    }

@@ -78,17 +78,28 @@ class ChunkDecoder:
                 future.cancel()
             self.pool.shutdown(wait=True)
 
-    def submit(self, url: str, h5, name: str, layout: DeflateLayout | None, first: int,
-               steps: int, out: np.ndarray | None = None, copy: ChunkSink | None = None
-               ) -> bool:
+    def submit(
+        self,
+        url: str,
+        h5,
+        name: str,
+        layout: DeflateLayout | None,
+        first: int,
+        steps: int,
+        out: np.ndarray | None = None,
+        copy: ChunkSink | None = None,
+    ) -> bool:
         """Queue the steps ``first: first + steps`` of variable ``name``, stored with
         ``layout`` (its :func:`deflate_layout`), to be decoded into ``out`` and/or, each chunk
         once checked, handed as stored to ``copy(index, bytes)`` (``index`` in the source's
         chunk grid; called from the pool's threads); False (nothing queued) if its layout
         needs the generic reader."""
         dset = None if layout is None or h5 is None else h5[name]
-        if dset is None or out is not None and (layout.dtype != out.dtype
-                                                or dset.shape[1:] != out.shape[1:]):
+        if (
+            dset is None
+            or out is not None
+            and (layout.dtype != out.dtype or dset.shape[1:] != out.shape[1:])
+        ):
             return False
         shuffle, chunks = layout.shuffle, layout.chunks
         grids = [range(0, n, c) for n, c in zip(dset.shape[1:], chunks[1:], strict=True)]
@@ -100,8 +111,22 @@ class ChunkDecoder:
                     raise ValueError(f"chunk {offset} of {name} skipped a filter")
                 while len(self.pending) >= 2 * self.workers:
                     self._wait_oldest()
-                self.pending.append((url, self.pool.submit(
-                    _inflate_into, raw, dset.dtype, chunks, shuffle, offset, first, out, copy)))
+                self.pending.append(
+                    (
+                        url,
+                        self.pool.submit(
+                            _inflate_into,
+                            raw,
+                            dset.dtype,
+                            chunks,
+                            shuffle,
+                            offset,
+                            first,
+                            out,
+                            copy,
+                        ),
+                    )
+                )
         return True
 
     def _wait_oldest(self) -> None:
@@ -109,8 +134,9 @@ class ChunkDecoder:
         try:
             future.result()
         except (ValueError, zlib_ng.error) as error:
-            raise IngestError(url, f"cannot be read ({error})",
-                              "the file is corrupt; fetch it again") from None
+            raise IngestError(
+                url, f"cannot be read ({error})", "the file is corrupt; fetch it again"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -136,17 +162,25 @@ def deflate_layout(h5, name: str) -> DeflateLayout | None:
     codes = [f[0] for f in filters]
     if codes not in ([_H5Z_FILTER_DEFLATE], [_H5Z_FILTER_SHUFFLE, _H5Z_FILTER_DEFLATE]):
         return None
-    chunks_per_step = math.prod(math.ceil(n / c) for n, c in
-                                zip(dset.shape[1:], dset.chunks[1:], strict=True))
+    chunks_per_step = math.prod(
+        math.ceil(n / c) for n, c in zip(dset.shape[1:], dset.chunks[1:], strict=True)
+    )
     if dset.id.get_num_chunks() != math.ceil(dset.shape[0] / dset.chunks[0]) * chunks_per_step:
         return None  # unwritten chunks read as fill values: leave them to netCDF4
     level = int(filters[-1][2][0]) if filters[-1][2] else 6
     return DeflateLayout(tuple(dset.chunks), dset.dtype, codes[0] == _H5Z_FILTER_SHUFFLE, level)
 
 
-def _inflate_into(raw: bytes, dtype: np.dtype, chunks: tuple[int, ...], shuffle: bool,
-                  offset: tuple[int, ...], first: int, out: np.ndarray | None,
-                  copy: ChunkSink | None) -> None:
+def _inflate_into(
+    raw: bytes,
+    dtype: np.dtype,
+    chunks: tuple[int, ...],
+    shuffle: bool,
+    offset: tuple[int, ...],
+    first: int,
+    out: np.ndarray | None,
+    copy: ChunkSink | None,
+) -> None:
     """Decode one raw chunk (starting at ``offset`` in the source) into the part of ``out``
     (steps ``first:`` of the source) that it covers; hand it, checked, to ``copy``."""
     # zlib-ng inflates the same streams 1.5x faster than zlib (and also releases the GIL);

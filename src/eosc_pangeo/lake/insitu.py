@@ -91,20 +91,26 @@ GEOPARQUET_VERSION = "1.1.0"
 BBOX_TYPE = pa.struct([(name, pa.float64()) for name in ("xmin", "ymin", "xmax", "ymax")])
 #: The columns of every Parquet file: the observations, their WKB points and bbox covering.
 FILE_SCHEMA = OBSERVATION_SCHEMA.append(pa.field("geometry", pa.binary())).append(
-    pa.field("bbox", BBOX_TYPE))
+    pa.field("bbox", BBOX_TYPE)
+)
 #: What identifies an observation: a second row with the same key replaces the first.
 #: Profiles are keyed by pressure (what the instrument measured), stations by depth.
 KEY_SQL = "platform_id, time, coalesce(pressure, depth)"
 #: What identifies an Argo profile, whose rows all come from one source. Station rows have no
 #: cycle: each is its own unit, as moorings publish one file per instrument depth.
-PROFILE_SQL = ("platform_id, coalesce(cycle_number, -1), time, "
-               "CASE WHEN cycle_number IS NULL THEN coalesce(pressure, depth) END")
+PROFILE_SQL = (
+    "platform_id, coalesce(cycle_number, -1), time, "
+    "CASE WHEN cycle_number IS NULL THEN coalesce(pressure, depth) END"
+)
 #: Argo data modes, worst to best: a delayed-mode profile supersedes its real-time version
 #: whatever the order the files arrive in (their pressures differ, so row keys cannot).
 MODE_RANK_SQL = "CASE data_mode WHEN 'D' THEN 2 WHEN 'A' THEN 1 ELSE 0 END"
 # Columns every read returns, whatever the variables asked for.
-OBSERVATION_COLUMNS = [name for name in OBSERVATION_SCHEMA.names
-                       if name not in VARIABLES and name.removesuffix("_QC") not in VARIABLES]
+OBSERVATION_COLUMNS = [
+    name
+    for name in OBSERVATION_SCHEMA.names
+    if name not in VARIABLES and name.removesuffix("_QC") not in VARIABLES
+]
 
 
 def ingest_insitu(
@@ -152,19 +158,25 @@ def ingest_insitu(
     """
     lake = Lake.from_url(lake)
     with collection_to_ingest(lake, collection, domain, "insitu", progress) as (
-            collection_path, manifest, progress):
+        collection_path,
+        manifest,
+        progress,
+    ):
         report = _ingest(lake, collection_path, manifest, collection, domain, files, progress)
     for message in report.warnings:
         warnings.warn(f"{collection}: {message}", LakeWarning, stacklevel=2)
     return report
 
 
-def _ingest(lake, collection_path, manifest, collection, domain, files, progress
-            ) -> IngestReport:
+def _ingest(lake, collection_path, manifest, collection, domain, files, progress) -> IngestReport:
     check = SourceCheck(lake, manifest, replaces_changed=True)
     files_to_read = check.new_files(files, progress)
-    report = IngestReport(collection=collection, domain=domain,
-                          version=manifest.version if manifest else 0, skipped=check.skipped)
+    report = IngestReport(
+        collection=collection,
+        domain=domain,
+        version=manifest.version if manifest else 0,
+        skipped=check.skipped,
+    )
     if not files_to_read:
         return report
 
@@ -177,8 +189,9 @@ def _ingest(lake, collection_path, manifest, collection, domain, files, progress
         with Transaction(lake) as transaction:
             if is_new:
                 transaction.created_dir(collection_path)
-            written, replaced = _write_months(lake, collection_path, manifest, sources, version,
-                                              transaction, progress)
+            written, replaced = _write_months(
+                lake, collection_path, manifest, sources, version, transaction, progress
+            )
             _record(manifest, sources, written, replaced, version)
             write_manifest(lake, collection_path, manifest)
     # Committed: the replaced files are unreachable. Should this fail or be killed, the next
@@ -242,18 +255,28 @@ def read_insitu(
     collection_path = lake.find_collection(collection)
     manifest = read_manifest(lake, collection_path)
     if manifest.kind != "insitu":
-        raise LakeError(f"collection {collection!r} is a grid, not in-situ observations: open "
-                        f"it with eosc_pangeo.open_dataset(lake, {collection!r}, ...)")
+        raise LakeError(
+            f"collection {collection!r} is a grid, not in-situ observations: open "
+            f"it with eosc_pangeo.open_dataset(lake, {collection!r}, ...)"
+        )
     chosen = _chosen_variables(manifest, variables)
     start, end = (_utc(t) for t in (time or (None, None)))
-    files = [f for f in manifest.files
-             if (bbox is None or boxes_overlap(f.bbox, bbox)) and _time_overlaps(f, start, end)]
+    files = [
+        f
+        for f in manifest.files
+        if (bbox is None or boxes_overlap(f.bbox, bbox)) and _time_overlaps(f, start, end)
+    ]
     columns = OBSERVATION_COLUMNS + [c for name in chosen for c in (name, f"{name}_QC")]
     if files:
-        dataset = ds.dataset([f"{collection_path}/{f.path}" for f in files], schema=FILE_SCHEMA,
-                             format="parquet", filesystem=_arrow_filesystem(lake))
-        table = dataset.to_table(columns=columns,
-                                 filter=_row_filter(bbox, start, end, platforms, chosen, qc))
+        dataset = ds.dataset(
+            [f"{collection_path}/{f.path}" for f in files],
+            schema=FILE_SCHEMA,
+            format="parquet",
+            filesystem=_arrow_filesystem(lake),
+        )
+        table = dataset.to_table(
+            columns=columns, filter=_row_filter(bbox, start, end, platforms, chosen, qc)
+        )
     else:
         table = FILE_SCHEMA.empty_table().select(columns)
     if qc is not None:
@@ -283,21 +306,41 @@ def check_insitu(lake: Lake, collection_path: str, manifest: Manifest) -> list[F
             continue
         size, digest = lake.fs.size(path), sha256_of(lake.fs, path)
         if (size, digest) != (file.size, file.sha256):
-            finding("checksum", False, f"size {size} and sha256 {digest[:12]}... differ from the "
-                    f"manifest's {file.size} and {file.sha256[:12]}...")
+            finding(
+                "checksum",
+                False,
+                f"size {size} and sha256 {digest[:12]}... differ from the "
+                f"manifest's {file.size} and {file.sha256[:12]}...",
+            )
             continue
         finding("checksum", True, "size and sha256 as in the manifest")
         with lake.fs.open(path, "rb") as f:
             parquet = pq.ParquetFile(f)
             problems = _geo_metadata_problems(parquet.schema_arrow.metadata or {})
-            finding("geoparquet", not problems, "; ".join(problems) or "GeoParquet 1.1, bbox "
-                    "covering")
+            finding(
+                "geoparquet", not problems, "; ".join(problems) or "GeoParquet 1.1, bbox covering"
+            )
             actual = pa.schema([pa.field(f.name, f.type) for f in parquet.schema_arrow])
             expected = pa.schema([pa.field(f.name, f.type) for f in FILE_SCHEMA])
-            finding("schema", actual.equals(expected), "columns and types as expected"
-                    if actual.equals(expected) else f"schema is {actual}, expected {expected}")
-            table = parquet.read(columns=["platform_id", "time", "lon", "lat", "depth",
-                                          "pressure", "cycle_number", "source"])
+            finding(
+                "schema",
+                actual.equals(expected),
+                "columns and types as expected"
+                if actual.equals(expected)
+                else f"schema is {actual}, expected {expected}",
+            )
+            table = parquet.read(
+                columns=[
+                    "platform_id",
+                    "time",
+                    "lon",
+                    "lat",
+                    "depth",
+                    "pressure",
+                    "cycle_number",
+                    "source",
+                ]
+            )
         finding("partition", *_partition_state(file, table))
         finding("sorted", *_sort_state(table))
         finding("unique-observations", *_uniqueness_state(table))
@@ -331,8 +374,10 @@ def _spool_all(files: list[SourceFile], spool_dir: str, progress) -> list[Spoole
     """Decode the files into spool files of :data:`SPOOL_GROUP` sources each, in worker
     processes when there are many (netCDF4 holds the GIL); workers send back descriptions,
     not rows."""
-    groups = [(files[first:first + SPOOL_GROUP], os.path.join(spool_dir, f"{first:06d}.arrow"))
-              for first in range(0, len(files), SPOOL_GROUP)]
+    groups = [
+        (files[first : first + SPOOL_GROUP], os.path.join(spool_dir, f"{first:06d}.arrow"))
+        for first in range(0, len(files), SPOOL_GROUP)
+    ]
     workers = os.cpu_count() or 1
     if len(files) < PARALLEL_READ_FROM or workers < 2:
         spooled = map(_spool_group, groups)
@@ -367,11 +412,17 @@ def _spool_group(group: tuple[list[SourceFile], str]) -> list[SpooledSource]:
                 months[month_dir] = batches
                 batches += 1
             times = table["time"]
-            spooled.append(SpooledSource(
-                file=file, spool=spool, months=months,
-                rows=table.num_rows, time_start=_iso(pc.min(times)) if table.num_rows else None,
-                time_end=_iso(pc.max(times)) if table.num_rows else None,
-                warnings=source.warnings))
+            spooled.append(
+                SpooledSource(
+                    file=file,
+                    spool=spool,
+                    months=months,
+                    rows=table.num_rows,
+                    time_start=_iso(pc.min(times)) if table.num_rows else None,
+                    time_end=_iso(pc.max(times)) if table.num_rows else None,
+                    warnings=source.warnings,
+                )
+            )
     return spooled
 
 
@@ -404,12 +455,12 @@ def _by_month(table: pa.Table) -> dict[str, pa.Table]:
     """Rows split by the month folder they belong to, in time order of the months."""
     year, month = pc.year(table["time"]), pc.month(table["time"])
     key = pc.add(pc.multiply(year, 100), month).to_numpy()
-    return {_month_dir(k // 100, k % 100): table.filter(pa.array(key == k))
-            for k in np.unique(key)}
+    return {_month_dir(k // 100, k % 100): table.filter(pa.array(key == k)) for k in np.unique(key)}
 
 
-def _write_months(lake, collection_path, manifest, sources: list[SpooledSource], version,
-                  transaction, progress):
+def _write_months(
+    lake, collection_path, manifest, sources: list[SpooledSource], version, transaction, progress
+):
     """Rewrite every month with arriving rows or rows of a replaced source version, under new
     names: the month's rows less those of replaced versions, merged with the arriving ones.
 
@@ -417,16 +468,24 @@ def _write_months(lake, collection_path, manifest, sources: list[SpooledSource],
     """
     replaced_versions = [s.file.previous for s in sources if s.file.previous]
     months = {month for source in sources for month in source.months}
-    months |= {f.path.rsplit("/", 1)[0] for f in manifest.files
-               if any(_holds_rows_of(f, version) for version in replaced_versions)}
+    months |= {
+        f.path.rsplit("/", 1)[0]
+        for f in manifest.files
+        if any(_holds_rows_of(f, version) for version in replaced_versions)
+    }
     written, replaced = [], []
     for done, month_dir in enumerate(sorted(months), start=1):
         previous = [f for f in manifest.files if f.path.startswith(f"{month_dir}/")]
         relative = f"{month_dir}/part-{version:06d}-{uuid.uuid4().hex[:8]}.parquet"
         transaction.created_file(f"{collection_path}/{relative}")
-        if file := _write_month(lake, collection_path, relative, previous,
-                                _arriving(sources, month_dir),
-                                outdated=[source.name for source in replaced_versions]):
+        if file := _write_month(
+            lake,
+            collection_path,
+            relative,
+            previous,
+            _arriving(sources, month_dir),
+            outdated=[source.name for source in replaced_versions],
+        ):
             written.append(file)
         replaced.extend(previous)
         # Arrow keeps freed buffers for reuse; the next month may need less: give them back.
@@ -435,8 +494,14 @@ def _write_months(lake, collection_path, manifest, sources: list[SpooledSource],
     return written, replaced
 
 
-def _write_month(lake, collection_path, relative, previous: list[ParquetFile],
-                 arriving: pa.Table, outdated: list[str]) -> ParquetFile | None:
+def _write_month(
+    lake,
+    collection_path,
+    relative,
+    previous: list[ParquetFile],
+    arriving: pa.Table,
+    outdated: list[str],
+) -> ParquetFile | None:
     """Write one month's merged rows at ``relative``; None if no row is left."""
     existing = _read_files(lake, collection_path, previous)
     if existing is not None and outdated:
@@ -449,16 +514,25 @@ def _write_month(lake, collection_path, relative, previous: list[ParquetFile],
 
 def _holds_rows_of(file: ParquetFile, source: Source) -> bool:
     """Whether ``file`` may hold rows of ``source`` (their time ranges overlap)."""
-    return source.time_start is not None and \
-        file.time_start <= source.time_end and source.time_start <= file.time_end
+    return (
+        source.time_start is not None
+        and file.time_start <= source.time_end
+        and source.time_start <= file.time_end
+    )
 
 
 def _read_files(lake: Lake, collection_path: str, files: list[ParquetFile]) -> pa.Table | None:
     if not files:
         return None
-    tables = [pq.read_table(f"{collection_path}/{f.path}", filesystem=lake.fs,
-                            columns=OBSERVATION_SCHEMA.names, partitioning=None)
-              for f in files]
+    tables = [
+        pq.read_table(
+            f"{collection_path}/{f.path}",
+            filesystem=lake.fs,
+            columns=OBSERVATION_SCHEMA.names,
+            partitioning=None,
+        )
+        for f in files
+    ]
     return pa.concat_tables(tables)
 
 
@@ -467,10 +541,15 @@ def _merge(existing: pa.Table | None, arriving: pa.Table) -> pa.Table:
     latest among equals) and one row per observation key (the latest), sorted."""
     rows = arriving if existing is None else pa.concat_tables([existing, arriving])
     # Only the keys go through DuckDB; it returns which rows to keep, in which order.
-    keys = rows.select(["platform_id", "time", "pressure", "depth", "cycle_number", "source",
-                        "data_mode"]).append_column(
-        "arrival", pa.array(np.arange(rows.num_rows))).append_column(
-        "curve", pa.array(hilbert_index(rows["lon"].to_numpy(), rows["lat"].to_numpy())))
+    keys = (
+        rows.select(
+            ["platform_id", "time", "pressure", "depth", "cycle_number", "source", "data_mode"]
+        )
+        .append_column("arrival", pa.array(np.arange(rows.num_rows)))
+        .append_column(
+            "curve", pa.array(hilbert_index(rows["lon"].to_numpy(), rows["lat"].to_numpy()))
+        )
+    )
     with duckdb.connect() as con:
         con.execute("SET enable_progress_bar = false")  # slow merges would draw bars on stdout
         con.register("keys", keys)
@@ -521,27 +600,36 @@ def _points_wkb(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
     points = np.empty(len(lon), dtype=layout)
     points["byte_order"], points["type"], points["x"], points["y"] = 1, 1, lon, lat
     offsets = np.arange(0, layout.itemsize * (len(lon) + 1), layout.itemsize, dtype=np.int32)
-    return pa.Array.from_buffers(pa.binary(), len(lon),
-                                 [None, pa.py_buffer(offsets), pa.py_buffer(points)])
+    return pa.Array.from_buffers(
+        pa.binary(), len(lon), [None, pa.py_buffer(offsets), pa.py_buffer(points)]
+    )
 
 
 def _geo_metadata(bbox: BBox) -> bytes:
     """The ``geo`` file metadata of GeoParquet 1.1 (CRS omitted: OGC:CRS84)."""
-    return json.dumps({
-        "version": GEOPARQUET_VERSION,
-        "primary_column": "geometry",
-        "columns": {"geometry": {
-            "encoding": "WKB",
-            "geometry_types": ["Point"],
-            "bbox": list(bbox),
-            "covering": {"bbox": {corner: ["bbox", corner]
-                                  for corner in ("xmin", "ymin", "xmax", "ymax")}},
-        }},
-    }).encode()
+    return json.dumps(
+        {
+            "version": GEOPARQUET_VERSION,
+            "primary_column": "geometry",
+            "columns": {
+                "geometry": {
+                    "encoding": "WKB",
+                    "geometry_types": ["Point"],
+                    "bbox": list(bbox),
+                    "covering": {
+                        "bbox": {
+                            corner: ["bbox", corner] for corner in ("xmin", "ymin", "xmax", "ymax")
+                        }
+                    },
+                }
+            },
+        }
+    ).encode()
 
 
-def _write_observations(lake: Lake, collection_path: str, relative: str,
-                        table: pa.Table) -> ParquetFile:
+def _write_observations(
+    lake: Lake, collection_path: str, relative: str, table: pa.Table
+) -> ParquetFile:
     """Write sorted observations as one GeoParquet file; return its manifest entry."""
     lon, lat = table["lon"].to_numpy(), table["lat"].to_numpy()
     bbox = (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))
@@ -556,30 +644,49 @@ def _write_observations(lake: Lake, collection_path: str, relative: str,
     lake.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     lake.fs.pipe_file(path, data)
     times = table["time"]
-    return ParquetFile(path=relative, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
-                       rows=table.num_rows, bbox=bbox, time_start=_iso(pc.min(times)),
-                       time_end=_iso(pc.max(times)))
+    return ParquetFile(
+        path=relative,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        rows=table.num_rows,
+        bbox=bbox,
+        time_start=_iso(pc.min(times)),
+        time_end=_iso(pc.max(times)),
+    )
 
 
-def _record(manifest: Manifest, sources: list[SpooledSource], written, replaced,
-            version: int) -> None:
+def _record(
+    manifest: Manifest, sources: list[SpooledSource], written, replaced, version: int
+) -> None:
     """Update ``manifest`` in place to describe the new version."""
     gone = {file.path for file in replaced}
-    manifest.files = sorted([f for f in manifest.files if f.path not in gone] + written,
-                            key=lambda f: f.path)
+    manifest.files = sorted(
+        [f for f in manifest.files if f.path not in gone] + written, key=lambda f: f.path
+    )
     renewed = {source.name for source in sources}
     manifest.sources = [s for s in manifest.sources if s.name not in renewed]
     for source in sources:
-        manifest.sources.append(Source(
-            name=source.name, url=source.file.url, size=source.file.size,
-            sha256=source.file.sha256, time_start=source.time_start, time_end=source.time_end,
-            rows=source.rows, version=version))
+        manifest.sources.append(
+            Source(
+                name=source.name,
+                url=source.file.url,
+                size=source.file.size,
+                sha256=source.file.sha256,
+                time_start=source.time_start,
+                time_end=source.time_end,
+                rows=source.rows,
+                version=version,
+            )
+        )
     if manifest.files:  # sources whose every row was empty add no file
         boxes = np.array([f.bbox for f in manifest.files])
         manifest.extent = Extent(
             bbox=(*boxes[:, :2].min(axis=0).tolist(), *boxes[:, 2:].max(axis=0).tolist()),
-            time=(min(f.time_start for f in manifest.files),
-                  max(f.time_end for f in manifest.files)))
+            time=(
+                min(f.time_start for f in manifest.files),
+                max(f.time_end for f in manifest.files),
+            ),
+        )
     manifest.variables = dict(VARIABLES)
     manifest.version = version
     manifest.updated = utcnow()
@@ -598,8 +705,10 @@ def _chosen_variables(manifest: Manifest, variables: Sequence[str] | None) -> li
         return list(manifest.variables)
     unknown = sorted(set(variables) - set(manifest.variables))
     if unknown:
-        raise UnknownVariable(f"{manifest.id} has no variable {', '.join(unknown)} "
-                         f"(variables: {', '.join(manifest.variables)})")
+        raise UnknownVariable(
+            f"{manifest.id} has no variable {', '.join(unknown)} "
+            f"(variables: {', '.join(manifest.variables)})"
+        )
     return list(dict.fromkeys(variables))
 
 
@@ -611,8 +720,9 @@ def _utc(value) -> pd.Timestamp | None:
 
 
 def _time_overlaps(file: ParquetFile, start, end) -> bool:
-    return (start is None or pd.Timestamp(file.time_end) >= start) and \
-        (end is None or pd.Timestamp(file.time_start) <= end)
+    return (start is None or pd.Timestamp(file.time_end) >= start) and (
+        end is None or pd.Timestamp(file.time_start) <= end
+    )
 
 
 def _arrow_filesystem(lake: Lake) -> pyarrow.fs.FileSystem:
@@ -664,8 +774,9 @@ def _mask_rejected_values(table: pa.Table, variables: list[str], qc: Sequence[in
     for name in variables:
         keep = pc.fill_null(pc.is_in(table[f"{name}_QC"], value_set=accepted), False)
         index = table.schema.get_field_index(name)
-        table = table.set_column(index, table.schema.field(name),
-                                 pc.if_else(keep, table[name], None))
+        table = table.set_column(
+            index, table.schema.field(name), pc.if_else(keep, table[name], None)
+        )
     return table
 
 
@@ -682,11 +793,16 @@ def _geo_metadata_problems(metadata: dict[bytes, bytes]) -> list[str]:
         "primary_column": (geo.get("primary_column"), "geometry"),
         "encoding": (column.get("encoding"), "WKB"),
         "geometry_types": (column.get("geometry_types"), ["Point"]),
-        "covering": (column.get("covering", {}).get("bbox"),
-                     {c: ["bbox", c] for c in ("xmin", "ymin", "xmax", "ymax")}),
+        "covering": (
+            column.get("covering", {}).get("bbox"),
+            {c: ["bbox", c] for c in ("xmin", "ymin", "xmax", "ymax")},
+        ),
     }
-    problems = [f"{key} is {actual!r}, expected {wanted!r}"
-                for key, (actual, wanted) in expected.items() if actual != wanted]
+    problems = [
+        f"{key} is {actual!r}, expected {wanted!r}"
+        for key, (actual, wanted) in expected.items()
+        if actual != wanted
+    ]
     if len(column.get("bbox", [])) != 4:
         problems.append("no bbox of the geometry column")
     return problems
@@ -699,8 +815,10 @@ def _partition_state(file: ParquetFile, table: pa.Table) -> tuple[bool, str]:
     if table.num_rows != file.rows:
         return False, f"{table.num_rows} rows, the manifest says {file.rows}"
     if months != {folder}:
-        return False, f"times from {_iso(pc.min(times))} to {_iso(pc.max(times))} are not all " \
-                      f"in {folder}"
+        return (
+            False,
+            f"times from {_iso(pc.min(times))} to {_iso(pc.max(times))} are not all in {folder}",
+        )
     return True, f"{file.rows} rows, all in {folder}"
 
 
@@ -711,19 +829,26 @@ def _sort_state(table: pa.Table) -> tuple[bool, str]:
     backwards = np.diff(time) < np.timedelta64(0, "us")
     out_of_order = (curve_step < 0) | ((curve_step == 0) & backwards)
     if out_of_order.any():
-        return False, f"row {int(np.argmax(out_of_order)) + 1} breaks the (Hilbert curve, time) " \
-                      "order"
+        return (
+            False,
+            f"row {int(np.argmax(out_of_order)) + 1} breaks the (Hilbert curve, time) order",
+        )
     return True, "rows in (Hilbert curve, time) order"
 
 
 def _uniqueness_state(table: pa.Table) -> tuple[bool, str]:
     with duckdb.connect() as con:
         con.register("rows", table)
-        duplicated = con.execute(f"SELECT count(*) FROM (SELECT {KEY_SQL} FROM rows "
-                                 f"GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
-        mixed = con.execute(f"SELECT count(*) FROM (SELECT {PROFILE_SQL} FROM rows "
-                            "GROUP BY ALL HAVING count(DISTINCT source) > 1)").fetchone()[0]
+        duplicated = con.execute(
+            f"SELECT count(*) FROM (SELECT {KEY_SQL} FROM rows GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchone()[0]
+        mixed = con.execute(
+            f"SELECT count(*) FROM (SELECT {PROFILE_SQL} FROM rows "
+            "GROUP BY ALL HAVING count(DISTINCT source) > 1)"
+        ).fetchone()[0]
     if duplicated or mixed:
-        return False, (f"{duplicated} observation keys appear more than once, {mixed} profiles "
-                       "mix rows of several source files")
+        return False, (
+            f"{duplicated} observation keys appear more than once, {mixed} profiles "
+            "mix rows of several source files"
+        )
     return True, "every observation once, every profile from one source file"

@@ -35,21 +35,41 @@ UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
 
 #: The measured variables, as the Parquet field metadata and the manifest describe them.
 VARIABLES: dict[str, Variable] = {
-    "TEMP": Variable(standard_name="sea_water_temperature", units="degree_Celsius",
-                     long_name="Sea temperature in-situ ITS-90 scale", dims=["obs"],
-                     dtype="float32"),
-    "PSAL": Variable(standard_name="sea_water_practical_salinity", units="psu",
-                     long_name="Practical salinity", dims=["obs"], dtype="float32"),
+    "TEMP": Variable(
+        standard_name="sea_water_temperature",
+        units="degree_Celsius",
+        long_name="Sea temperature in-situ ITS-90 scale",
+        dims=["obs"],
+        dtype="float32",
+    ),
+    "PSAL": Variable(
+        standard_name="sea_water_practical_salinity",
+        units="psu",
+        long_name="Practical salinity",
+        dims=["obs"],
+        dtype="float32",
+    ),
 }
-PRESSURE = Variable(standard_name="sea_water_pressure", units="decibar",
-                    long_name="Sea water pressure, equals 0 at sea-level")
+PRESSURE = Variable(
+    standard_name="sea_water_pressure",
+    units="decibar",
+    long_name="Sea water pressure, equals 0 at sea-level",
+)
 DEPTH = Variable(standard_name="depth", units="m", long_name="Depth below sea level, positive down")
 
 # Spellings of the units that source files use for what the lake stores; anything else (kelvin,
 # degree_Fahrenheit, Pa...) is refused rather than converted, so that a mislabelled file is found.
 ACCEPTED_UNITS = {
-    "TEMP": {"degree_celsius", "degrees_celsius", "degree_c", "degrees_c", "degc", "deg_c",
-             "celsius", "°c"},
+    "TEMP": {
+        "degree_celsius",
+        "degrees_celsius",
+        "degree_c",
+        "degrees_c",
+        "degc",
+        "deg_c",
+        "celsius",
+        "°c",
+    },
     "PSAL": {"psu", "pss-78", "pss78", "1e-3", "0.001", "1"},
     "PRES": {"decibar", "decibars", "dbar"},
 }
@@ -64,29 +84,41 @@ QC_FLAGS = range(10)
 def _field(name: str, type_: pa.DataType, about: Variable | None = None) -> pa.Field:
     if about is None:
         return pa.field(name, type_)
-    metadata = {key: value for key, value in (("units", about.units),
-                ("standard_name", about.standard_name), ("long_name", about.long_name)) if value}
+    metadata = {
+        key: value
+        for key, value in (
+            ("units", about.units),
+            ("standard_name", about.standard_name),
+            ("long_name", about.long_name),
+        )
+        if value
+    }
     return pa.field(name, type_, metadata=metadata)
 
 
 #: Columns of the observation table, in order; readers fill what their format has, nulls elsewhere.
-OBSERVATION_SCHEMA = pa.schema([
-    _field("platform_id", pa.string()),
-    _field("platform_type", pa.string()),
-    _field("source", pa.string()),
-    _field("time", UTC_MICROSECONDS),
-    _field("lon", pa.float64(), Variable(standard_name="longitude", units="degrees_east")),
-    _field("lat", pa.float64(), Variable(standard_name="latitude", units="degrees_north")),
-    _field("depth", pa.float32(), DEPTH),
-    _field("pressure", pa.float32(), PRESSURE),
-    _field("PRES_QC", pa.int8()),
-    *[f for name, about in VARIABLES.items()
-      for f in (_field(name, pa.float32(), about), _field(f"{name}_QC", pa.int8()))],
-    _field("position_qc", pa.int8()),
-    _field("time_qc", pa.int8()),
-    _field("cycle_number", pa.int32()),
-    _field("data_mode", pa.string()),
-])
+OBSERVATION_SCHEMA = pa.schema(
+    [
+        _field("platform_id", pa.string()),
+        _field("platform_type", pa.string()),
+        _field("source", pa.string()),
+        _field("time", UTC_MICROSECONDS),
+        _field("lon", pa.float64(), Variable(standard_name="longitude", units="degrees_east")),
+        _field("lat", pa.float64(), Variable(standard_name="latitude", units="degrees_north")),
+        _field("depth", pa.float32(), DEPTH),
+        _field("pressure", pa.float32(), PRESSURE),
+        _field("PRES_QC", pa.int8()),
+        *[
+            f
+            for name, about in VARIABLES.items()
+            for f in (_field(name, pa.float32(), about), _field(f"{name}_QC", pa.int8()))
+        ],
+        _field("position_qc", pa.int8()),
+        _field("time_qc", pa.int8()),
+        _field("cycle_number", pa.int32()),
+        _field("data_mode", pa.string()),
+    ]
+)
 
 
 @dataclass
@@ -119,15 +151,18 @@ def read_source(url: str, data: bytes) -> SourceObservations:
     """
     name = source_name(url)
     readers: dict[str, Callable[[str, bytes], tuple[pa.Table, list[str]]]] = {
-        ".nc": read_netcdf, ".csv": read_station_csv}
-    suffix = name[name.rfind("."):].lower() if "." in name else ""
+        ".nc": read_netcdf,
+        ".csv": read_station_csv,
+    }
+    suffix = name[name.rfind(".") :].lower() if "." in name else ""
     if suffix not in readers:
-        raise IngestError(url, f"has an unknown format ({suffix or 'no suffix'})",
-                          "give Argo profile files or CF DSG files (*.nc), or station CSV "
-                          "files (*.csv)")
+        raise IngestError(
+            url,
+            f"has an unknown format ({suffix or 'no suffix'})",
+            "give Argo profile files or CF DSG files (*.nc), or station CSV files (*.csv)",
+        )
     table, notes = readers[suffix](url, data)
-    return SourceObservations(url, name, len(data), hashlib.sha256(data).hexdigest(), table,
-                              notes)
+    return SourceObservations(url, name, len(data), hashlib.sha256(data).hexdigest(), table, notes)
 
 
 # --- Argo profiles -------------------------------------------------------------------------
@@ -150,8 +185,11 @@ def read_netcdf(url: str, data: bytes) -> tuple[pa.Table, list[str]]:
 
 
 def _unreadable(url: str, error: Exception) -> IngestError:
-    return IngestError(url, f"cannot be read as NetCDF ({error})",
-                       "the file is truncated or corrupt; fetch it again")
+    return IngestError(
+        url,
+        f"cannot be read as NetCDF ({error})",
+        "the file is truncated or corrupt; fetch it again",
+    )
 
 
 def _argo_observations(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
@@ -166,12 +204,14 @@ def _argo_observations(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[st
     nc.set_auto_chartostring(False)
     for name in ("PLATFORM_NUMBER", "JULD", "LATITUDE", "LONGITUDE", "PRES"):
         if name not in nc.variables:
-            raise IngestError(url, f"has no {name} variable",
-                              "is this an Argo profile file (N_PROF x N_LEVELS)?")
+            raise IngestError(
+                url, f"has no {name} variable", "is this an Argo profile file (N_PROF x N_LEVELS)?"
+            )
     measured = [name for name in VARIABLES if name in nc.variables]
     if not measured:
-        raise IngestError(url, f"has none of the variables {', '.join(VARIABLES)}",
-                          "nothing to ingest")
+        raise IngestError(
+            url, f"has none of the variables {', '.join(VARIABLES)}", "nothing to ingest"
+        )
     n_prof, n_levels = nc.variables["PRES"].shape
     adjusted = _adjusted_profiles(url, nc, n_prof)
     time = _argo_times(url, nc)
@@ -179,14 +219,15 @@ def _argo_observations(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[st
     lon = _profile_values(url, nc, "LONGITUDE", n_prof)
     _check_coordinates(url, lon, lat)
     pressure, pressure_qc = _argo_levels(url, nc, "PRES", adjusted, (n_prof, n_levels))
-    levels = {name: _argo_levels(url, nc, name, adjusted, (n_prof, n_levels))
-              for name in measured}
+    levels = {name: _argo_levels(url, nc, name, adjusted, (n_prof, n_levels)) for name in measured}
     per_profile = _profile_fields(url, nc, n_prof, time, lon, lat)
     placed = np.isfinite(lat) & np.isfinite(lon) & ~np.isnat(time)
     notes = []
     if not placed.all():
-        notes.append(f"{source_name(url)}: {int((~placed).sum())} of {n_prof} profiles have no "
-                     "position or time and were left out")
+        notes.append(
+            f"{source_name(url)}: {int((~placed).sum())} of {n_prof} profiles have no "
+            "position or time and were left out"
+        )
     has_value = np.zeros((n_prof, n_levels), dtype=bool)
     for values, _ in levels.values():
         has_value |= np.isfinite(values)
@@ -206,7 +247,9 @@ def _profile_fields(url, nc, n_prof, time, lon, lat) -> dict[str, np.ndarray | p
     platform = netCDF4.chartostring(_chars(nc, "PLATFORM_NUMBER"))
     return {
         "platform_id": pa.array(np.char.strip(platform.astype(str))),
-        "time": time, "lon": _normalised_lon(lon), "lat": lat,
+        "time": time,
+        "lon": _normalised_lon(lon),
+        "lat": lat,
         "position_qc": _profile_flags(url, nc, "POSITION_QC", n_prof),
         "time_qc": _profile_flags(url, nc, "JULD_QC", n_prof),
         "cycle_number": _profile_values(url, nc, "CYCLE_NUMBER", n_prof),
@@ -257,12 +300,17 @@ def _units(url: str, nc: netCDF4.Dataset, name: str) -> None:
     units = getattr(nc.variables[name], "units", None)
     base = name.removesuffix("_ADJUSTED")
     if units is None:
-        raise IngestError(f"{url}:{name}", "has no units attribute",
-                          f"set units to {VARIABLES.get(base, PRESSURE).units}")
+        raise IngestError(
+            f"{url}:{name}",
+            "has no units attribute",
+            f"set units to {VARIABLES.get(base, PRESSURE).units}",
+        )
     if units.strip().lower() not in ACCEPTED_UNITS[base]:
-        raise IngestError(f"{url}:{name}", f"has units {units!r}, expected "
-                          f"{VARIABLES.get(base, PRESSURE).units}",
-                          "convert the file; the lake does not guess unit conversions")
+        raise IngestError(
+            f"{url}:{name}",
+            f"has units {units!r}, expected {VARIABLES.get(base, PRESSURE).units}",
+            "convert the file; the lake does not guess unit conversions",
+        )
 
 
 def _argo_times(url: str, nc: netCDF4.Dataset) -> np.ndarray:
@@ -274,8 +322,11 @@ def _argo_times(url: str, nc: netCDF4.Dataset) -> np.ndarray:
     except ValueError:
         reference = None
     if reference is None:
-        raise IngestError(f"{url}:JULD", f"has units {units!r}",
-                          "Argo times are 'days since 1950-01-01 00:00:00 UTC'")
+        raise IngestError(
+            f"{url}:JULD",
+            f"has units {units!r}",
+            "Argo times are 'days since 1950-01-01 00:00:00 UTC'",
+        )
     if reference.tzinfo is not None:
         reference = reference.tz_convert(None)
     days = _numbers(juld)
@@ -284,7 +335,8 @@ def _argo_times(url: str, nc: netCDF4.Dataset) -> np.ndarray:
     times = np.full(days.shape, np.datetime64("NaT", "us"), dtype="datetime64[us]")
     known = np.isfinite(offsets)
     times[known] = np.datetime64(reference.to_datetime64(), "us") + offsets[known].astype(
-        "timedelta64[us]")
+        "timedelta64[us]"
+    )
     return times
 
 
@@ -293,8 +345,11 @@ def _profile_values(url: str, nc: netCDF4.Dataset, name: str, n_prof: int) -> np
         return np.full(n_prof, np.nan)
     values = _numbers(nc.variables[name])
     if values.shape != (n_prof,):
-        raise IngestError(f"{url}:{name}", f"has shape {values.shape}, expected ({n_prof},)",
-                          "one value per profile (N_PROF)")
+        raise IngestError(
+            f"{url}:{name}",
+            f"has shape {values.shape}, expected ({n_prof},)",
+            "one value per profile (N_PROF)",
+        )
     return values
 
 
@@ -302,9 +357,11 @@ def _check_coordinates(url: str, lon: np.ndarray, lat: np.ndarray) -> None:
     for name, values, low, high in (("LATITUDE", lat, -90, 90), ("LONGITUDE", lon, -180, 360)):
         wrong = np.nonzero((values < low) | (values > high))[0]
         if wrong.size:
-            raise IngestError(f"{url}:{name}", f"profiles {_few(wrong)} are outside "
-                              f"[{low}, {high}] ({_few(values[wrong])})",
-                              "positions must be in degrees north and east")
+            raise IngestError(
+                f"{url}:{name}",
+                f"profiles {_few(wrong)} are outside [{low}, {high}] ({_few(values[wrong])})",
+                "positions must be in degrees north and east",
+            )
 
 
 def _normalised_lon(lon: np.ndarray) -> np.ndarray:
@@ -319,8 +376,12 @@ def _flags(url: str, name: str, chars: np.ndarray) -> np.ndarray:
     wrong = ~blank & ((codes < 0) | (codes > 9))
     if wrong.any():
         rows = np.unique(np.nonzero(wrong)[0])
-        raise IngestError(f"{url}:{name}", f"holds flags {_few(np.unique(chars[wrong]))} that are "
-                          f"not Argo QC flags (profiles {_few(rows)})", "flags are '0'..'9'")
+        raise IngestError(
+            f"{url}:{name}",
+            f"holds flags {_few(np.unique(chars[wrong]))} that are "
+            f"not Argo QC flags (profiles {_few(rows)})",
+            "flags are '0'..'9'",
+        )
     return np.where(blank, -1, codes).astype(np.int8)
 
 
@@ -348,8 +409,11 @@ def _argo_levels(url, nc, name, adjusted, shape) -> tuple[np.ndarray, np.ndarray
     """Values (NaN where missing) and flags of one variable, adjusted where the mode says."""
     chosen = {False: name, True: f"{name}_ADJUSTED"}
     if adjusted.any() and chosen[True] not in nc.variables:
-        raise IngestError(url, f"has profiles in mode A or D but no {chosen[True]}",
-                          "adjusted profiles need their adjusted values")
+        raise IngestError(
+            url,
+            f"has profiles in mode A or D but no {chosen[True]}",
+            "adjusted profiles need their adjusted values",
+        )
     values = np.full(shape, np.nan, dtype=np.float32)
     flags = np.full(shape, -1, dtype=np.int8)
     for use_adjusted in (False, True):
@@ -360,14 +424,23 @@ def _argo_levels(url, nc, name, adjusted, shape) -> tuple[np.ndarray, np.ndarray
         _units(url, nc, variable_name)
         variable = nc.variables[variable_name]
         if variable.shape != shape:
-            raise IngestError(f"{url}:{variable_name}", f"has shape {variable.shape}, expected "
-                              f"{shape} (N_PROF, N_LEVELS)", "the file is not a profile file")
+            raise IngestError(
+                f"{url}:{variable_name}",
+                f"has shape {variable.shape}, expected {shape} (N_PROF, N_LEVELS)",
+                "the file is not a profile file",
+            )
         values[profiles] = _numbers(variable)[profiles]
         if f"{variable_name}_QC" in nc.variables:
             chars = _chars(nc, f"{variable_name}_QC").reshape(shape)
             flags[profiles] = _flags(url, f"{variable_name}_QC", chars[profiles])
-    _check_possible(f"{url}:{name}", name, values, flags, lambda rows: f"profiles {rows}",
-                    lambda index: index[0])
+    _check_possible(
+        f"{url}:{name}",
+        name,
+        values,
+        flags,
+        lambda rows: f"profiles {rows}",
+        lambda index: index[0],
+    )
     return values, flags
 
 
@@ -377,10 +450,13 @@ def _check_possible(where: str, name: str, values, flags, describe, row_of) -> N
     impossible = ((values < low) | (values > high)) & ~np.isin(flags, BAD_QC)
     if impossible.any():
         index = np.nonzero(impossible)
-        raise IngestError(where, f"{describe(_few(np.unique(row_of(index))))} hold values "
-                          f"{_few(values[index])} outside [{low:g}, {high:g}] "
-                          f"{VARIABLES.get(name, PRESSURE).units} and not flagged bad",
-                          "check the units, or flag the values 4 (bad)")
+        raise IngestError(
+            where,
+            f"{describe(_few(np.unique(row_of(index))))} hold values "
+            f"{_few(values[index])} outside [{low:g}, {high:g}] "
+            f"{VARIABLES.get(name, PRESSURE).units} and not flagged bad",
+            "check the units, or flag the values 4 (bad)",
+        )
 
 
 def _few(values, limit: int = 5) -> str:
@@ -407,8 +483,13 @@ LAKE_FLAGS = {
     0: ("no_qc_performed", "no_qc", "not_evaluated", "unknown"),
     1: ("good_data", "good", "pass", "passed"),
     2: ("probably_good_data", "probably_good"),
-    3: ("bad_data_that_are_potentially_correctable", "probably_bad_data", "probably_bad",
-        "suspect", "suspect_or_of_high_interest"),
+    3: (
+        "bad_data_that_are_potentially_correctable",
+        "probably_bad_data",
+        "probably_bad",
+        "suspect",
+        "suspect_or_of_high_interest",
+    ),
     4: ("bad_data", "bad", "fail", "failed"),
     5: ("value_changed", "changed"),
     6: ("not_used", "value_below_detection"),
@@ -417,8 +498,11 @@ LAKE_FLAGS = {
     9: ("missing_value", "missing", "missing_data"),
 }
 DEPTH_UNITS = {"m", "meter", "meters", "metre", "metres"}
-_SUPPORTED = ("the lake reads CF DSG files of featureType " + ", ".join(dsg.FEATURE_TYPES)
-              + ", Argo profile files and station CSVs")
+_SUPPORTED = (
+    "the lake reads CF DSG files of featureType "
+    + ", ".join(dsg.FEATURE_TYPES)
+    + ", Argo profile files and station CSVs"
+)
 
 
 def read_dsg(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
@@ -441,15 +525,25 @@ def read_dsg(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
         flags["PRES"] = dsg.quality_flags(ds, geometry.pressure)
     flags["position_qc"] = dsg.quality_flags(ds, geometry.latitude)
     flags["time_qc"] = dsg.quality_flags(ds, geometry.time)
-    wanted = [geometry.time, geometry.latitude, geometry.longitude, geometry.depth,
-              geometry.pressure, geometry.platform, *measured.values(), *flags.values()]
+    wanted = [
+        geometry.time,
+        geometry.latitude,
+        geometry.longitude,
+        geometry.depth,
+        geometry.pressure,
+        geometry.platform,
+        *measured.values(),
+        *flags.values(),
+    ]
     wanted = list(dict.fromkeys(name for name in wanted if name))
     flat = dsg.flatten(ds, wanted, list(measured.values()), url)
 
     columns = _dsg_where_and_when(url, ds, geometry, flat)
     has_value = np.zeros(columns["time"].shape, dtype=bool)
-    for lake, name in {**measured, **({"PRES": geometry.pressure} if geometry.pressure else {})
-                       }.items():
+    for lake, name in {
+        **measured,
+        **({"PRES": geometry.pressure} if geometry.pressure else {}),
+    }.items():
         _dsg_units(url, ds, name, lake)
         columns["pressure" if lake == "PRES" else lake] = flat[name].astype(np.float32)
         if lake != "PRES":
@@ -459,18 +553,25 @@ def read_dsg(url: str, nc: netCDF4.Dataset) -> tuple[pa.Table, list[str]]:
         columns[column] = _dsg_flags(url, ds, flag_variable, flat)
     if "depth" not in columns:
         columns["depth"] = depth_from_pressure(columns["pressure"], columns["lat"]).astype(
-            np.float32)
+            np.float32
+        )
 
-    placed = np.isfinite(columns["lat"]) & np.isfinite(columns["lon"]) & \
-        ~np.isnat(columns["time"])
+    placed = np.isfinite(columns["lat"]) & np.isfinite(columns["lon"]) & ~np.isnat(columns["time"])
     keep = np.nonzero(placed & has_value & np.isfinite(columns["depth"]))[0]
     columns = {key: _take(value, keep) for key, value in columns.items()}
     _check_dsg_values(url, geometry, measured, columns)
     columns["lon"] = _normalised_lon(columns["lon"])
-    notes = [f"{source_name(url)}: {message}" for message in (
-        _left_out_variables(ds, wanted, list(measured.values())),
-        f"{int((has_value & ~placed).sum())} observations have no position or time and were "
-        "left out" if (has_value & ~placed).any() else None) if message]
+    notes = [
+        f"{source_name(url)}: {message}"
+        for message in (
+            _left_out_variables(ds, wanted, list(measured.values())),
+            f"{int((has_value & ~placed).sum())} observations have no position or time and were "
+            "left out"
+            if (has_value & ~placed).any()
+            else None,
+        )
+        if message
+    ]
     platform_type = re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()  # timeSeries -> time_series
     return _observation_table(columns, platform_type, source_name(url)), notes
 
@@ -479,9 +580,12 @@ def _dsg_feature_type(url: str, ds: xr.Dataset) -> str:
     kind = dsg.feature_type(ds)
     if kind is None:
         declared = ds.attrs.get("featureType")
-        problem = (f"has featureType {declared!r}, which the lake does not read" if declared
-                   else "is neither an Argo profile file (it has no PLATFORM_NUMBER variable) "
-                   "nor a CF Discrete Sampling Geometry (it has no featureType attribute)")
+        problem = (
+            f"has featureType {declared!r}, which the lake does not read"
+            if declared
+            else "is neither an Argo profile file (it has no PLATFORM_NUMBER variable) "
+            "nor a CF Discrete Sampling Geometry (it has no featureType attribute)"
+        )
         raise IngestError(url, problem, _SUPPORTED)
     return kind
 
@@ -490,9 +594,12 @@ def _dsg_where_and_when(url: str, ds: xr.Dataset, geometry: dsg.Geometry, flat: 
     """The platform, time, position and (if the file has one) depth of every element."""
     time = flat[geometry.time]
     if time.dtype.kind != "M":
-        raise IngestError(f"{url}:{geometry.time}", "holds times that xarray could not decode "
-                          f"to dates (units {ds[geometry.time].attrs.get('units')!r})",
-                          "use units '<unit> since <date>' in the standard calendar")
+        raise IngestError(
+            f"{url}:{geometry.time}",
+            "holds times that xarray could not decode "
+            f"to dates (units {ds[geometry.time].attrs.get('units')!r})",
+            "use units '<unit> since <date>' in the standard calendar",
+        )
     columns = {
         "platform_id": _dsg_platforms(url, flat.get(geometry.platform), time.shape),
         "time": time.astype("datetime64[us]"),
@@ -511,33 +618,54 @@ def _lake_flag(code: int, meaning: str) -> int:
     return next(flag for flag, meanings in LAKE_FLAGS.items() if meaning in meanings)
 
 
-def _check_dsg_values(url: str, geometry: dsg.Geometry, measured: dict[str, str],
-                      columns: dict) -> None:
+def _check_dsg_values(
+    url: str, geometry: dsg.Geometry, measured: dict[str, str], columns: dict
+) -> None:
     """Refuse positions off the globe and values no instrument reports, unless flagged bad."""
-    for name, values, low, high in ((geometry.latitude, columns["lat"], -90, 90),
-                                    (geometry.longitude, columns["lon"], -180, 360)):
+    for name, values, low, high in (
+        (geometry.latitude, columns["lat"], -90, 90),
+        (geometry.longitude, columns["lon"], -180, 360),
+    ):
         wrong = (values < low) | (values > high)
         if wrong.any():
-            raise IngestError(f"{url}:{name}", f"holds positions {_few(values[wrong])} outside "
-                              f"[{low}, {high}]", "positions must be in degrees north and east")
+            raise IngestError(
+                f"{url}:{name}",
+                f"holds positions {_few(values[wrong])} outside [{low}, {high}]",
+                "positions must be in degrees north and east",
+            )
     checked = {**measured, **({"PRES": geometry.pressure} if geometry.pressure else {})}
     for lake, name in checked.items():
         values = columns["pressure" if lake == "PRES" else lake]
-        _check_possible(f"{url}:{name}", lake, values, columns[f"{lake}_QC"],
-                        lambda found: f"observations {found}", lambda index: index[0])
+        _check_possible(
+            f"{url}:{name}",
+            lake,
+            values,
+            columns[f"{lake}_QC"],
+            lambda found: f"observations {found}",
+            lambda index: index[0],
+        )
 
 
 def _left_out_variables(ds: xr.Dataset, used: list[str], measured: list[str]) -> str | None:
     """Which data variables the lake does not store: those with a standard name, on the
     measured variables' dimensions, that are neither flags nor what the lake took."""
     dims = {dim for name in measured for dim in ds.variables[name].dims}
-    referenced = {other for variable in ds.variables.values() for attribute in (
-        "coordinates", "ancillary_variables") for other in str(
-        variable.attrs.get(attribute, "")).split()}
-    left_out = [name for name, variable in ds.variables.items()
-                if name not in used and name not in referenced and set(variable.dims) & dims
-                and "standard_name" in variable.attrs and "flag_values" not in variable.attrs
-                and not str(variable.attrs["standard_name"]).endswith("status_flag")]
+    referenced = {
+        other
+        for variable in ds.variables.values()
+        for attribute in ("coordinates", "ancillary_variables")
+        for other in str(variable.attrs.get(attribute, "")).split()
+    }
+    left_out = [
+        name
+        for name, variable in ds.variables.items()
+        if name not in used
+        and name not in referenced
+        and set(variable.dims) & dims
+        and "standard_name" in variable.attrs
+        and "flag_values" not in variable.attrs
+        and not str(variable.attrs["standard_name"]).endswith("status_flag")
+    ]
     if not left_out:
         return None
     return f"{', '.join(left_out)} left out: the lake stores {', '.join(VARIABLES)} and pressure"
@@ -552,12 +680,17 @@ def _dsg_measured(url: str, ds: xr.Dataset) -> dict[str, str]:
             measured.setdefault(lake, []).append(name)
     for lake, names in measured.items():
         if len(names) > 1:
-            raise IngestError(url, f"has several variables of {VARIABLES[lake].standard_name} "
-                              f"({', '.join(names)})", "the lake stores one per observation: "
-                              "ingest a file that keeps the one you want")
+            raise IngestError(
+                url,
+                f"has several variables of {VARIABLES[lake].standard_name} ({', '.join(names)})",
+                "the lake stores one per observation: ingest a file that keeps the one you want",
+            )
     if not measured:
-        raise IngestError(url, "has no variable of standard_name "
-                          f"{', '.join(sorted(DSG_VARIABLES))}", "nothing to ingest")
+        raise IngestError(
+            url,
+            f"has no variable of standard_name {', '.join(sorted(DSG_VARIABLES))}",
+            "nothing to ingest",
+        )
     return {lake: names[0] for lake, names in measured.items()}
 
 
@@ -567,18 +700,27 @@ def _dsg_units(url: str, ds: xr.Dataset, name: str, lake: str) -> None:
     if units is None:
         raise IngestError(f"{url}:{name}", "has no units attribute", f"set units to {expected}")
     if str(units).strip().lower() not in ACCEPTED_UNITS[lake]:
-        raise IngestError(f"{url}:{name}", f"has units {units!r}, expected {expected}",
-                          "convert the file; the lake does not guess unit conversions")
+        raise IngestError(
+            f"{url}:{name}",
+            f"has units {units!r}, expected {expected}",
+            "convert the file; the lake does not guess unit conversions",
+        )
 
 
 def _dsg_depth(url: str, ds: xr.Dataset, name: str, values: np.ndarray) -> np.ndarray:
     attrs = ds.variables[name].attrs
     units = str(attrs.get("units", "")).strip().lower()
     if units not in DEPTH_UNITS:
-        raise IngestError(f"{url}:{name}", f"has units {attrs.get('units')!r}, expected m",
-                          "give the vertical coordinate in metres")
-    up = str(attrs.get("positive", "")).lower() == "up" or \
-        attrs.get("standard_name") in ("height", "altitude", "height_above_mean_sea_level")
+        raise IngestError(
+            f"{url}:{name}",
+            f"has units {attrs.get('units')!r}, expected m",
+            "give the vertical coordinate in metres",
+        )
+    up = str(attrs.get("positive", "")).lower() == "up" or attrs.get("standard_name") in (
+        "height",
+        "altitude",
+        "height_above_mean_sea_level",
+    )
     return (-values if up else values).astype(np.float32)
 
 
@@ -591,34 +733,54 @@ def _dsg_flags(url: str, ds: xr.Dataset, name: str | None, flat: dict) -> np.nda
     if values.dtype.kind == "S":  # Argo and EGO write flags as characters
         return _flags(url, name, values)
     if "flag_masks" in attrs and "flag_values" not in attrs:
-        raise IngestError(f"{url}:{name}", "holds bit-field flags (flag_masks)",
-                          "the lake reads flags that are values (flag_values, flag_meanings)")
+        raise IngestError(
+            f"{url}:{name}",
+            "holds bit-field flags (flag_masks)",
+            "the lake reads flags that are values (flag_values, flag_meanings)",
+        )
     if "flag_meanings" in attrs and "flag_values" in attrs:
         meanings = str(attrs["flag_meanings"]).split()
         codes = np.atleast_1d(attrs["flag_values"])
         known = {meaning for names in LAKE_FLAGS.values() for meaning in names}
         unknown = [m for m in meanings if m.lower() not in known]
         if unknown or len(meanings) != codes.size:
-            problem = (f"has flag meanings {_few(unknown)} the lake does not know" if unknown
-                       else f"has {codes.size} flag_values for {len(meanings)} flag_meanings")
-            raise IngestError(f"{url}:{name}", problem, "the lake's flags are Argo reference "
-                              "table 2 (OceanSITES, Copernicus Marine) and IOOS QARTOD")
-        lake_flags = {code: _lake_flag(code, meaning.lower())
-                      for code, meaning in zip(codes.tolist(), meanings, strict=True)}
+            problem = (
+                f"has flag meanings {_few(unknown)} the lake does not know"
+                if unknown
+                else f"has {codes.size} flag_values for {len(meanings)} flag_meanings"
+            )
+            raise IngestError(
+                f"{url}:{name}",
+                problem,
+                "the lake's flags are Argo reference "
+                "table 2 (OceanSITES, Copernicus Marine) and IOOS QARTOD",
+            )
+        lake_flags = {
+            code: _lake_flag(code, meaning.lower())
+            for code, meaning in zip(codes.tolist(), meanings, strict=True)
+        }
     elif "reference table 2" in str(attrs.get("conventions", "")).lower():
         lake_flags = {code: code for code in QC_FLAGS}
     else:
-        raise IngestError(f"{url}:{name}", "holds QC flags without flag_values and "
-                          "flag_meanings", "describe the flags as CF section 3.5 says")
+        raise IngestError(
+            f"{url}:{name}",
+            "holds QC flags without flag_values and flag_meanings",
+            "describe the flags as CF section 3.5 says",
+        )
     given = np.isfinite(values)
     unexpected = sorted(set(values[given].tolist()) - set(lake_flags))
     if unexpected:
-        raise IngestError(f"{url}:{name}", f"holds flags {_few(unexpected)} that are not among "
-                          f"its flag_values {_few(list(lake_flags))}", "fix the flags")
+        raise IngestError(
+            f"{url}:{name}",
+            f"holds flags {_few(unexpected)} that are not among "
+            f"its flag_values {_few(list(lake_flags))}",
+            "fix the flags",
+        )
     codes = np.array(sorted(lake_flags), dtype=np.float64)
     translated = np.full(n, -1, dtype=np.int8)
     translated[given] = np.array([lake_flags[c] for c in codes.tolist()], dtype=np.int8)[
-        np.searchsorted(codes, values[given])]
+        np.searchsorted(codes, values[given])
+    ]
     return translated
 
 
@@ -635,8 +797,11 @@ def _dsg_platforms(url: str, ids: np.ndarray | None, shape) -> pa.Array:
 # --- station CSV ---------------------------------------------------------------------------
 
 STATION_COLUMNS = {
-    "station_id": pa.string(), "time": UTC_MICROSECONDS,
-    "lon": pa.float64(), "lat": pa.float64(), "depth": pa.float64(),
+    "station_id": pa.string(),
+    "time": UTC_MICROSECONDS,
+    "lon": pa.float64(),
+    "lat": pa.float64(),
+    "depth": pa.float64(),
     **{c: t for name in VARIABLES for c, t in ((name, pa.float64()), (f"{name}_QC", pa.int8()))},
 }
 STATION_REQUIRED = ("station_id", "time", "lon", "lat", "depth")
@@ -658,28 +823,41 @@ def read_station_csv(url: str, data: bytes) -> tuple[pa.Table, list[str]]:
         table = pa_csv.read_csv(
             io.BytesIO(data),
             read_options=pa_csv.ReadOptions(use_threads=False),
-            parse_options=pa_csv.ParseOptions(invalid_row_handler=refuse_row,
-                                              ignore_empty_lines=False),
+            parse_options=pa_csv.ParseOptions(
+                invalid_row_handler=refuse_row, ignore_empty_lines=False
+            ),
             convert_options=pa_csv.ConvertOptions(column_types=STATION_COLUMNS),
         )
     except pa.ArrowInvalid as error:
         raise _csv_value_error(url, data, error) from None
     if wrong_width:
-        raise IngestError(url, f"lines {_few(wrong_width)} do not have one field per column",
-                          "fix or remove those lines")
+        raise IngestError(
+            url,
+            f"lines {_few(wrong_width)} do not have one field per column",
+            "fix or remove those lines",
+        )
     _check_station_columns(url, table.column_names)
     _check_station_rows(url, table)
     n = table.num_rows
     columns = {
-        "platform_id": table["station_id"], "time": table["time"],
-        "lon": _normalised_lon(table["lon"].to_numpy()), "lat": table["lat"],
+        "platform_id": table["station_id"],
+        "time": table["time"],
+        "lon": _normalised_lon(table["lon"].to_numpy()),
+        "lat": table["lat"],
         "depth": table["depth"],
-        **{c: table[c] for name in VARIABLES if name in table.column_names
-           for c in (name, f"{name}_QC")},
+        **{
+            c: table[c]
+            for name in VARIABLES
+            if name in table.column_names
+            for c in (name, f"{name}_QC")
+        },
     }
     measured = [columns[name] for name in VARIABLES if name in columns]
-    has_value = pc.or_(*[pc.is_valid(v) for v in measured]) if len(measured) > 1 \
+    has_value = (
+        pc.or_(*[pc.is_valid(v) for v in measured])
+        if len(measured) > 1
         else pc.is_valid(measured[0])
+    )
     rows = np.nonzero(has_value.to_numpy(zero_copy_only=False))[0]
     if rows.size < n:
         columns = {key: _take(value, rows) for key, value in columns.items()}
@@ -689,20 +867,30 @@ def read_station_csv(url: str, data: bytes) -> tuple[pa.Table, list[str]]:
 def _check_station_columns(url: str, names: list[str]) -> None:
     missing = [c for c in STATION_REQUIRED if c not in names]
     if missing:
-        raise IngestError(url, f"has no column {', '.join(missing)}",
-                          f"station CSVs have the header {','.join(STATION_COLUMNS)}")
+        raise IngestError(
+            url,
+            f"has no column {', '.join(missing)}",
+            f"station CSVs have the header {','.join(STATION_COLUMNS)}",
+        )
     unknown = [c for c in names if c not in STATION_COLUMNS]
     if unknown:
-        raise IngestError(url, f"has columns the lake does not know: {', '.join(unknown)}",
-                          "rename them to the lake's columns or remove them; the lake's are "
-                          f"{', '.join(STATION_COLUMNS)}")
+        raise IngestError(
+            url,
+            f"has columns the lake does not know: {', '.join(unknown)}",
+            "rename them to the lake's columns or remove them; the lake's are "
+            f"{', '.join(STATION_COLUMNS)}",
+        )
     for name in VARIABLES:
         if (name in names) != (f"{name}_QC" in names):
-            raise IngestError(url, f"has only one of the columns {name}, {name}_QC",
-                              "each variable comes with its QC flags")
+            raise IngestError(
+                url,
+                f"has only one of the columns {name}, {name}_QC",
+                "each variable comes with its QC flags",
+            )
     if not any(name in names for name in VARIABLES):
-        raise IngestError(url, f"has none of the variables {', '.join(VARIABLES)}",
-                          "nothing to ingest")
+        raise IngestError(
+            url, f"has none of the variables {', '.join(VARIABLES)}", "nothing to ingest"
+        )
 
 
 def _check_station_rows(url: str, table: pa.Table) -> None:
@@ -712,15 +900,21 @@ def _check_station_rows(url: str, table: pa.Table) -> None:
     for name in STATION_REQUIRED:
         missing = line_numbers(table[name].is_null().to_numpy(zero_copy_only=False))
         if missing.size:
-            raise IngestError(f"{url}:{name}", f"is empty on lines {_few(missing)}",
-                              "every observation needs a station, time and position")
+            raise IngestError(
+                f"{url}:{name}",
+                f"is empty on lines {_few(missing)}",
+                "every observation needs a station, time and position",
+            )
     bounds = {"lat": (-90, 90), "lon": (-180, 360), "depth": (0, 11_000)}
     for name, (low, high) in bounds.items():
         values = table[name].to_numpy()
         wrong = line_numbers((values < low) | (values > high))
         if wrong.size:
-            raise IngestError(f"{url}:{name}", f"lines {_few(wrong)} are outside [{low}, {high}]",
-                              "positions in degrees, depth in metres positive down")
+            raise IngestError(
+                f"{url}:{name}",
+                f"lines {_few(wrong)} are outside [{low}, {high}]",
+                "positions in degrees, depth in metres positive down",
+            )
     for name in VARIABLES:
         if name not in table.column_names:
             continue
@@ -728,18 +922,26 @@ def _check_station_rows(url: str, table: pa.Table) -> None:
         flags = np.where(pd.isna(flags), -1, flags)
         wrong = line_numbers(~np.isin(flags, [-1, *QC_FLAGS]))
         if wrong.size:
-            raise IngestError(f"{url}:{name}_QC", f"lines {_few(wrong)} hold flags that are not "
-                              "0..9", "use the OceanSITES/Argo QC flags")
+            raise IngestError(
+                f"{url}:{name}_QC",
+                f"lines {_few(wrong)} hold flags that are not 0..9",
+                "use the OceanSITES/Argo QC flags",
+            )
         values = table[name].to_numpy(zero_copy_only=False).astype(np.float64)
-        _check_possible(f"{url}:{name}", name, values, flags, lambda rows: f"lines {rows}",
-                        lambda index: index[0] + 2)
+        _check_possible(
+            f"{url}:{name}",
+            name,
+            values,
+            flags,
+            lambda rows: f"lines {rows}",
+            lambda index: index[0] + 2,
+        )
 
 
 def _csv_value_error(url: str, data: bytes, error: pa.ArrowInvalid) -> IngestError:
     """Say which lines of which column hold a value of the wrong kind."""
     match = re.search(r"In CSV column #(\d+)", str(error))
-    text = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False,
-                       on_bad_lines="skip")
+    text = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, on_bad_lines="skip")
     if match is None or int(match.group(1)) >= len(text.columns):
         return IngestError(url, f"cannot be read as CSV ({error})", "check the file")
     column = text.columns[int(match.group(1))]
@@ -759,9 +961,11 @@ def _csv_value_error(url: str, data: bytes, error: pa.ArrowInvalid) -> IngestErr
     lines = np.nonzero(wrong.to_numpy())[0] + 2
     if not lines.size:
         return IngestError(f"{url}:{column}", f"cannot be read ({error})", "check the column")
-    return IngestError(f"{url}:{column}", f"lines {_few(lines)} hold "
-                       f"{_few(raw[wrong].to_numpy())}, not {expected}",
-                       "fix those values or leave them empty when missing")
+    return IngestError(
+        f"{url}:{column}",
+        f"lines {_few(lines)} hold {_few(raw[wrong].to_numpy())}, not {expected}",
+        "fix those values or leave them empty when missing",
+    )
 
 
 # --- common --------------------------------------------------------------------------------

@@ -30,13 +30,21 @@ class CollectionKind:
     #: The manifest's ``kind``.
     name: ClassVar[str]
 
-    def ingest(self, lake: str | Lake, collection: str, domain: str, files: Sequence[str],
-               **options) -> IngestReport:
+    def ingest(
+        self, lake: str | Lake, collection: str, domain: str, files: Sequence[str], **options
+    ) -> IngestReport:
         """Ingest source files into the collection (``options`` are the kind's own)."""
         raise NotImplementedError
 
-    def read(self, lake: str | Lake, collection: str, *, bbox=None, time=None,
-             variables: Sequence[str] | None = None):
+    def read(
+        self,
+        lake: str | Lake,
+        collection: str,
+        *,
+        bbox=None,
+        time=None,
+        variables: Sequence[str] | None = None,
+    ):
         """The collection's data in ``bbox`` and the ``time`` period, ``variables`` only (each
         None for all): a lazy Dataset for a grid, a DataFrame for observations."""
         raise NotImplementedError
@@ -50,8 +58,9 @@ class CollectionKind:
         grid, the files of observations."""
         raise NotImplementedError
 
-    def intake_entries(self, lake: Lake, manifest: Manifest, description: str,
-                       metadata: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def intake_entries(
+        self, lake: Lake, manifest: Manifest, description: str, metadata: dict[str, Any]
+    ) -> dict[str, dict[str, Any]]:
         """The Intake entries (driver and arguments) that open the collection, by name."""
         raise NotImplementedError
 
@@ -86,8 +95,13 @@ class GridKind(CollectionKind):
             manifest.id if name == "map" else f"{manifest.id}_{name}": {
                 "description": f"{description} (chunked for {'maps' if name == 'map' else name})",
                 "driver": "zarr",
-                "args": {"urlpath": lake.uri(manifest.domain, manifest.id, path),
-                         "engine": "zarr", "consolidated": True, "chunks": {}, **options},
+                "args": {
+                    "urlpath": lake.uri(manifest.domain, manifest.id, path),
+                    "engine": "zarr",
+                    "consolidated": True,
+                    "chunks": {},
+                    **options,
+                },
                 "metadata": metadata,
             }
             for name, path in self.data_paths(manifest).items()
@@ -119,14 +133,21 @@ class InsituKind(CollectionKind):
 
     def intake_entries(self, lake, manifest, description, metadata):
         options = {"storage_options": lake.storage_options} if lake.storage_options else {}
-        return {manifest.id: {
-            "description": description,
-            "driver": "parquet",
-            "args": {"urlpath": [lake.uri(manifest.domain, manifest.id, path)
-                                 for path in self.data_paths(manifest)["observations"]],
-                     "engine": "pyarrow", **options},
-            "metadata": metadata,
-        }}
+        return {
+            manifest.id: {
+                "description": description,
+                "driver": "parquet",
+                "args": {
+                    "urlpath": [
+                        lake.uri(manifest.domain, manifest.id, path)
+                        for path in self.data_paths(manifest)["observations"]
+                    ],
+                    "engine": "pyarrow",
+                    **options,
+                },
+                "metadata": metadata,
+            }
+        }
 
 
 #: Every kind of collection, by the name its manifests give.
@@ -145,5 +166,7 @@ def kind_of(manifest_or_kind: Manifest | str) -> CollectionKind:
     try:
         return KINDS[name]
     except KeyError:
-        raise LakeError(f"no collection kind {name!r} (kinds: {', '.join(KINDS)}): is the "
-                        "manifest from a newer eosc-pangeo?") from None
+        raise LakeError(
+            f"no collection kind {name!r} (kinds: {', '.join(KINDS)}): is the "
+            "manifest from a newer eosc-pangeo?"
+        ) from None

@@ -68,12 +68,15 @@ class CollectionLock:
                     f"{self.path}: another ingest writes this collection (user "
                     f"{holder.get('user')}, process {holder.get('pid')} on {holder.get('host')}, "
                     f"since {holder.get('started')}); run yours when it has finished. If no "
-                    "ingest is running, delete this file.")
+                    "ingest is running, delete this file."
+                )
             # Stale: its holder died. Take it over (if another taker was faster, it is busy).
             self.lake.fs.rm(self.path)
             if not self._create():
-                raise CollectionBusy(f"{self.path}: another ingest took over a stale lock of this "
-                                     "collection just now; run yours when it has finished")
+                raise CollectionBusy(
+                    f"{self.path}: another ingest took over a stale lock of this "
+                    "collection just now; run yours when it has finished"
+                )
         self._renewed = time.monotonic()
         return self
 
@@ -97,9 +100,15 @@ class CollectionLock:
         return True
 
     def _content(self) -> bytes:
-        return json.dumps({"user": getpass.getuser(), "host": socket.gethostname(),
-                           "pid": os.getpid(), "started": self._started,
-                           "renewed": time.time()}).encode()
+        return json.dumps(
+            {
+                "user": getpass.getuser(),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started": self._started,
+                "renewed": time.time(),
+            }
+        ).encode()
 
     def _holder(self) -> dict | None:
         try:
@@ -111,6 +120,7 @@ class CollectionLock:
 
     def renewing(self, progress: Progress) -> Progress:
         """``progress``, renewing the lock first when it is due."""
+
         def report(stage: str, done: int, total: int) -> None:
             if time.monotonic() - self._renewed >= RENEW_EVERY:
                 try:
@@ -119,6 +129,7 @@ class CollectionLock:
                 except OSError:  # a network hiccup: the next report tries again
                     pass
             progress(stage, done, total)
+
         return report
 
     def _remove_created_folders(self) -> None:

@@ -67,12 +67,18 @@ class Source(BaseModel):
     time_end: str | None = None
     rows: int | None = Field(default=None, description="Observations taken from it (in-situ).")
     version: int = Field(description="Collection version that added it.")
-    etag: str | None = Field(default=None, description="The source's ETag (or checksum) when "
-                             "`lake sync` fetched it: with size and `modified`, how a later "
-                             "sync knows the file unchanged without downloading it.")
-    modified: str | None = Field(default=None, description="The source's modification time "
-                                 "when `lake sync` fetched it (ISO 8601, or as the server "
-                                 "gave it).")
+    etag: str | None = Field(
+        default=None,
+        description="The source's ETag (or checksum) when "
+        "`lake sync` fetched it: with size and `modified`, how a later "
+        "sync knows the file unchanged without downloading it.",
+    )
+    modified: str | None = Field(
+        default=None,
+        description="The source's modification time "
+        "when `lake sync` fetched it (ISO 8601, or as the server "
+        "gave it).",
+    )
 
 
 class Variable(BaseModel):
@@ -86,7 +92,8 @@ class Variable(BaseModel):
     packing: dict[str, str] = Field(
         default_factory=dict,
         description="How values are stored (dtype, scale_factor, add_offset, _FillValue): the "
-        "same in every source of a grid, whose stored values are copied without decoding.")
+        "same in every source of a grid, whose stored values are copied without decoding.",
+    )
 
 
 class Extent(BaseModel):
@@ -178,8 +185,9 @@ class SourceCheck:
         centres update files in place, e.g. Argo's multi-profile files) rather than an error.
     """
 
-    def __init__(self, lake: Lake, manifest: Manifest | None, *,
-                 replaces_changed: bool = False) -> None:
+    def __init__(
+        self, lake: Lake, manifest: Manifest | None, *, replaces_changed: bool = False
+    ) -> None:
         self.lake = lake
         self.manifest = manifest
         self.replaces_changed = replaces_changed
@@ -229,8 +237,11 @@ class SourceCheck:
         name = source_name(url)
         if name in self._given:
             if self._given[name] != source.sha256:
-                raise IngestError(url, f"has the same name as another file given ({name}) "
-                                  "but different content", "rename one of them")
+                raise IngestError(
+                    url,
+                    f"has the same name as another file given ({name}) but different content",
+                    "rename one of them",
+                )
             return None
         self._given[name] = source.sha256
         known = self.manifest.source(name) if self.manifest else None
@@ -240,27 +251,40 @@ class SourceCheck:
             self.skipped.append(name)
             return None
         if not self.replaces_changed:
-            raise IngestError(url, f"was ingested before (version {known.version}) with other "
-                              "content", "a changed source needs a new collection or a new name")
+            raise IngestError(
+                url,
+                f"was ingested before (version {known.version}) with other content",
+                "a changed source needs a new collection or a new name",
+            )
         return dataclasses.replace(source, previous=known)
 
 
 def check_collection_id(collection: str, domain: str) -> None:
     """Raise :class:`IngestError` unless ``domain`` is a domain and ``collection`` a valid id."""
     if domain not in DOMAINS:
-        raise IngestError(f"domain {domain!r}", "is not a domain of the lake",
-                          f"use one of {', '.join(DOMAINS)}")
-    if (not collection or collection.startswith((".", "_"))
-            or not all(c.isalnum() or c in "-_." for c in collection)):
-        raise IngestError(f"collection {collection!r}", "is not a valid collection id",
-                          "use letters, digits, '-', '_' and '.', not starting with '.' or '_'")
+        raise IngestError(
+            f"domain {domain!r}", "is not a domain of the lake", f"use one of {', '.join(DOMAINS)}"
+        )
+    if (
+        not collection
+        or collection.startswith((".", "_"))
+        or not all(c.isalnum() or c in "-_." for c in collection)
+    ):
+        raise IngestError(
+            f"collection {collection!r}",
+            "is not a valid collection id",
+            "use letters, digits, '-', '_' and '.', not starting with '.' or '_'",
+        )
 
 
 def check_kind(manifest: Manifest | None, collection: str, kind: str) -> None:
     """Raise :class:`IngestError` if the collection holds the other kind of data."""
     if manifest is not None and manifest.kind != kind:
-        raise IngestError(f"collection {collection!r}", f"holds {manifest.kind} data, not "
-                          f"{kind}", "choose another collection id")
+        raise IngestError(
+            f"collection {collection!r}",
+            f"holds {manifest.kind} data, not {kind}",
+            "choose another collection id",
+        )
 
 
 @contextmanager
@@ -284,8 +308,11 @@ def collection_to_ingest(
         # Read under the lock: the version this ingest builds on cannot change any more.
         manifest = read_manifest(lake, path)
         if manifest is None and collection in lake.collection_ids():
-            raise IngestError(f"collection {collection!r}", "exists in another domain",
-                              "collection ids are unique across the lake; choose another id")
+            raise IngestError(
+                f"collection {collection!r}",
+                "exists in another domain",
+                "collection ids are unique across the lake; choose another id",
+            )
         check_kind(manifest, collection, kind)
         yield path, manifest, lock.renewing(progress or (lambda stage, done, total: None))
 
@@ -293,8 +320,9 @@ def collection_to_ingest(
 def list_collections(lake: str | Lake | None = None) -> list[Manifest]:
     """The manifests of every committed collection of the lake, sorted by domain and id."""
     lake = Lake.from_url(lake)
-    manifests = [Manifest.model_validate_json(lake.fs.cat_file(path))
-                 for path in lake.manifest_paths()]
+    manifests = [
+        Manifest.model_validate_json(lake.fs.cat_file(path)) for path in lake.manifest_paths()
+    ]
     return sorted(manifests, key=lambda m: (m.domain, m.id))
 
 
@@ -319,7 +347,9 @@ class IngestReport(BaseModel):
     )
     rows: int | None = Field(default=None, description="Observations added (in-situ).")
     chunks: dict[str, str] = Field(
-        default_factory=dict, description="How each array was written (grid): "
+        default_factory=dict,
+        description="How each array was written (grid): "
         "'<store>/<variable>': 'copied' (the sources' compressed chunks, unchanged) or "
-        "'encoded: <why not copied>' (decoded and compressed again).")
+        "'encoded: <why not copied>' (decoded and compressed again).",
+    )
     warnings: list[str] = Field(default_factory=list)

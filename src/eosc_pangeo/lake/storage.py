@@ -134,31 +134,37 @@ class Lake:
         with self.reaching():
             exists = self.fs.exists(self.root)
         if not exists:
-            return NotALake(f"no lake at {self.url}: the folder does not exist (check the URL, "
-                            "or EOSC_PANGEO_LAKE)")
-        return NotALake(f"{self.url} is not a lake, or an empty one: it holds no collection "
-                        f"(no <domain>/<collection>/{MANIFEST}). Give the lake's root folder, or "
-                        "ingest a collection first (eosc-pangeo lake ingest-grid, ingest-insitu)")
+            return NotALake(
+                f"no lake at {self.url}: the folder does not exist (check the URL, "
+                "or EOSC_PANGEO_LAKE)"
+            )
+        return NotALake(
+            f"{self.url} is not a lake, or an empty one: it holds no collection "
+            f"(no <domain>/<collection>/{MANIFEST}). Give the lake's root folder, or "
+            "ingest a collection first (eosc-pangeo lake ingest-grid, ingest-insitu)"
+        )
 
     @contextmanager
     def reaching(self) -> Iterator[None]:
-        """Turn the store's refusals (no credentials, access denied) into :class:`LakeUnreachable`.
-        """
+        """Turn the store's refusals (no credentials, access denied) into
+        :class:`LakeUnreachable`."""
         try:
             yield
         except PermissionError as error:
-            raise LakeUnreachable(f"{self.url}: access denied ({error}); check the credentials "
-                                  "in EOSC_PANGEO_STORAGE_OPTIONS, or the folder's permissions"
-                                  ) from error
+            raise LakeUnreachable(
+                f"{self.url}: access denied ({error}); check the credentials "
+                "in EOSC_PANGEO_STORAGE_OPTIONS, or the folder's permissions"
+            ) from error
         except Exception as error:
             botocore = sys.modules.get("botocore.exceptions")
             if botocore is None or not isinstance(error, botocore.NoCredentialsError):
                 raise
             raise LakeUnreachable(
                 f"{self.url}: no credentials to reach the object store. Give them in "
-                "EOSC_PANGEO_STORAGE_OPTIONS ('{\"key\": ..., \"secret\": ...}', or "
+                'EOSC_PANGEO_STORAGE_OPTIONS (\'{"key": ..., "secret": ...}\', or '
                 "'{\"anon\": true}' for a public bucket), the AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY variables or ~/.aws/credentials") from None
+                "AWS_SECRET_ACCESS_KEY variables or ~/.aws/credentials"
+            ) from None
 
 
 #: How ingests report progress: ``progress(stage, done, total)``.
@@ -193,8 +199,9 @@ def zarr_store(lake: Lake, path: str):
 
     if lake.is_local:
         return LocalStore(path)
-    return FsspecStore.from_url(lake.fs.unstrip_protocol(path),
-                                storage_options=lake.storage_options)
+    return FsspecStore.from_url(
+        lake.fs.unstrip_protocol(path), storage_options=lake.storage_options
+    )
 
 
 def source_name(url: str) -> str:
@@ -211,8 +218,9 @@ def source_fs(lake: Lake, url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     import fsspec
 
     protocol = fsspec.core.split_protocol(url)[0] or "file"
-    lake_protocols = lake.fs.protocol if isinstance(lake.fs.protocol, tuple) else (
-        lake.fs.protocol,)
+    lake_protocols = (
+        lake.fs.protocol if isinstance(lake.fs.protocol, tuple) else (lake.fs.protocol,)
+    )
     options = lake.storage_options if protocol in lake_protocols else {}
     return fsspec.core.url_to_fs(url, **options)
 
@@ -236,8 +244,7 @@ def expand_sources(lake: Lake, urls: Sequence[str]) -> list[str]:
         if not matches:
             raise IngestError(url, "matches no file", "check the pattern and the storage options")
         # Remote matches keep their protocol so that they are read (and recorded) as URLs.
-        expanded += [m if is_local_fs(fs) else fs.unstrip_protocol(m)
-                     for m in matches]
+        expanded += [m if is_local_fs(fs) else fs.unstrip_protocol(m) for m in matches]
     return expanded
 
 

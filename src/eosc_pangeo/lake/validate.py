@@ -38,8 +38,9 @@ def validate(lake: str | Lake | None = None, collection: str | None = None) -> l
         try:
             manifest = Manifest.model_validate_json(lake.fs.cat_file(f"{path}/{MANIFEST}"))
         except ValidationError as error:
-            findings.append(Finding(name, "manifest", False, f"unreadable manifest: {error}",
-                                    MANIFEST))
+            findings.append(
+                Finding(name, "manifest", False, f"unreadable manifest: {error}", MANIFEST)
+            )
             continue
         findings.append(_check_sources(manifest))
         findings.extend(kind_of(manifest).check(lake, path, manifest))
@@ -48,6 +49,12 @@ def validate(lake: str | Lake | None = None, collection: str | None = None) -> l
 
 def _check_sources(manifest: Manifest) -> Finding:
     incomplete = [s.name for s in manifest.sources if len(s.sha256) != 64 or s.size <= 0]
-    return Finding(manifest.id, "provenance", not incomplete,
-                   f"sources without size or sha256: {incomplete}" if incomplete
-                   else f"{len(manifest.sources)} sources with size and sha256", MANIFEST)
+    return Finding(
+        manifest.id,
+        "provenance",
+        not incomplete,
+        f"sources without size or sha256: {incomplete}"
+        if incomplete
+        else f"{len(manifest.sources)} sources with size and sha256",
+        MANIFEST,
+    )

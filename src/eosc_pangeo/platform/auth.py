@@ -78,12 +78,12 @@ class UserStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".users-")
         with os.fdopen(descriptor, "w") as file:  # mkstemp makes it mode 600
-            json.dump({name: asdict(user) for name, user in sorted(users.items())}, file,
-                      indent=2)
+            json.dump({name: asdict(user) for name, user in sorted(users.items())}, file, indent=2)
         os.replace(temporary, self.path)
 
-    def add(self, name: str, password: str, *, admin: bool = False,
-            groups: Sequence[str] = ()) -> StoredUser:
+    def add(
+        self, name: str, password: str, *, admin: bool = False, groups: Sequence[str] = ()
+    ) -> StoredUser:
         """Add (or replace) account ``name`` with ``password``."""
         check_username(name)
         encoded = password.encode()
@@ -92,8 +92,9 @@ class UserStore:
                 f"password of {name}: give 1 to {MAX_PASSWORD_BYTES} bytes, not {len(encoded)}"
             )
         users = self.load()
-        users[name] = StoredUser(bcrypt.hashpw(encoded, bcrypt.gensalt()).decode(), admin,
-                                 sorted(set(groups)))
+        users[name] = StoredUser(
+            bcrypt.hashpw(encoded, bcrypt.gensalt()).decode(), admin, sorted(set(groups))
+        )
         self.save(users)
         return users[name]
 
@@ -264,7 +265,8 @@ def configure_oidc(
         # Shown on the 403 page to someone the provider knows but no allowed group holds.
         authenticator.custom_403_message = (
             "Your account is not a member of a group allowed on this hub. Ask to join one of: "
-            + ", ".join(sorted(allowed_groups)) + " (at your identity provider), then log in "
+            + ", ".join(sorted(allowed_groups))
+            + " (at your identity provider), then log in "
             "again."
         )
     # Refresh: keep tokens, renew them before spawning and once they are older than an hour.

@@ -41,17 +41,23 @@ class HubTokenCheck:
             await _answer(send, 401, "send a JupyterHub API token: Authorization: token <token>")
             return
         if not self.auth.check_scopes(self.auth.access_scopes, model):
-            await _answer(send, 403, f"{model.get('name')} may not use the {SERVICE_NAME} "
-                                     "service")
+            await _answer(send, 403, f"{model.get('name')} may not use the {SERVICE_NAME} service")
             return
         await self.app(scope, receive, send)
 
 
 async def _answer(send, status: int, message: str) -> None:
     body = json.dumps({"code": status, "description": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -74,10 +80,17 @@ class BelowPrefix:
             if path != self.prefix and not path.startswith(self.prefix + "/"):
                 await _answer(send, 404, f"not below {self.prefix}/")
                 return
-            headers = [(key, value) for key, value in scope["headers"]
-                       if not key.startswith(b"x-forwarded-")]
-            scope = {**scope, "root_path": scope.get("root_path", "") + self.prefix,
-                     "path": path[len(self.prefix):] or "/", "headers": headers}
+            headers = [
+                (key, value)
+                for key, value in scope["headers"]
+                if not key.startswith(b"x-forwarded-")
+            ]
+            scope = {
+                **scope,
+                "root_path": scope.get("root_path", "") + self.prefix,
+                "path": path[len(self.prefix) :] or "/",
+                "headers": headers,
+            }
         await self.app(scope, receive, send)
 
 
@@ -102,8 +115,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--prefix", default=f"/services/{SERVICE_NAME}")
     args = parser.parse_args(argv)
-    uvicorn.run(create_service_app(args.lake, args.prefix), host="127.0.0.1", port=args.port,
-                proxy_headers=False, log_level="info")
+    uvicorn.run(
+        create_service_app(args.lake, args.prefix),
+        host="127.0.0.1",
+        port=args.port,
+        proxy_headers=False,
+        log_level="info",
+    )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,15 @@ LAUNCHER_ENTRIES = [
         "source": "${JUPYTERHUB_BASE_URL}services/jobs/",
         "type": "url",
         "catalog": "EOSC Pangeo",
-        "args": {"sandbox": ["allow-same-origin", "allow-scripts", "allow-downloads",
-                             "allow-forms", "allow-popups"]},
+        "args": {
+            "sandbox": [
+                "allow-same-origin",
+                "allow-scripts",
+                "allow-downloads",
+                "allow-forms",
+                "allow-popups",
+            ]
+        },
     },
 ]
 
@@ -131,8 +138,16 @@ def _install(project: Path, prefix: Path) -> None:
     elif stamp.exists() and json.loads(stamp.read_text()).get("source") == source:
         return
     else:  # dependencies unchanged (same pyproject.toml): the project alone is reinstalled
-        run(str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall",
-            str(project))
+        run(
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--force-reinstall",
+            str(project),
+        )
     stamp.write_text(json.dumps({"source": source, "project": str(project)}))
 
 
@@ -141,9 +156,10 @@ def write_lab_overrides(prefix: str) -> None:
     (see LAB_OVERRIDES, LAUNCHER_ENTRIES)."""
     share = Path(prefix) / "share" / "jupyter"
     # jupyter-app-launcher reads YAML; JSON is YAML.
-    for path, content in ((share / "lab" / "settings" / "overrides.json", LAB_OVERRIDES),
-                          (share / "jupyter_app_launcher" / "jp_app_launcher_eosc_pangeo.yaml",
-                           LAUNCHER_ENTRIES)):
+    for path, content in (
+        (share / "lab" / "settings" / "overrides.json", LAB_OVERRIDES),
+        (share / "jupyter_app_launcher" / "jp_app_launcher_eosc_pangeo.yaml", LAUNCHER_ENTRIES),
+    ):
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(content, indent=2)
         if not path.exists() or path.read_text() != text:

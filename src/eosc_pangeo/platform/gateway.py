@@ -123,8 +123,15 @@ class ClusterUsage:
     def from_config(cls, name: str, username: str, workers: int, config: Any) -> ClusterUsage:
         """From a cluster config as an object (database backends) or a dict (Kubernetes)."""
         get = config.get if isinstance(config, dict) else lambda key: getattr(config, key)
-        return cls(name, username, workers, get("worker_cores"), get("worker_memory"),
-                   get("user_max_cores") or 0, get("user_max_memory") or 0)
+        return cls(
+            name,
+            username,
+            workers,
+            get("worker_cores"),
+            get("worker_memory"),
+            get("user_max_cores") or 0,
+            get("user_max_memory") or 0,
+        )
 
     @property
     def cores(self) -> float:

@@ -195,8 +195,12 @@ def add_dask_gateway(
     if command is not None:  # first: the hub starts services in this order
         add_service(c, {"name": GATEWAY_PROCESS, "command": command})
     # Browsers log in to the gate with the hub's OAuth: no "authorize access" page for it.
-    front: dict[str, Any] = {"name": SERVICE_NAME, "url": front_url, "display": False,
-                             "oauth_no_confirm": True}
+    front: dict[str, Any] = {
+        "name": SERVICE_NAME,
+        "url": front_url,
+        "display": False,
+        "oauth_no_confirm": True,
+    }
     if front_command is not None:
         front["command"] = front_command
     add_service(c, front)
@@ -241,7 +245,10 @@ def add_jobs_service(
         The service's ``EOSC_PANGEO_*`` settings: the gateway and lake its jobs use.
     """
     service: dict[str, Any] = {
-        "name": JOBS_SERVICE, "url": url, "display": True, "oauth_no_confirm": True,
+        "name": JOBS_SERVICE,
+        "url": url,
+        "display": True,
+        "oauth_no_confirm": True,
     }
     if command is not None:
         service["command"] = command
@@ -251,8 +258,9 @@ def add_jobs_service(
     c.JupyterHub.services = [*services, service]
     grant_service_access(c, JOBS_SERVICE)
     load_roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
-    load_roles.append({"name": f"{JOBS_SERVICE}-service", "scopes": ["tokens"],
-                       "services": [JOBS_SERVICE]})
+    load_roles.append(
+        {"name": f"{JOBS_SERVICE}-service", "scopes": ["tokens"], "services": [JOBS_SERVICE]}
+    )
     c.JupyterHub.load_roles = load_roles
     spawner_environment = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
     spawner_environment["EOSC_PANGEO_JOBS_URL"] = public_url
@@ -350,9 +358,7 @@ def seed_home(notebooks: str) -> Callable[[Any], None]:
     return copy_notebooks
 
 
-def user_servers(
-    c: Config, *, lake: str, catalog_url: str, notebooks: str | None = None
-) -> None:
+def user_servers(c: Config, *, lake: str, catalog_url: str, notebooks: str | None = None) -> None:
     """What every user's server gets: the lake, the catalogue, the example notebooks.
 
     Parameters
@@ -365,8 +371,9 @@ def user_servers(
         Folder of example notebooks copied into each home on first start.
     """
     environment = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
-    environment.update({"EOSC_PANGEO_LAKE": lake, "EOSC_PANGEO_CATALOG_URL": catalog_url,
-                        **results_environment()})
+    environment.update(
+        {"EOSC_PANGEO_LAKE": lake, "EOSC_PANGEO_CATALOG_URL": catalog_url, **results_environment()}
+    )
     c.Spawner.environment = environment
     if notebooks:
         c.Spawner.pre_spawn_hook = seed_home(notebooks)
@@ -382,11 +389,15 @@ def results_environment() -> dict[str, Any]:
     from ..config import get_settings
 
     settings = get_settings()
-    return {"EOSC_PANGEO_RESULTS_DIR": "~/results",
-            "EOSC_PANGEO_CREATOR_NAME": lambda spawner: spawner.user.name,
-            **{f"EOSC_PANGEO_{key.upper()}": value
-               for key in ("publisher_name", "publisher_email", "publisher_url")
-               if (value := getattr(settings, key))}}
+    return {
+        "EOSC_PANGEO_RESULTS_DIR": "~/results",
+        "EOSC_PANGEO_CREATOR_NAME": lambda spawner: spawner.user.name,
+        **{
+            f"EOSC_PANGEO_{key.upper()}": value
+            for key in ("publisher_name", "publisher_email", "publisher_url")
+            if (value := getattr(settings, key))
+        },
+    }
 
 
 def add_catalog(c: Config, *, url: str, command: list[str] | None = None) -> None:
@@ -421,16 +432,22 @@ def add_idle_culler(c: Config, *, timeout: int = 3600) -> None:
     """Stop servers idle for ``timeout`` seconds (jupyterhub-idle-culler, as a hub service);
     their clusters then stop too (:func:`stop_clusters_on_server_stop`)."""
     services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
-    c.JupyterHub.services = [*services, {
-        "name": "idle-culler",
-        "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={timeout}"],
-    }]
+    c.JupyterHub.services = [
+        *services,
+        {
+            "name": "idle-culler",
+            "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={timeout}"],
+        },
+    ]
     roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
-    c.JupyterHub.load_roles = [*roles, {
-        "name": "idle-culler",
-        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-        "services": ["idle-culler"],
-    }]
+    c.JupyterHub.load_roles = [
+        *roles,
+        {
+            "name": "idle-culler",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        },
+    ]
 
 
 def poll_services(seconds: int) -> None:

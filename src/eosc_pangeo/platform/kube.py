@@ -216,10 +216,12 @@ def lake_access(lake: Lake | None, catalog_url: str | None = None) -> dict[str, 
                 ("AWS_ACCESS_KEY_ID", lake.s3.access_key_id_key),
                 ("AWS_SECRET_ACCESS_KEY", lake.s3.secret_access_key_key),
             ):
-                env.append({
-                    "name": variable,
-                    "valueFrom": {"secretKeyRef": {"name": lake.s3.secret_name, "key": key}},
-                })
+                env.append(
+                    {
+                        "name": variable,
+                        "valueFrom": {"secretKeyRef": {"name": lake.s3.secret_name, "key": key}},
+                    }
+                )
             if lake.s3.endpoint_url:
                 # botocore (under s3fs) reads the endpoint from this variable.
                 env.append({"name": "AWS_ENDPOINT_URL_S3", "value": lake.s3.endpoint_url})
@@ -247,13 +249,15 @@ def kubespawner_profiles(profiles: list[Profile]) -> list[dict[str, Any]]:
             override["node_selector"] = profile.node_selector
         if profile.tolerations:
             override["tolerations"] = profile.tolerations
-        entries.append({
-            "slug": profile.slug,
-            "display_name": profile.display_name,
-            "description": profile.description,
-            "default": profile.default,
-            "kubespawner_override": override,
-        })
+        entries.append(
+            {
+                "slug": profile.slug,
+                "display_name": profile.display_name,
+                "description": profile.description,
+                "default": profile.default,
+                "kubespawner_override": override,
+            }
+        )
     return entries
 
 
@@ -297,7 +301,8 @@ def configure_hub(c: Config, deployment: dict[str, Any] | None = None) -> Deploy
     lake = lake_access(spec.lake, spec.catalog_url)
     c.KubeSpawner.volumes = [*_existing(c.KubeSpawner, "volumes", []), *lake["volumes"]]
     c.KubeSpawner.volume_mounts = [
-        *_existing(c.KubeSpawner, "volume_mounts", []), *lake["volume_mounts"]
+        *_existing(c.KubeSpawner, "volume_mounts", []),
+        *lake["volume_mounts"],
     ]
     if spec.gateway is not None:
         add_dask_gateway(
@@ -309,9 +314,17 @@ def configure_hub(c: Config, deployment: dict[str, Any] | None = None) -> Deploy
             notebook_image=lambda spawner: spawner.image,
             dashboard_url=spec.gateway.dashboard_url,
             front_url=f"http://hub:{spec.gateway.gate_port}",
-            front_command=[sys.executable, "-m", "eosc_pangeo.platform.dashboards", "--ip",
-                           "0.0.0.0", "--port", str(spec.gateway.gate_port),
-                           "--upstream", spec.gateway.url],
+            front_command=[
+                sys.executable,
+                "-m",
+                "eosc_pangeo.platform.dashboards",
+                "--ip",
+                "0.0.0.0",
+                "--port",
+                str(spec.gateway.gate_port),
+                "--upstream",
+                spec.gateway.url,
+            ],
         )
     # zero-to-jupyterhub sets KubeSpawner.environment (singleuser.extraEnv), which hides
     # Spawner.environment: merge ours in, the chart's extraEnv winning.

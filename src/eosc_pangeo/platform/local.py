@@ -44,8 +44,17 @@ ADMIN_SERVICE = "eosc-admin"
 #: Unix (and hub) group whose members may write the lake.
 INGEST_GROUP = "ingest"
 SHARED_ROOT = Path("/srv/eosc-pangeo")
-PORT_NAMES = ("hub_api", "proxy_api", "gateway_api", "gateway_proxy", "scheduler", "catalog",
-              "jobs", "data", "dashboards")
+PORT_NAMES = (
+    "hub_api",
+    "proxy_api",
+    "gateway_api",
+    "gateway_proxy",
+    "scheduler",
+    "catalog",
+    "jobs",
+    "data",
+    "dashboards",
+)
 
 HUB_CONFIG = """\
 # Written by eosc_pangeo.platform.local.prepare; rewritten at every start.
@@ -85,13 +94,17 @@ def ensure_system_user(name: str, *, home: bool = False, groups: tuple[str, ...]
     """Create system user ``name`` if missing (the hub runs their server, the gateway their
     clusters, as it) and add it to the existing Unix groups among ``groups``."""
     if subprocess.run(["id", "-u", name], capture_output=True, check=False).returncode != 0:
-        options = ["--create-home", "--shell", "/bin/bash"] if home else [
-            "--no-create-home", "--shell", "/usr/sbin/nologin"]
+        options = (
+            ["--create-home", "--shell", "/bin/bash"]
+            if home
+            else ["--no-create-home", "--shell", "/usr/sbin/nologin"]
+        )
         subprocess.run(["useradd", *options, name], check=True, capture_output=True)
     for group in groups:
         if _group_exists(group):
-            subprocess.run(["usermod", "--append", "--groups", group, name], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["usermod", "--append", "--groups", group, name], check=True, capture_output=True
+            )
 
 
 def _group_exists(name: str) -> bool:
@@ -203,8 +216,9 @@ def load_oidc_settings(path: str | os.PathLike) -> dict[str, Any]:
     try:
         settings = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
-        raise PlatformError(f"{path}: not a readable JSON file of OIDC settings ({error})") \
-            from None
+        raise PlatformError(
+            f"{path}: not a readable JSON file of OIDC settings ({error})"
+        ) from None
     known = set(inspect.signature(configure_oidc).parameters) - {"c"}
     required = {"issuer_url", "client_id", "client_secret"}
     if not isinstance(settings, dict) or set(settings) - known or required - set(settings):
@@ -252,8 +266,11 @@ def prepare(
     if platform_json.exists():
         platform = PlatformState.load(state)
         # A service added since the state was written gets a port; taken ones get new ones.
-        busy = [name for name in PORT_NAMES
-                if name not in platform.ports or not port_is_free(platform.ports[name])]
+        busy = [
+            name
+            for name in PORT_NAMES
+            if name not in platform.ports or not port_is_free(platform.ports[name])
+        ]
         for name, new in zip(busy, free_ports(len(busy)), strict=True):
             platform.ports[name] = new
     else:
@@ -306,8 +323,9 @@ def prepare(
     )
     if not platform.data_policy.exists():
         # Nothing public until an admin says so; hub users read with their tokens.
-        platform.data_policy.write_text("# Access policy of the data service: see "
-                                        "docs/remote-access.md\npublic: []\nhub: {}\n")
+        platform.data_policy.write_text(
+            "# Access policy of the data service: see docs/remote-access.md\npublic: []\nhub: {}\n"
+        )
     (state / "jupyterhub_config.py").write_text(HUB_CONFIG.format(state=str(state)))
     return platform
 
@@ -340,8 +358,14 @@ def share_lake(lake: Path) -> None:
             os.chmod(path, 0o664 if group != -1 else 0o644)
 
 
-def add_account(platform: PlatformState, name: str, password: str, *, admin: bool = False,
-                groups: tuple[str, ...] = ()) -> None:
+def add_account(
+    platform: PlatformState,
+    name: str,
+    password: str,
+    *,
+    admin: bool = False,
+    groups: tuple[str, ...] = (),
+) -> None:
     """Add an account to the platform's store and, as root, its Unix account with a home."""
     platform.users.add(name, password, admin=admin, groups=groups)
     if os.geteuid() == 0:
@@ -399,8 +423,7 @@ def configure_hub(c, platform: PlatformState) -> None:
     if platform.oidc:
         from .auth import configure_oidc
 
-        configure_oidc(c, **{"callback_url": f"{platform.url}/hub/oauth_callback",
-                             **platform.oidc})
+        configure_oidc(c, **{"callback_url": f"{platform.url}/hub/oauth_callback", **platform.oidc})
         c.CryptKeeper.keys = [platform.crypt_key]
     else:
         configure_passwords(c, users_file=str(platform.users.path))
@@ -409,55 +432,107 @@ def configure_hub(c, platform: PlatformState) -> None:
         gateway_url=f"http://127.0.0.1:{platform.ports['gateway_proxy']}",
         public_gateway_url=platform.gateway_address,
         scheduler_address=platform.scheduler_address,
-        command=[sys.executable, "-m", "eosc_pangeo.platform.gateway",
-                 "-f", str(state / "gateway.json")],
+        command=[
+            sys.executable,
+            "-m",
+            "eosc_pangeo.platform.gateway",
+            "-f",
+            str(state / "gateway.json"),
+        ],
         notebook_image=platform.environment,
         front_url=f"http://127.0.0.1:{platform.ports['dashboards']}",
-        front_command=[sys.executable, "-m", "eosc_pangeo.platform.dashboards",
-                       "--port", str(platform.ports["dashboards"]),
-                       "--upstream", f"http://127.0.0.1:{platform.ports['gateway_proxy']}"],
+        front_command=[
+            sys.executable,
+            "-m",
+            "eosc_pangeo.platform.dashboards",
+            "--port",
+            str(platform.ports["dashboards"]),
+            "--upstream",
+            f"http://127.0.0.1:{platform.ports['gateway_proxy']}",
+        ],
     )
     add_catalog(
         c,
         url=f"http://127.0.0.1:{platform.ports['catalog']}",
-        command=[sys.executable, "-m", "eosc_pangeo.platform.catalog_service",
-                 "--lake", platform.lake, "--port", str(platform.ports["catalog"])],
+        command=[
+            sys.executable,
+            "-m",
+            "eosc_pangeo.platform.catalog_service",
+            "--lake",
+            platform.lake,
+            "--port",
+            str(platform.ports["catalog"]),
+        ],
     )
     add_data_service(
         c,
         url=f"http://127.0.0.1:{platform.ports['data']}",
-        command=[sys.executable, "-m", "eosc_pangeo", "serve-data", "--lake", platform.lake,
-                 "--port", str(platform.ports["data"]), "--prefix", "/services/eosc-data",
-                 "--policy", str(platform.data_policy),
-                 # One process per core, up to 4: requests decode and encode in Python.
-                 "--workers", str(min(os.cpu_count() or 1, 4))],
+        command=[
+            sys.executable,
+            "-m",
+            "eosc_pangeo",
+            "serve-data",
+            "--lake",
+            platform.lake,
+            "--port",
+            str(platform.ports["data"]),
+            "--prefix",
+            "/services/eosc-data",
+            "--policy",
+            str(platform.data_policy),
+            # One process per core, up to 4: requests decode and encode in Python.
+            "--workers",
+            str(min(os.cpu_count() or 1, 4)),
+        ],
     )
     add_jobs_service(
         c,
         url=f"http://127.0.0.1:{platform.ports['jobs']}",
         public_url=f"{platform.url}/services/jobs",
-        command=[sys.executable, "-m", "eosc_pangeo.jobs.service", "--port",
-                 str(platform.ports["jobs"]), "--jobs-dir", str(platform.jobs_directory),
-                 "--python", os.path.join(platform.environment, "bin", "python")],
+        command=[
+            sys.executable,
+            "-m",
+            "eosc_pangeo.jobs.service",
+            "--port",
+            str(platform.ports["jobs"]),
+            "--jobs-dir",
+            str(platform.jobs_directory),
+            "--python",
+            os.path.join(platform.environment, "bin", "python"),
+        ],
         # Jobs submitted in the hub read its lake and start their clusters on its gateway.
-        environment={"EOSC_PANGEO_LAKE": platform.lake, **notebook_environment(
-            platform.gateway_address, platform.scheduler_address, platform.environment)},
+        environment={
+            "EOSC_PANGEO_LAKE": platform.lake,
+            **notebook_environment(
+                platform.gateway_address, platform.scheduler_address, platform.environment
+            ),
+        },
     )
     add_idle_culler(c, timeout=platform.cull_idle_seconds)
     poll_services(platform.service_poll_seconds)
-    user_servers(c, lake=platform.lake, catalog_url=platform.catalog_url,
-                 notebooks=platform.notebooks)
+    user_servers(
+        c, lake=platform.lake, catalog_url=platform.catalog_url, notebooks=platform.notebooks
+    )
     if platform.oidc and os.geteuid() == 0:
         # Users come from the provider: their Unix account is made at their first start.
         c.Spawner.pre_spawn_hook = with_unix_account(c.Spawner.pre_spawn_hook)
     # A service with the admin token: the CLI and tests manage users, tokens and servers with it.
     c.JupyterHub.services.append({"name": ADMIN_SERVICE, "api_token": platform.admin_token})
-    c.JupyterHub.load_roles.append({
-        "name": ADMIN_SERVICE,
-        "scopes": ["admin:users", "admin:servers", "admin:groups", "tokens",
-                   "admin:server_state", "admin:auth_state", "read:services"],
-        "services": [ADMIN_SERVICE],
-    })
+    c.JupyterHub.load_roles.append(
+        {
+            "name": ADMIN_SERVICE,
+            "scopes": [
+                "admin:users",
+                "admin:servers",
+                "admin:groups",
+                "tokens",
+                "admin:server_state",
+                "admin:auth_state",
+                "read:services",
+            ],
+            "services": [ADMIN_SERVICE],
+        }
+    )
 
 
 @dataclass
@@ -496,8 +571,9 @@ class LocalHub:
 
 
 def hub_of(platform: PlatformState) -> LocalHub:
-    return LocalHub(platform.url, platform.scheduler_address, platform.admin_token,
-                    platform.log, platform)
+    return LocalHub(
+        platform.url, platform.scheduler_address, platform.admin_token, platform.log, platform
+    )
 
 
 # Looked up once in the parent: the child between fork and exec must not load libraries.
@@ -518,23 +594,27 @@ def _log_tail(log: Path, lines: int = 30) -> str:
         return "(no log written)"
 
 
-def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None, log: Path,
-                  what: str) -> None:
+def wait_for_http(
+    url: str, timeout: float, process: subprocess.Popen | None, log: Path, what: str
+) -> None:
     """Wait until ``url`` answers 200; fail early, naming ``log`` and its end, if ``process``
     exits or the time is up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise PlatformError(f"jupyterhub exited ({process.returncode}) before {what} "
-                                f"answered; from {log}:\n{_log_tail(log)}")
+            raise PlatformError(
+                f"jupyterhub exited ({process.returncode}) before {what} "
+                f"answered; from {log}:\n{_log_tail(log)}"
+            )
         try:
             if requests.get(url, timeout=5).status_code == 200:
                 return
         except (requests.ConnectionError, requests.Timeout):
             pass  # not up yet, or (a loaded machine) slow to answer its first request
         time.sleep(0.2)
-    raise PlatformError(f"{what} ({url}) did not answer within {timeout:g} s; from {log}:\n"
-                        f"{_log_tail(log)}")
+    raise PlatformError(
+        f"{what} ({url}) did not answer within {timeout:g} s; from {log}:\n{_log_tail(log)}"
+    )
 
 
 def running_pid(platform: PlatformState) -> int | None:
@@ -547,23 +627,31 @@ def running_pid(platform: PlatformState) -> int | None:
     return pid
 
 
-def start(platform: PlatformState, *, attached: bool = False,
-          timeout: float = 90.0) -> subprocess.Popen:
+def start(
+    platform: PlatformState, *, attached: bool = False, timeout: float = 90.0
+) -> subprocess.Popen:
     """Start the hub (and through it every service) and wait until all of them answer.
 
     ``attached``: the hub stops when this process dies (tests); otherwise it runs on until
     :func:`stop` (``make up``).
     """
     if running_pid(platform) is not None:
-        raise PlatformError(f"the platform of {platform.state} already runs at {platform.url} "
-                            "(`eosc-pangeo down` stops it)")
+        raise PlatformError(
+            f"the platform of {platform.state} already runs at {platform.url} "
+            "(`eosc-pangeo down` stops it)"
+        )
     if not port_is_free(platform.port, platform.ip or "0.0.0.0"):
-        raise PlatformError(f"port {platform.port} is taken: stop what uses it, or start with "
-                            "another --port on a new --state directory")
+        raise PlatformError(
+            f"port {platform.port} is taken: stop what uses it, or start with "
+            "another --port on a new --state directory"
+        )
     with open(platform.log, "a") as log_file:
         hub = subprocess.Popen(
-            [os.path.join(os.path.dirname(sys.executable), "jupyterhub"),
-             "-f", str(platform.state / "jupyterhub_config.py")],
+            [
+                os.path.join(os.path.dirname(sys.executable), "jupyterhub"),
+                "-f",
+                str(platform.state / "jupyterhub_config.py"),
+            ],
             cwd=platform.state,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -573,14 +661,20 @@ def start(platform: PlatformState, *, attached: bool = False,
         )
     try:
         wait_for_http(f"{platform.url}/hub/api/", timeout, hub, platform.log, "the hub")
-        wait_for_http(f"{platform.gateway_address}/api/health", timeout, hub, platform.log,
-                      "Dask Gateway")
-        wait_for_http(f"{platform.catalog_url}_health", timeout, hub, platform.log,
-                      "the catalogue")
-        wait_for_http(f"{platform.url}/services/jobs/api/health", timeout, hub, platform.log,
-                      "the jobs service")
-        wait_for_http(f"{platform.data_url}/openapi.json", timeout, hub, platform.log,
-                      "the data service")
+        wait_for_http(
+            f"{platform.gateway_address}/api/health", timeout, hub, platform.log, "Dask Gateway"
+        )
+        wait_for_http(f"{platform.catalog_url}_health", timeout, hub, platform.log, "the catalogue")
+        wait_for_http(
+            f"{platform.url}/services/jobs/api/health",
+            timeout,
+            hub,
+            platform.log,
+            "the jobs service",
+        )
+        wait_for_http(
+            f"{platform.data_url}/openapi.json", timeout, hub, platform.log, "the data service"
+        )
     except PlatformError:
         _terminate(hub.pid)
         raise
@@ -608,8 +702,11 @@ def stop_servers(hub: LocalHub) -> list[str]:
     for user in hub.api("GET", "/users").json():
         for server_name, server in (user.get("servers") or {}).items():
             if server.get("ready") or server.get("pending"):
-                path = f"/users/{user['name']}/servers/{server_name}" if server_name else \
-                    f"/users/{user['name']}/server"
+                path = (
+                    f"/users/{user['name']}/servers/{server_name}"
+                    if server_name
+                    else f"/users/{user['name']}/server"
+                )
                 hub.api("DELETE", path, json={"remove": False})
                 stopped.append(user["name"])
     return stopped
@@ -641,15 +738,21 @@ def stop_hub_only(platform: PlatformState) -> bool:
 def status(platform: PlatformState) -> dict[str, Any]:
     """What runs and where: the hub, each service, the servers."""
     pid = running_pid(platform)
-    report: dict[str, Any] = {"url": platform.url, "state": platform.state_directory,
-                              "lake": platform.lake, "log": str(platform.log),
-                              "hub": {"running": pid is not None, "pid": pid}}
+    report: dict[str, Any] = {
+        "url": platform.url,
+        "state": platform.state_directory,
+        "lake": platform.lake,
+        "log": str(platform.log),
+        "hub": {"running": pid is not None, "pid": pid},
+    }
     if pid is None:
         return report
     hub = hub_of(platform)
     services = {}
-    for name, url in ((SERVICE_NAME, f"{platform.gateway_address}/api/health"),
-                      (CATALOG_SERVICE, f"{platform.catalog_url}_health")):
+    for name, url in (
+        (SERVICE_NAME, f"{platform.gateway_address}/api/health"),
+        (CATALOG_SERVICE, f"{platform.catalog_url}_health"),
+    ):
         try:
             services[name] = requests.get(url, timeout=5).status_code == 200
         except requests.RequestException:
@@ -683,8 +786,9 @@ def run_local_hub(
     start_timeout : float
         Seconds to wait for each service to answer.
     """
-    platform = prepare(state_directory, port=0, default_limits=default_limits,
-                       group_limits=group_limits)
+    platform = prepare(
+        state_directory, port=0, default_limits=default_limits, group_limits=group_limits
+    )
     Path(platform.lake).mkdir(parents=True, exist_ok=True)
     hub = start(platform, attached=True, timeout=start_timeout)
     try:

@@ -47,8 +47,10 @@ class HubSession:
         token = self.http.post(
             f"{self.url}/hub/api/users/{self.name}/tokens",
             json={"note": "session", "expires_in": 3600},
-            headers={"X-XSRFToken": self.http.cookies.get("_xsrf", xsrf),
-                     "Referer": f"{self.url}/hub/token"},
+            headers={
+                "X-XSRFToken": self.http.cookies.get("_xsrf", xsrf),
+                "Referer": f"{self.url}/hub/token",
+            },
             timeout=30,
         )
         if token.status_code != 201:
@@ -61,15 +63,17 @@ class HubSession:
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Call the hub's REST API (below ``/hub/api``) with this user's token."""
-        return requests.request(method, f"{self.url}/hub/api{path}", headers=self.headers,
-                                timeout=60, **kwargs)
+        return requests.request(
+            method, f"{self.url}/hub/api{path}", headers=self.headers, timeout=60, **kwargs
+        )
 
     def start_server(self, timeout: float = 120.0) -> str:
         """Start the user's server and wait until it is ready; its URL."""
         answer = self.api("POST", f"/users/{self.name}/server")
         if answer.status_code not in (201, 202, 400):  # 400: already running
-            raise HubError(f"server of {self.name} not started ({answer.status_code}): "
-                           f"{answer.text}")
+            raise HubError(
+                f"server of {self.name} not started ({answer.status_code}): {answer.text}"
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             model = self.api("GET", f"/users/{self.name}").json()
@@ -86,15 +90,21 @@ class HubSession:
 
     def server_api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Call the user's Jupyter server (``path`` below ``/user/<name>/api``)."""
-        return requests.request(method, f"{self.url}/user/{self.name}/api{path}",
-                                headers=self.headers, timeout=60, **kwargs)
+        return requests.request(
+            method,
+            f"{self.url}/user/{self.name}/api{path}",
+            headers=self.headers,
+            timeout=60,
+            **kwargs,
+        )
 
     def run(self, code: str, timeout: float = 120.0) -> str:
         """Run ``code`` in a new kernel and return its printed output; raise on an error."""
         kernel = self.server_api("POST", "/kernels", json={"name": "python3"})
         if kernel.status_code != 201:
-            raise HubError(f"kernel of {self.name} not started ({kernel.status_code}): "
-                           f"{kernel.text}")
+            raise HubError(
+                f"kernel of {self.name} not started ({kernel.status_code}): {kernel.text}"
+            )
         kernel_id = kernel.json()["id"]
         try:
             return asyncio.run(self._execute(kernel_id, code, timeout))
@@ -107,17 +117,37 @@ class HubSession:
 
         url = f"{self.url}/user/{self.name}/api/kernels/{kernel_id}/channels"
         # tornado's 20 s defaults are too short for ten kernels starting at once on 2 cores.
-        request = HTTPRequest(url.replace("http", "ws", 1), headers=self.headers,
-                              connect_timeout=timeout, request_timeout=timeout)
+        request = HTTPRequest(
+            url.replace("http", "ws", 1),
+            headers=self.headers,
+            connect_timeout=timeout,
+            request_timeout=timeout,
+        )
         socket = await asyncio.wait_for(websocket_connect(request), timeout)
         message_id = uuid.uuid4().hex
-        socket.write_message(json.dumps({
-            "header": {"msg_id": message_id, "msg_type": "execute_request", "username":
-                       self.name, "session": uuid.uuid4().hex, "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False},
-        }))
+        socket.write_message(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": message_id,
+                        "msg_type": "execute_request",
+                        "username": self.name,
+                        "session": uuid.uuid4().hex,
+                        "version": "5.3",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": False,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                    },
+                }
+            )
+        )
         output: list[str] = []
         deadline = time.monotonic() + timeout
         try:
