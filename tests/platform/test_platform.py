@@ -235,10 +235,11 @@ def test_ten_users_compute_on_the_gateway_at_the_same_time(platform):
 def test_a_killed_catalogue_is_restarted_by_the_hub(platform, alice):
     pid = int(wait_until(lambda: _service_pid("catalog_service", platform), 10, "pid"))
     os.kill(pid, signal.SIGKILL)
-    # The fixture's platform polls its services every 2 s (PlatformState.service_poll_seconds).
+    # The fixture's platform polls its services every 2 s (PlatformState.service_poll_seconds);
+    # the new process needs its imports first, which take long on a loaded 2-core machine.
     wait_until(
         lambda: _service_pid("catalog_service", platform) not in (None, pid),
-        15,
+        60,
         "catalogue restarted",
     )
     wait_until(
@@ -252,17 +253,11 @@ def test_a_killed_catalogue_is_restarted_by_the_hub(platform, alice):
     assert "True" in alice.run("import eosc_pangeo; print(len(eosc_pangeo.search()) > 0)")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="seen: no new gateway process within 15 s of a SIGKILL "
-    "(the catalogue's comes back in that time); suspected: its proxy child "
-    "outlives it and holds the ports, so each restart exits at once",
-)
 def test_a_killed_gateway_is_restarted_by_the_hub(platform, alice):
     pid = int(wait_until(lambda: _service_pid("gateway", platform), 10, "pid"))
     os.kill(pid, signal.SIGKILL)
     wait_until(
-        lambda: _service_pid("gateway", platform) not in (None, pid), 15, "gateway restarted"
+        lambda: _service_pid("gateway", platform) not in (None, pid), 60, "gateway restarted"
     )
     wait_until(
         lambda: (
