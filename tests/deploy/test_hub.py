@@ -318,10 +318,6 @@ class DiscoveryHandler(BaseHTTPRequestHandler):
 def test_the_egi_checkin_configuration_loads_in_jupyterhub(
     tmp_path, chart_with_stand_ins, egi_like_provider
 ):
-    """Written against platform/auth.py's configure_oidc (another branch until merged)."""
-    pytest.importorskip(
-        "eosc_pangeo.platform.auth", reason="platform/auth.py (configure_oidc) not merged yet"
-    )
     example = yaml.safe_load((CHART / "examples" / "egi-checkin.yaml").read_text())
     settings = deployment_settings(render(example, chart_with_stand_ins))
     assert settings["oidc"]["issuerUrl"] == "https://aai.egi.eu/auth/realms/egi"
@@ -335,3 +331,23 @@ def test_the_egi_checkin_configuration_loads_in_jupyterhub(
     assert "eduperson_entitlement" in shown
     assert "urn:mace:egi.eu:group:vo.pangeo.eu:role=member#aai.egi.eu" in shown
     assert "s3cret" in shown
+
+
+def test_the_hub_authenticates_at_the_token_endpoint_with_basic_unless_told_otherwise(
+    egi_like_provider,
+):
+    # The discovery document names no token_endpoint_auth_methods_supported: OpenID Connect
+    # Discovery's default, client_secret_basic, is what refresh grants are sure to accept.
+    from traitlets.config import Config
+
+    from eosc_pangeo.platform.auth import configure_oidc
+
+    c = Config()
+    configure_oidc(
+        c,
+        issuer_url=egi_like_provider,
+        client_id="hub",
+        client_secret="s3cret",
+        callback_url="https://hub.example.org/hub/oauth_callback",
+    )
+    assert c.GenericOAuthenticator.basic_auth is True

@@ -273,5 +273,9 @@ def configure_oidc(
     authenticator.enable_auth_state = True
     authenticator.refresh_pre_spawn = True
     authenticator.auth_refresh_age = 3600
-    # The state parameter and PKCE protect the redirect; the secret goes in the POST body.
-    authenticator.basic_auth = False
+    # The client authenticates at the token endpoint as the provider says it accepts, HTTP
+    # Basic when it does not say (OpenID Connect Discovery's default, which every OAuth 2.0
+    # server must support): providers may accept the secret in the POST body for the code
+    # exchange and still refuse it for refresh grants.
+    methods = discovery.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
+    authenticator.basic_auth = "client_secret_basic" in methods
