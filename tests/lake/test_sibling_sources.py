@@ -13,7 +13,7 @@ import xarray as xr
 
 from eosc_pangeo import demo_data
 from eosc_pangeo.lake import IngestError, Lake, ingest_grid, open_dataset, read_manifest
-from eosc_pangeo.lake.grid import _read_source
+from eosc_pangeo.lake.grid_sources import _read_source
 from eosc_pangeo.lake.manifest import SourceCheck
 from eosc_pangeo.lake.sibling_sources import read_like
 
