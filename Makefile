@@ -27,7 +27,7 @@ $(STAMP312): pyproject.toml
 	exit 1; }
 	test -x $(VENV312)/bin/python || $(PY312_HOME)/bin/python3 -m venv $(VENV312)
 	$(VENV312)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV312)/bin/python -m pip install --quiet --upgrade -e ".[test]" "zarr>=3.2"
+	$(VENV312)/bin/python -m pip install --quiet --upgrade -e ".[test,access]" "zarr>=3.2"
 	touch $(STAMP312)
 
 venv: $(STAMP)
@@ -45,6 +45,9 @@ down: $(STAMP)
 status: $(STAMP)
 	$(BIN)/eosc-pangeo status --state $(STATE)
 
+# --tb=native: Debian's Python 3.11.2 can fail to re-parse a test's source for pytest's own
+# traceback format ("AST constructor recursion depth mismatch"), which kills the xdist worker and
+# every report after it.
 # The suite runs in TEST_WORKERS processes (most tests wait on servers, not on the CPU), with the
 # Python 3.12 run beside them; its report follows the main one. tests/conftest.py keeps each test
 # file in one process and the machine-wide services' tests together.
@@ -55,7 +58,7 @@ test: $(STAMP) $(STAMP312)
 	@mkdir -p var
 	@$(VENV312)/bin/python -m pytest -q tests/lake tests/catalog > var/test-py312.log 2>&1 & \
 	py312=$$!; \
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup; main=$$?; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --tb=native; main=$$?; \
 	wait $$py312; status312=$$?; \
 	echo "== the lake and catalogue tests on Python 3.12 (var/test-py312.log) =="; \
 	tail -n 40 var/test-py312.log; \
