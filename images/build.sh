@@ -43,7 +43,9 @@ context="$CACHE/context"
 rm -rf "$context" && mkdir -p "$context/wheels"
 cp images/Containerfile images/overrides.json "$context/"
 grep -v '^eosc-pangeo==' images/requirements.txt >"$context/wheels/locked.txt"
-"$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --dest "$CACHE/wheels" \
+# pip wheel takes the published wheels as they are and builds the few distributions published
+# only as source (opendap-protocol), so the image installs from wheels alone.
+"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$CACHE/wheels" \
     -r "$context/wheels/locked.txt"
 "$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$context/wheels" "$ROOT"
 cp -l "$CACHE"/wheels/*.whl "$context/wheels/" 2>/dev/null || cp "$CACHE"/wheels/*.whl "$context/wheels/"

@@ -98,13 +98,16 @@ def test_someone_outside_the_allowed_groups_is_refused_with_a_clear_page(oidc_hu
     assert OUTSIDER not in {u["name"] for u in hub.api("GET", "/users").json()}
 
 
-def test_an_expired_access_token_is_refreshed_before_a_server_starts(oidc_hub):
+def test_an_expired_access_token_is_refreshed_before_a_server_starts(oidc_hub, page):
+    # Its own login, so that it holds whichever test ran before it.
+    log_in_at_the_provider(page, oidc_hub, MEMBER)
+    page.wait_for_url(f"**/user/{MEMBER}/**", timeout=240_000, wait_until="commit")
     hub = local.hub_of(oidc_hub)
 
     def auth_state() -> dict:
         return hub.api("GET", f"/users/{MEMBER}").json()["auth_state"]
 
-    before = auth_state()  # kept (encrypted) from the browser login above
+    before = auth_state()  # kept (encrypted) from the browser login
     assert before["refresh_token"]
     hub.api("DELETE", f"/users/{MEMBER}/server")
     wait_until(
