@@ -92,6 +92,17 @@ def test_one_changed_and_one_new_file_are_all_that_is_transferred(local_lake, se
     np.testing.assert_array_equal(stored_values(local_lake), expected)
 
 
+def test_a_changed_first_day_replaces_its_own_step_and_keeps_the_others(local_lake, served, days):
+    run(local_lake, served)
+    changed = days[1][0]
+    shutil.copy(changed, served.root / "sst" / changed.name)
+    report = run(local_lake, served)
+    assert report.changed == [changed.name]
+    expected = source_values([changed, *days[0][1:3]])
+    np.testing.assert_array_equal(stored_values(local_lake), expected)
+    assert all(f.ok for f in validate(local_lake))
+
+
 def test_dry_run_prints_the_plan_and_changes_nothing(local_lake, served, days):
     run(local_lake, served)
     shutil.copy(days[1][3], served.root / "sst" / days[1][3].name)

@@ -261,6 +261,7 @@ def _ingest(
                 progress,
                 compressors,
                 report.chunks,
+                create=start == 0,
             )
         for source, first_step in zip(renewed, in_place, strict=True):
             _write(
@@ -273,6 +274,7 @@ def _ingest(
                 progress,
                 compressors,
                 report.chunks,
+                create=False,
             )
         _update_manifest(manifest, sources, times, version)
         for name, store in stores.items():
@@ -357,12 +359,15 @@ def _write(
     progress,
     compressors: dict[str, list],
     paths: dict[str, str],
+    *,
+    create: bool,
 ) -> None:
     """Write the time steps ``start: start + len(times)`` into every store (the variables in
     ``decoded`` decoded to float32, the others as the sources store them, their compressed
     chunks copied unchanged where the store allows it). A new map store compresses the
     variables of ``compressors`` with these codecs. ``paths`` is told how each store's
-    variables were written."""
+    variables were written. ``create``: the stores are new (else they exist, and a new version
+    of the first file also starts at step 0)."""
     reference = sources[0]
     end = start + len(times)
     template = _template(reference, times, decoded)
@@ -371,7 +376,7 @@ def _write(
         for name in stores
     }
     for name, store in stores.items():
-        if start == 0:
+        if create:
             template.to_zarr(
                 store,
                 mode="w",
