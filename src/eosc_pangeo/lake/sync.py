@@ -112,8 +112,10 @@ def plan_sync(manifest: Manifest | None, files: list[RemoteFile]) -> Plan:
     same ETag (or, when the source gives none, the same modification time).
     """
     plan = Plan()
+    # By name once: Manifest.source searches the list, which made planning quadratic.
+    held = {source.name: source for source in manifest.sources} if manifest else {}
     for file in files:
-        known = manifest.source(file.name) if manifest else None
+        known = held.get(file.name)
         if known is None:
             plan.new.append(file)
         elif known.size != file.size:
