@@ -82,7 +82,8 @@ def test_pydap_reads_an_opendap_hyperslab_equal_to_the_lake(lake, service):
 
 
 def test_netcdf_c_reads_an_opendap_hyperslab_equal_to_the_lake(lake, service):
-    netCDF4 = pytest.importorskip("netCDF4")
+    import netCDF4
+
     with netCDF4.Dataset(f"{service}/opendap/sst") as remote:
         values = remote["analysed_sst"][2:5, 10:30, 100:140]
     local = open_grid(lake, "sst").analysed_sst[2:5, 10:30, 100:140].values
@@ -101,6 +102,24 @@ def test_opendap_sends_packed_values_as_stored_with_their_scale_and_fill(lake, s
     np.testing.assert_array_equal(
         np.asarray(remote[2:5, 10:30, 100:140].data), stored[2:5, 10:30, 100:140].values
     )
+
+
+def test_a_grids_array_member_is_sent_alone_without_the_grids_maps(lake, service):
+    # What pydap and netCDF-C ask for a variable's values: a point series here.
+    response = requests.get(
+        f"{service}/opendap/sst.dods?analysed_sst.analysed_sst[0:1:9][67:1:67][75:1:75]",
+        headers={"Accept-Encoding": "identity"},
+        timeout=30,
+    )
+    dds, _, data = response.content.partition(b"\nData:\n")
+    assert dds.split() == [
+        *b"Dataset { Structure { Int16 analysed_sst[time = 10][lat = 1][lon = 1];".split(),
+        *b"} analysed_sst; } sst;".split(),
+    ]
+    stored = open_grid(lake, "sst", mask_and_scale=False).analysed_sst[:, 67, 75].values
+    # XDR: the count twice, then each Int16 as 4 big-endian bytes; nothing after.
+    assert np.frombuffer(data[:8], ">i4").tolist() == [10, 10]
+    np.testing.assert_array_equal(np.frombuffer(data[8:], ">i4"), stored)
 
 
 def test_xarray_decodes_opendaps_packed_values_to_the_lakes_including_gaps(lake, service):

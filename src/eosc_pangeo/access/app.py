@@ -46,7 +46,7 @@ from .errors import (
     TooLarge,
     Unauthorized,
 )
-from .opendap import check_size, dap_dataset, parse_constraint
+from .opendap import check_size, parse_constraint
 from .policy import AccessPolicy, Authenticator, Client, RateLimiter
 from .urls import collection_urls
 
@@ -220,6 +220,8 @@ def _subset_routes(app: FastAPI, service: DataService) -> None:
         query = request.url.query
 
         def read() -> list[bytes]:
+            from .dap_objects import dap_dataset  # see its module: not loaded with the package
+
             ds = service.collections.dataset(collection, packed=True)
             projections = parse_constraint(query, ds)
             if response == "dods":
@@ -504,13 +506,20 @@ def _workers(build, bind: str, workers: int):
     class Worker(UvicornWorker):
         # No proxy headers: the hub's pure-Python proxy writes X-Forwarded-* malformed, and
         # the Host header it keeps is what links are built from.
-        CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "proxy_headers": False}
+        # A bounded shutdown: the hub stops its services one after another, and uvicorn would
+        # otherwise wait without end for its open connections (the hub's proxy keeps some).
+        CONFIG_KWARGS = {
+            **UvicornWorker.CONFIG_KWARGS,
+            "proxy_headers": False,
+            "timeout_graceful_shutdown": 3,
+        }
 
     class Service(BaseApplication):
         def load_config(self) -> None:
             for key, value in {
                 "bind": bind,
                 "workers": workers,
+                "graceful_timeout": 5,
                 "worker_class": Worker,
                 "accesslog": "-",
                 "loglevel": "info",

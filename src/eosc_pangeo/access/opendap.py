@@ -5,11 +5,11 @@ Packed variables are sent as the lake stores them, integers with their ``scale_f
 xarray decode them on the client, and the answer is half the bytes of decoded floats (and
 compresses better).
 
-The DAP objects and their XDR encoding come from xpublish-opendap and opendap-protocol. What
-is ours is the check in front of them: a constraint is parsed strictly (a malformed one, a name
-that is not in the dataset or an index outside the data is a 400 that says so) and its size is
-known before any chunk is read, so that a request over the client's limit is refused with 413
-and the way to split it.
+The DAP objects and their XDR encoding come from xpublish-opendap and opendap-protocol
+(:mod:`.dap_objects`). What is ours is the check in front of them: a constraint is parsed
+strictly (a malformed one, a name that is not in the dataset or an index outside the data is a
+400 that says so) and its size is known before any chunk is read, so that a request over the
+client's limit is refused with 413 and the way to split it.
 """
 
 from __future__ import annotations
@@ -139,64 +139,3 @@ def check_size(projections: list[Projection], ds: xr.Dataset, limit: int) -> int
             "hyperslabs, e.g. a few time steps per request"
         )
     return total
-
-
-def dap_dataset(
-    ds: xr.Dataset,
-    name: str,
-    projections: list[Projection] | None = None,
-    *,
-    with_data: bool = True,
-):
-    """The DAP object tree of ``ds``, or of just the ``projections`` asked for, already sliced.
-
-    xpublish-opendap converts the variables; the slicing is done here, on the lazy arrays (so
-    only the chunks asked for are read, from the store the lake routes the slice to), because
-    opendap-protocol reads ``[start:stride:stop]`` as a Python slice and applies one hyperslab
-    to every projection of a request. ``with_data=False`` (``.dds``, ``.das``) reads no values.
-    """
-    ds = _typed_fill_values(ds)
-    if not with_data:
-        # The conversion takes each array's data: dask arrays keep it unread.
-        ds = ds.chunk()
-    import opendap_protocol as dap
-    from xpublish_opendap.dap_xarray import dap_attribute, dap_dimension, dap_grid
-
-    if projections is None:
-        from xpublish_opendap.dap_xarray import dap_dataset as convert
-
-        return convert(ds, name)
-    dataset = dap.Dataset(name=name)
-    for projection in projections:
-        variable = ds[projection.variable]
-        sliced = variable[tuple(slice(r.start, r.stop, r.step) for r in projection.ranges)]
-        if variable.ndim == 1 and projection.variable in ds.dims:
-            dataset.append(dap_dimension(sliced))
-        else:
-            dims = {dim: dap_dimension(sliced[dim]) for dim in sliced.dims}
-            dataset.append(dap_grid(sliced, dims))
-    for key, value in ds.attrs.items():
-        dataset.append(dap_attribute(key, value))
-    return dataset
-
-
-#: Attributes that hold data values, so must have the variable's own type in DAP 2.
-_VALUE_ATTRIBUTES = ("_FillValue", "missing_value", "valid_min", "valid_max")
-
-
-def _typed_fill_values(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` with its fill and valid values typed as their variables, as netCDF-C requires.
-
-    Zarr gives an ``int16`` variable's ``_FillValue`` as a Python int, which xpublish-opendap
-    would declare ``Int32``; netCDF-C refuses a ``_FillValue`` of another type than its
-    variable's.
-    """
-    ds = ds.copy(deep=False)
-    for variable in ds.variables.values():
-        typed = {
-            key: variable.dtype.type(variable.attrs[key])
-            for key in _VALUE_ATTRIBUTES
-            if key in variable.attrs and variable.dtype.kind in "iuf"
-        }
-        variable.attrs.update(typed)
-    return ds
