@@ -26,6 +26,7 @@ from ..geometry import check_bbox, grid_longitude_ranges
 from .errors import Finding, LakeError, SelectionError, UnknownVariable
 from .grid_backend import GridBackend
 from .grid_plan import CHUNK_BYTES_BOUNDS, source_codecs_accepted
+from .grid_reference import check_sources, is_by_reference, open_references, snapshot_store
 from .grid_sources import seconds
 from .grid_write import ingest_grid  # noqa: F401  (its home before the split)
 from .manifest import Manifest, ZarrStore, read_manifest
@@ -93,6 +94,16 @@ def open_grid(
             f"(it has {', '.join(manifest.stores)})"
         )
     names = list(manifest.stores) if chunking == "auto" else [chunking]
+    if is_by_reference(manifest):
+        with source_codecs_accepted():
+            ds = open_references(
+                lake,
+                collection_path,
+                manifest.stores["map"],
+                chunks=chunks,
+                mask_and_scale=mask_and_scale,
+            )
+        return select(ds, bbox, time, variables)
     stores = {
         name: zarr_store(lake, f"{collection_path}/{manifest.stores[name].path}") for name in names
     }
@@ -113,8 +124,9 @@ def open_grid(
 
 def check_grid(lake: Lake, collection_path: str, manifest: Manifest) -> list[Finding]:
     """Check every store of a gridded collection: consolidated metadata, CF attributes,
-    monotonic coordinates, unique times, chunk sizes, and agreement with the manifest."""
-    findings = []
+    monotonic coordinates, unique times, chunk sizes, and agreement with the manifest; for a
+    collection ingested by reference, also that every source is still in place, unchanged."""
+    findings = check_sources(lake, manifest) if is_by_reference(manifest) else []
     for info in manifest.stores.values():
         try:
             with source_codecs_accepted():
@@ -131,15 +143,21 @@ def check_grid(lake: Lake, collection_path: str, manifest: Manifest) -> list[Fin
 
 
 def _store_checks(lake: Lake, collection_path: str, info: ZarrStore):
-    """Yield (check, ok, message, target) for one Zarr store."""
-    store = zarr_store(lake, f"{collection_path}/{info.path}")
-    try:
-        group = zarr.open_group(store, mode="r", use_consolidated=True)
-    except ValueError as error:
-        yield "consolidated-metadata", False, f"no consolidated metadata ({error})", info.path
-        return
-    yield "consolidated-metadata", True, "opens from consolidated metadata", info.path
-    ds = xr.open_zarr(store, consolidated=True, chunks=None)
+    """Yield (check, ok, message, target) for one Zarr store (or Icechunk store of
+    references, opened at the manifest's snapshot: Icechunk needs no consolidated metadata)."""
+    if info.references:
+        store = snapshot_store(lake, collection_path, info)
+        group = zarr.open_group(store, mode="r")
+        yield "snapshot", True, f"opens at the manifest's snapshot {info.snapshot}", info.path
+    else:
+        store = zarr_store(lake, f"{collection_path}/{info.path}")
+        try:
+            group = zarr.open_group(store, mode="r", use_consolidated=True)
+        except ValueError as error:
+            yield "consolidated-metadata", False, f"no consolidated metadata ({error})", info.path
+            return
+        yield "consolidated-metadata", True, "opens from consolidated metadata", info.path
+    ds = xr.open_zarr(store, consolidated=not info.references, chunks=None)
     time_name = ds.cf["T"].name
     yield (
         "manifest",

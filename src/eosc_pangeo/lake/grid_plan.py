@@ -24,6 +24,8 @@ from .manifest import ZarrStore
 Chunking = Literal["map", "timeseries", "both"]
 
 TARGET_CHUNK_BYTES = 1024**2
+#: The time coordinate is read whole at every open: one chunk holds it for decades.
+TIME_INDEX_CHUNK = 65536
 # The chunk sizes `lake validate` accepts; plan_stores keeps within them for every grid size.
 CHUNK_BYTES_BOUNDS = (16 * 1024, 64 * 1024**2)
 

@@ -111,6 +111,23 @@ class ZarrStore(BaseModel):
     chunking: Literal["map", "timeseries"]
     chunks: dict[str, int]
     time_length: int = Field(description="Committed length of the time axis.")
+    references: bool = Field(
+        default=False,
+        description="Whether the store is an Icechunk repository of references to the "
+        "sources' chunks instead of data (an ingest by reference): the sources are read in "
+        "place, so they must stay at their `url`, unchanged (`size`, `sha256`); `lake "
+        "validate` checks that they do.",
+    )
+    snapshot: str | None = Field(
+        default=None,
+        description="References: the Icechunk snapshot of this version, which readers open.",
+    )
+    attribute_types: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="References: the NumPy types of each variable's packing attributes in "
+        "the sources (e.g. a float32 `scale_factor`), which JSON attributes lose; values "
+        "are decoded with them, as netCDF readers decode the sources.",
+    )
 
 
 class ParquetFile(BaseModel):

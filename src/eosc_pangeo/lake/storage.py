@@ -5,6 +5,7 @@ The layout of a lake::
     <lake>/<domain>/<collection>/_manifest.json      commit record: sources, stores, extents
     <lake>/<domain>/<collection>/map.zarr            gridded data chunked for maps
     <lake>/<domain>/<collection>/timeseries.zarr     the same data chunked for time series
+    <lake>/<domain>/<collection>/map.icechunk        or: references to the sources' chunks
     <lake>/<domain>/<collection>/observations/       in-situ data: year=YYYY/month=MM/*.parquet
     <lake>/_sync/sources.json                        sources registered for `lake sync --all`
     <lake>/_tmp/sync/<domain>/<collection>/          files a sync is fetching (local lakes)
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 Domain = Literal["ocean", "atmosphere", "land", "solid-earth"]
 DOMAINS: tuple[Domain, ...] = ("ocean", "atmosphere", "land", "solid-earth")
 MANIFEST = "_manifest.json"
+#: A grid's map store when ingested by reference: an Icechunk repository of references to the
+#: sources' chunks (the sources stay where they are).
+MAP_REFERENCES = "map.icechunk"
 #: The folder of an in-situ collection's Parquet files.
 OBSERVATIONS = "observations"
 #: Registered sources of ``lake sync --all``, one file for the lake.
