@@ -457,6 +457,13 @@ def test_subsets_read_during_an_ingest_come_from_one_version(lake, tmp_path, ser
 # --- fuzzing -----------------------------------------------------------------------------------
 
 
+def test_every_operation_of_the_openapi_document_has_its_own_id(service):
+    paths = requests.get(f"{service}/openapi.json", timeout=30).json()["paths"]
+    ids = [operation["operationId"] for path in paths.values() for operation in path.values()]
+    assert len(ids) == len(set(ids))
+    assert "head" in paths["/zarr/{collection}/{key}"]  # files can be sized without a download
+
+
 @pytest.mark.slow
 def test_fuzzed_requests_never_get_a_server_error(service):
     import subprocess
