@@ -36,6 +36,7 @@ from pystac.extensions.datacube import (
 from pystac.extensions.table import Column, TableExtension
 from pystac.extensions.xarray_assets import XarrayAssetsExtension
 
+from ..lake.grid import open_grid
 from ..lake.kinds import kind_of
 from ..lake.manifest import Manifest
 from ..lake.storage import DOMAINS, Lake, atomic_write
@@ -193,14 +194,8 @@ def describe_items(lake: Lake, manifest: Manifest) -> list[pystac.Item]:
 
 
 def _describe_grid(lake: Lake, manifest: Manifest, collection: pystac.Collection) -> None:
-    collection_path = lake.find_collection(manifest.id)
-    reference_store = manifest.stores.get("map") or next(iter(manifest.stores.values()))
-    with xr.open_zarr(
-        _mapper(lake, f"{collection_path}/{reference_store.path}"),
-        consolidated=True,
-        chunks=None,
-        decode_times=False,
-    ) as ds:
+    # The lake's reader opens every kind of store (Zarr, or Icechunk references).
+    with open_grid(lake, manifest.id, chunking=next(iter(manifest.stores))) as ds:
         dimensions = _cube_dimensions(ds, manifest)
     variables = {
         name: Variable(
@@ -217,6 +212,9 @@ def _describe_grid(lake: Lake, manifest: Manifest, collection: pystac.Collection
     DatacubeExtension.ext(collection, add_if_missing=True).apply(dimensions, variables)
     XarrayAssetsExtension.add_to(collection)
     for name, store in manifest.stores.items():
+        if store.references:
+            collection.add_asset(name, _references_asset(lake, manifest, store))
+            continue
         asset = pystac.Asset(
             href=lake.uri(manifest.domain, manifest.id, store.path),
             title=f"Zarr store chunked for {'maps' if name == 'map' else 'time series'}",
@@ -234,6 +232,19 @@ def _describe_grid(lake: Lake, manifest: Manifest, collection: pystac.Collection
         if lake.storage_options:
             xarray_asset.storage_options = lake.storage_options
         collection.add_asset(name, asset)
+
+
+def _references_asset(lake: Lake, manifest: Manifest, store) -> pystac.Asset:
+    """The asset of a store of references to the sources (an ingest by reference): an
+    Icechunk repository, which Zarr readers open through the icechunk package's sessions, not
+    by URL (hence no ``xarray:open_kwargs``)."""
+    return pystac.Asset(
+        href=lake.uri(manifest.domain, manifest.id, store.path),
+        title="Icechunk repository of references to the source files",
+        description=f"Chunks {store.chunks}, read from the source files where they are; open "
+        "it with the icechunk package (eosc_pangeo.open_dataset does).",
+        roles=["data", "references", "map"],
+    )
 
 
 def _cube_dimensions(ds: xr.Dataset, manifest: Manifest) -> dict[str, Dimension]:
@@ -387,10 +398,6 @@ DESCRIPTIONS = {
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def _mapper(lake: Lake, path: str):
-    return path if lake.is_local else lake.fs.get_mapper(path)
 
 
 def _regular_step(values: np.ndarray) -> float | None:

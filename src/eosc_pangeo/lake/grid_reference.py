@@ -307,9 +307,10 @@ def _manifest_arrays(sources: list[SourceGrid], first: xr.Dataset, progress: Pro
         with raw_chunks(source.path, True) as h5:
             for name in names:
                 chunks = metadata[name].chunks
-                _check_layout(source, name, h5[name], expected[name], chunks)
+                dataset = h5[name]  # h5py's look-up by name is slow: once per variable
+                _check_layout(source, name, dataset, expected[name], chunks)
                 rows = slice(first_step // chunks[0], (first_step + len(source.times)) // chunks[0])
-                _read_index(h5[name], file_url(source.path), chunks, [a[rows] for a in index[name]])
+                _read_index(dataset, file_url(source.path), chunks, [a[rows] for a in index[name]])
         first_step += len(source.times)
         progress("reference", done, len(sources))
     arrays = {}

@@ -37,7 +37,15 @@ from zarr.core.sync import sync
 
 from ..config import get_settings
 from .errors import IngestError, LakeWarning
-from .grid_plan import Chunking, codecs_of, plan_stores, source_codecs_accepted, store_source_chunks
+from .grid_plan import (
+    TIME_INDEX_CHUNK,
+    Chunking,
+    codecs_of,
+    plan_stores,
+    source_codecs_accepted,
+    store_source_chunks,
+)
+from .grid_reference import ReferenceRepository, check_options, folders_of, plan_references
 from .grid_sources import (
     SourceGrid,
     bbox_of,
@@ -65,7 +73,6 @@ from .transaction import Transaction
 
 # Blocks written while the next is read, when the memory limit allows two of them.
 PIPELINE_BLOCK_BYTES = 128 * 1024**2
-TIME_INDEX_CHUNK = 65536
 # zstd level 1: on packed int16 fields, 2.5x less CPU than level 3, and a year of 0.25-degree SST
 # came out 1.5 % smaller (392 MB, 398 MB at level 3).
 COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
@@ -120,6 +127,7 @@ def ingest_grid(
     chunking: Chunking = "both",
     values: StoredValues = "auto",
     copy_chunks: bool = True,
+    by_reference: bool = False,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest gridded NetCDF files into a Zarr collection of the lake.
@@ -153,6 +161,12 @@ def ingest_grid(
         zarr-python reads but other Zarr 3 readers may not; False compresses with Blosc-zstd,
         a Zarr 3 codec. Fixed when the collection is created; ``report.chunks`` says how each
         array was written.
+    by_reference
+        Copy nothing: the map store is an Icechunk repository of references to the sources'
+        chunks (see :mod:`~eosc_pangeo.lake.grid_reference`), so the sources must stay where
+        they are, unchanged, and readers need the icechunk package. Needs
+        ``chunking="map"``, local files that store each variable alike, and the packages of
+        the ``references`` extra. Fixed when the collection is created.
     progress
         Called as ``progress(stage, done, total)`` while hashing, checking and writing.
 
@@ -179,6 +193,7 @@ def ingest_grid(
         ),
         ExitStack() as open_sources,
     ):
+        check_options(manifest, by_reference, chunking, values, collection)
         check = SourceCheck(lake, manifest, replaces_changed=True)
         sources = hash_and_read(check, [os.fspath(f) for f in files], report_progress, open_sources)
         report = IngestReport(
@@ -198,6 +213,7 @@ def ingest_grid(
                 chunking,
                 values,
                 copy_chunks,
+                by_reference,
                 report,
                 report_progress,
             )
@@ -207,14 +223,25 @@ def ingest_grid(
 
 
 def _ingest(
-    lake, collection_path, manifest, sources, chunking, values, copy_chunks, report, progress
+    lake,
+    collection_path,
+    manifest,
+    sources,
+    chunking,
+    values,
+    copy_chunks,
+    by_reference,
+    report,
+    progress,
 ) -> None:
     """Check the opened sources, then write them and commit a new version (told in report).
 
     New versions of files the collection holds overwrite their time steps in place; other
     files are appended after the collection's last time.
     """
-    decoded = _decoded_variables(sources, manifest, values, report.collection)
+    decoded = (
+        set() if by_reference else _decoded_variables(sources, manifest, values, report.collection)
+    )
     check_consistent(sources, manifest, decoded)
     sources.sort(key=lambda s: s.times[0])
     renewed = [s for s in sources if s.previous is not None]
@@ -224,11 +251,24 @@ def _ingest(
     report.warnings.extend(gaps(times, appended))
 
     version = (manifest.version if manifest else 0) + 1
+    if by_reference and renewed:
+        raise IngestError(
+            renewed[0].url,
+            f"is a new version of {renewed[0].name}, which the collection references in place",
+            "a collection ingested by reference reads its sources where they were: give the "
+            "new version a new name (or ingest the collection by copy)",
+        )
     if manifest is None:
         manifest = Manifest(id=report.collection, domain=report.domain, kind="grid")
-        manifest.stores = plan_stores(sources[0], times, chunking)
+        manifest.stores = (
+            plan_references(sources[0])
+            if by_reference
+            else plan_stores(sources[0], times, chunking)
+        )
         compressors = store_source_chunks(
-            manifest.stores.get("map") if copy_chunks else None, sources, decoded
+            manifest.stores.get("map") if copy_chunks and not by_reference else None,
+            sources,
+            decoded,
         )
         manifest.variables = {
             name: variable.model_copy(update={"packing": DECODED, "dtype": DECODED["dtype"]})
@@ -239,6 +279,14 @@ def _ingest(
     else:
         compressors = {}
     start = next(iter(manifest.stores.values())).time_length
+    if by_reference:
+        _ingest_references(lake, collection_path, manifest, sources, times, version, progress)
+        report.version = version
+        report.added = [s.name for s in sources]
+        report.chunks = {
+            f"{manifest.stores['map'].path}/{name}": "referenced" for name in manifest.variables
+        }
+        return
 
     with Transaction(lake) as transaction:
         stores = {
@@ -283,6 +331,26 @@ def _ingest(
     report.version = version
     report.added = [s.name for s in sources]
     report.replaced = [s.name for s in renewed]
+
+
+def _ingest_references(
+    lake: Lake, collection_path: str, manifest: Manifest, sources, times, version, progress
+) -> None:
+    """Commit the references of the new ``sources`` (appended at ``times``) as a new
+    Icechunk snapshot, then the manifest that names it: all or nothing."""
+    info = manifest.stores["map"]
+    start = info.time_length
+    folders = folders_of(manifest) + [os.path.dirname(s.path) for s in sources]
+    with Transaction(lake) as transaction:
+        if start == 0:
+            transaction.created_dir(collection_path)
+        with ReferenceRepository(lake, collection_path, info, folders) as repository:
+            repository.write(sources, times, start, progress)
+            history = repository.history()
+            _update_manifest(manifest, sources, times, version)
+            attributes, line = _store_attributes(manifest, info, history)
+            info.snapshot = repository.commit(attributes, line)
+            write_manifest(lake, collection_path, manifest)
 
 
 def _decoded_variables(
@@ -752,38 +820,43 @@ def _update_manifest(manifest: Manifest, sources, appended_times, version: int) 
 def _finish_store(store, manifest: Manifest, info: ZarrStore) -> None:
     """Set the collection-wide ACDD attributes, then consolidate: readers see the new data now."""
     group = zarr.open_group(store, mode="r+", use_consolidated=False, zarr_format=3)
+    attributes, _ = _store_attributes(manifest, info, group.attrs.get("history", ""))
+    group.attrs.update(attributes)
+    with warnings.catch_warnings():
+        # Consolidated metadata is not in the Zarr 3 spec yet, but zarr-python and xarray read
+        # it, and it is what makes the new version visible at once.
+        warnings.simplefilter("ignore", category=zarr.errors.ZarrUserWarning)
+        zarr.consolidate_metadata(store, zarr_format=3)
+
+
+def _store_attributes(manifest: Manifest, info: ZarrStore, history: str) -> tuple[dict, str]:
+    """The collection-wide CF and ACDD attributes of a store after this version, and the line
+    this version adds to its ``history``."""
     west, south, east, north = manifest.extent.bbox
-    history = group.attrs.get("history", "")
     added = [s.name for s in manifest.sources if s.version == manifest.version]
     line = (
         f"{manifest.updated} eosc-pangeo {manifest.software.get('eosc-pangeo')} ingest-grid: "
         f"{len(added)} file(s) {added[0]}..{added[-1]} -> {info.path} (version "
         f"{manifest.version})"
     )
-    group.attrs.update(
-        {
-            **manifest.attributes,
-            "Conventions": "CF-1.10, ACDD-1.3",
-            "id": manifest.id,
-            "time_coverage_start": manifest.extent.time[0],
-            "time_coverage_end": manifest.extent.time[1],
-            "geospatial_lat_min": south,
-            "geospatial_lat_max": north,
-            "geospatial_lon_min": west,
-            "geospatial_lon_max": east,
-            "geospatial_lat_units": "degrees_north",
-            "geospatial_lon_units": "degrees_east",
-            "date_created": manifest.created,
-            "date_modified": manifest.updated,
-            "product_version": str(manifest.version),
-            "history": f"{history}\n{line}".strip(),
-        }
-    )
-    with warnings.catch_warnings():
-        # Consolidated metadata is not in the Zarr 3 spec yet, but zarr-python and xarray read
-        # it, and it is what makes the new version visible at once.
-        warnings.simplefilter("ignore", category=zarr.errors.ZarrUserWarning)
-        zarr.consolidate_metadata(store, zarr_format=3)
+    attributes = {
+        **manifest.attributes,
+        "Conventions": "CF-1.10, ACDD-1.3",
+        "id": manifest.id,
+        "time_coverage_start": manifest.extent.time[0],
+        "time_coverage_end": manifest.extent.time[1],
+        "geospatial_lat_min": south,
+        "geospatial_lat_max": north,
+        "geospatial_lon_min": west,
+        "geospatial_lon_max": east,
+        "geospatial_lat_units": "degrees_north",
+        "geospatial_lon_units": "degrees_east",
+        "date_created": manifest.created,
+        "date_modified": manifest.updated,
+        "product_version": str(manifest.version),
+        "history": f"{history}\n{line}".strip(),
+    }
+    return attributes, line
 
 
 def _collection_attrs(attrs: dict) -> dict:

@@ -91,6 +91,14 @@ class GridKind(CollectionKind):
 
     def intake_entries(self, lake, manifest, description, metadata):
         options = {"storage_options": lake.storage_options} if lake.storage_options else {}
+        # intake-xarray's zarr driver opens Zarr stores by URL; an Icechunk repository of
+        # references (an ingest by reference) is opened through icechunk's own sessions, so it
+        # has no entry: eosc_pangeo.open_dataset reads it.
+        stores = {
+            name: path
+            for name, path in self.data_paths(manifest).items()
+            if not manifest.stores[name].references
+        }
         return {
             manifest.id if name == "map" else f"{manifest.id}_{name}": {
                 "description": f"{description} (chunked for {'maps' if name == 'map' else name})",
@@ -104,7 +112,7 @@ class GridKind(CollectionKind):
                 },
                 "metadata": metadata,
             }
-            for name, path in self.data_paths(manifest).items()
+            for name, path in stores.items()
         }
 
 
