@@ -23,12 +23,16 @@ helm = pytest.importorskip("helm_python")
 CHART = Path(__file__).parents[2] / "helm" / "eosc-pangeo"
 IMAGE = {"name": "registry.example.org/eosc-pangeo", "tag": "0.1.0"}
 RELEASE, NAMESPACE = "pangeo", "pangeo"
+# traefik's argument that puts the dashboards' gate in front of its web entrypoint.
+DASHBOARDS_GATE_ARGUMENT = (
+    f"--entryPoints.web.http.middlewares={NAMESPACE}-eosc-pangeo-dashboards@kubernetescrd"
+)
 # Kubernetes versions the chart supports (Chart.yaml kubeVersion) and kubernetes-validate knows.
 KUBERNETES_VERSIONS = ["1.32.0", "1.33.0", "1.34.0", "1.35.0", "1.36.0", "1.37.0"]
 
 # zero-to-jupyterhub's own policies for the hub and notebooks, as its 4.x chart renders them
-# with default values (hub: ingress from pods labelled network-access-hub; notebooks: ingress
-# from hub and proxy, egress to the hub, DNS and non-private addresses only).
+# (hub: ingress from pods labelled network-access-hub, plus hub.networkPolicy.ingress;
+# notebooks: ingress from hub and proxy, egress to the hub, DNS and non-private addresses only).
 JUPYTERHUB_STAND_IN_POLICIES = """\
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -39,6 +43,9 @@ spec:
   ingress:
     - ports: [{port: http}]
       from: [{podSelector: {matchLabels: {hub.jupyter.org/network-access-hub: "true"}}}]
+    {{- with dig "hub" "networkPolicy" "ingress" list (.Values | toJson | fromJson) }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   egress:
     - to: [{ipBlock: {cidr: 0.0.0.0/0}}]
 ---
@@ -73,6 +80,7 @@ def platform_values(**overrides: Any) -> dict[str, Any]:
         "dask-gateway": {
             "gateway": {"image": dict(IMAGE), "backend": {"image": dict(IMAGE)}},
             "controller": {"image": dict(IMAGE)},
+            "traefik": {"additionalArguments": [DASHBOARDS_GATE_ARGUMENT]},
         },
     }
     return merge(values, overrides)

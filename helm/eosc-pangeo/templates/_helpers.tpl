@@ -53,8 +53,26 @@ helm.sh/chart: {{ include "eosc-pangeo.chart" . }}
 {{- end }}
 {{- end }}
 
+{{- define "eosc-pangeo.dashboardsMiddleware" -}}eosc-pangeo-dashboards{{- end }}
+
+{{- /*
+  traefik applies the dashboards' ForwardAuth to its whole web entrypoint, which only its
+  command line can say (dask-gateway's controller names the middlewares of cluster routes
+  itself), and that argument names the namespace: values cannot, so the render checks it.
+*/}}
+{{- define "eosc-pangeo.checkDashboardsGate" -}}
+{{- $gateway := index .Values "dask-gateway" }}
+{{- if $gateway.enabled }}
+{{- $argument := printf "--entryPoints.web.http.middlewares=%s-%s@kubernetescrd" .Release.Namespace (include "eosc-pangeo.dashboardsMiddleware" .) }}
+{{- if not (has $argument (dig "traefik" "additionalArguments" list $gateway)) }}
+{{- fail (printf "dask-gateway.traefik.additionalArguments lacks %q: without it, notebooks see any user's Dask dashboard inside the cluster. Add it (it names this release's namespace, %s)" $argument .Release.Namespace) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "eosc-pangeo.checks" -}}
 {{- include "eosc-pangeo.checkSubchartImages" . }}
+{{- include "eosc-pangeo.checkDashboardsGate" . }}
 {{- $gateway := index .Values "dask-gateway" }}
 {{- if and $gateway.enabled (not .Values.dask.crdsAllowed) }}
 {{- fail "dask.crdsAllowed is false but dask-gateway.enabled is true: dask-gateway's Kubernetes backend needs its DaskCluster CRD. Set dask-gateway.enabled=false (notebooks then use local Dask clusters in their pod), or have a cluster admin install the CRDs and deploy with --skip-crds" }}

@@ -19,6 +19,13 @@ dashboard's plot paths, which dask-labextension's server side fetches with no cr
 tell whether a URL is a dashboard; it holds no data of the cluster. Its iframes then load the
 plots from the browser, with the cookie.
 
+On Kubernetes, notebooks also reach the gateway's proxy (traefik) inside the cluster, where a
+dashboard would be one request away by cluster name. There traefik asks this service first, for
+every request of its web entrypoint (a ForwardAuth middleware, ``helm/eosc-pangeo``):
+:class:`ForwardAuthHandler` answers with the same rule, :meth:`GateSettings.decide`. Dashboard
+requests this service has already let through carry a stamp (:data:`GATE_HEADER`, an HMAC of
+the cluster name under the service's secret), since they come without the user's credentials.
+
 The reverse proxy is written here (HTTP and websockets, on tornado) because the one library that
 does it for Jupyter, jupyter-server-proxy, only runs inside a Jupyter server.
 """
@@ -27,9 +34,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import hmac
 import os
+import posixpath
 import re
 import time
+from urllib.parse import unquote, urlsplit
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import httpclient, web, websocket
@@ -40,6 +50,10 @@ SERVICE_PREFIX = "/services/dask-gateway"
 DASHBOARD_PATH = re.compile(r"^/clusters/(?P<name>[^/]+)(?P<rest>/.*)?$")
 #: Fetched anonymously by dask-labextension's dashboard check (see the module's docstring).
 ANONYMOUS_PLOT_LIST = "/individual-plots.json"
+#: Set on the dashboard requests this service let through; :class:`ForwardAuthHandler` checks it.
+GATE_HEADER = "X-Eosc-Pangeo-Gate"
+#: Where traefik's ForwardAuth middleware asks, below the service prefix.
+FORWARD_AUTH_PATH = "/_forward_auth"
 #: Seconds a user's right to a cluster is remembered: a dashboard page makes many requests.
 ACCESS_CACHE_SECONDS = 30
 WITH_BODY = ("POST", "PUT", "PATCH")
@@ -59,11 +73,13 @@ NOT_FORWARDED = {
 
 
 class GateSettings:
-    """What every handler needs: the gateway's proxy, an HTTP client, the access cache."""
+    """What every handler needs: the gateway's proxy, an HTTP client, the access cache, and
+    the one rule of who may pass (:meth:`decide`)."""
 
-    def __init__(self, upstream: str, prefix: str) -> None:
+    def __init__(self, upstream: str, prefix: str, secret: bytes) -> None:
         self.upstream = upstream.rstrip("/")
         self.prefix = prefix.rstrip("/")
+        self.secret = secret
         # Clients long-poll the gateway (GET ...?wait): allow many requests at once.
         self.client = httpclient.AsyncHTTPClient(force_instance=True, max_clients=500)
         self.access: dict[tuple[str, str], tuple[float, int]] = {}
@@ -85,6 +101,40 @@ class GateSettings:
         self.access = {k: v for k, v in self.access.items() if v[0] > now}
         self.access[key] = (now + ACCESS_CACHE_SECONDS, status)
         return status
+
+    def dashboard(self, path: str) -> re.Match | None:
+        """The cluster name and rest of ``path`` (below the prefix) if it is a dashboard's."""
+        return DASHBOARD_PATH.match(path[len(self.prefix) :])
+
+    def stamp(self, cluster: str) -> str:
+        """The mark of a dashboard request for ``cluster`` this service has let through."""
+        return hmac.new(self.secret, cluster.encode(), hashlib.sha256).hexdigest()
+
+    async def decide(
+        self, path: str, user: dict | None, token: str | None, stamp: str | None = None
+    ) -> tuple[int, str]:
+        """Whether a request for ``path`` may reach the gateway: ``(200, "")``, or the refusal.
+
+        Parameters
+        ----------
+        path : str
+            The request's path, service prefix included.
+        user, token : dict and str, or None
+            The hub user making the request and their token (None: anonymous).
+        stamp : str, optional
+            A :data:`GATE_HEADER` value: the request was let through by this service already.
+        """
+        match = self.dashboard(path)
+        if match is None or (match["rest"] or "") == ANONYMOUS_PLOT_LIST:
+            return 200, ""
+        if stamp and hmac.compare_digest(stamp, self.stamp(match["name"])):
+            return 200, ""
+        if user is None:
+            return 401, "log in to the hub, or send a hub token (Authorization: token ...)"
+        status = await self.cluster_access(token, match["name"])
+        if status != 200:
+            return status, f"{user['name']} may not see the dashboard of cluster {match['name']}"
+        return 200, ""
 
 
 def _forwarded_headers(headers: HTTPHeaders, *, dashboard: bool) -> dict[str, str]:
@@ -122,31 +172,28 @@ class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):
         return True  # same as the dashboard itself (bokeh: allow_websocket_origin "*")
 
     def dashboard(self) -> re.Match | None:
-        return DASHBOARD_PATH.match(self.request.path[len(self.gate.prefix) :])
+        return self.gate.dashboard(self.request.path)
 
     async def allowed(self) -> bool:
         """Whether this request may reach the gateway; if not, the refusal is sent."""
-        match = self.dashboard()
-        if match is None or (match["rest"] or "") == ANONYMOUS_PLOT_LIST:
-            return True
         user = self.current_user
-        if user is None:
-            is_page = self.request.method == "GET" and not self._is_websocket()
-            if is_page:  # a browser: through the hub's login and OAuth, then back here
-                self.redirect(self.get_login_url())
-            else:
-                self.send_error(
-                    401, reason="log in to the hub, or send a hub token (Authorization: token ...)"
-                )
-            return False
-        status = await self.gate.cluster_access(self.hub_auth.get_token(self), match["name"])
-        if status != 200:
-            self.send_error(
-                status,
-                reason=f"{user['name']} may not see the dashboard of cluster {match['name']}",
-            )
-            return False
-        return True
+        token = self.hub_auth.get_token(self) if user is not None else None
+        status, reason = await self.gate.decide(self.request.path, user, token)
+        if status == 200:
+            return True
+        if status == 401 and self.request.method == "GET" and not self._is_websocket():
+            self.redirect(self.get_login_url())  # a browser: through the hub's login, then back
+        else:
+            self.send_error(status, reason=reason)
+        return False
+
+    def upstream_headers(self) -> dict[str, str]:
+        """The headers sent on: a dashboard's without credentials, with this service's stamp."""
+        match = self.dashboard()
+        headers = _forwarded_headers(self.request.headers, dashboard=match is not None)
+        if match is not None:
+            headers[GATE_HEADER] = self.gate.stamp(match["name"])
+        return headers
 
     def _is_websocket(self) -> bool:
         return self.request.headers.get("Upgrade", "").lower() == "websocket"
@@ -159,7 +206,7 @@ class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):
             return
         # Connect upstream first, so the client gets the subprotocol the dashboard chose
         # (bokeh sends its session token as one).
-        headers = _forwarded_headers(self.request.headers, dashboard=True)
+        headers = self.upstream_headers()
         for name in [n for n in headers if n.lower().startswith("sec-websocket")]:
             del headers[name]
         protocols = [
@@ -215,9 +262,7 @@ class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):
             response = await self.gate.client.fetch(
                 self.upstream_url(),
                 method=self.request.method,
-                headers=_forwarded_headers(
-                    self.request.headers, dashboard=self.dashboard() is not None
-                ),
+                headers=self.upstream_headers(),
                 body=self.request.body if self.request.method in WITH_BODY else None,
                 follow_redirects=False,
                 raise_error=False,
@@ -241,6 +286,41 @@ class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):
         await self.finish()
 
 
+class ForwardAuthHandler(HubOAuthenticated, web.RequestHandler):
+    """traefik's question (ForwardAuth) about a request made to the gateway's proxy directly.
+
+    The request's method, URI and headers come as traefik sends them (``X-Forwarded-Uri``, set
+    by traefik itself, never taken from the client). 2xx lets it through; any other answer is
+    what the client gets. traefik replaces the request's ``Authorization``, ``Cookie`` and
+    :data:`GATE_HEADER` with those of the answer (its ``authResponseHeaders``): an API request
+    gets its credentials back, a dashboard request gets none, as through :class:`GateHandler`.
+    """
+
+    def initialize(self, gate: GateSettings) -> None:
+        self.gate = gate
+
+    def check_xsrf_cookie(self) -> None:
+        return  # a question, acted on by traefik: nothing here changes state
+
+    async def get(self) -> None:
+        path = unquote(urlsplit(self.request.headers.get("X-Forwarded-Uri", "")).path)
+        if "//" in path or posixpath.normpath(path) != (path.rstrip("/") or "/"):
+            # traefik routes the cleaned path: a path that cleans to another one is not guessed at.
+            raise web.HTTPError(400, reason="the forwarded URI is not a plain path")
+        user = self.current_user
+        token = self.hub_auth.get_token(self) if user is not None else None
+        status, reason = await self.gate.decide(
+            path, user, token, self.request.headers.get(GATE_HEADER)
+        )
+        if status != 200:
+            raise web.HTTPError(status, reason=reason)
+        if self.gate.dashboard(path) is None:
+            for name in ("Authorization", "Cookie"):
+                if name in self.request.headers:
+                    self.set_header(name, self.request.headers[name])
+        self.finish({"allowed": True})
+
+
 class RootHandler(web.RequestHandler):
     """The service's own root: answered here, so the hub sees the service up even while the
     gateway behind it (a separate service, started after it) is not yet."""
@@ -251,21 +331,25 @@ class RootHandler(web.RequestHandler):
 
 def make_app(upstream: str, prefix: str = SERVICE_PREFIX) -> web.Application:
     """The gate below ``prefix`` (the hub's service prefix), passing on to ``upstream``."""
-    gate = GateSettings(upstream, prefix)
+    secret = gate_secret()
+    gate = GateSettings(upstream, prefix, secret)
     base = prefix.rstrip("/")
     return web.Application(
         [
             (f"{base}/?", RootHandler),
             (f"{base}/oauth_callback", HubOAuthCallbackHandler),
+            (f"{base}{FORWARD_AUTH_PATH}", ForwardAuthHandler, {"gate": gate}),
             (f"{base}/.*", GateHandler, {"gate": gate}),
         ],
-        cookie_secret=hashlib.sha256(_secret().encode()).digest(),
+        cookie_secret=secret,
     )
 
 
-def _secret() -> str:
-    """The cookie secret: derived from the service's hub token (stable across restarts)."""
-    return "eosc-pangeo-dashboards:" + os.environ["JUPYTERHUB_API_TOKEN"]
+def gate_secret() -> bytes:
+    """The secret of the OAuth cookie and the stamps: derived from the service's hub token
+    (stable across restarts, unknown to users)."""
+    token = os.environ["JUPYTERHUB_API_TOKEN"]
+    return hashlib.sha256(f"eosc-pangeo-dashboards:{token}".encode()).digest()
 
 
 def main(argv: list[str] | None = None) -> None:
