@@ -203,6 +203,30 @@ def ingest_grid_command(
     print_report(report)
 
 
+AttributeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--attribute",
+        help="An ACDD attribute of the in-situ collection as NAME=VALUE (license=CC-BY-4.0, "
+        "title=..., summary=..., creator_name=...); repeat for more. It wins over the sources'.",
+    ),
+]
+
+
+def attribute_pairs(values: list[str] | None) -> dict[str, str]:
+    """``--attribute NAME=VALUE`` options as a dict; exit 1 naming one without ``=``."""
+    pairs = {}
+    for value in values or []:
+        name, equals, text = value.partition("=")
+        if not equals or not name.strip():
+            errors.print(
+                f"[bold red]error:[/] --attribute {value!r}: give NAME=VALUE", highlight=False
+            )
+            raise typer.Exit(1)
+        pairs[name.strip()] = text.strip()
+    return pairs
+
+
 @lake_app.command("ingest-insitu")
 def ingest_insitu_command(
     files: Annotated[
@@ -214,12 +238,16 @@ def ingest_insitu_command(
     collection: CollectionOption,
     domain: DomainOption,
     lake: LakeOption = None,
+    attribute: AttributeOption = None,
 ) -> None:
     """Turn in-situ profiles and station series into one partitioned GeoParquet table."""
     from .lake import ingest_insitu
 
+    attributes = attribute_pairs(attribute)
     with failures_as_exit(), progress_bars() as progress:
-        report = ingest_insitu(lake, collection, domain.value, files, progress=progress)
+        report = ingest_insitu(
+            lake, collection, domain.value, files, attributes=attributes, progress=progress
+        )
     print_report(report)
 
 
@@ -305,6 +333,14 @@ class SyncKind(str, Enum):
     insitu = "insitu"
 
 
+PruneOption = Annotated[
+    bool,
+    typer.Option(
+        "--prune",
+        help="Take files gone from the source out of the collection (in-situ only); without "
+        "it they are reported as removed and stay.",
+    ),
+]
 SourceOptions = Annotated[
     str | None,
     typer.Option(
@@ -342,6 +378,8 @@ def sync_command(
     kind: Annotated[SyncKind | None, typer.Option(help="grid or insitu.")] = None,
     include: Annotated[str, typer.Option(help="Glob on file names.")] = "*",
     options: SourceOptions = None,
+    prune: PruneOption = False,
+    attribute: AttributeOption = None,
     all_sources: Annotated[
         bool,
         typer.Option(
@@ -373,6 +411,8 @@ def sync_command(
                     kind.value,
                     include=include,
                     dry_run=dry_run,
+                    prune=prune,
+                    attributes=attribute_pairs(attribute),
                     wait=wait,
                     storage_options=source_options(options),
                     progress=progress,
@@ -410,6 +450,7 @@ def print_sync_reports(reports, as_json: bool) -> None:
         "new",
         "changed",
         "unchanged",
+        "removed",
         "failed",
         "bytes",
         title="lake sync"
@@ -422,6 +463,7 @@ def print_sync_reports(reports, as_json: bool) -> None:
             str(len(r.new)),
             str(len(r.changed)),
             str(len(r.unchanged)),
+            f"{len(r.removed)}{' (pruned)' if r.pruned else ''}",
             str(len(r.failed)),
             f"{r.bytes_transferred:,}",
         )
@@ -450,6 +492,8 @@ def sources_add_command(
     lake: LakeOption = None,
     include: Annotated[str, typer.Option(help="Glob on file names.")] = "*",
     options: SourceOptions = None,
+    prune: PruneOption = False,
+    attribute: AttributeOption = None,
 ) -> None:
     """Register (or replace) the source of a collection."""
     from .lake import sync as lake_sync
@@ -463,6 +507,8 @@ def sources_add_command(
                 domain=domain.value,
                 kind=kind.value,
                 include=include,
+                prune=prune,
+                attributes=attribute_pairs(attribute),
                 storage_options=source_options(options),
             ),
         )
@@ -485,10 +531,11 @@ def sources_list_command(lake: LakeOption = None, as_json: JsonOption = False) -
         "kind",
         "source",
         "include",
+        "prune",
         title=f"{len(entries)} registered source(s)",
     )
     for e in entries:
-        table.add_row(e.collection, e.domain, e.kind, e.source, e.include)
+        table.add_row(e.collection, e.domain, e.kind, e.source, e.include, str(e.prune))
     console.print(table)
 
 

@@ -62,7 +62,7 @@ def lake_sync(lake, source, *extra, kind="grid", collection="sst"):
     )
 
 
-def test_json_output_gives_the_five_figures(local_lake, served, days):
+def test_json_output_gives_what_moved(local_lake, served, days):
     result = lake_sync(local_lake, f"{served.url}/sst/", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -70,9 +70,20 @@ def test_json_output_gives_the_five_figures(local_lake, served, days):
         "new": [p.name for p in days],
         "changed": [],
         "unchanged": [],
+        "removed": [],
+        "pruned": [],
         "failed": {},
         "bytes_transferred": sum(p.stat().st_size for p in days),
     }
+
+
+def test_json_output_names_the_files_gone_from_the_source_as_removed(local_lake, served, days):
+    lake_sync(local_lake, f"{served.url}/sst/")
+    (served.root / "sst" / days[2].name).unlink()
+    result = lake_sync(local_lake, f"{served.url}/sst/", "--json")
+    assert result.exit_code == 0
+    summary = json.loads(result.stdout)
+    assert (summary["removed"], summary["pruned"]) == ([days[2].name], [])
 
 
 def test_plain_output_is_a_table(local_lake, served):
@@ -158,6 +169,49 @@ def test_sync_all_syncs_every_registered_source_and_rebuilds_the_catalogue(
     assert local_lake.fs.exists(local_lake.path("_catalog"))
     again = runner.invoke(app, ["lake", "sync", "--all", "--lake", local_lake.url, "--json"])
     assert [r["bytes_transferred"] for r in json.loads(again.stdout)] == [0, 0]
+
+
+def test_a_source_registered_with_prune_removes_files_gone_upstream_on_sync_all(
+    local_lake, served, stations
+):
+    (served.root / "stations").mkdir()
+    for path in stations:
+        shutil.copy(path, served.root / "stations")
+    add = runner.invoke(
+        app,
+        [
+            "lake",
+            "sources",
+            "add",
+            f"{served.url}/stations/",
+            "--lake",
+            local_lake.url,
+            "--collection",
+            "coast",
+            "--domain",
+            "ocean",
+            "--kind",
+            "insitu",
+            "--prune",
+            "--attribute",
+            "license=CC-BY-4.0",
+        ],
+    )
+    assert add.exit_code == 0, add.output
+    runner.invoke(app, ["lake", "sync", "--all", "--lake", local_lake.url])
+    (served.root / "stations" / stations[0].name).unlink()
+    result = runner.invoke(app, ["lake", "sync", "--all", "--lake", local_lake.url, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["pruned"] == [stations[0].name]
+    manifest = read_manifest(local_lake, local_lake.collection_path("ocean", "coast"))
+    assert [s.name for s in manifest.sources] == [p.name for p in stations[1:]]
+    assert manifest.attributes == {"license": "CC-BY-4.0"}
+
+
+def test_an_attribute_without_a_value_gives_one_line(local_lake, served):
+    result = lake_sync(local_lake, f"{served.url}/sst/", "--attribute", "license", kind="insitu")
+    assert result.exit_code == 1
+    assert "--attribute 'license': give NAME=VALUE" in result.stderr
 
 
 def test_two_syncs_of_one_collection_at_once_take_turns(local_lake, served, days):

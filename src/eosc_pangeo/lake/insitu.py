@@ -37,7 +37,7 @@ import os
 import tempfile
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -52,8 +52,9 @@ import pyarrow.parquet as pq
 
 from .._processes import pool_context
 from ..geometry import BBox, boxes_overlap, check_bbox, point_in_box
-from .errors import Finding, LakeError, LakeWarning, SelectionError, UnknownVariable
+from .errors import Finding, IngestError, LakeError, LakeWarning, SelectionError, UnknownVariable
 from .insitu_sources import (
+    COLLECTION_ATTRIBUTES,
     OBSERVATION_SCHEMA,
     UTC_MICROSECONDS,
     VARIABLES,
@@ -119,6 +120,7 @@ def ingest_insitu(
     domain: str,
     files: Sequence[str],
     *,
+    attributes: Mapping[str, str] | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest Argo profile NetCDF and station CSV files into an in-situ collection.
@@ -136,6 +138,12 @@ def ingest_insitu(
         (``*.csv``). A file already in the collection with the same checksum is skipped, so
         re-running an ingest (also after a crash) adds only what is missing; a file of the same
         name with other content is a new version of it and replaces its rows.
+    attributes
+        ACDD attributes of the collection (``title``, ``summary``, ``license``,
+        ``creator_name``...; see :data:`~.insitu_sources.COLLECTION_ATTRIBUTES`), which the
+        catalogue publishes. They win over those the NetCDF sources state, which the collection
+        keeps otherwise (the first source that states one gives it). Recorded with the new
+        version: an ingest that adds no file changes nothing.
     progress
         Called as ``progress(stage, done, total)`` with stage ``"hash"`` and ``"read"`` (per
         source file) and ``"write"`` (per month written).
@@ -152,23 +160,49 @@ def ingest_insitu(
     ------
     IngestError
         If any file cannot be read or fails a check (structure, units, coordinates, times,
-        QC flags); the lake is then left byte for byte as it was.
+        QC flags), or an attribute is not one the collection keeps; the lake is then left byte
+        for byte as it was.
     CollectionBusy
         If another ingest is writing the collection.
     """
     lake = Lake.from_url(lake)
+    attributes = checked_attributes(attributes)
     with collection_to_ingest(lake, collection, domain, "insitu", progress) as (
         collection_path,
         manifest,
         progress,
     ):
-        report = _ingest(lake, collection_path, manifest, collection, domain, files, progress)
+        report = _ingest(
+            lake, collection_path, manifest, collection, domain, files, attributes, progress
+        )
     for message in report.warnings:
         warnings.warn(f"{collection}: {message}", LakeWarning, stacklevel=2)
     return report
 
 
-def _ingest(lake, collection_path, manifest, collection, domain, files, progress) -> IngestReport:
+def checked_attributes(attributes: Mapping[str, str] | None) -> dict[str, str]:
+    """``attributes`` as a dict, once each is known to be an ACDD attribute a collection keeps.
+
+    Raises
+    ------
+    IngestError
+        If a name is not one of :data:`~.insitu_sources.COLLECTION_ATTRIBUTES` (``licence``
+        for ``license``...).
+    """
+    attributes = dict(attributes or {})
+    for name in attributes:
+        if name not in COLLECTION_ATTRIBUTES:
+            raise IngestError(
+                f"attribute {name!r}",
+                "is not an ACDD attribute an in-situ collection keeps",
+                f"use one of {', '.join(COLLECTION_ATTRIBUTES)}",
+            )
+    return attributes
+
+
+def _ingest(
+    lake, collection_path, manifest, collection, domain, files, attributes, progress
+) -> IngestReport:
     check = SourceCheck(lake, manifest, replaces_changed=True)
     files_to_read = check.new_files(files, progress)
     report = IngestReport(
@@ -184,20 +218,16 @@ def _ingest(lake, collection_path, manifest, collection, domain, files, progress
         sources = _spool_all(files_to_read, spool, progress)
         is_new = manifest is None
         manifest = manifest or Manifest(id=collection, domain=domain, kind="insitu")
-        version = manifest.version + 1
-        _remove_uncommitted_files(lake, collection_path, manifest)
-        with Transaction(lake) as transaction:
-            if is_new:
-                transaction.created_dir(collection_path)
-            written, replaced = _write_months(
-                lake, collection_path, manifest, sources, version, transaction, progress
-            )
-            _record(manifest, sources, written, replaced, version)
-            write_manifest(lake, collection_path, manifest)
-    # Committed: the replaced files are unreachable. Should this fail or be killed, the next
-    # ingest deletes them as leftovers.
-    for file in replaced:
-        lake.fs.rm(f"{collection_path}/{file.path}")
+        manifest.attributes = _collection_attributes(manifest.attributes, sources, attributes)
+        version = _commit_version(
+            lake,
+            collection_path,
+            manifest,
+            sources,
+            [s.file.previous for s in sources if s.file.previous],
+            is_new,
+            progress,
+        )
 
     report.warnings = [note for source in sources for note in source.warnings]
     report.version = version
@@ -205,6 +235,80 @@ def _ingest(lake, collection_path, manifest, collection, domain, files, progress
     report.replaced = [source.name for source in sources if source.file.previous]
     report.rows = sum(source.rows for source in sources)
     return report
+
+
+def remove_insitu_sources(
+    lake: str | Lake,
+    collection: str,
+    domain: str,
+    names: Sequence[str],
+    *,
+    progress: Progress | None = None,
+) -> int:
+    """Take every row of the source files ``names`` out of an in-situ collection, in one new
+    version (what ``lake sync --prune`` does with files gone from their source).
+
+    The months holding their rows are rewritten without them, as for a new version of a file,
+    and the manifest forgets the files; the new version commits whole, or nothing changes.
+
+    Returns
+    -------
+    int
+        The collection's version afterwards (unchanged when ``names`` is empty).
+
+    Raises
+    ------
+    IngestError
+        If the collection does not exist or holds no source file of one of the names.
+    CollectionBusy
+        If another ingest is writing the collection.
+    """
+    lake = Lake.from_url(lake)
+    with collection_to_ingest(lake, collection, domain, "insitu", progress) as (
+        collection_path,
+        manifest,
+        progress,
+    ):
+        held = {source.name: source for source in manifest.sources} if manifest else {}
+        if unknown := [name for name in names if name not in held]:
+            raise IngestError(
+                f"collection {collection!r}",
+                f"holds no source file {', '.join(unknown)}",
+                "lake list --json shows the sources of each collection",
+            )
+        if not names:
+            return manifest.version
+        return _commit_version(
+            lake, collection_path, manifest, [], [held[name] for name in names], False, progress
+        )
+
+
+def _commit_version(
+    lake: Lake,
+    collection_path: str,
+    manifest: Manifest,
+    sources: list[SpooledSource],
+    outdated: list[Source],
+    is_new: bool,
+    progress: Progress,
+) -> int:
+    """Write and commit the next version: the spooled ``sources`` added, every row of the
+    ``outdated`` source records (earlier versions of files, or files removed) taken out."""
+    version = manifest.version + 1
+    _remove_uncommitted_files(lake, collection_path, manifest)
+    with Transaction(lake) as transaction:
+        if is_new:
+            transaction.created_dir(collection_path)
+        written, replaced = _write_months(
+            lake, collection_path, manifest, sources, outdated, version, transaction, progress
+        )
+        _record(manifest, sources, written, replaced, version, [s.name for s in outdated])
+        write_manifest(lake, collection_path, manifest)
+    # Committed: the replaced files are unreachable. Should this fail or be killed, the next
+    # ingest deletes them as leftovers.
+    for file in replaced:
+        lake.fs.rm(f"{collection_path}/{file.path}")
+    return version
 
 
 def read_insitu(
@@ -364,6 +468,7 @@ class SpooledSource:
     time_start: str | None
     time_end: str | None
     warnings: list[str] = field(default_factory=list)
+    attributes: dict[str, object] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -421,6 +526,7 @@ def _spool_group(group: tuple[list[SourceFile], str]) -> list[SpooledSource]:
                     time_start=_iso(pc.min(times)) if table.num_rows else None,
                     time_end=_iso(pc.max(times)) if table.num_rows else None,
                     warnings=source.warnings,
+                    attributes=source.attributes,
                 )
             )
     return spooled
@@ -459,19 +565,25 @@ def _by_month(table: pa.Table) -> dict[str, pa.Table]:
 
 
 def _write_months(
-    lake, collection_path, manifest, sources: list[SpooledSource], version, transaction, progress
+    lake,
+    collection_path,
+    manifest,
+    sources: list[SpooledSource],
+    outdated: list[Source],
+    version,
+    transaction,
+    progress,
 ):
-    """Rewrite every month with arriving rows or rows of a replaced source version, under new
-    names: the month's rows less those of replaced versions, merged with the arriving ones.
+    """Rewrite every month with arriving rows or rows of an ``outdated`` source, under new
+    names: the month's rows less those of outdated sources, merged with the arriving ones.
 
     Returns the new files and the files they replace; nothing is visible before the commit.
     """
-    replaced_versions = [s.file.previous for s in sources if s.file.previous]
     months = {month for source in sources for month in source.months}
     months |= {
         f.path.rsplit("/", 1)[0]
         for f in manifest.files
-        if any(_holds_rows_of(f, version) for version in replaced_versions)
+        if any(_holds_rows_of(f, earlier) for earlier in outdated)
     }
     written, replaced = [], []
     for done, month_dir in enumerate(sorted(months), start=1):
@@ -484,7 +596,7 @@ def _write_months(
             relative,
             previous,
             _arriving(sources, month_dir),
-            outdated=[source.name for source in replaced_versions],
+            outdated=[source.name for source in outdated],
         ):
             written.append(file)
         replaced.extend(previous)
@@ -656,15 +768,21 @@ def _write_observations(
 
 
 def _record(
-    manifest: Manifest, sources: list[SpooledSource], written, replaced, version: int
+    manifest: Manifest,
+    sources: list[SpooledSource],
+    written,
+    replaced,
+    version: int,
+    outdated: Sequence[str],
 ) -> None:
-    """Update ``manifest`` in place to describe the new version."""
+    """Update ``manifest`` in place to describe the new version: ``sources`` in, the source
+    files named ``outdated`` (earlier versions, or removed) out."""
     gone = {file.path for file in replaced}
     manifest.files = sorted(
         [f for f in manifest.files if f.path not in gone] + written, key=lambda f: f.path
     )
-    renewed = {source.name for source in sources}
-    manifest.sources = [s for s in manifest.sources if s.name not in renewed]
+    dropped = set(outdated) | {source.name for source in sources}
+    manifest.sources = [s for s in manifest.sources if s.name not in dropped]
     for source in sources:
         manifest.sources.append(
             Source(
@@ -687,9 +805,23 @@ def _record(
                 max(f.time_end for f in manifest.files),
             ),
         )
+    else:  # every row removed
+        manifest.extent = Extent()
     manifest.variables = dict(VARIABLES)
     manifest.version = version
     manifest.updated = utcnow()
+
+
+def _collection_attributes(
+    kept: dict[str, object], sources: list[SpooledSource], given: dict[str, str]
+) -> dict[str, object]:
+    """The collection's ACDD attributes: those it has, completed from its new sources' (the
+    first to state one gives it), then those given to the ingest, which win."""
+    merged = dict(kept)
+    for source in sources:
+        for name, value in source.attributes.items():
+            merged.setdefault(name, value)
+    return {**merged, **given}
 
 
 def _iso(value: pa.Scalar) -> str:

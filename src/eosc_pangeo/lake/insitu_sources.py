@@ -79,6 +79,30 @@ POSSIBLE_RANGE = {"TEMP": (-3.0, 45.0), "PSAL": (0.0, 45.0), "PRES": (-5.0, 12_0
 BAD_QC = (3, 4)
 # Argo reference table 2 and OceanSITES share the flags 0..9 (9 = missing value).
 QC_FLAGS = range(10)
+#: The ACDD global attributes that describe a whole collection (what the catalogue and its
+#: DCAT-AP export publish), kept from the sources. Per-file ones (ids, dates, history, the
+#: platform, feature type) are not: a collection gathers many platforms' files.
+COLLECTION_ATTRIBUTES = (
+    "title",
+    "summary",
+    "keywords",
+    "keywords_vocabulary",
+    "license",
+    "creator_name",
+    "creator_email",
+    "creator_url",
+    "creator_type",
+    "creator_institution",
+    "institution",
+    "publisher_name",
+    "publisher_email",
+    "publisher_url",
+    "project",
+    "program",
+    "acknowledgement",
+    "references",
+    "naming_authority",
+)
 
 
 def _field(name: str, type_: pa.DataType, about: Variable | None = None) -> pa.Field:
@@ -131,6 +155,8 @@ class SourceObservations:
     sha256: str
     table: pa.Table = field(repr=False)
     warnings: list[str] = field(default_factory=list)
+    #: Its :data:`COLLECTION_ATTRIBUTES` (a CSV has none).
+    attributes: dict[str, object] = field(default_factory=dict)
 
 
 def read_source_bytes(url: str, fs: fsspec.AbstractFileSystem, path: str) -> bytes:
@@ -150,9 +176,9 @@ def read_source(url: str, data: bytes) -> SourceObservations:
         If the format is not known or anything in the file is wrong.
     """
     name = source_name(url)
-    readers: dict[str, Callable[[str, bytes], tuple[pa.Table, list[str]]]] = {
+    readers: dict[str, Callable[[str, bytes], tuple[pa.Table, list[str], dict]]] = {
         ".nc": read_netcdf,
-        ".csv": read_station_csv,
+        ".csv": lambda url, data: (*read_station_csv(url, data), {}),
     }
     suffix = name[name.rfind(".") :].lower() if "." in name else ""
     if suffix not in readers:
@@ -161,27 +187,42 @@ def read_source(url: str, data: bytes) -> SourceObservations:
             f"has an unknown format ({suffix or 'no suffix'})",
             "give Argo profile files or CF DSG files (*.nc), or station CSV files (*.csv)",
         )
-    table, notes = readers[suffix](url, data)
-    return SourceObservations(url, name, len(data), hashlib.sha256(data).hexdigest(), table, notes)
+    table, notes, attributes = readers[suffix](url, data)
+    digest = hashlib.sha256(data).hexdigest()
+    return SourceObservations(url, name, len(data), digest, table, notes, attributes)
 
 
 # --- Argo profiles -------------------------------------------------------------------------
 
 
-def read_netcdf(url: str, data: bytes) -> tuple[pa.Table, list[str]]:
+def read_netcdf(url: str, data: bytes) -> tuple[pa.Table, list[str], dict[str, object]]:
     """Observations of an Argo profile file (it has ``PLATFORM_NUMBER``) or of any other CF
-    Discrete Sampling Geometry file (see :func:`read_dsg`)."""
+    Discrete Sampling Geometry file (see :func:`read_dsg`), with the warnings and the file's
+    :data:`COLLECTION_ATTRIBUTES`."""
     try:
         nc = netCDF4.Dataset(source_name(url), memory=data)
     except (OSError, RuntimeError, ValueError) as error:
         raise _unreadable(url, error) from None
     try:
         with nc:
+            attributes = collection_attributes(nc)
             if "PLATFORM_NUMBER" in nc.variables:
-                return _argo_observations(url, nc)
-            return read_dsg(url, nc)
+                return (*_argo_observations(url, nc), attributes)
+            return (*read_dsg(url, nc), attributes)
     except (OSError, RuntimeError) as error:  # HDF5 finds damage only when reading the data
         raise _unreadable(url, error) from None
+
+
+def collection_attributes(nc: netCDF4.Dataset) -> dict[str, object]:
+    """The file's global :data:`COLLECTION_ATTRIBUTES` that are set, as JSON values."""
+    kept = {}
+    for name in COLLECTION_ATTRIBUTES:
+        value = nc.__dict__.get(name)
+        if isinstance(value, np.ndarray | np.generic):
+            value = value.tolist()
+        if value not in (None, "", []):
+            kept[name] = value.strip() if isinstance(value, str) else value
+    return kept
 
 
 def _unreadable(url: str, error: Exception) -> IngestError:

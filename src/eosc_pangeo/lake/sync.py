@@ -13,23 +13,30 @@ syncs of one collection never interleave; the ingests it runs take the ingest lo
 does. A file that fails (gone mid-transfer, checksum mismatch, rejected by the ingest as corrupt,
 server errors past the retries) is reported by name and left out; the others are synced, and the
 lake holds the previous version of that file, or none.
+
+Files the collection synced from the source that the source no longer lists are reported as
+``removed``; only with ``prune`` (never by default) are they taken out of the collection, in
+one new version that commits whole (in-situ collections only: a grid's time axis cannot lose
+steps).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .errors import CollectionBusy, IngestError
+from .errors import CollectionBusy, IngestError, LakeError
 from .lock import CollectionLock
 from .manifest import (
     IngestReport,
@@ -40,6 +47,7 @@ from .manifest import (
     read_manifest,
     write_manifest,
 )
+from .manifest import Source as HeldSource
 from .remote_sources import RemoteFile, RemoteSource, is_gone, open_source
 from .storage import SYNC_SOURCES, TMP, Lake, Progress, atomic_write
 
@@ -64,6 +72,14 @@ class SyncReport(BaseModel):
     new: list[str] = Field(default_factory=list)
     changed: list[str] = Field(default_factory=list)
     unchanged: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(
+        default_factory=list,
+        description="Files the collection synced from the source that it no longer lists "
+        "(gone upstream); they stay in the collection unless the sync prunes.",
+    )
+    pruned: list[str] = Field(
+        default_factory=list, description="Of the removed files, those taken out of the lake."
+    )
     unverified: list[str] = Field(
         default_factory=list,
         description="Files the manifest holds with no ETag or date of "
@@ -73,7 +89,7 @@ class SyncReport(BaseModel):
     bytes_transferred: int = 0
     version: int | None = Field(default=None, description="Collection version afterwards.")
     seconds: dict[str, float] = Field(
-        default_factory=dict, description="Time spent listing, fetching, ingesting."
+        default_factory=dict, description="Time spent listing, fetching, ingesting, pruning."
     )
 
     @property
@@ -82,12 +98,20 @@ class SyncReport(BaseModel):
 
     @property
     def ingested(self) -> bool:
-        return not self.dry_run and bool(self.new or self.changed)
+        return not self.dry_run and bool(self.new or self.changed or self.pruned)
 
     def summary(self) -> dict[str, Any]:
-        """The five figures ``lake sync --json`` prints."""
+        """What ``lake sync --json`` prints."""
         return self.model_dump(
-            include={"new", "changed", "unchanged", "failed", "bytes_transferred"}
+            include={
+                "new",
+                "changed",
+                "unchanged",
+                "removed",
+                "pruned",
+                "failed",
+                "bytes_transferred",
+            }
         )
 
 
@@ -99,17 +123,21 @@ class Plan:
     changed: list[RemoteFile] = field(default_factory=list)
     unchanged: list[RemoteFile] = field(default_factory=list)
     unverified: list[RemoteFile] = field(default_factory=list)
+    removed: list[HeldSource] = field(default_factory=list)
 
     @property
     def to_fetch(self) -> list[RemoteFile]:
         return self.new + self.changed + self.unverified
 
 
-def plan_sync(manifest: Manifest | None, files: list[RemoteFile]) -> Plan:
-    """Sort ``files`` into new, changed, unchanged and unverified against ``manifest``.
+def plan_sync(manifest: Manifest | None, files: list[RemoteFile], include: str = "*") -> Plan:
+    """Sort ``files`` (the source's, matching ``include``) into new, changed, unchanged and
+    unverified against ``manifest``, and find the removed ones.
 
     A file is unchanged when the manifest holds it from the same URL with the same size and the
-    same ETag (or, when the source gives none, the same modification time).
+    same ETag (or, when the source gives none, the same modification time). A file is removed
+    when the manifest holds it from a sync (an ETag or date recorded) and the source no longer
+    lists it; files ingested by hand never are.
     """
     plan = Plan()
     # By name once: Manifest.source searches the list, which made planning quadratic.
@@ -126,6 +154,14 @@ def plan_sync(manifest: Manifest | None, files: list[RemoteFile]) -> Plan:
             plan.unchanged.append(file)
         else:
             plan.changed.append(file)
+    listed = {file.name for file in files}
+    plan.removed = [
+        source
+        for name, source in held.items()
+        if name not in listed
+        and fnmatch.fnmatchcase(name, include)
+        and (source.etag is not None or source.modified is not None)
+    ]
     return plan
 
 
@@ -145,6 +181,8 @@ def sync(
     *,
     include: str = "*",
     dry_run: bool = False,
+    prune: bool = False,
+    attributes: Mapping[str, str] | None = None,
     storage_options: dict[str, Any] | None = None,
     workers: int = 4,
     block_size: int = BLOCK,
@@ -166,6 +204,13 @@ def sync(
         Glob on file names (``*.nc``).
     dry_run
         Only list and compare: nothing is fetched or written, no lock is taken.
+    prune
+        Take the removed files (synced earlier, no longer listed by the source) out of the
+        collection, in one new version. In-situ collections only. Not when the source lists
+        no file at all, which is more often an outage or a wrong path than a deletion.
+    attributes
+        ACDD attributes of an in-situ collection (``license``, ``title``, ``summary``,
+        ``creator_name``...), kept with its next version; they win over the sources' own.
     storage_options
         fsspec options of the source (``endpoint_url``, ``key_filename``...); iRODS: session
         options.
@@ -189,12 +234,14 @@ def sync(
     SourceError
         If the source cannot be listed (unknown scheme, unreachable, missing).
     IngestError
-        If the kind, domain or id are wrong, or the collection holds the other kind.
+        If the kind, domain, id or attributes are wrong, the collection holds the other kind,
+        or ``prune`` is asked for a grid.
     CollectionBusy
         If another sync of the collection holds its lock past ``wait``.
     """
     lake = Lake.from_url(lake)
-    ingest = _ingest_function(kind)
+    ingest = _ingest_function(kind, attributes)
+    _check_prune(kind, prune)
     check_collection_id(collection, domain)
     remote = open_source(source, storage_options)
     report = SyncReport(collection=collection, domain=domain, source=source, dry_run=dry_run)
@@ -202,14 +249,14 @@ def sync(
     if dry_run:
         manifest = read_manifest(lake, path)
         check_kind(manifest, collection, kind)
-        _sort(report, plan_sync(manifest, _timed(report, "list", remote.list, include)))
+        _sort(report, plan_sync(manifest, _timed(report, "list", remote.list, include), include))
         report.version = manifest.version if manifest else None
         return report
     progress = progress or (lambda stage, done, total: None)
     with _sync_lock(lake, path, wait) as lock:
         manifest = read_manifest(lake, path)
         check_kind(manifest, collection, kind)
-        plan = plan_sync(manifest, _timed(report, "list", remote.list, include))
+        plan = plan_sync(manifest, _timed(report, "list", remote.list, include), include)
         staging = _staging(lake, domain, collection)
         wanted = plan.to_fetch
         fetcher = Fetcher(remote, staging, block_size)
@@ -239,24 +286,72 @@ def sync(
             report.version = _record_origins(lake, collection, domain, kind, origins)
         elif manifest is not None:
             report.version = manifest.version
+        if prune and plan.removed:
+            _timed(report, "prune", _prune, lake, collection, domain, plan, report, progress)
         for name in ingested:
             fetched[name].path.unlink(missing_ok=True)
         _remove_settled(fetched, report)
     return report
 
 
-def _ingest_function(kind: str) -> Callable[..., IngestReport]:
+def _ingest_function(
+    kind: str, attributes: Mapping[str, str] | None = None
+) -> Callable[..., IngestReport]:
+    """The ingest of ``kind``, given the collection's ``attributes`` (in-situ only).
+
+    Raises
+    ------
+    IngestError
+        If the kind is unknown, or attributes are given for a grid or are not ACDD ones.
+    """
     if kind == "grid":
+        if attributes:
+            raise IngestError(
+                "attributes",
+                "are given to in-situ collections only",
+                "a grid keeps the ACDD attributes of its sources (title, summary, license...)",
+            )
         from .grid import ingest_grid
 
         return ingest_grid
     if kind == "insitu":
-        from .insitu import ingest_insitu
+        from .insitu import checked_attributes, ingest_insitu
 
-        return ingest_insitu
+        return partial(ingest_insitu, attributes=checked_attributes(attributes))
     raise IngestError(
         f"kind {kind!r}", "is not a kind of collection", f"use one of {', '.join(KINDS)}"
     )
+
+
+def _check_prune(kind: str, prune: bool) -> None:
+    if prune and kind != "insitu":
+        raise IngestError(
+            "prune",
+            "removes files from in-situ collections only",
+            "a grid's time axis cannot lose steps in place; a grid whose source lost files "
+            "is ingested again into a new collection",
+        )
+
+
+def _prune(
+    lake: Lake, collection: str, domain: str, plan: Plan, report: SyncReport, progress: Progress
+) -> None:
+    """Take the removed files out of the collection, unless the source listed nothing."""
+    from .insitu import remove_insitu_sources
+
+    if not (plan.new or plan.changed or plan.unchanged or plan.unverified):
+        report.failed["*"] = (
+            "the source lists no file: nothing pruned (an empty listing is more often an "
+            "outage or a wrong path than a deletion)"
+        )
+        return
+    names = [source.name for source in plan.removed]
+    try:
+        report.version = remove_insitu_sources(lake, collection, domain, names, progress=progress)
+    except LakeError as error:  # e.g. busy past the wait: the files stay, the next sync retries
+        report.failed.update({name: f"not pruned: {error}" for name in names})
+        return
+    report.pruned = names
 
 
 def _timed(report: SyncReport, stage: str, function: Callable, *args):
@@ -271,6 +366,7 @@ def _sort(report: SyncReport, plan: Plan, failed: set[str] = frozenset()) -> Non
     report.new = [f.name for f in plan.new if f.name not in failed]
     report.changed = [f.name for f in plan.changed if f.name not in failed]
     report.unchanged = [f.name for f in plan.unchanged]
+    report.removed = [source.name for source in plan.removed]
     report.unverified = [f.name for f in plan.unverified if f.name not in failed]
 
 
@@ -503,6 +599,12 @@ class RegisteredSource(BaseModel):
     domain: str
     kind: Kind
     include: str = "*"
+    prune: bool = Field(
+        default=False, description="Take files gone from the source out of the collection."
+    )
+    attributes: dict[str, str] = Field(
+        default_factory=dict, description="ACDD attributes of an in-situ collection."
+    )
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
         description="Stored in the lake as given: name key files or "
@@ -528,7 +630,8 @@ def add_source(lake: str | Lake | None, source: RegisteredSource) -> None:
         If the scheme, kind, domain or id are wrong (the source is not contacted).
     """
     lake = Lake.from_url(lake)
-    _ingest_function(source.kind)
+    _ingest_function(source.kind, source.attributes)
+    _check_prune(source.kind, source.prune)
     check_collection_id(source.collection, source.domain)
     open_source(source.source, source.storage_options)
     with _registry(lake) as registry:
@@ -561,8 +664,6 @@ def sync_all(
 ) -> list[SyncReport]:
     """Sync every registered source; a source that cannot be synced at all (unreachable,
     busy) is reported with the reason under ``failed["*"]`` and the others still run."""
-    from .errors import LakeError
-
     lake = Lake.from_url(lake)
     reports = []
     for entry in list_sources(lake):
@@ -576,6 +677,8 @@ def sync_all(
                     entry.kind,
                     include=entry.include,
                     dry_run=dry_run,
+                    prune=entry.prune,
+                    attributes=entry.attributes,
                     wait=wait,
                     storage_options=entry.storage_options,
                     progress=progress,
