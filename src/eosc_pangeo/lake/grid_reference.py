@@ -43,6 +43,8 @@ BRANCH = "main"
 #: Attributes whose NumPy type decides the type packed values decode to (a float32
 #: ``scale_factor`` decodes to float32, as netCDF readers do); JSON attributes lose it.
 _TYPED_ATTRIBUTES = ("scale_factor", "add_offset")
+#: The CF encoding of the times and their bounds (how values are encoded, not stored).
+_CF_ENCODING = ("units", "calendar", "dtype", "_FillValue")
 _INSTALL = "install them with pip install 'eosc-pangeo[references]'"
 
 
@@ -172,7 +174,6 @@ class ReferenceRepository:
             self.repository = icechunk.Repository.create(storage, config, access)
         else:
             self.repository = icechunk.Repository.open(storage, config, access)
-            self.repository.save_config()
             if self.repository.lookup_branch(BRANCH) != self.previous:
                 # A commit that no manifest names (an ingest killed before its manifest).
                 self.repository.reset_branch(BRANCH, self.previous)
@@ -193,33 +194,41 @@ class ReferenceRepository:
         if start == 0:
             for name, variable in dataset.variables.items():
                 if variable.dims[:1] == (time_name,) and name not in sources[0].variables:
-                    # Read whole at every open: one chunk for decades, not one per file.
-                    variable.encoding["chunks"] = (TIME_INDEX_CHUNK, *variable.shape[1:])
+                    # Read whole at every open: one chunk for decades, not one per file,
+                    # compressed by Zarr's default codecs rather than stored as in the source.
+                    variable.encoding = {
+                        **{k: v for k, v in variable.encoding.items() if k in _CF_ENCODING},
+                        "chunks": (TIME_INDEX_CHUNK, *variable.shape[1:]),
+                    }
             dataset.vz.to_icechunk(self.session.store)
         else:
-            self._check_alike(dataset)
+            self._check_alike(dataset, sources[0])
             dataset.vz.to_icechunk(self.session.store, append_dim=time_name)
 
-    def _check_alike(self, dataset: xr.Dataset) -> None:
-        """Raise :class:`IngestError` unless the new references are chunked and compressed
-        as the store's arrays (a Zarr array has one chunk shape and one list of codecs)."""
+    def _check_alike(self, dataset: xr.Dataset, first: SourceGrid) -> None:
+        """Raise :class:`IngestError` unless the new references (of files laid out like
+        ``first``) are chunked and compressed as the store's arrays: a Zarr array has one
+        chunk shape and one list of codecs."""
         import zarr
 
         group = zarr.open_group(self.session.store, mode="r")
         for name, variable in dataset.data_vars.items():
             new, stored = variable.data.metadata, group[name].metadata
-            if (new.chunk_grid, new.codecs, new.data_type) != (
-                stored.chunk_grid,
-                stored.codecs,
-                stored.data_type,
-            ):
-                raise IngestError(
-                    f"variable {name}",
-                    f"is stored in chunks {new.chunks} with codecs {new.codecs} by the new "
-                    f"files, in {stored.chunks} with {stored.codecs} by the collection",
-                    "references keep the sources' chunks, which must be alike: ingest these "
-                    "files into a collection of their own, or by copy",
+            if new.chunks != stored.chunks:
+                problem = f"stores it in chunks {new.chunks}, the collection in {stored.chunks}"
+            elif (new.codecs, new.data_type) != (stored.codecs, stored.data_type):
+                problem = (
+                    f"stores it as {new.data_type} with codecs {new.codecs}, the collection "
+                    f"as {stored.data_type} with {stored.codecs}"
                 )
+            else:
+                continue
+            raise IngestError(
+                f"{first.url}:{name}",
+                problem,
+                "references keep the sources' chunks, which must be alike: ingest these "
+                "files into a collection of their own, or by copy",
+            )
 
     def commit(self, attributes: dict, message: str) -> str:
         """Set the store's global attributes and commit: return the new snapshot's id."""
@@ -228,6 +237,8 @@ class ReferenceRepository:
         group = zarr.open_group(self.session.store, mode="r+", zarr_format=3)
         group.attrs.update(attributes)
         self.committed = self.session.commit(message)
+        # The containers of new source folders, saved once their references are committed.
+        self.repository.save_config()
         return self.committed
 
     def history(self) -> str:
