@@ -218,10 +218,26 @@ def encode_grid(ds: xr.Dataset, fmt: str) -> tuple[bytes, str]:
     from xpublish_edr.formats.to_geojson import to_geojson
     from xpublish_edr.formats.to_netcdf import to_netcdf
 
+    if fmt in ("covjson", "geojson"):
+        ds = _calendar_dates_as_text(ds)
     if fmt == "covjson":
         return json.dumps(to_cf_covjson(ds)).encode(), "application/prs.coverage+json"
     response = {"csv": to_csv, "geojson": to_geojson, "netcdf": to_netcdf}[fmt](ds)
     return bytes(response.body), response.media_type
+
+
+def _calendar_dates_as_text(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with its dates in a model calendar (noleap, 360_day: cftime objects) as ISO 8601
+    text, which is how xpublish-edr's JSON encoders write numpy dates; they fail on cftime."""
+    from xarray.coding.times import contains_cftime_datetimes
+
+    return ds.assign_coords(
+        {
+            name: coord.dt.strftime("%Y-%m-%dT%H:%M:%S")
+            for name, coord in ds.coords.items()
+            if contains_cftime_datetimes(coord.variable)
+        }
+    )
 
 
 def insitu_rows(
