@@ -323,6 +323,7 @@ def _ingest(
                 compressors,
                 report.chunks,
                 create=False,
+                times_stored=True,
             )
         _update_manifest(manifest, sources, times, version)
         for name, store in stores.items():
@@ -429,20 +430,18 @@ def _write(
     paths: dict[str, str],
     *,
     create: bool,
+    times_stored: bool = False,
 ) -> None:
     """Write the time steps ``start: start + len(times)`` into every store (the variables in
     ``decoded`` decoded to float32, the others as the sources store them, their compressed
     chunks copied unchanged where the store allows it). A new map store compresses the
     variables of ``compressors`` with these codecs. ``paths`` is told how each store's
     variables were written. ``create``: the stores are new (else they exist, and a new version
-    of the first file also starts at step 0)."""
+    of the first file also starts at step 0). ``times_stored``: the stores hold these times
+    already (new versions of files keep their times), so the time coordinate is not written."""
     reference = sources[0]
     end = start + len(times)
-    template = _template(reference, times, decoded)
-    encodings = {
-        name: _encoding(template, manifest.stores[name], compressors if name == "map" else {})
-        for name in stores
-    }
+    template = _template(reference, times, decoded) if create else None
     for name, store in stores.items():
         if create:
             template.to_zarr(
@@ -450,7 +449,9 @@ def _write(
                 mode="w",
                 compute=False,
                 consolidated=False,
-                encoding=encodings[name],
+                encoding=_encoding(
+                    template, manifest.stores[name], compressors if name == "map" else {}
+                ),
                 zarr_format=3,
                 safe_chunks=False,
             )
@@ -474,7 +475,7 @@ def _write(
     )
     time_chunk = max(s.chunks[reference.time_name] for s in manifest.stores.values())
     step_bytes = sum(
-        np.dtype(v.dtype).itemsize * math.prod(template[name].shape[1:])
+        np.dtype(v.dtype).itemsize * math.prod(reference.template[name].shape[1:])
         for name, v in reference.variables.items()
     )
     # As many steps as memory allows, in whole chunks of the longest time chunk when it fits,
@@ -514,6 +515,7 @@ def _write(
                 copies,
                 reference.time_name,
                 slice(block_start, block_end),
+                times_stored,
             )
         writing.result()
         progress("write", len(boundaries), len(boundaries))
@@ -578,17 +580,30 @@ def _copy_problem(source: SourceGrid, name: str, array: zarr.Array, first_step: 
 
 
 def _write_block(
-    groups, stores, loaded, copies: dict[str, dict[str, zarr.Array]], time_name: str, steps: slice
+    groups,
+    stores,
+    loaded,
+    copies: dict[str, dict[str, zarr.Array]],
+    time_name: str,
+    steps: slice,
+    times_stored: bool,
 ) -> None:
-    """Write one block's values, copied chunks and time variables into every store."""
+    """Write one block's values, copied chunks and time variables into every store (the time
+    coordinate alone is left out when ``times_stored``)."""
     stored, time_variables, copied = loaded
+    # An xarray region write opens and decodes the store: most of the time of writing a new
+    # version of one file. Other time variables (bounds) are not known to be unchanged.
+    write_times = not times_stored or bool(time_variables.data_vars)
     for group, (store_name, store) in zip(groups, stores.items(), strict=True):
         for name, values in stored.items():
             if name not in copies[store_name]:
                 group[name][steps] = values
         if copied[store_name]:
             sync(_set_all(store, copied[store_name]))
-        time_variables.to_zarr(store, region={time_name: steps}, consolidated=False, zarr_format=3)
+        if write_times:
+            time_variables.to_zarr(
+                store, region={time_name: steps}, consolidated=False, zarr_format=3
+            )
 
 
 async def _set_all(store, chunks: list[tuple[str, bytes]]) -> None:
