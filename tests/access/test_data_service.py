@@ -467,6 +467,19 @@ def test_subsets_read_during_an_ingest_come_from_one_version(lake, tmp_path, ser
     assert np.allclose(answers[-1], cell + 1, atol=1e-3)
 
 
+def test_a_zarr_chunk_asked_for_during_an_ingest_is_503_not_a_half_written_file(lake, service):
+    from eosc_pangeo.lake.lock import CollectionLock
+
+    chunk = f"{service}/zarr-timeseries/sst/analysed_sst/c/0/0/0"
+    # What an ingest holds while it rewrites the collection's chunks in place.
+    with CollectionLock(lake, lake.find_collection("sst")):
+        during = requests.get(chunk, timeout=60)
+    assert during.status_code == 503
+    assert "being ingested" in during.json()["detail"]
+    assert int(during.headers["Retry-After"]) > 0
+    assert requests.get(chunk, timeout=60).status_code == 200
+
+
 # --- fuzzing -----------------------------------------------------------------------------------
 
 

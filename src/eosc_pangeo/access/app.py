@@ -130,6 +130,23 @@ class DataService:
             )
         raise Forbidden(f"{who.name} may not read collection {collection!r}")
 
+    def store_file(
+        self, route: str, collection: str, key: str, request: Request, who: Client
+    ) -> Response:
+        """A file of one of a grid's Zarr stores, read whole within one version of the
+        collection (see :meth:`LakeCollections.consistent`): an ingest rewrites chunks in
+        place, so a chunk read while it runs could be half written, or of the next version
+        already. Buffered: a store's files are chunks of a few MB at most (the lake's chunk
+        planning bounds them), and under the client's size limit in any case."""
+        readable = self.readable(collection, who)
+        path = self.collections.store_file(readable, route, key)
+        return self.collections.consistent(
+            readable,
+            lambda: file_response(
+                self.collections.lake.fs, path, request, self.limit, buffered=True
+            ),
+        )
+
 
 def _file_routes(app: FastAPI, service: DataService) -> None:
     """The service's index and the lake's files: Zarr stores and GeoParquet."""
@@ -158,8 +175,7 @@ def _file_routes(app: FastAPI, service: DataService) -> None:
         summary="A file of a grid's map store (Zarr v3)",
     )
     def zarr_map(collection: CollectionId, key: str, request: Request, who: Who) -> Response:
-        path = service.collections.store_file(service.readable(collection, who), "zarr", key)
-        return file_response(service.collections.lake.fs, path, request, service.limit)
+        return service.store_file("zarr", collection, key, request, who)
 
     @get_and_head(
         app,
@@ -167,10 +183,7 @@ def _file_routes(app: FastAPI, service: DataService) -> None:
         summary="A file of a grid's time-series store (Zarr v3)",
     )
     def zarr_timeseries(collection: CollectionId, key: str, request: Request, who: Who) -> Response:
-        path = service.collections.store_file(
-            service.readable(collection, who), "zarr-timeseries", key
-        )
-        return file_response(service.collections.lake.fs, path, request, service.limit)
+        return service.store_file("zarr-timeseries", collection, key, request, who)
 
     @app.get("/parquet/{collection}/", summary="The GeoParquet files of an in-situ collection")
     def parquet_files(collection: CollectionId, request: Request, who: Who) -> list[dict]:
@@ -397,8 +410,11 @@ def accepted_codings(header: str) -> list[str]:
     return [name for *_, name in sorted(weighted)]
 
 
-def file_response(fs, path: str, request: Request, limit: int) -> Response:
-    """Stream the file ``path``, whole or the one byte range the request asks for."""
+def file_response(
+    fs, path: str, request: Request, limit: int, *, buffered: bool = False
+) -> Response:
+    """Stream the file ``path``, whole or the one byte range the request asks for; read it
+    before returning when ``buffered``, rather than as the response is sent."""
     try:
         info = fs.info(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -434,7 +450,7 @@ def file_response(fs, path: str, request: Request, limit: int) -> Response:
                 remaining -= len(block)
                 yield block
 
-    blocks: Iterable[bytes] = stream()
+    blocks: Iterable[bytes] = [b"".join(stream())] if buffered else stream()
     if status == 200 and path.endswith(".json"):
         # Zarr's metadata is the one stored file that is not compressed already.
         blocks, encoding = encoded(blocks, request)
