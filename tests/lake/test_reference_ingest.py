@@ -10,6 +10,7 @@ import icechunk
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 from typer.testing import CliRunner
 
 from eosc_pangeo import demo_data
@@ -58,10 +59,11 @@ def lake_files(lake: Lake) -> dict[str, bytes]:
     return {path: lake.fs.cat_file(path) for path in lake.fs.find(lake.root)}
 
 
-def repository(lake: Lake, sources: list[Path]) -> icechunk.Repository:
-    """The collection's repository, opened as a plain client opens it (see the docs)."""
+def repository(lake: Lake) -> icechunk.Repository:
+    """The collection's repository, opened as docs/data-lake.md tells plain clients to."""
     storage = icechunk.local_filesystem_storage(lake.path("ocean", "sst", "map.icechunk"))
-    access = icechunk.containers_credentials({f"file://{sources[0].parent}/": None})
+    containers = icechunk.Repository.fetch_config(storage).virtual_chunk_containers
+    access = icechunk.containers_credentials(dict.fromkeys(containers))
     return icechunk.Repository.open(storage, authorize_virtual_chunk_access=access)
 
 
@@ -112,14 +114,14 @@ def test_appending_later_files_is_one_new_icechunk_commit(local_lake, sst_files)
     first = read_manifest(local_lake, local_lake.path("ocean", "sst")).stores["map"].snapshot
     ingest_by_reference(local_lake, sst_files)
     second = read_manifest(local_lake, local_lake.path("ocean", "sst")).stores["map"].snapshot
-    ancestry = [s.id for s in repository(local_lake, sst_files).ancestry(branch="main")]
+    ancestry = [s.id for s in repository(local_lake).ancestry(branch="main")]
     assert ancestry[:2] == [second, first]
     assert_bit_identical(open_dataset(local_lake.url, "sst"), sources_read_by_xarray(sst_files))
 
 
 def test_plain_clients_read_the_stored_values_with_icechunk_and_xarray(local_lake, sst_files):
     ingest_by_reference(local_lake, sst_files)
-    session = repository(local_lake, sst_files).readonly_session("main")
+    session = repository(local_lake).readonly_session("main")
     with source_codecs_accepted():
         ds = xr.open_zarr(session.store, consolidated=False, mask_and_scale=False)
     with xr.open_mfdataset(sst_files, mask_and_scale=False) as expected:
@@ -152,9 +154,7 @@ def test_a_commit_no_manifest_names_is_not_read_and_the_next_ingest_undoes_it(
 ):
     """What an ingest killed between its Icechunk commit and its manifest leaves behind."""
     ingest_by_reference(local_lake, sst_files[:6])
-    session = repository(local_lake, sst_files).writable_session("main")
-    import zarr
-
+    session = repository(local_lake).writable_session("main")
     zarr.open_group(session.store, mode="r+").attrs["title"] = "never committed by a manifest"
     session.commit("an ingest that died before its manifest")
     assert open_dataset(local_lake.url, "sst").attrs["title"] != "never committed by a manifest"
