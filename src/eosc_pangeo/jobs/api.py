@@ -208,7 +208,12 @@ def rerun(
 
 def reconcile(directory: JobDirectory) -> Job:
     """The job's record, marked failed if its runner vanished without saying how it ended
-    (killed with SIGKILL, node lost): such a job would otherwise stay 'running' for ever."""
+    (killed with SIGKILL, node lost): such a job would otherwise stay 'running' for ever.
+
+    The worker jobs of such a batch job are cancelled then, by name: otherwise they would wait
+    for their scheduler until dask's ``death-timeout``. (Stopping a gateway cluster needs its
+    user's token, which only the runner and ``cancel`` hold.)
+    """
     job = directory.read()
     if job.state.terminal or backends.runner_alive(job) is not False:
         return job
@@ -220,11 +225,14 @@ def reconcile(directory: JobDirectory) -> Job:
         if job.backend in backends.BATCH_SYSTEMS
         else (f"process {job.native_id}")
     )
-    return directory.update(
+    job = directory.update(
         state=State.failed,
         reason=f"the job's runner ({where}) ended without recording a result: killed, or its "
         "node was lost; see the log",
     )
+    if job.backend in backends.BATCH_SYSTEMS:
+        backends.cancel_batch_workers(job)
+    return job
 
 
 def get_job(job_id: str, settings: Settings | None = None, user: str | None = None) -> Job:

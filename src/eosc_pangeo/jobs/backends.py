@@ -96,6 +96,17 @@ def local_runner_alive(job: Job) -> bool:
 # --- batch systems ---------------------------------------------------------------------------
 
 
+def site_jobqueue_config(system: str) -> dict:
+    """The site's ``jobqueue.<system>`` settings over dask-jobqueue's defaults.
+
+    dask-jobqueue adds its defaults to dask's configuration when imported: without the import,
+    a fresh process (the CLI on a login node) would find no ``jobqueue`` section at all.
+    """
+    import dask_jobqueue  # noqa: F401
+
+    return dict(dask.config.get(f"jobqueue.{system}"))
+
+
 def batch_job(job: Job, directory: JobDirectory, account: Account | None = None):
     """dask-jobqueue's job object for the runner of ``job``, with the site's settings."""
     from dask_jobqueue.pbs import PBSJob
@@ -103,7 +114,7 @@ def batch_job(job: Job, directory: JobDirectory, account: Account | None = None)
 
     system = job.backend
     job_class = {"slurm": SLURMJob, "pbs": PBSJob}[system]
-    config = dask.config.get(f"jobqueue.{system}")
+    config = site_jobqueue_config(system)
     batch = job_class(
         scheduler="tcp://unused:0",  # this job runs the notebook, not a worker: see below
         name="runner",
@@ -132,12 +143,17 @@ def batch_script(job: Job, directory: JobDirectory) -> str:
 def snapshot_jobqueue_config(job: Job, directory: JobDirectory) -> None:
     """Freeze the site's jobqueue settings (as seen at submission) for the job and its workers.
 
-    The batch node reads them from ``DASK_CONFIG`` (see :func:`job_environment`): workers get
-    the queue, interface and scheduler options the user saw, and a name that finds them.
+    The batch node reads them from ``DASK_CONFIG`` (see
+    :func:`eosc_pangeo.jobs.api.runner_environment`): workers get the queue, interface and
+    scheduler options the user saw, a name that finds them, and the job's ``logs/`` for their
+    batch logs. The site's log directory is for interactive clusters:
+    the job's user may not be able to write it (the batch system would then fail the worker
+    jobs), and logs there would not come back with the results.
     """
     system = job.backend
-    config = dict(dask.config.get(f"jobqueue.{system}"))
+    config = site_jobqueue_config(system)
     config["name"] = worker_job_name(job)
+    config["log-directory"] = str(directory.logs)
     directory.dask_config.mkdir(exist_ok=True)
     (directory.dask_config / "jobqueue.yaml").write_text(
         yaml.safe_dump({"jobqueue": {system: config}})
