@@ -74,7 +74,10 @@ def test_conformance_declares_item_and_collection_search(stac_api):
         ("/search", {"limit": "100000000"}),
         ("/search", {"limit": "-1"}),
         ("/search", {"token": "forged"}),
+        ("/search", {"limit": "ten"}),
         ("/collections", {"bbox": "1,2"}),
+        ("/collections", {"datetime": "not-a-date"}),
+        ("/collections", {"limit": "ten"}),
     ],
 )
 def test_bad_get_queries_get_400_with_a_message(stac_api, path, params):
@@ -95,6 +98,20 @@ def test_bad_get_queries_get_400_with_a_message(stac_api, path, params):
 def test_bad_post_queries_get_400(stac_api, body):
     response = httpx.post(f"{stac_api}/search", json=body)
     assert response.status_code == 400, response.text
+
+
+def test_collection_search_returns_the_documents_of_the_collection_routes(stac_api):
+    found = httpx.get(f"{stac_api}/collections").json()["collections"]
+    assert found and all(
+        collection == httpx.get(f"{stac_api}/collections/{collection['id']}").json()
+        for collection in found
+    )
+
+
+def test_openapi_document_still_describes_the_search_routes(stac_api):
+    paths = httpx.get(f"{stac_api}/api").json()["paths"]
+    assert {"get", "post"} <= set(paths["/search"]) and "get" in paths["/collections"]
+    assert "bbox" in {p["name"] for p in paths["/collections"]["get"]["parameters"]}
 
 
 def test_unknown_collection_path_is_404(stac_api):

@@ -33,8 +33,8 @@ import shapely
 import shapely.geometry
 from brotli_asgi import BrotliMiddleware
 from fastapi import FastAPI, Request, params
-from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
 from shapely.geometry.base import BaseGeometry
 from stac_fastapi.api.app import StacApi
 from stac_fastapi.api.errors import DEFAULT_STATUS_CODES
@@ -61,6 +61,7 @@ from .dcat_api import add_dcat_routes
 from .index import CatalogError, CatalogIndex, ItemQuery, SerialisedItem, UnknownCollection
 from .query import parse_bbox, parse_datetime
 from .search import extent_overlap
+from .search_routes import SearchRoutes
 from .vocabulary import text_score
 
 #: Largest page the API serves; stac-fastapi itself caps ``limit`` at 10,000 silently.
@@ -72,10 +73,11 @@ DEFAULT_LIMIT = 10
 class IndexClient(AsyncBaseCoreClient):
     """A stac-fastapi backend answering from a :class:`CatalogIndex`.
 
-    Asynchronous, though nothing in it waits: a search of the in-memory index takes about a
-    millisecond of CPU, less than handing it to a worker thread and back, as stac-fastapi does
-    with a synchronous client, costs. Answers are responses serialised here (see
-    :func:`_respond`).
+    Asynchronous, though nothing in it waits: a search of the in-memory index takes a fraction
+    of a millisecond of CPU, less than handing it to a worker thread and back, as stac-fastapi
+    does with a synchronous client, costs. Search answers are responses whose Items and
+    Collections are JSON stored once and spliced with the links of the request's base URL:
+    FastAPI's ``jsonable_encoder`` and the standard library's encoder never walk them.
     """
 
     index: CatalogIndex = attr.ib(kw_only=True)
@@ -96,10 +98,10 @@ class IndexClient(AsyncBaseCoreClient):
         box, interval = parse_bbox(bbox), parse_datetime(datetime)
         words = " ".join(q or [])
         found = [
-            c.stac
+            c
             for c in self.index.collections()
             if (not words or text_score(words, c.stac))
-            and (box is None and interval is None or extent_overlap(c.stac, box, interval))
+            and (box is None and interval is None or extent_overlap(c.extent, box, interval))
         ]
         offset, limit = _offset(token), _limit(limit or API_MAX_LIMIT)
         page = found[offset : offset + limit]
@@ -110,13 +112,17 @@ class IndexClient(AsyncBaseCoreClient):
         ]
         if offset + limit < len(found):
             links.append(_next_get_link(request, offset + limit))
-        return _respond(
-            {
-                "collections": [self._collection(c, base_url) for c in page],
-                "links": links,
-                "numberMatched": len(found),
-                "numberReturned": len(page),
-            }
+        head = orjson.dumps(
+            {"links": links, "numberMatched": len(found), "numberReturned": len(page)}
+        )
+        # Each Collection's stored JSON, its closing brace making way for its links.
+        collections = b",".join(
+            b'%s,"links":%s}'
+            % (c.json_without_links[:-1], orjson.dumps(_collection_links(c.stac, base_url)))
+            for c in page
+        )
+        return Response(
+            b'%s,"collections":[%s]}' % (head[:-1], collections), media_type="application/json"
         )
 
     async def get_collection(
@@ -190,16 +196,14 @@ class IndexClient(AsyncBaseCoreClient):
     async def post_search(
         self, search_request, request: Request | None = None, **kwargs
     ) -> Response:
-        body = search_request.model_dump(exclude_none=True, by_alias=True)
         return self._search(
             request,
-            method="POST",
-            body=body,
+            posted=search_request,
             collections=search_request.collections,
             ids=search_request.ids,
             bbox=search_request.bbox,
-            intersects=body.get("intersects"),
-            datetime=body.get("datetime"),
+            intersects=search_request.intersects,
+            datetime=search_request.datetime,
             limit=search_request.limit,
             token=getattr(search_request, "token", None),
             q=getattr(search_request, "q", None),
@@ -217,9 +221,9 @@ class IndexClient(AsyncBaseCoreClient):
         limit=10,
         token=None,
         q=None,
-        method: str = "GET",
-        body: dict | None = None,
+        posted: BaseModel | None = None,
     ) -> Response:
+        """A page of the Items a GET search (``posted`` None) or a POST search asks for."""
         if intersects is not None and bbox is not None:
             raise CatalogError("bbox and intersects are mutually exclusive; give only one")
         geometry = _parse_intersects(intersects)
@@ -229,7 +233,7 @@ class IndexClient(AsyncBaseCoreClient):
             matching = [c.id for c in self.index.collections() if text_score(words, c.stac)]
             collections = [c for c in (collections or matching) if c in matching]
             if not collections:
-                return self._item_collection([], 0, 0, 0, request, method, body)
+                return self._item_collection([], 0, 0, 0, request, posted)
         interval = parse_datetime(datetime)
         start, end = interval or (None, None)
         offset, limit = _offset(token), _limit(limit)
@@ -245,7 +249,7 @@ class IndexClient(AsyncBaseCoreClient):
                 offset=offset,
             )
         )
-        return self._item_collection(items, matched, offset, limit, request, method, body)
+        return self._item_collection(items, matched, offset, limit, request, posted)
 
     def _item_collection(
         self,
@@ -254,23 +258,26 @@ class IndexClient(AsyncBaseCoreClient):
         offset: int,
         limit: int,
         request: Request,
-        method: str,
-        body: dict | None,
+        posted: BaseModel | None,
     ) -> Response:
-        """The FeatureCollection of a page, its Items' JSON spliced in rather than re-encoded."""
+        """The FeatureCollection of a page, its Items' JSON spliced in rather than re-encoded;
+        a POST search's body is serialised again only for its next link."""
         base_url = get_base_url(request)
         links = [{"rel": "root", "type": "application/json", "href": base_url}]
         if offset + len(items) < matched:
             links.append(
                 _next_get_link(request, offset + limit)
-                if method == "GET"
+                if posted is None
                 else {
                     "rel": "next",
                     "type": "application/geo+json",
                     "method": "POST",
                     "href": str(request.url),
                     "merge": True,
-                    "body": {**(body or {}), "token": f"offset:{offset + limit}"},
+                    "body": {
+                        **posted.model_dump(exclude_none=True, by_alias=True),
+                        "token": f"offset:{offset + limit}",
+                    },
                 }
             )
         head = orjson.dumps(
@@ -295,20 +302,7 @@ class IndexClient(AsyncBaseCoreClient):
 
     @staticmethod
     def _collection(stac: dict[str, Any], base_url: str) -> dict[str, Any]:
-        # The links stac-fastapi's CollectionLinks makes, without parsing and joining URLs.
-        collection = f"{base_url.rstrip('/')}/collections/{stac['id']}"
-        links = [
-            {"rel": "self", "type": "application/json", "href": collection},
-            {"rel": "parent", "type": "application/json", "href": base_url},
-            {"rel": "items", "type": "application/geo+json", "href": f"{collection}/items"},
-            {"rel": "root", "type": "application/json", "href": base_url},
-        ]
-        kept = [
-            link
-            for link in stac.get("links", [])
-            if link["rel"] not in {"self", "parent", "root", "items", "child", "item"}
-        ]
-        return {**stac, "links": links + kept}
+        return {**stac, "links": _collection_links(stac, base_url)}
 
     @staticmethod
     def _item(item: dict[str, Any], base_url: str) -> dict[str, Any]:
@@ -347,6 +341,11 @@ def create_app(
     description = (
         "Collections of every domain of the eosc-pangeo lake and of the catalogues it harvests."
     )
+    client = IndexClient(
+        index=index, landing_page_id="eosc-pangeo", title=title, description=description
+    )
+    search_get = create_get_request_model(search_extensions)
+    search_post = create_post_request_model(search_extensions)
     api = StacApi(
         settings=ApiSettings(
             stac_fastapi_title=title,
@@ -357,12 +356,10 @@ def create_app(
         title=title,
         description=description,
         api_version=__version__,
-        client=IndexClient(
-            index=index, landing_page_id="eosc-pangeo", title=title, description=description
-        ),
+        client=client,
         extensions=[*search_extensions, collection_search],
-        search_get_request_model=create_get_request_model(search_extensions),
-        search_post_request_model=create_post_request_model(search_extensions),
+        search_get_request_model=search_get,
+        search_post_request_model=search_post,
         collections_get_request_model=collection_search.GET,
         exceptions={**DEFAULT_STATUS_CODES, CatalogError: 400},
         middlewares=[
@@ -378,7 +375,13 @@ def create_app(
                 max_age=600,
             ),
             Middleware(ProxyHeaderMiddleware),
-            Middleware(_RejectNonObjectSearchBodies),
+            Middleware(
+                SearchRoutes,
+                client=client,
+                search_get=search_get,
+                search_post=search_post,
+                collections_get=collection_search.GET,
+            ),
         ],
     )
     _build_request_models_inline(api.app)
@@ -425,81 +428,14 @@ def _awaited_model(default: Any) -> Any:
     return dataclasses.replace(default, dependency=build)
 
 
-def _respond(content: dict[str, Any], media_type: str = "application/json") -> Response:
-    """A JSON response, serialised by orjson.
-
-    Returning a response rather than a dict spares each answer FastAPI's ``jsonable_encoder``
-    walk and the standard library's encoder, most of the time of a search over the index.
-    """
-    return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), media_type=media_type)
-
-
-class _RejectNonObjectSearchBodies:
-    """Answer 415 to a POST /search that is not JSON and 400 to one whose body is not a JSON
-    object: stac-pydantic's validators assume an object and would fail with a 500 (found by
-    schemathesis).
-
-    A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` would cost every request, GET
-    searches included, a task and a stream of its own.
-    """
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or not scope["path"].rstrip("/").endswith("/search")
-        ):
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope, receive)
-        media_type = request.headers.get("content-type", "application/json").split(";")[0]
-        if media_type.strip() not in ("application/json", "application/geo+json"):
-            await JSONResponse(
-                {
-                    "code": "UnsupportedMediaType",
-                    "description": "send the search as application/json",
-                },
-                status_code=415,
-            )(scope, receive, send)
-            return
-        body = await request.body()
-        try:
-            parsed = json.loads(body or b"{}")
-        except ValueError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            await JSONResponse(
-                {"code": "BadRequest", "description": "the search body must be a JSON object"},
-                status_code=400,
-            )(scope, receive, send)
-            return
-        await self.app(scope, _replaying(body, receive), send)
-
-
-def _replaying(body: bytes, receive):
-    """An ASGI ``receive`` that gives the body already read, then what ``receive`` gives."""
-    sent = False
-
-    async def replay():
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
-
-
 #: The GeoJSON geometry models by ``type``: validating against the one named gives a precise
 #: message where the union of all of them would list every member's complaint.
 _GEOMETRIES = {model.__name__: model for model in typing.get_args(Intersection)}
 
 
-def _parse_intersects(value: str | dict[str, Any] | None) -> BaseGeometry | None:
-    """The ``intersects`` geometry as shapely, from GeoJSON text (GET) or an object (POST).
+def _parse_intersects(value: str | dict[str, Any] | BaseModel | None) -> BaseGeometry | None:
+    """The ``intersects`` geometry as shapely, from GeoJSON text (GET), an object, or a
+    geojson-pydantic geometry (POST, which its request model validated already).
 
     Raises
     ------
@@ -515,6 +451,8 @@ def _parse_intersects(value: str | dict[str, Any] | None) -> BaseGeometry | None
             value = json.loads(value)
         except ValueError as error:
             raise CatalogError(f"intersects is not JSON: {error}") from None
+    if isinstance(value, BaseModel):
+        return _checked_shape(value.__geo_interface__)
     kind = value.get("type") if isinstance(value, dict) else type(value).__name__
     if not isinstance(kind, str) or kind not in _GEOMETRIES:
         raise CatalogError(
@@ -529,6 +467,13 @@ def _parse_intersects(value: str | dict[str, Any] | None) -> BaseGeometry | None
             f"{'.'.join(map(str, e['loc'])) or kind}: {e['msg']}" for e in error.errors()[:3]
         )
         raise CatalogError(f"intersects is not a valid GeoJSON {kind}: {problems}") from None
+    return _checked_shape(value)
+
+
+def _checked_shape(value: dict[str, Any]) -> BaseGeometry:
+    """A GeoJSON geometry of valid structure as shapely, checked for what the GeoJSON models
+    let through: mixed dimensions, emptiness, coordinates off the globe, self-intersections."""
+    kind = value["type"]
     try:
         geometry = shapely.geometry.shape(value)
     except (ValueError, TypeError, shapely.errors.GEOSException) as error:
@@ -547,6 +492,23 @@ def _parse_intersects(value: str | dict[str, Any] | None) -> BaseGeometry | None
             f"intersects is not a valid geometry: {shapely.is_valid_reason(geometry)}"
         )
     return geometry
+
+
+def _collection_links(stac: dict[str, Any], base_url: str) -> list[dict[str, Any]]:
+    """The links stac-fastapi's ``CollectionLinks`` makes, without parsing and joining URLs,
+    then the Collection's own links other than those."""
+    collection = f"{base_url.rstrip('/')}/collections/{stac['id']}"
+    made = [
+        {"rel": "self", "type": "application/json", "href": collection},
+        {"rel": "parent", "type": "application/json", "href": base_url},
+        {"rel": "items", "type": "application/geo+json", "href": f"{collection}/items"},
+        {"rel": "root", "type": "application/json", "href": base_url},
+    ]
+    return made + [
+        link
+        for link in stac.get("links", [])
+        if link["rel"] not in {"self", "parent", "root", "items", "child", "item"}
+    ]
 
 
 def _item_links(collection_id: str, item_id: str, base_url: str) -> list[dict[str, str]]:

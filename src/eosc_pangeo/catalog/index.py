@@ -20,12 +20,13 @@ Searches compare NumPy arrays of its columns: bbox filters the ``bbox`` struct (
 crossing the antimeridian keeps STAC's west > east, so xmin > xmax), time filters
 ``start_datetime`` and ``end_datetime``, which every indexed Item carries. An ``intersects``
 geometry narrows the Items by its bounding box, then shapely tests the exact intersection on
-those candidates.
+those candidates (a point footprint on its box's coordinates, without decoding its WKB).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import tempfile
@@ -90,6 +91,37 @@ class IndexedCollection:
     @property
     def domain(self) -> str | None:
         return self.stac.get("eosc:domain")
+
+    @functools.cached_property
+    def extent(self) -> Extent:
+        """Its extent, parsed once: collection search compares it at every request."""
+        return collection_extent(self.stac)
+
+    @functools.cached_property
+    def json_without_links(self) -> bytes:
+        """Its STAC JSON without links, serialised once: answers splice in the links of their
+        own base URL."""
+        return orjson.dumps({k: v for k, v in self.stac.items() if k != "links"})
+
+
+class Extent(NamedTuple):
+    """A Collection's (first) spatial and temporal extent; open ends of its period are None."""
+
+    bbox: tuple[float, float, float, float]
+    start: datetime | None
+    end: datetime | None
+
+
+def collection_extent(collection: dict[str, Any]) -> Extent:
+    """The extent of a STAC Collection; the whole globe and all time where it gives none.
+
+    A 3D box (6 numbers) loses its heights.
+    """
+    extent = collection.get("extent", {})
+    bbox = (extent.get("spatial", {}).get("bbox") or [[-180, -90, 180, 90]])[0]
+    interval = (extent.get("temporal", {}).get("interval") or [[None, None]])[0]
+    west, south, east, north = (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else bbox
+    return Extent((west, south, east, north), _parse_time(interval[0]), _parse_time(interval[1]))
 
 
 @dataclass(frozen=True)
@@ -289,6 +321,8 @@ class CatalogIndex:
         )
 
     def _check_known(self, collections: Sequence[str] | None) -> None:
+        if not collections:
+            return
         known = {c.id for c in self.collections()}
         unknown = [c for c in collections or [] if c not in known]
         if unknown:
@@ -479,13 +513,28 @@ class ItemArrays:
         found = np.flatnonzero(mask)
         found = rows[found] if isinstance(rows, np.ndarray) else found + rows.start
         if query.intersects is not None:
-            # Only the boxes' candidates are tested exactly: their footprints, in order.
-            footprints = shapely.from_wkb(
-                self.table.column("geometry").take(found).to_numpy(zero_copy_only=False)
-            )
-            shapely.prepare(query.intersects)
-            found = found[shapely.intersects(footprints, query.intersects)]
+            # Only the boxes' candidates are tested exactly.
+            found = found[self._intersecting(found, query.intersects)]
         return found
+
+    def _intersecting(self, rows: np.ndarray, geometry: BaseGeometry) -> np.ndarray:
+        """Whether the footprint of each of ``rows`` intersects ``geometry``.
+
+        An Item whose box is a point has that point as footprint (STAC's bbox bounds the
+        geometry): it is tested on the box's coordinates, and only the other footprints are
+        decoded from WKB, most of the cost of an ``intersects`` search over point Items.
+        """
+        shapely.prepare(geometry)
+        west, south = self.west[rows], self.south[rows]
+        points = (west == self.east[rows]) & (south == self.north[rows])
+        hits = np.zeros(len(rows), dtype=bool)
+        hits[points] = shapely.intersects_xy(geometry, west[points], south[points])
+        if not points.all():
+            footprints = self.table.column("geometry").take(rows[~points])
+            hits[~points] = shapely.intersects(
+                shapely.from_wkb(footprints.to_numpy(zero_copy_only=False)), geometry
+            )
+        return hits
 
     def stac(self, rows: np.ndarray) -> list[dict[str, Any]]:
         """The Items of ``rows`` as STAC dicts."""
@@ -602,10 +651,7 @@ def _indexable(item: dict[str, Any], collection_id: str) -> dict[str, Any]:
 def _collection_row(
     source: str, collection: dict, fingerprint: str, item_count: int, items_file: str | None
 ) -> dict[str, Any]:
-    extent = collection.get("extent", {})
-    bbox = (extent.get("spatial", {}).get("bbox") or [[-180, -90, 180, 90]])[0]
-    interval = (extent.get("temporal", {}).get("interval") or [[None, None]])[0]
-    west, south, east, north = (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else bbox
+    (west, south, east, north), start, end = collection_extent(collection)
     return {
         "id": collection["id"],
         "source": source,
@@ -616,8 +662,8 @@ def _collection_row(
         "ymin": south,
         "xmax": east,
         "ymax": north,
-        "start_datetime": _parse_time(interval[0]),
-        "end_datetime": _parse_time(interval[1]),
+        "start_datetime": start,
+        "end_datetime": end,
         "item_count": item_count,
         "items_file": items_file,
         "stac": json.dumps(collection),

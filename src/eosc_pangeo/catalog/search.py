@@ -22,7 +22,14 @@ from ..config import get_settings
 from ..geometry import longitude_fraction
 from ..lake.kinds import kind_of
 from ..lake.storage import Lake
-from .index import LAKE_SOURCE, CatalogError, CatalogIndex, ItemQuery
+from .index import (
+    LAKE_SOURCE,
+    CatalogError,
+    CatalogIndex,
+    Extent,
+    ItemQuery,
+    collection_extent,
+)
 from .query import BBox, Interval, check_limit, parse_bbox, parse_datetime
 from .remote import StacApiCatalog, is_stac_api_url, naive_iso_interval, open_assets
 from .vocabulary import match_variables, text_score
@@ -233,7 +240,10 @@ def search(
             collections=[stac["id"] for stac, *_ in candidates], bbox=box, start=start, end=end
         )
     )
-    in_extent = {stac["id"]: extent_overlap(stac, box, interval) for stac, *_ in candidates}
+    in_extent = {
+        stac["id"]: extent_overlap(collection_extent(stac), box, interval)
+        for stac, *_ in candidates
+    }
     # A collection without Items (a single store) matches when its extent overlaps the query.
     unmatched_in_extent = [i for i, overlap in in_extent.items() if overlap and not counts.get(i)]
     holding_items = (
@@ -273,33 +283,19 @@ def _index(lake: Lake | None, catalog: str | CatalogIndex | None) -> CatalogInde
     return built_index(lake)
 
 
-def extent_overlap(
-    collection: dict[str, Any], box: BBox | None, interval: Interval | None
-) -> float:
-    """How much of the requested box and period the collection's extent covers, 0 to 2."""
-    extent = collection.get("extent", {})
+def extent_overlap(extent: Extent, box: BBox | None, interval: Interval | None) -> float:
+    """How much of the requested box and period a collection's extent covers, 0 to 2."""
     score = 0.0
     if box is not None:
-        bounds = extent.get("spatial", {}).get("bbox", [[-180, -90, 180, 90]])[0]
-        west, south, east, north = (
-            (bounds[0], bounds[1], bounds[-3], bounds[-2]) if len(bounds) == 6 else bounds
-        )
+        west, south, east, north = extent.bbox
         score += longitude_fraction(box[0], box[2], west, east) * _fraction(
             box[1], box[3], south, north
         )
     if interval is not None and interval[0] and interval[1]:
-        first, last = extent.get("temporal", {}).get("interval", [[None, None]])[0]
-        lo = (
-            interval[0].timestamp()
-            if first is None
-            else max(interval[0].timestamp(), _timestamp(first))
-        )
-        hi = (
-            interval[1].timestamp()
-            if last is None
-            else min(interval[1].timestamp(), _timestamp(last))
-        )
-        span = interval[1].timestamp() - interval[0].timestamp()
+        wanted_start, wanted_end = interval[0].timestamp(), interval[1].timestamp()
+        lo = wanted_start if extent.start is None else max(wanted_start, extent.start.timestamp())
+        hi = wanted_end if extent.end is None else min(wanted_end, extent.end.timestamp())
+        span = wanted_end - wanted_start
         score += 1.0 if span <= 0 else max(0.0, hi - lo) / span
     return score
 
@@ -308,7 +304,3 @@ def _fraction(lo: float, hi: float, extent_lo: float, extent_hi: float) -> float
     if hi <= lo:
         return 1.0 if extent_lo <= lo <= extent_hi else 0.0
     return max(0.0, min(hi, extent_hi) - max(lo, extent_lo)) / (hi - lo)
-
-
-def _timestamp(value: str) -> float:
-    return dt.datetime.fromisoformat(value).timestamp()
