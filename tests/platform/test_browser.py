@@ -4,13 +4,7 @@ own cluster's live dashboard and be refused another's; find one's batch jobs in 
 
 from __future__ import annotations
 
-import pytest
 
-
-@pytest.mark.xfail(
-    reason="since this stop's merge, seen twice in make test: the kernel's status never reads "
-    "'(ipykernel) | Idle' within 180 s; the notebook itself runs under nbclient (to fix first)"
-)
 def test_a_user_logs_in_and_runs_the_discovery_notebook(platform, page, artifacts):
     name = platform.add_user("browser")
     page.goto(f"{platform.url}/hub/login")
@@ -28,10 +22,11 @@ def test_a_user_logs_in_and_runs_the_discovery_notebook(platform, page, artifact
         f"{platform.url}/user/{name}/lab/tree/notebooks/01-discover-data.ipynb", wait_until="commit"
     )
     page.wait_for_selector(".jp-Notebook .jp-Cell")
-    # Keys sent before the kernel is idle are lost: wait for it.
     # Keys sent before the kernel is idle are lost: wait for the status bar to say so.
-    page.get_by_text("(ipykernel) | Idle").wait_for(timeout=180_000)
-    page.screenshot(path=str(artifacts / "02-notebook.png"))
+    try:
+        page.get_by_text("(ipykernel) | Idle").wait_for(timeout=180_000)
+    finally:
+        page.screenshot(path=str(artifacts / "02-notebook.png"))
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_text("Run All Cells", exact=True).click()
     page.wait_for_selector(".jp-OutputArea-output img", timeout=180_000)

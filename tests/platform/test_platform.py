@@ -285,15 +285,105 @@ def test_a_server_killed_with_sigkill_is_shown_stopped_and_starts_again(platform
     session.stop_server()
 
 
-@pytest.mark.xfail(
-    reason="since this stop's merge, seen twice in make test: the restarted hub finds the old "
-    "one still running ('already runs'): something the hub now starts keeps it alive past stop "
-    "(to fix first)"
-)
 def test_servers_survive_a_hub_restart(platform, alice):
     local.stop_hub_only(platform.state)
     local.start(platform.state, attached=True)
     assert alice.run("print('still here')").strip() == "still here"
+
+
+def test_a_stopped_hub_leaves_no_service_behind(platform):
+    """The hub stops its services one after another: stopped before it reaches the last (the
+    data service once took 30 s), it left the jobs service and the idle culler running."""
+    services = _service_pids(platform)
+    local.stop_hub_only(platform.state)
+    try:
+        assert services and not [pid for pid in services if _alive(pid)]
+    finally:
+        local.start(platform.state, attached=True)
+
+
+def test_a_kernel_speaks_jupyterlabs_binary_protocol_through_the_hubs_proxy(alice):
+    """JupyterLab offers the subprotocol ``v1.kernel.websocket.jupyter.org`` and then sends
+    binary frames: the proxy must pass the server's choice back and keep the frames binary."""
+    import asyncio
+    import uuid
+
+    from jupyter_server.services.kernels.connection.base import (
+        deserialize_msg_from_ws_v1,
+        serialize_msg_to_ws_v1,
+    )
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    kernel_id = alice.server_api("POST", "/kernels", json={"name": "python3"}).json()["id"]
+    url = f"{alice.url}/user/{alice.name}/api/kernels/{kernel_id}/channels"
+    request = {
+        "header": {
+            "msg_id": uuid.uuid4().hex,
+            "msg_type": "execute_request",
+            "username": alice.name,
+            "session": uuid.uuid4().hex,
+            "version": "5.3",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": {"code": "print(6 * 7)", "silent": False, "allow_stdin": False},
+    }
+
+    async def execute() -> str:
+        socket = await websocket_connect(
+            HTTPRequest(url.replace("http", "ws", 1), headers=alice.headers),
+            subprotocols=["v1.kernel.websocket.jupyter.org"],
+        )
+        assert socket.selected_subprotocol == "v1.kernel.websocket.jupyter.org"
+        socket.write_message(
+            serialize_msg_to_ws_v1(request, "shell", pack=lambda part: json.dumps(part).encode()),
+            binary=True,
+        )
+        try:
+            while True:
+                frame = await asyncio.wait_for(socket.read_message(), 120)
+                assert isinstance(frame, bytes), f"a text frame in the binary protocol: {frame}"
+                header, parent, _, content = (
+                    json.loads(part) for part in deserialize_msg_from_ws_v1(frame)[1][:4]
+                )
+                if parent.get("msg_id") == request["header"]["msg_id"]:
+                    if header["msg_type"] == "stream":
+                        return content["text"]
+        finally:
+            socket.close()
+
+    try:
+        assert asyncio.run(execute()).strip() == "42"
+    finally:
+        alice.server_api("DELETE", f"/kernels/{kernel_id}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as file:
+        return file.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+
+
+def _service_pids(platform) -> list[int]:
+    """The processes the hub started, but for the users' servers (which outlive it)."""
+    hub = local.running_pid(platform.state)
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as file:
+                    parent = int(file.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as file:
+                    command = file.read()
+            except OSError:
+                continue
+            if parent == hub and b"jupyterhub-singleuser" not in command:
+                found.append(int(entry))
+    return found
 
 
 def _service_pid(module: str, platform) -> int | None:

@@ -19,6 +19,7 @@ import ctypes
 import grp
 import hashlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -617,14 +618,28 @@ def wait_for_http(
     )
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs. An exited child of ours (an attached hub) is reaped
+    first: unreaped, it is a zombie, which answers signal 0 as if it ran."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: its parent reaps it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def running_pid(platform: PlatformState) -> int | None:
     """The hub's process id if it runs, else None."""
     try:
         pid = int(platform.pid_file.read_text().strip())
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+    except (FileNotFoundError, ValueError):
         return None
-    return pid
+    return pid if _alive(pid) else None
 
 
 def start(
@@ -681,19 +696,28 @@ def start(
     return hub
 
 
-def _terminate(pid: int, timeout: float = 30.0) -> None:
+#: How long a hub may take to stop. It stops its managed services one after another, giving
+#: each up to 15 s (SIGINT, then SIGTERM after 10 s, SIGKILL after 5 more); killed sooner, it
+#: leaves the services it had not reached yet running, without a hub.
+HUB_STOP_SECONDS = 120.0
+
+
+def _terminate(pid: int, timeout: float = HUB_STOP_SECONDS) -> None:
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             return
         time.sleep(0.2)
+    logging.getLogger(__name__).warning(
+        "the hub (pid %d) did not stop within %g s of SIGTERM: killed", pid, timeout
+    )
     os.killpg(pid, signal.SIGKILL)
+    while _alive(pid):
+        time.sleep(0.1)
 
 
 def stop_servers(hub: LocalHub) -> list[str]:

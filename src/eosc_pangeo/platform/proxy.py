@@ -1,10 +1,13 @@
 """The hub's proxy: the pure-Python configurable-http-proxy, with whole websockets.
 
-configurable-http-proxy 0.4.0 (PyPI) loses two things on a websocket, and Bokeh, hence every
-Dask dashboard, needs both: the subprotocol the target chose (the browser offered ``bokeh`` and
+configurable-http-proxy 0.4.0 (PyPI) loses three things on a websocket. Bokeh, hence every
+Dask dashboard, needs two: the subprotocol the target chose (the browser offered ``bokeh`` and
 its session token, gets none back and drops the connection), and the messages the target sends
-before the browser's side is open (Bokeh's first ACK). This handler keeps both; the rest is the
-library's. Run with the library's own arguments: ``python -m eosc_pangeo.platform.proxy ...``.
+before the browser's side is open (Bokeh's first ACK). JupyterLab's kernels need the third once
+the subprotocol passes: the kind of the browser's frames (its kernel protocol
+``v1.kernel.websocket.jupyter.org`` sends binary frames, which the library forwards as text).
+This handler keeps all three; the rest is the library's. Run with the library's own
+arguments: ``python -m eosc_pangeo.platform.proxy ...``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from tornado.websocket import websocket_connect
 
 
 class WholeWebsocketProxyHandler(ProxyHandler):
-    """``ProxyHandler`` whose websockets keep the target's subprotocol and early messages."""
+    """``ProxyHandler`` whose websockets keep the target's subprotocol, early messages and
+    binary frames."""
 
     pending: list[str | bytes] | None = None
 
@@ -46,12 +50,20 @@ class WholeWebsocketProxyHandler(ProxyHandler):
     def select_subprotocol(self, subprotocols):
         return self.ws_client.selected_subprotocol if self.ws_client else None
 
-    def from_target(self, message) -> None:
-        if message is None or self.closed:
-            return
+    def record_activity(self) -> None:
         prefix = self.target["prefix"] if self.target else ""
         if prefix:
             self.proxy.update_last_activity(prefix)
+
+    def on_message(self, message) -> None:
+        if self.ws_client:
+            self.record_activity()
+            self.ws_client.write_message(message, binary=isinstance(message, bytes))
+
+    def from_target(self, message) -> None:
+        if message is None or self.closed:
+            return
+        self.record_activity()
         if self.pending is not None:
             self.pending.append(message)
         else:
