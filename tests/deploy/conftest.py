@@ -32,7 +32,9 @@ KUBERNETES_VERSIONS = ["1.32.0", "1.33.0", "1.34.0", "1.35.0", "1.36.0", "1.37.0
 
 # zero-to-jupyterhub's own policies for the hub and notebooks, as its 4.x chart renders them
 # (hub: ingress from pods labelled network-access-hub, plus hub.networkPolicy.ingress;
-# notebooks: ingress from hub and proxy, egress to the hub, DNS and non-private addresses only).
+# notebooks: ingress from hub and proxy, egress to the hub, DNS and non-private addresses only;
+# the proxy: egress to the hub's API, notebooks and non-private addresses, plus
+# proxy.chp.networkPolicy.egress).
 JUPYTERHUB_STAND_IN_POLICIES = """\
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -69,7 +71,40 @@ spec:
         - ipBlock:
             cidr: 0.0.0.0/0
             except: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 169.254.169.254/32]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: proxy}
+spec:
+  podSelector: {matchLabels: {component: proxy, app.kubernetes.io/instance: {{ .Release.Name }}}}
+  policyTypes: [Ingress, Egress]
+  ingress:
+    - ports: [{port: http}]
+      from:
+        - podSelector: {matchLabels: {hub.jupyter.org/network-access-proxy-http: "true"}}
+  egress:
+    - to:
+        - podSelector:
+            matchLabels: {component: hub, app.kubernetes.io/instance: {{ .Release.Name }}}
+      ports: [{port: 8081}]
+    - to:
+        - podSelector:
+            matchLabels:
+              component: singleuser-server
+              app.kubernetes.io/instance: {{ .Release.Name }}
+      ports: [{port: 8888}]
+    - to:
+        - ipBlock:
+            cidr: 0.0.0.0/0
+            except: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 169.254.169.254/32]
+    {{- with dig "proxy" "chp" "networkPolicy" "egress" list (.Values | toJson | fromJson) }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 """
+
+
+# The jobs service turned on, with the hub service entry that holds its token.
+JOBS = {"jobs": {"enabled": True}, "jupyterhub": {"hub": {"services": {"jobs": {}}}}}
 
 
 def platform_values(**overrides: Any) -> dict[str, Any]:

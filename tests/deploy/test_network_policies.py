@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import pytest
 from dask_gateway_server.models import User
 
-from .conftest import CHART, RELEASE, by_kind, merge, render, write_stand_ins
+from .conftest import CHART, JOBS, RELEASE, by_kind, merge, render, write_stand_ins
 from .conftest import platform_values as values_with
 from .test_chart import PVC_LAKE
 from .test_gateway import cluster_pods, gateway_backend
@@ -210,7 +210,7 @@ def network(tmp_path_factory):
     shutil.copytree(CHART, chart)
     write_stand_ins(chart)
     with pytest.MonkeyPatch.context() as monkeypatch:
-        return build_network(directory, monkeypatch, chart, values_with(**PVC_LAKE))
+        return build_network(directory, monkeypatch, chart, values_with(**PVC_LAKE, **JOBS))
 
 
 SPECIFICATION = [
@@ -232,7 +232,8 @@ SPECIFICATION = [
     ("notebook-alice", "hub", 8081, True, "notebooks reach the hub API"),
     ("gateway-api", "hub", 8081, True, "the gateway checks tokens with the hub"),
     ("hub", "traefik", 8000, True, "the hub stops clusters of stopped servers"),
-    ("proxy", "traefik", 8000, True, "the hub's proxy serves the gateway's routes"),
+    ("proxy", "traefik", 8000, False, "the hub's proxy sends the gateway's routes to the gate"),
+    ("proxy", "notebook-alice", 8888, True, "the hub's proxy serves notebooks"),
     ("proxy", "hub", 8788, True, "the hub's proxy reaches the dashboards' gate"),
     ("traefik", "hub", 8788, True, "traefik asks the gate about in-cluster requests"),
     ("notebook-alice", "hub", 8788, False, "notebooks meet the gate only behind traefik"),
@@ -252,6 +253,21 @@ SPECIFICATION = [
     ("worker1-alice", "eosc-pangeo-data", 8090, True, "so do workers"),
     ("notebook-alice", "eosc-pangeo-data", 22, False, "only on its HTTP port"),
     ("eosc-pangeo-data", "kube-dns", 53, True, "it resolves the object store's name"),
+    # The jobs service: notebooks submit, the hub's proxy shows its page; jobs reach what a
+    # notebook reaches, and nothing else.
+    ("notebook-alice", "eosc-pangeo-jobs", 8002, True, "notebooks submit jobs"),
+    ("proxy", "eosc-pangeo-jobs", 8002, True, "the jobs page, through the hub"),
+    ("worker1-alice", "eosc-pangeo-jobs", 8002, False, "workers never submit"),
+    ("ingress-controller", "eosc-pangeo-jobs", 8002, False, "no client from outside"),
+    ("eosc-pangeo-jobs", "hub", 8081, True, "it checks tokens and makes the jobs' tokens"),
+    ("eosc-pangeo-jobs", "traefik", 8000, True, "jobs start clusters on the gateway"),
+    ("eosc-pangeo-jobs", "eosc-pangeo-catalog", 8080, True, "jobs search the catalogue"),
+    ("eosc-pangeo-jobs", "eosc-pangeo-data", 8090, True, "and read the data service"),
+    ("eosc-pangeo-jobs", "scheduler-alice", 8786, False, "only through the gateway's proxy"),
+    ("eosc-pangeo-jobs", "notebook-alice", 8888, False, "jobs never reach notebooks"),
+    ("eosc-pangeo-jobs", "hub", 8788, False, "nor the dashboards' gate"),
+    ("eosc-pangeo-jobs", INTERNET, 443, True, "jobs read public data, as notebooks do"),
+    ("eosc-pangeo-jobs", PRIVATE_S3, 443, False, "private addresses need lakeEgress"),
     ("eosc-pangeo-data", "hub", 8081, False, "it takes API keys: no hub needed"),
     ("eosc-pangeo-data", "notebook-alice", 8888, False, "it never reaches notebooks"),
     ("eosc-pangeo-data", "scheduler-alice", 8786, False, "nor Dask clusters"),

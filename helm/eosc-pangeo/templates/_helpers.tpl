@@ -77,6 +77,14 @@ helm.sh/chart: {{ include "eosc-pangeo.chart" . }}
 {{- if and $gateway.enabled (not .Values.dask.crdsAllowed) }}
 {{- fail "dask.crdsAllowed is false but dask-gateway.enabled is true: dask-gateway's Kubernetes backend needs its DaskCluster CRD. Set dask-gateway.enabled=false (notebooks then use local Dask clusters in their pod), or have a cluster admin install the CRDs and deploy with --skip-crds" }}
 {{- end }}
+{{- if .Values.jobs.enabled }}
+{{- if not .Values.jupyterhub.enabled }}
+{{- fail "jobs.enabled is true but jupyterhub.enabled is false: the jobs service is a hub service (users and their tokens are the hub's)" }}
+{{- end }}
+{{- if not (hasKey (dig "hub" "services" dict .Values.jupyterhub) "jobs") }}
+{{- fail "jobs.enabled is true but jupyterhub.hub.services has no jobs entry: add `jobs: {}` there, so that zero-to-jupyterhub keeps the service's hub token in its Secret (key hub.services.jobs.apiToken)" }}
+{{- end }}
+{{- end }}
 {{- if and .Values.lake.s3.enabled (not .Values.lake.s3.existingSecret) }}
 {{- fail "lake.s3.enabled is true but lake.s3.existingSecret is empty: name the Secret that holds the S3 keys" }}
 {{- end }}

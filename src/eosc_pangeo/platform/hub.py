@@ -254,8 +254,7 @@ def add_jobs_service(
         service["command"] = command
     if environment:
         service["environment"] = dict(environment)
-    services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
-    c.JupyterHub.services = [*services, service]
+    add_service(c, service)  # merged into a chart's entry of the same name (it holds the token)
     grant_service_access(c, JOBS_SERVICE)
     load_roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
     load_roles.append(

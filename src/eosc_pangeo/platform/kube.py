@@ -12,6 +12,9 @@ Their configuration files then only call into this module::
     from eosc_pangeo.platform.kube import configure_gateway
     configure_gateway(c)
 
+The chart's jobs pod runs ``python -m eosc_pangeo.platform.kube --port ... --jobs-dir ...``
+(:func:`serve_jobs`): the jobs service, with what its jobs need from the same settings.
+
 Both build on the pieces the single-machine runner uses (:func:`~.hub.add_dask_gateway`,
 :class:`~.gateway.FairUsePolicy` and :class:`~.gateway.FairUseMixin`), so the two deployments
 share one code path. What only Kubernetes needs lives here, once for notebooks and for Dask pods
@@ -22,6 +25,8 @@ contexts, the profiles gated by groups, and :class:`PlatformKubeBackend`, dask-g
 
 from __future__ import annotations
 
+import ctypes
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,7 +40,13 @@ from traitlets.config import Config
 
 from ..config import get_settings
 from .gateway import SERVICE_NAME, ClusterUsage, FairUseMixin, UserQuotas
-from .hub import add_dask_gateway, results_environment
+from .hub import (
+    JOBS_SERVICE,
+    add_dask_gateway,
+    add_jobs_service,
+    notebook_environment,
+    results_environment,
+)
 
 # The image's user (images/Containerfile): not root, group "users" as in Jupyter's images.
 USER_ID = 1000
@@ -135,6 +146,13 @@ class Gateway(Model):
     scheduler: DaskPods
 
 
+class Jobs(Model):
+    """The jobs service (:mod:`eosc_pangeo.jobs.service`), run in its own pod by the chart."""
+
+    # Its Service inside the cluster, where the hub's proxy and notebooks reach it.
+    url: str
+
+
 class Deployment(Model):
     """Everything the hub and the gateway need from the chart's values."""
 
@@ -146,6 +164,7 @@ class Deployment(Model):
     profiles: list[Profile] = Field(default_factory=list)
     gateway: Gateway | None = None
     oidc: Oidc | None = None
+    jobs: Jobs | None = None
 
     @field_validator("image")
     @classmethod
@@ -326,6 +345,12 @@ def configure_hub(c: Config, deployment: dict[str, Any] | None = None) -> Deploy
                 spec.gateway.url,
             ],
         )
+    if spec.jobs is not None:
+        # Its own pod (a Deployment with the job store on a volume), not started by the hub;
+        # notebooks reach its Service directly, with their token in a header.
+        add_jobs_service(
+            c, url=spec.jobs.url, public_url=f"{spec.jobs.url}/services/{JOBS_SERVICE}"
+        )
     # zero-to-jupyterhub sets KubeSpawner.environment (singleuser.extraEnv), which hides
     # Spawner.environment: merge ours in, the chart's extraEnv winning.
     c.KubeSpawner.environment = {
@@ -354,6 +379,60 @@ def configure_hub(c: Config, deployment: dict[str, Any] | None = None) -> Deploy
             username_claim=oidc.username_claim,
         )
     return spec
+
+
+def jobs_environment(spec: Deployment) -> dict[str, str]:
+    """The settings of the jobs service, which its jobs run with: what a notebook gets.
+
+    The lake, the catalogue and the gateway (its jobs' clusters start there, in the platform
+    image), as :func:`configure_hub` gives them to notebooks and the single-machine runner to
+    its jobs service; secrets stay in the pod's own environment.
+    """
+    lake = lake_access(spec.lake, spec.catalog_url)
+    environment = {v["name"]: v["value"] for v in lake["env"] if "value" in v}
+    if spec.gateway is not None:
+        environment.update(
+            notebook_environment(
+                f"{spec.gateway.url}/services/{SERVICE_NAME}",
+                spec.gateway.scheduler_address,
+                spec.image,
+            )
+        )
+    return environment
+
+
+# prctl(2) option; no maintained Python binding of prctl is in the image, hence ctypes.
+PR_SET_DUMPABLE = 4
+
+
+def protect_from_jobs() -> None:
+    """Make this process's memory and environment unreadable to its jobs.
+
+    Jobs run users' code under this pod's one account; the service holds a hub token that may
+    make tokens for any user. A process that is not dumpable can only be read (``/proc/<pid>/
+    environ``, ``mem``) with ``CAP_SYS_PTRACE``, which the pod drops. Its children become
+    dumpable again when they exec, so jobs keep their usual behaviour.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+
+
+def serve_jobs() -> None:
+    """Run the jobs service in the chart's jobs pod (arguments as ``eosc_pangeo.jobs.service``).
+
+    Every user's jobs run in this one pod, as its account (Kubernetes gives the pod no way to
+    switch users): see docs/kubernetes.md for what this means and what was not done.
+    """
+    spec = load_deployment()
+    if spec.jobs is None:
+        raise DeploymentError("deployment.json has no jobs section: is jobs.enabled set?")
+    protect_from_jobs()
+    os.environ.update(jobs_environment(spec))
+    get_settings.cache_clear()  # read again, with the settings just set
+    from ..jobs.service import main
+
+    main()
 
 
 def _snake_keys(fields: dict[str, Any]) -> dict[str, Any]:
@@ -466,3 +545,7 @@ def configure_gateway(c: Config, deployment: dict[str, Any] | None = None) -> De
     # Workers' limits default to their requests (what the user chose within their limits):
     # guaranteed QoS, so a busy node never evicts a worker for another user's.
     return spec
+
+
+if __name__ == "__main__":
+    serve_jobs()

@@ -41,6 +41,14 @@ podSelector:
     app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 
+{{- /* One of our components as a peer: (list . component). */}}
+{{- define "eosc-pangeo.netpol.component" -}}
+podSelector:
+  matchLabels:
+    {{- include "eosc-pangeo.matchLabels" (index . 0) | nindent 4 }}
+    app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
 {{- /* An egress rule to one of our components: (list . component port). */}}
 {{- define "eosc-pangeo.netpol.toComponent" -}}
 - to:
