@@ -11,13 +11,14 @@ what is tested here).
 
 from __future__ import annotations
 
-import os
+import contextlib
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 from traitlets.config import Config
@@ -126,18 +127,26 @@ def hub(tmp_path_factory):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    services: list[psutil.Process] = []
     try:
         wait_for(f"http://127.0.0.1:{ports['hub']}/hub/api/")  # through the hub's proxy
         wait_for(f"http://127.0.0.1:{ports['gate']}{SERVICE_PREFIX}/")
         wait_for(f"http://127.0.0.1:{ports['gateway_proxy']}{SERVICE_PREFIX}/api/health")
+        # The hub starts its proxy and services in sessions of their own: known by pid here,
+        # so that none outlives the test if the hub does not stop them.
+        services = psutil.Process(process.pid).children(recursive=True)
         yield ports
     finally:
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(60)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            process.kill()
             process.wait()
+        for service in services:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                service.terminate()
+        psutil.wait_procs(services, timeout=30)
         log.close()
 
 
@@ -167,12 +176,8 @@ def alices_cluster(hub, alice):
         proxy_address=f"gateway://127.0.0.1:{hub['scheduler']}",
         auth=JupyterHubAuth(api_token=alice.token),
     )
-    cluster = gateway.new_cluster()
-    try:
+    with gateway, gateway.new_cluster() as cluster:  # shut down when closed
         yield cluster.name
-    finally:
-        cluster.shutdown()
-        gateway.close()
 
 
 def ask_the_gate(ports, uri: str, headers: dict[str, str] | None = None) -> requests.Response:
