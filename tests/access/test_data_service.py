@@ -217,6 +217,46 @@ def test_edr_area_on_in_situ_rows_equals_read_insitu(lake, service):
     np.testing.assert_allclose(table["TEMP"].to_numpy(), expected["TEMP"].to_numpy(dtype=float))
 
 
+def test_edr_area_on_in_situ_rows_as_coveragejson_gives_one_point_per_observation(lake, service):
+    polygon = "POLYGON((-40 30, 20 30, 20 70, -40 70, -40 30))"
+    response = requests.get(
+        f"{service}/edr/stations/area",
+        params={"coords": polygon, "parameter-name": "TEMP", "f": "covjson"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    collection = response.json()
+    expected = read_insitu(lake, "stations", bbox=(-40, 30, 20, 70), variables=["TEMP"])
+    assert collection["type"] == "CoverageCollection" and collection["domainType"] == "Point"
+    assert collection["parameters"]["TEMP"]["unit"] == {"symbol": "degree_Celsius"}
+    coverages = collection["coverages"]
+    assert len(coverages) == len(expected) > 0
+    np.testing.assert_allclose(
+        [c["ranges"]["TEMP"]["values"][0] for c in coverages],
+        expected["TEMP"].to_numpy(dtype=float),
+    )
+    np.testing.assert_array_equal(
+        [c["domain"]["axes"]["x"]["values"][0] for c in coverages], expected["lon"]
+    )
+
+
+def test_an_edr_datetime_with_an_offset_is_read_as_utc_beside_one_without(lake, service):
+    response = requests.get(
+        f"{service}/edr/stations/area",
+        timeout=30,
+        params={
+            "coords": "POLYGON((-40 30, 20 30, 20 70, -40 70, -40 30))",
+            "datetime": "2020-01-01T00:00:00/2020-01-01T03:00:00+02:00",
+            "f": "csv",
+        },
+    )
+    assert response.status_code == 200, response.text
+    expected = read_insitu(
+        lake, "stations", bbox=(-40, 30, 20, 70), time=("2020-01-01T00:00", "2020-01-01T01:00")
+    )
+    assert len(pd.read_csv(pd.io.common.StringIO(response.text))) == len(expected) > 0
+
+
 def test_edr_area_as_geojson_gives_point_features(service):
     response = requests.get(
         f"{service}/edr/stations/area",

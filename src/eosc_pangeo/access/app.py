@@ -302,6 +302,7 @@ def _subset_routes(app: FastAPI, service: DataService) -> None:
                         service.collections.lake, collection, parsed, variables, service.limit
                     ),
                     parsed.format,
+                    variables,
                 )
 
         body, media = service.collections.consistent(collection, read)

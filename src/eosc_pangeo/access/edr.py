@@ -2,7 +2,7 @@
 
 Queries are parsed and their size known before data is read; grid answers are encoded by
 xpublish-edr's formatters (CoverageJSON, CSV, GeoJSON, NetCDF), in-situ answers are the rows
-:func:`~eosc_pangeo.lake.read_insitu` returns, as CSV or GeoJSON.
+:func:`~eosc_pangeo.lake.read_insitu` returns, as CSV, GeoJSON or CoverageJSON.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..geometry import check_bbox, grid_west_edge, wrap_longitude
 from .errors import BadRequest, TooLarge
 
 GRID_FORMATS = ("covjson", "csv", "geojson", "netcdf")
-INSITU_FORMATS = ("csv", "geojson")
+INSITU_FORMATS = ("covjson", "csv", "geojson")
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,12 @@ def _datetime(text: str | None) -> tuple[str | None, str | None] | None:
             raise BadRequest(
                 f"datetime {text!r} is not ISO 8601 (e.g. 2020-01-01/2020-02-01)"
             ) from None
-        times.append((stamp, part if stamp.tzinfo is None else stamp.tz_convert(None).isoformat()))
+        if stamp.tzinfo is not None:
+            # An offset (Z, +02:00) is converted to UTC, in which the lake's times are kept,
+            # and dropped, so that a start and an end with and without one compare.
+            stamp = stamp.tz_convert(None)
+            part = stamp.isoformat()
+        times.append((stamp, part))
     start, end = (times[0], times[0]) if len(times) == 1 else times
     if start is not None and end is not None and start[0] > end[0]:
         raise BadRequest(f"datetime {text!r}: the start is after the end")
@@ -278,10 +283,13 @@ def insitu_rows(
     return rows
 
 
-def encode_rows(rows: pd.DataFrame, fmt: str) -> tuple[bytes, str]:
-    """Body and media type of an in-situ answer."""
+def encode_rows(rows: pd.DataFrame, fmt: str, variables: dict) -> tuple[bytes, str]:
+    """Body and media type of an in-situ answer; ``variables`` are the collection's, as its
+    manifest describes them."""
     if fmt == "csv":
         return rows.to_csv(index=False).encode(), "text/csv"
+    if fmt == "covjson":
+        return json.dumps(rows_covjson(rows, variables)).encode(), "application/prs.coverage+json"
     records = json.loads(
         rows.drop(columns=[c for c in ("geometry", "bbox") if c in rows]).to_json(
             orient="records", date_format="iso"
@@ -299,3 +307,73 @@ def encode_rows(rows: pd.DataFrame, fmt: str) -> tuple[bytes, str]:
         json.dumps({"type": "FeatureCollection", "features": features}).encode(),
         "application/geo+json",
     )
+
+
+#: CoverageJSON's reference systems of observations: longitude and latitude (CRS84), time
+#: (ISO 8601, Gregorian) and depth (metres, down).
+_OBSERVATION_REFERENCING = [
+    {
+        "coordinates": ["x", "y"],
+        "system": {"type": "GeographicCRS", "id": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"},
+    },
+    {"coordinates": ["t"], "system": {"type": "TemporalRS", "calendar": "Gregorian"}},
+    {
+        "coordinates": ["z"],
+        "system": {
+            "type": "VerticalCRS",
+            "cs": {
+                "csAxes": [{"name": {"en": "depth"}, "direction": "down", "unit": {"symbol": "m"}}]
+            },
+        },
+    },
+]
+
+
+def rows_covjson(rows: pd.DataFrame, variables: dict) -> dict:
+    """Observations as a CoverageJSON collection of ``Point`` coverages, one per row, with the
+    collection's parameters (those of ``variables`` among the rows' columns).
+
+    Written by hand: xpublish-edr encodes gridded datasets only, and the format is plain JSON
+    (CoverageJSON, OGC Community Standard 21-069r2, section 9.1.1 for ``Point`` domains).
+    """
+    names = [name for name in variables if name in rows]
+    records = json.loads(
+        rows[["time", "lon", "lat", *(["depth"] if "depth" in rows else []), *names]].to_json(
+            orient="records", date_format="iso"
+        )
+    )
+    return {
+        "type": "CoverageCollection",
+        "domainType": "Point",
+        "parameters": {name: _parameter(variables[name]) for name in names},
+        "referencing": _OBSERVATION_REFERENCING,
+        "coverages": [_point_coverage(record, names) for record in records],
+    }
+
+
+def _point_coverage(record: dict, names: list[str]) -> dict:
+    axes = {"x": [record["lon"]], "y": [record["lat"]], "t": [record["time"]]}
+    if record.get("depth") is not None:
+        axes["z"] = [record["depth"]]
+    return {
+        "type": "Coverage",
+        "domain": {
+            "type": "Domain",
+            "axes": {axis: {"values": values} for axis, values in axes.items()},
+        },
+        "ranges": {
+            name: {"type": "NdArray", "dataType": "float", "values": [record[name]]}
+            for name in names
+        },
+    }
+
+
+def _parameter(variable) -> dict:
+    parameter = {
+        "type": "Parameter",
+        "description": {"en": variable.long_name or variable.standard_name or ""},
+        "observedProperty": {"label": {"en": variable.standard_name or variable.long_name or ""}},
+    }
+    if variable.units:
+        parameter["unit"] = {"symbol": variable.units}
+    return parameter
