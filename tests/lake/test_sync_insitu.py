@@ -109,6 +109,19 @@ def test_a_source_that_lists_nothing_prunes_nothing_and_says_why(local_lake, ser
     assert len(manifest_of(local_lake).sources) == 3
 
 
+def test_a_prune_that_cannot_write_leaves_the_collection_as_it_was_and_says_so(local_lake, served):
+    from eosc_pangeo.lake.lock import CollectionLock
+
+    run(local_lake, served)
+    (served.root / "stations" / "ES-VIGO-01.csv").unlink()
+    with CollectionLock(local_lake, local_lake.collection_path("ocean", "coast")):
+        report = run(local_lake, served, prune=True)
+    assert report.pruned == [] and "not pruned" in report.failed["ES-VIGO-01.csv"]
+    manifest = manifest_of(local_lake)
+    assert manifest.version == 1 and manifest.source("ES-VIGO-01.csv") is not None
+    assert run(local_lake, served, prune=True).pruned == ["ES-VIGO-01.csv"]
+
+
 def test_prune_is_refused_for_a_grid(local_lake, served):
     with pytest.raises(IngestError, match="in-situ collections only"):
         sync(local_lake, f"{served.url}/stations/", "sst", "ocean", "grid", prune=True)
