@@ -10,6 +10,7 @@ from .conftest import (
     CHART,
     DASHBOARDS_GATE_ARGUMENT,
     IMAGE,
+    JOBS,
     KUBERNETES_VERSIONS,
     NAMESPACE,
     by_kind,
@@ -208,6 +209,7 @@ CASES = {
     "nfs lake": NFS_LAKE,
     "without gateway": {"dask-gateway": {"enabled": False}, **PVC_LAKE},
     "writable root": {"security": {"readOnlyRootFilesystem": False}},
+    "jobs service": {**JOBS, **PVC_LAKE},
 }
 
 

@@ -10,7 +10,6 @@ import time
 
 import pytest
 import requests
-from kubernetes_validate import validate
 
 from eosc_pangeo.platform.kube import configure_hub, jobs_environment, load_deployment
 from eosc_pangeo.platform.local import free_ports
@@ -18,7 +17,6 @@ from eosc_pangeo.platform.local import free_ports
 from .conftest import (
     IMAGE,
     JOBS,
-    KUBERNETES_VERSIONS,
     NAMESPACE,
     by_kind,
     deployment_settings,
@@ -112,13 +110,6 @@ def test_an_existing_claim_holds_the_job_store_instead():
     assert "PersistentVolumeClaim" not in {m["kind"] for m in manifests}
     volumes = {v["name"]: v for v in jobs_pod(values)["volumes"]}
     assert volumes["store"]["persistentVolumeClaim"] == {"claimName": "results"}
-
-
-@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_the_jobs_manifests_are_valid_for_each_supported_kubernetes(version):
-    for manifest in render(values_with(**PVC_LAKE, **JOBS)):
-        if "jobs" in manifest["metadata"]["name"]:
-            validate(manifest, version, strict=True)
 
 
 def test_the_hub_knows_the_jobs_service_at_its_pod(tmp_path, chart_with_stand_ins):
