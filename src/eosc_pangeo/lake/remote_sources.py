@@ -164,7 +164,7 @@ class FsspecSource:
         with reaching(self.url):
             entries = self.fs.ls(self.path, detail=True)
         files = sorted(
-            (e for e in entries if e.get("type") == "file" and _included(e["name"], include)),
+            (e for e in entries if e.get("type") == "file" and included(e["name"], include)),
             key=lambda e: e["name"],
         )
         if not self.is_http:
@@ -212,7 +212,8 @@ class FsspecSource:
         return self._local.fs
 
 
-def _included(name: str, include: str) -> bool:
+def included(name: str, include: str) -> bool:
+    """Whether the file ``name`` (a path or URL) is one the glob ``include`` asks for."""
     base = posixpath.basename(name.rstrip("/"))
     # HTTP listings also link sort orders (?C=N;O=D) and parent folders: not files.
     return "?" not in base and bool(base) and fnmatch.fnmatchcase(base, include)
@@ -249,7 +250,7 @@ class ThreddsSource:
             # siphon's case-insensitive dict answers get() with None: index it.
             links = {k.lower(): v for k, v in dataset.access_urls.items()}
             name = posixpath.basename(dataset.url_path or "")
-            if "httpserver" in links and _included(name, include):
+            if "httpserver" in links and included(name, include):
                 yield name, links["httpserver"]
         if depth > 0:
             for ref in catalog.catalog_refs.values():
@@ -300,7 +301,7 @@ class IrodsSource:
     def list(self, include: str) -> list[RemoteFile]:
         with reaching(self.url):
             collection = self.session.collections.get(self.path)
-            objects = [o for o in collection.data_objects if _included(o.name, include)]
+            objects = [o for o in collection.data_objects if included(o.name, include)]
         return sorted(
             (
                 RemoteFile(

@@ -22,7 +22,6 @@ steps).
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import tempfile
 import time
@@ -48,7 +47,7 @@ from .manifest import (
     write_manifest,
 )
 from .manifest import Source as HeldSource
-from .remote_sources import RemoteFile, RemoteSource, is_gone, open_source
+from .remote_sources import RemoteFile, RemoteSource, included, is_gone, open_source
 from .storage import SYNC_SOURCES, TMP, Lake, Progress, atomic_write
 
 Kind = Literal["grid", "insitu"]
@@ -159,7 +158,7 @@ def plan_sync(manifest: Manifest | None, files: list[RemoteFile], include: str =
         source
         for name, source in held.items()
         if name not in listed
-        and fnmatch.fnmatchcase(name, include)
+        and included(name, include)
         and (source.etag is not None or source.modified is not None)
     ]
     return plan
