@@ -5,10 +5,11 @@ relative to one of the collection's stores, and checked to stay inside that stor
 ``..``, a leading ``/``, a backslash or a NUL byte is refused before any file system call.
 
 Readers must see one version of a collection, never a mix. Zarr readers already do for appends,
-because the consolidated metadata names the committed shape and is rewritten last. For the
-subsets the service computes itself (OPeNDAP, EDR) :meth:`LakeCollections.consistent` reads them
-between two looks at the manifest version and the collection's write lock, and reads again when
-an ingest committed or was running in between (a sequence lock: readers never block the writer).
+because the consolidated metadata names the committed shape and is rewritten last. The subsets
+the service computes itself (OPeNDAP, EDR) and each file of a Zarr store it sends are read by
+:meth:`LakeCollections.consistent` between two looks at the manifest and the collection's write
+lock, and read again when an ingest committed or was running in between (a sequence lock:
+readers never block the writer).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import xarray as xr
 from ..lake import Lake, Manifest, open_grid, read_manifest
 from ..lake.errors import CollectionNotFound
 from ..lake.lock import LOCK
+from ..lake.storage import MANIFEST
 from .errors import NotFound, Unavailable
 
 T = TypeVar("T")
@@ -87,10 +89,7 @@ class LakeCollections:
 
     def get(self, collection: str) -> Served:
         """The committed collection ``collection``, or :class:`NotFound`."""
-        try:
-            path = self.lake.find_collection(collection)
-        except CollectionNotFound as error:
-            raise NotFound(str(error)) from None
+        path = self._path(collection)
         manifest = read_manifest(self.lake, path)
         if manifest is None:  # removed between the two reads
             raise NotFound(f"no collection {collection!r} in the lake")
@@ -155,19 +154,33 @@ class LakeCollections:
                 self._datasets[key] = ds
         return ds
 
-    def _state(self, served: Served) -> tuple[int, str, bool]:
-        manifest = read_manifest(self.lake, served.path)
-        version = (manifest.version, manifest.updated) if manifest else (-1, "")
-        return (*version, self.lake.fs.exists(posixpath.join(served.path, LOCK)))
+    def _path(self, collection: str) -> str:
+        try:
+            return self.lake.find_collection(collection)
+        except CollectionNotFound as error:
+            raise NotFound(str(error)) from None
+
+    def _state(self, path: str) -> tuple[bytes, bool]:
+        """The collection's manifest as stored, and whether an ingest holds its lock.
+
+        The bytes, not the parsed manifest: every commit rewrites them, and comparing them
+        costs microseconds where parsing a year's manifest costs milliseconds, twice for
+        every file of a Zarr store the service sends.
+        """
+        try:
+            manifest = self.lake.fs.cat_file(posixpath.join(path, MANIFEST))
+        except FileNotFoundError:
+            manifest = b""
+        return manifest, self.lake.fs.exists(posixpath.join(path, LOCK))
 
     def consistent(self, collection: str, read: Callable[[], T], attempts: int = 5) -> T:
         """``read()``, retried until no ingest of ``collection`` committed or ran meanwhile."""
-        served = self.get(collection)
+        path = self._path(collection)
         for _ in range(attempts):
-            before = self._state(served)
-            if not before[2]:
+            before = self._state(path)
+            if not before[1]:
                 result = read()
-                if self._state(served) == before:
+                if self._state(path) == before:
                     return result
             threading.Event().wait(0.5)
         raise Unavailable(
