@@ -33,8 +33,8 @@ KUBERNETES_VERSIONS = ["1.32.0", "1.33.0", "1.34.0", "1.35.0", "1.36.0", "1.37.0
 # zero-to-jupyterhub's own policies for the hub and notebooks, as its 4.x chart renders them
 # (hub: ingress from pods labelled network-access-hub, plus hub.networkPolicy.ingress;
 # notebooks: ingress from hub and proxy, egress to the hub, DNS and non-private addresses only;
-# the proxy: egress to the hub's API, notebooks and non-private addresses, plus
-# proxy.chp.networkPolicy.egress).
+# the proxy: egress to the hub's API, notebooks, and private and public addresses, its
+# egressAllowRules' defaults).
 JUPYTERHUB_STAND_IN_POLICIES = """\
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -94,12 +94,13 @@ spec:
               app.kubernetes.io/instance: {{ .Release.Name }}
       ports: [{port: 8888}]
     - to:
+        - ipBlock: {cidr: 10.0.0.0/8}
+        - ipBlock: {cidr: 172.16.0.0/12}
+        - ipBlock: {cidr: 192.168.0.0/16}
+    - to:
         - ipBlock:
             cidr: 0.0.0.0/0
             except: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 169.254.169.254/32]
-    {{- with dig "proxy" "chp" "networkPolicy" "egress" list (.Values | toJson | fromJson) }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
 """
 
 
