@@ -10,10 +10,12 @@
 ``/edr/<id>/position|area|cube``   OGC API - EDR queries, grids and in-situ
 =================================  ===========================================================
 
-Only GET and HEAD exist: nothing can be written through the service. Files are streamed as
-stored (their compressed chunks, so a client reads no more than the chunks it needs); OPeNDAP
-and EDR answers are computed within the client's size limit and one version of the collection
-(see :meth:`~eosc_pangeo.access.collections.LakeCollections.consistent`), then streamed.
+Only GET and HEAD exist: nothing can be written through the service. Files are sent as stored
+(their compressed chunks, so a client reads no more than the chunks it needs): GeoParquet files
+stream as they are read; a Zarr store's files, chunks of a few MB, are read whole within one
+version of the collection first. OPeNDAP and EDR answers are computed within the client's size
+limit and one version of the collection (see
+:meth:`~eosc_pangeo.access.collections.LakeCollections.consistent`), then streamed.
 """
 
 from __future__ import annotations
