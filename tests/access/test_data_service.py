@@ -459,9 +459,10 @@ def test_a_bad_policy_file_names_the_file_and_field(tmp_path):
 # --- one version at a time -------------------------------------------------------------------
 
 
-def test_subsets_read_during_an_ingest_come_from_one_version(lake, tmp_path, serve):
-    """A reprocessed source replaces its time steps in place; every EDR answer read meanwhile
-    holds the values of the earlier version or of the new one, never some of each."""
+def test_clients_reading_during_an_ingest_get_one_version_or_the_other(lake, tmp_path, serve):
+    """A reprocessed source replaces its time steps in place; every EDR and OPeNDAP answer and
+    every Zarr chunk read meanwhile is of the earlier version or of the new one, never some of
+    each."""
     import threading
 
     from eosc_pangeo import demo_data
@@ -470,7 +471,6 @@ def test_subsets_read_during_an_ingest_come_from_one_version(lake, tmp_path, ser
     copy = Lake(str(tmp_path / "lake"))
     shutil.copytree(lake.url, copy.url)
     sources = demo_data.write_demo_data(tmp_path / "sources", "small")["sst"]
-    old = open_grid(copy, "sst").analysed_sst.load()
     # The reprocessed version of every file: the same days, packed the same way, SST 1 K warmer.
     reprocessed = []
     for path in sources:
@@ -485,26 +485,67 @@ def test_subsets_read_during_an_ingest_come_from_one_version(lake, tmp_path, ser
         out.parent.mkdir(exist_ok=True)
         warmer.to_netcdf(out)
         reprocessed.append(str(out))
-    answers = []
+    # The point's cell, and the time-series chunk that holds it.
+    stored = open_grid(copy, "sst", chunking="timeseries", mask_and_scale=False).analysed_sst
+    i = int(np.abs(stored.lat.values - 45).argmin())
+    j = int(np.abs(stored.lon.values + 29).argmin())
+    _, rows, cols = stored.encoding["chunks"]
+    chunk = f"analysed_sst/c/0/{i // rows}/{j // cols}"
+    chunk_file = copy.path("ocean", "sst", "timeseries.zarr", *chunk.split("/"))
+    versions = {
+        "edr": [open_grid(copy, "sst").analysed_sst[:, i, j].values],
+        "opendap": [stored[:, i, j].values],
+        "zarr": [open(chunk_file, "rb").read()],
+    }
+    answers = {route: [] for route in versions}
     with serve(create_app(copy, policy())) as url:
         ingest = threading.Thread(target=ingest_grid, args=(copy, "sst", "ocean", reprocessed))
         ingest.start()
-        while ingest.is_alive() or len(answers) < 3:
-            response = requests.get(
-                f"{url}/edr/sst/position",
-                timeout=60,
-                params={"coords": "POINT(-29 45)", "parameter-name": "analysed_sst", "f": "csv"},
-            )
-            assert response.status_code in (200, 503), response.text
-            if response.status_code == 200:
-                answers.append(
-                    pd.read_csv(pd.io.common.StringIO(response.text))["analysed_sst"].to_numpy()
-                )
+        while ingest.is_alive() or len(answers["zarr"]) < 3:
+            for route, response in (
+                (
+                    "edr",
+                    requests.get(
+                        f"{url}/edr/sst/position",
+                        timeout=60,
+                        params={"coords": "POINT(-29 45)", "f": "csv"},
+                    ),
+                ),
+                (
+                    "opendap",
+                    requests.get(
+                        f"{url}/opendap/sst.dods?analysed_sst.analysed_sst[0:1:9][{i}][{j}]",
+                        timeout=60,
+                    ),
+                ),
+                ("zarr", requests.get(f"{url}/zarr-timeseries/sst/{chunk}", timeout=60)),
+            ):
+                assert response.status_code in (200, 503), response.text
+                if response.status_code == 200:
+                    answers[route].append(response.content)
         ingest.join()
-    cell = old.sel(lat=45, lon=-29, method="nearest").values
-    for answer in answers:
-        assert np.allclose(answer, cell, atol=1e-3) or np.allclose(answer, cell + 1, atol=1e-3)
-    assert np.allclose(answers[-1], cell + 1, atol=1e-3)
+    versions["edr"].append(open_grid(copy, "sst").analysed_sst[:, i, j].values)
+    earlier, fill = versions["opendap"][0], stored.attrs["_FillValue"]
+    versions["opendap"].append(
+        np.where(earlier == fill, fill, earlier + round(1 / stored.attrs["scale_factor"]))
+    )
+    versions["zarr"].append(open(chunk_file, "rb").read())
+    read = {
+        "edr": lambda body: pd.read_csv(pd.io.common.StringIO(body.decode()))["analysed_sst"],
+        "opendap": lambda body: np.frombuffer(body.partition(b"\nData:\n")[2][8:], ">i4"),
+        "zarr": lambda body: body,
+    }
+    # EDR's CSV writes decoded floats as text; OPeNDAP and Zarr send what is stored.
+    same = {
+        "edr": lambda a, b: np.allclose(a, b, atol=1e-3),
+        "opendap": np.array_equal,
+        "zarr": lambda a, b: a == b,
+    }
+    for route, (earlier, later) in versions.items():
+        assert not same[route](earlier, later), route  # the ingest changed what is read
+        seen = [read[route](body) for body in answers[route]]
+        assert all(same[route](a, earlier) or same[route](a, later) for a in seen), route
+        assert same[route](seen[-1], later), route
 
 
 def test_a_zarr_chunk_asked_for_during_an_ingest_is_503_not_a_half_written_file(lake, service):
