@@ -256,9 +256,10 @@ def test_a_users_slurm_job_can_write_neither_the_lake_nor_another_users_job(
 
 
 def test_a_notebook_that_raises_on_slurm_fails_keeping_its_traceback_and_wait_exits_1(
-    slurm_site, scientist, users_python, make_notebook
+    slurm, scientist, users_python, make_notebook
 ):
-    # A user's own CLI on a login node: their notebook, their jobs folder, their uid.
+    # A user's own CLI on a login node: their notebook, their jobs folder, their uid, and no
+    # site configuration but dask-jobqueue's defaults.
     home = Path(pwd.getpwnam(scientist).pw_dir)
     notebook = make_notebook(
         home / "bad.ipynb", "threshold = 1", "raise ValueError(f'threshold {threshold} is low')"
