@@ -103,6 +103,20 @@ def test_a_changed_first_day_replaces_its_own_step_and_keeps_the_others(local_la
     assert all(f.ok for f in validate(local_lake))
 
 
+def test_a_reprocessed_period_and_a_lone_day_replace_exactly_their_steps(local_lake, served, days):
+    shutil.copy(days[0][3], served.root / "sst" / days[0][3].name)
+    run(local_lake, served)
+    period, lone = days[1][0:2], days[1][3]
+    for path in (*period, lone):
+        shutil.copy(path, served.root / "sst" / path.name)
+    report = run(local_lake, served)
+    assert report.changed == [p.name for p in (*period, lone)]
+    np.testing.assert_array_equal(
+        stored_values(local_lake), source_values([*period, days[0][2], lone])
+    )
+    assert all(f.ok for f in validate(local_lake))
+
+
 def test_dry_run_prints_the_plan_and_changes_nothing(local_lake, served, days):
     run(local_lake, served)
     shutil.copy(days[1][3], served.root / "sst" / days[1][3].name)

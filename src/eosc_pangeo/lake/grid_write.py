@@ -311,10 +311,10 @@ def _ingest(
                 report.chunks,
                 create=start == 0,
             )
-        for source, first_step in zip(renewed, in_place, strict=True):
+        for run, first_step in _contiguous_runs(renewed, in_place):
             _write(
-                [source],
-                source.times,
+                run,
+                np.concatenate([source.times for source in run]),
                 first_step,
                 manifest,
                 stores,
@@ -378,6 +378,20 @@ def _decoded_variables(
         for name in names
         if len({str(s.variables[name].packing) for s in sources if name in s.variables}) > 1
     }
+
+
+def _contiguous_runs(
+    renewed: list[SourceGrid], first_steps: list[int]
+) -> list[tuple[list[SourceGrid], int]]:
+    """The new versions (in time order) as runs of files whose steps follow each other in the
+    stores, each with its first step: a run is written in one pass (a reprocessed period)."""
+    runs: list[tuple[list[SourceGrid], int]] = []
+    for source, first_step in zip(renewed, first_steps, strict=True):
+        if runs and runs[-1][1] + sum(len(s.times) for s in runs[-1][0]) == first_step:
+            runs[-1][0].append(source)
+        else:
+            runs.append(([source], first_step))
+    return runs
 
 
 def _steps_of_earlier_versions(
