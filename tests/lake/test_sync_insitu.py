@@ -122,6 +122,17 @@ def test_a_prune_that_cannot_write_leaves_the_collection_as_it_was_and_says_so(l
     assert run(local_lake, served, prune=True).pruned == ["ES-VIGO-01.csv"]
 
 
+def test_removing_a_file_the_collection_does_not_hold_names_it_and_changes_nothing(
+    local_lake, served
+):
+    from eosc_pangeo.lake.insitu import remove_insitu_sources
+
+    run(local_lake, served)
+    with pytest.raises(IngestError, match="holds no source file nowhere.csv"):
+        remove_insitu_sources(local_lake, "coast", "ocean", ["ES-VIGO-01.csv", "nowhere.csv"])
+    assert manifest_of(local_lake).version == 1 and len(manifest_of(local_lake).sources) == 3
+
+
 def test_prune_is_refused_for_a_grid(local_lake, served):
     with pytest.raises(IngestError, match="in-situ collections only"):
         sync(local_lake, f"{served.url}/stations/", "sst", "ocean", "grid", prune=True)

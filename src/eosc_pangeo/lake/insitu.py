@@ -274,7 +274,7 @@ def remove_insitu_sources(
             raise IngestError(
                 f"collection {collection!r}",
                 f"holds no source file {', '.join(unknown)}",
-                "lake list --json shows the sources of each collection",
+                "the collection's _manifest.json lists its source files",
             )
         if not names:
             return manifest.version
