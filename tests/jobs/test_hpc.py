@@ -354,6 +354,19 @@ def test_cancelling_a_users_slurm_job_leaves_nothing_in_the_queue(
     )
 
 
+def test_a_slurm_job_that_reaches_its_walltime_is_cancelled_with_its_worker_jobs(
+    shared, scientist, users_python, two_worker_jobs
+):
+    with dask.config.set({"jobqueue.slurm.walltime": "00:01:00"}):
+        job = submit_for(scientist, users_python, two_worker_jobs, backend="slurm", settings=shared)
+    # Slurm checks time limits every 30 s and sends SIGTERM, then SIGKILL after its KillWait.
+    job = wait(job.id, timeout=240, settings=shared, user=scientist, poll=0.2)
+    left = worker_jobs_left(JobStore(shared.jobs_dir, scientist).directory(job.id))
+
+    assert job.state == State.cancelled and "SIGTERM" in job.reason
+    assert left == []
+
+
 def kill_batch_job_processes(native_id: str) -> None:
     """SIGKILL the runner and kernel of a batch job at once, as a lost node ends them: neither
     can clean up. (``scancel --signal=KILL`` would not do: Slurm sends SIGTERM first.)"""
