@@ -99,6 +99,7 @@ def serve_data(lake: str, workers: int, folder: Path) -> tuple[str, subprocess.P
         )
     )
     (port,) = free_ports(1)
+    log = folder / f"serve-data-{workers}.log"
     process = subprocess.Popen(
         [
             sys.executable,
@@ -115,7 +116,7 @@ def serve_data(lake: str, workers: int, folder: Path) -> tuple[str, subprocess.P
             str(policy),
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log.open("wb"),
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -125,7 +126,10 @@ def serve_data(lake: str, workers: int, folder: Path) -> tuple[str, subprocess.P
         except requests.ConnectionError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"serve-data --workers {workers} did not start")
+    raise RuntimeError(
+        f"serve-data --workers {workers} did not start; its log ends:\n"
+        + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+    )
 
 
 def download(base: str, files: list[Path], into: Path) -> int:

@@ -554,6 +554,9 @@ def _workers(build, bind: str, workers: int):
                 "worker_class": Worker,
                 "accesslog": "-",
                 "loglevel": "info",
+                # gunicorn's control socket defaults to one path per user account
+                # (~/.gunicorn/gunicorn.ctl), shared by every service it runs; none is used.
+                "control_socket_disable": True,
             }.items():
                 self.cfg.set(key, value)
 
