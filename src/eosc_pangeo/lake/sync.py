@@ -286,7 +286,8 @@ def sync(
         elif manifest is not None:
             report.version = manifest.version
         if prune and plan.removed:
-            _timed(report, "prune", _prune, lake, collection, domain, plan, report, progress)
+            renewing = lock.renewing(progress)
+            _timed(report, "prune", _prune, lake, collection, domain, plan, report, renewing)
         for name in ingested:
             fetched[name].path.unlink(missing_ok=True)
         _remove_settled(fetched, report)
