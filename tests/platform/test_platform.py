@@ -9,6 +9,7 @@ import signal
 import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -143,17 +144,19 @@ def test_a_user_cannot_reach_another_users_server_or_account(alice, bob):
     assert start.status_code in (403, 404)
 
 
-def test_a_user_cannot_see_or_stop_another_users_cluster(platform, alice, bob):
+def _gateway(platform, session):
+    """``session``'s user's client of the platform's Dask Gateway."""
     from dask_gateway import Gateway, JupyterHubAuth
 
-    def gateway(session):
-        return Gateway(
-            platform.state.gateway_address,
-            proxy_address=f"gateway://{platform.state.scheduler_address}",
-            auth=JupyterHubAuth(api_token=session.token),
-        )
+    return Gateway(
+        platform.state.gateway_address,
+        proxy_address=f"gateway://{platform.state.scheduler_address}",
+        auth=JupyterHubAuth(api_token=session.token),
+    )
 
-    with gateway(alice) as alices, gateway(bob) as bobs:
+
+def test_a_user_cannot_see_or_stop_another_users_cluster(platform, alice, bob):
+    with _gateway(platform, alice) as alices, _gateway(platform, bob) as bobs:
         cluster = alices.new_cluster()
         try:
             assert bobs.list_clusters() == []
@@ -291,6 +294,44 @@ def test_servers_survive_a_hub_restart(platform, alice):
     assert alice.run("print('still here')").strip() == "still here"
 
 
+def test_a_users_dask_cluster_and_its_workers_survive_a_hub_restart(platform, alice):
+    with _gateway(platform, alice) as gateway:
+        cluster = gateway.new_cluster()
+        try:
+            cluster.scale(1)
+            with cluster.get_client() as client:
+                client.wait_for_workers(1, timeout=120)
+                workers = set(client.scheduler_info()["workers"])
+            local.stop_hub_only(platform.state)
+            local.start(platform.state, attached=True)
+            assert [c.name for c in gateway.list_clusters()] == [cluster.name]
+            with gateway.connect(cluster.name) as again, again.get_client() as client:
+                assert set(client.scheduler_info()["workers"]) == workers
+                assert client.submit(sum, range(101)).result(timeout=120) == 5050
+        finally:
+            cluster.shutdown()
+
+
+def test_the_platform_going_down_stops_every_dask_cluster(platform):
+    """``eosc-pangeo down`` stops clusters even of users whose server is not running: it tells
+    the gateway so (``local.stop`` then stops the hub as ``stop_hub_only`` does, after the
+    servers, which the other tests of this session still use)."""
+    from eosc_pangeo.platform.gateway import stop_clusters_file
+
+    session = platform.session(platform.add_user("noserver"))
+    with _gateway(platform, session) as gateway:
+        cluster = gateway.new_cluster()
+        scheduler = _scheduler_pid(cluster.name)
+        Path(stop_clusters_file(str(platform.state.gateway_database))).touch()
+        local.stop_hub_only(platform.state)
+        try:
+            assert not _alive(scheduler)
+        finally:
+            local.start(platform.state, attached=True)
+    with _gateway(platform, session) as gateway:
+        assert gateway.list_clusters() == []
+
+
 def test_a_stopped_hub_leaves_no_service_behind(platform):
     """The hub stops its services one after another: stopped before it reaches the last (the
     data service once took 30 s), it left the jobs service and the idle culler running."""
@@ -366,6 +407,23 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as file:
         return file.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+
+
+def _scheduler_pid(cluster_name: str) -> int:
+    """The process of the scheduler of Dask Gateway's cluster ``cluster_name``."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as file:
+                    environment = file.read().split(b"\0")
+                with open(f"/proc/{entry}/cmdline", "rb") as file:
+                    command = file.read()
+            except OSError:
+                continue
+            name = f"DASK_GATEWAY_CLUSTER_NAME={cluster_name}".encode()
+            if name in environment and b"scheduler" in command:
+                return int(entry)
+    raise AssertionError(f"no scheduler process of cluster {cluster_name}")
 
 
 def _service_pids(platform) -> list[int]:

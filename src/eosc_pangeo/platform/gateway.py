@@ -334,11 +334,32 @@ class EnvironmentImages(FairUseMixin):
         }
 
 
-class PlatformLocalBackend(EnvironmentImages, SafeLocalBackend):
+class ClustersOutliveTheGateway(LoggingConfigurable):
+    """Clusters that keep running while the gateway restarts, unless the platform goes down.
+
+    With its database in a file, a new gateway finds the clusters the last one left (their
+    processes, TLS credentials and proxy routes) and users keep computing across a restart of the
+    hub, which stops and starts its managed services. ``eosc-pangeo down`` creates
+    ``stop_clusters_file`` before it stops the hub: that gateway stops every cluster on its way out.
+    """
+
+    stop_clusters_file = Unicode(
+        "",
+        config=True,
+        help="If this file exists when the gateway stops, every cluster is stopped with it.",
+    )
+
+    async def cleanup(self):
+        if self.stop_clusters_file and os.path.exists(self.stop_clusters_file):
+            self.stop_clusters_on_shutdown = True
+        await super().cleanup()
+
+
+class PlatformLocalBackend(ClustersOutliveTheGateway, EnvironmentImages, SafeLocalBackend):
     """Clusters run as the hub user's namesake system user (the gateway runs as root)."""
 
 
-class SingleAccountLocalBackend(EnvironmentImages, UnsafeLocalBackend):
+class SingleAccountLocalBackend(ClustersOutliveTheGateway, EnvironmentImages, UnsafeLocalBackend):
     """Clusters run as the account running the gateway: for a platform started without root,
     where users are not separated from each other (see docs/platform.md)."""
 
@@ -354,6 +375,8 @@ def gateway_config(
     group_limits: dict[str, dict[str, Any]] | None = None,
     environments: list[str] | None = None,
     backend: str = "PlatformLocalBackend",
+    database: str | None = None,
+    database_key: str | None = None,
 ) -> Config:
     """Configuration of a gateway run as a JupyterHub service with local-process clusters.
 
@@ -376,6 +399,14 @@ def gateway_config(
     backend : str
         ``PlatformLocalBackend`` (run as root: clusters run as their users) or
         ``SingleAccountLocalBackend`` (without root: clusters run as the gateway's account).
+    database : str, optional
+        A private file for the gateway's database: clusters then outlive a restart of the
+        gateway, and are stopped with it only once ``<database>.stop-clusters`` exists (see
+        :class:`ClustersOutliveTheGateway`). Without it, the database stays in memory and
+        clusters stop with the gateway.
+    database_key : str, optional
+        The Fernet key (32 url-safe base64 bytes) that encrypts the clusters' credentials in
+        ``database``; required with it.
 
     Returns
     -------
@@ -395,17 +426,30 @@ def gateway_config(
     c[backend].clusters_directory = os.path.join(state_directory, "clusters")
     c[backend].allowed_environments = environments
     c[backend].default_image = environments[0]
-    # The database stays in memory (the default): clusters are stopped with the gateway, since
-    # on a single machine nothing else would stop them, so no state needs to outlive it.
-    c[backend].stop_clusters_on_shutdown = True
+    if database is None:
+        c[backend].stop_clusters_on_shutdown = True
+    else:
+        if not database_key:
+            raise ValueError(f"the gateway's database {database} needs a key to encrypt it")
+        c[backend].db_url = f"sqlite:///{database}"
+        c[backend].db_encrypt_keys = [database_key]
+        c[backend].stop_clusters_on_shutdown = False
+        c[backend].stop_clusters_file = stop_clusters_file(database)
     c.FairUsePolicy.default_limits = default_limits or {}
     c.FairUsePolicy.group_limits = group_limits or {}
     return c
 
 
+def stop_clusters_file(database: str) -> str:
+    """The file whose presence makes the gateway of ``database`` stop its clusters as it stops."""
+    return f"{database}.stop-clusters"
+
+
 def write_gateway_config(config: Config, path: str) -> str:
-    """Write ``config`` as a JSON file that ``dask-gateway-server -f`` (and :func:`main`) load."""
-    with open(path, "w") as file:
+    """Write ``config`` as a JSON file that ``dask-gateway-server -f`` (and :func:`main`) load;
+    readable by its owner only (it may hold the database's key)."""
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+        os.fchmod(file.fileno(), 0o600)
         json.dump(config, file, indent=2)
     return path
 

@@ -15,6 +15,7 @@ three for a ``with`` block.
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import grp
 import hashlib
@@ -39,7 +40,7 @@ import requests
 from .auth import UserStore, configure_passwords, new_password
 from .catalog_service import SERVICE_NAME as CATALOG_SERVICE
 from .environment import PROJECT_DIRECTORY, readable_by_others, user_environment
-from .gateway import SERVICE_NAME, gateway_config, write_gateway_config
+from .gateway import SERVICE_NAME, gateway_config, stop_clusters_file, write_gateway_config
 
 ADMIN_SERVICE = "eosc-admin"
 #: Unix (and hub) group whose members may write the lake.
@@ -140,6 +141,10 @@ class PlatformState:
     oidc: dict[str, Any] | None = None
     #: Encrypts the hub's auth state (the provider's tokens, kept to refresh them).
     crypt_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    #: Encrypts the clusters' TLS credentials in the gateway's database (a Fernet key).
+    gateway_key: str = field(
+        default_factory=lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    )
 
     @classmethod
     def load(cls, state_directory: str | os.PathLike) -> PlatformState:
@@ -176,6 +181,11 @@ class PlatformState:
     @property
     def admin_password_file(self) -> Path:
         return self.state / "admin-password"
+
+    @property
+    def gateway_database(self) -> Path:
+        """Dask Gateway's clusters, kept over a restart of the hub."""
+        return self.state / "gateway.sqlite"
 
     @property
     def pid_file(self) -> Path:
@@ -319,6 +329,8 @@ def prepare(
             group_limits=platform.group_limits,
             environments=[platform.environment],
             backend="PlatformLocalBackend" if os.geteuid() == 0 else "SingleAccountLocalBackend",
+            database=str(platform.gateway_database),
+            database_key=platform.gateway_key,
         ),
         str(state / "gateway.json"),
     )
@@ -584,7 +596,8 @@ PR_SET_PDEATHSIG = 1
 
 def stop_with_parent() -> None:
     """In the child, before exec: get SIGTERM when the parent dies (Linux), so that a killed
-    test run leaves no hub behind; the hub then stops its proxy, gateway and clusters."""
+    test run leaves no hub behind; the hub then stops its proxy and services (Dask clusters
+    then stop at their idle timeout)."""
     PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
@@ -660,6 +673,7 @@ def start(
             f"port {platform.port} is taken: stop what uses it, or start with "
             "another --port on a new --state directory"
         )
+    Path(stop_clusters_file(str(platform.gateway_database))).unlink(missing_ok=True)
     with open(platform.log, "a") as log_file:
         hub = subprocess.Popen(
             [
@@ -737,7 +751,8 @@ def stop_servers(hub: LocalHub) -> list[str]:
 
 
 def stop(platform: PlatformState) -> bool:
-    """Stop the users' servers, then the hub with its proxy and services; False if not running."""
+    """Stop the users' servers, then the hub with its proxy and services, and the gateway with
+    every Dask cluster; False if not running."""
     pid = running_pid(platform)
     if pid is None:
         return False
@@ -745,13 +760,15 @@ def stop(platform: PlatformState) -> bool:
         stop_servers(hub_of(platform))
     except requests.RequestException:
         pass  # a hub that does not answer is stopped all the same
+    Path(stop_clusters_file(str(platform.gateway_database))).touch()
     _terminate(pid)
     return True
 
 
 def stop_hub_only(platform: PlatformState) -> bool:
-    """Stop the hub (its proxy and services too) but leave users' servers running: the next
-    :func:`start` finds them again (an upgrade or a configuration change)."""
+    """Stop the hub (its proxy and services too) but leave users' servers and their Dask
+    clusters running: the next :func:`start` finds them again (an upgrade or a configuration
+    change)."""
     pid = running_pid(platform)
     if pid is None:
         return False
