@@ -293,8 +293,9 @@ def test_a_notebook_that_raises_on_slurm_fails_keeping_its_traceback_and_wait_ex
     assert errors[0].ename == "ValueError" and errors[0].traceback
 
 
-# Two workers asked for on a node with room for one beside the notebook's own job: one worker
-# job runs, the other waits in the queue. Then the kernel kills itself, or waits to be stopped.
+# Two workers asked for: on a 2-core node (1 core a job) one worker job runs beside the notebook's
+# own and the other waits in the queue, so both kinds must be cancelled. Then the kernel kills
+# itself, or waits to be stopped.
 TWO_WORKER_JOBS = """\
 import json, os, signal, time
 from eosc_pangeo import cluster
