@@ -41,7 +41,7 @@ fi
 # 2. The wheelhouse: the locked versions (pip's usual index) and this package built here.
 context="$CACHE/context"
 rm -rf "$context" && mkdir -p "$context/wheels"
-cp images/Containerfile images/overrides.json "$context/"
+cp images/Containerfile "$context/"
 grep -v '^eosc-pangeo==' images/requirements.txt >"$context/wheels/locked.txt"
 # pip wheel takes the published wheels as they are and builds the few distributions published
 # only as source (opendap-protocol), so the image installs from wheels alone.

@@ -116,3 +116,14 @@ def test_the_command_line_and_the_notebook_server_run(container):
 def test_the_image_runs_as_its_unprivileged_user(container):
     assert inside(container, "id", "-u").strip() == "1000"
     assert inside(container, "id", "-g").strip() == "100"
+
+
+@pytest.mark.image
+def test_jupyterlab_is_quiet_offline_and_has_the_batch_jobs_tile_where_the_hub_points(container):
+    from eosc_pangeo.platform.environment import LAB_OVERRIDES, LAUNCHER_ENTRIES, launcher_directory
+    from eosc_pangeo.platform.kube import IMAGE_ENVIRONMENT
+
+    settings = f"{IMAGE_ENVIRONMENT}/share/jupyter/lab/settings/overrides.json"
+    assert json.loads(inside(container, "cat", settings)) == LAB_OVERRIDES
+    tile = launcher_directory(IMAGE_ENVIRONMENT) / "jp_app_launcher_eosc_pangeo.yaml"
+    assert json.loads(inside(container, "cat", str(tile))) == LAUNCHER_ENTRIES

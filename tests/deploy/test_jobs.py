@@ -127,6 +127,17 @@ def test_notebooks_submit_to_the_jobs_service(offline_kubeconfig):
     assert env["EOSC_PANGEO_JOBS_URL"] == f"{JOBS_URL}/services/jobs"
 
 
+def test_jupyterlab_shows_the_batch_jobs_tile_only_with_the_jobs_service(offline_kubeconfig):
+    from eosc_pangeo.platform.environment import launcher_directory
+    from eosc_pangeo.platform.kube import IMAGE_ENVIRONMENT
+
+    for values, tile in ((values_with(**PVC_LAKE, **JOBS), True), (values_with(**PVC_LAKE), False)):
+        _, pod = notebook_pod(values)
+        env = container_env(pod["spec"]["containers"][0])
+        expected = str(launcher_directory(IMAGE_ENVIRONMENT)) if tile else None
+        assert env.get("JUPYTER_APP_LAUNCHER_PATH") == expected
+
+
 def test_jobs_run_with_the_lake_catalogue_and_gateway_of_notebooks(offline_kubeconfig):
     settings = deployment_settings(render(values_with(**PVC_LAKE, **JOBS)))
     jobs = jobs_environment(load_deployment(settings))

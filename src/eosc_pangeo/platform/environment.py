@@ -151,16 +151,34 @@ def _install(project: Path, prefix: Path) -> None:
     stamp.write_text(json.dumps({"source": source, "project": str(project)}))
 
 
+def launcher_directory(prefix: str | os.PathLike) -> Path:
+    """The folder of the environment at ``prefix`` that holds JupyterLab's launcher entries.
+
+    It is not one of Jupyter's data folders: jupyter-app-launcher reads it only where
+    ``JUPYTER_APP_LAUNCHER_PATH`` names it, which the hub sets when it runs the jobs service
+    (:func:`eosc_pangeo.platform.hub.add_jobs_service`), so that no tile leads to a missing page.
+    """
+    return Path(prefix) / "share" / "eosc-pangeo" / "launcher"
+
+
 def write_lab_overrides(prefix: str) -> None:
     """JupyterLab's settings overrides and launcher entries for the environment at ``prefix``
-    (see LAB_OVERRIDES, LAUNCHER_ENTRIES)."""
-    share = Path(prefix) / "share" / "jupyter"
+    (see LAB_OVERRIDES, LAUNCHER_ENTRIES). The image runs it too (images/Containerfile)."""
     # jupyter-app-launcher reads YAML; JSON is YAML.
     for path, content in (
-        (share / "lab" / "settings" / "overrides.json", LAB_OVERRIDES),
-        (share / "jupyter_app_launcher" / "jp_app_launcher_eosc_pangeo.yaml", LAUNCHER_ENTRIES),
+        (Path(prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json", LAB_OVERRIDES),
+        (launcher_directory(prefix) / "jp_app_launcher_eosc_pangeo.yaml", LAUNCHER_ENTRIES),
     ):
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(content, indent=2)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
+    # Environments written before the tile moved (2026-12-06) keep it in Jupyter's data folder,
+    # where it shows twice beside the new one, and also without the jobs service.
+    (
+        Path(prefix)
+        / "share"
+        / "jupyter"
+        / "jupyter_app_launcher"
+        / "jp_app_launcher_eosc_pangeo.yaml"
+    ).unlink(missing_ok=True)

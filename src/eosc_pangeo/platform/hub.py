@@ -23,6 +23,7 @@ from typing import Any
 
 from traitlets.config import Config
 
+from .environment import launcher_directory
 from .gateway import SERVICE_NAME
 
 #: The hub service that runs the gateway's process (its API is reached through the gate).
@@ -225,6 +226,7 @@ def add_jobs_service(
     public_url: str,
     command: list[str] | None = None,
     environment: dict[str, str] | None = None,
+    user_environment: str | None = None,
 ) -> None:
     """Add the batch jobs service (:mod:`eosc_pangeo.jobs.service`) to a hub.
 
@@ -243,6 +245,9 @@ def add_jobs_service(
         Command that runs the service as a hub-managed service.
     environment : dict, optional
         The service's ``EOSC_PANGEO_*`` settings: the gateway and lake its jobs use.
+    user_environment : str, optional
+        The prefix of the users' Python environment: its "Batch jobs" launcher tile
+        (:func:`eosc_pangeo.platform.environment.launcher_directory`) is shown in JupyterLab.
     """
     service: dict[str, Any] = {
         "name": JOBS_SERVICE,
@@ -263,6 +268,8 @@ def add_jobs_service(
     c.JupyterHub.load_roles = load_roles
     spawner_environment = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
     spawner_environment["EOSC_PANGEO_JOBS_URL"] = public_url
+    if user_environment is not None:
+        spawner_environment["JUPYTER_APP_LAUNCHER_PATH"] = str(launcher_directory(user_environment))
     c.Spawner.environment = spawner_environment
 
 

@@ -48,6 +48,8 @@ from .hub import (
     results_environment,
 )
 
+#: Where the image (images/Containerfile) installs its Python environment.
+IMAGE_ENVIRONMENT = "/opt/eosc-pangeo"
 # The image's user (images/Containerfile): not root, group "users" as in Jupyter's images.
 USER_ID = 1000
 GROUP_ID = 100
@@ -349,7 +351,10 @@ def configure_hub(c: Config, deployment: dict[str, Any] | None = None) -> Deploy
         # Its own pod (a Deployment with the job store on a volume), not started by the hub;
         # notebooks reach its Service directly, with their token in a header.
         add_jobs_service(
-            c, url=spec.jobs.url, public_url=f"{spec.jobs.url}/services/{JOBS_SERVICE}"
+            c,
+            url=spec.jobs.url,
+            public_url=f"{spec.jobs.url}/services/{JOBS_SERVICE}",
+            user_environment=IMAGE_ENVIRONMENT,
         )
     # zero-to-jupyterhub sets KubeSpawner.environment (singleuser.extraEnv), which hides
     # Spawner.environment: merge ours in, the chart's extraEnv winning.

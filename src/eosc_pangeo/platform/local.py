@@ -513,6 +513,7 @@ def configure_hub(c, platform: PlatformState) -> None:
             "--python",
             os.path.join(platform.environment, "bin", "python"),
         ],
+        user_environment=platform.environment,
         # Jobs submitted in the hub read its lake and start their clusters on its gateway.
         environment={
             "EOSC_PANGEO_LAKE": platform.lake,
