@@ -256,3 +256,48 @@ def test_jobs_outlive_a_restart_of_the_jobs_service(platform, tmp_path):
     job = wait_for_end(platform, ALICE, running["id"])
     assert job["state"] == "succeeded", job["reason"]
     assert results_of(platform, ALICE, running["id"]).read("results/slept.txt") == b"8"
+
+
+# The known answer, computed by a worker of the job's own Slurm cluster, with the account that
+# worker runs as. cores and memory are given: the hub's service holds no site configuration of
+# dask-jobqueue here (/etc/dask is machine-wide, and the test's Slurm has none), whose defaults
+# leave both unset.
+SUM_ON_SLURM = """\
+import getpass, json
+from eosc_pangeo import cluster
+
+with cluster(cores=1, memory="1GiB") as dask_cluster, dask_cluster.get_client() as client:
+    total = client.submit(sum, range(n)).result()
+    worker = client.submit(getpass.getuser).result()
+    kind = type(dask_cluster).__name__
+with open("answer.json", "w") as answer:
+    json.dump({"total": total, "label": label, "cluster": kind, "worker": worker}, answer)
+"""
+
+
+def slurm_job_owner(native_id: str) -> str:
+    """The user Slurm ran a batch job as (``scontrol`` keeps ended jobs for ``MinJobAge``)."""
+    shown = subprocess.run(
+        ["scontrol", "show", "job", native_id], capture_output=True, text=True, check=True
+    ).stdout
+    return next(field for field in shown.split() if field.startswith("UserId=")).split("=")[1]
+
+
+def test_a_users_slurm_job_submitted_through_the_service_runs_as_them_and_comes_back(
+    platform, slurm, tmp_path, make_notebook
+):
+    notebook = make_notebook(tmp_path / "sum.ipynb", 'n = 10\nlabel = "default"', SUM_ON_SLURM)
+    submitted = submit_as(platform, ALICE, notebook, {"n": "20", "label": "hpc"}, backend="slurm")
+    assert submitted.status_code == 201, submitted.text
+    job = wait_for_end(platform, ALICE, submitted.json()["id"])
+
+    assert job["state"] == "succeeded", job["reason"]
+    assert (job["user"], job["backend"]) == (ALICE, "slurm")
+    assert slurm_job_owner(job["native_id"]).startswith(f"{ALICE}(")
+    archive = results_of(platform, ALICE, job["id"])
+    assert json.loads(archive.read("results/answer.json")) == {
+        "total": 190,
+        "label": "hpc",
+        "cluster": "SLURMCluster",
+        "worker": ALICE,
+    }
