@@ -63,7 +63,9 @@ def repository(lake: Lake) -> icechunk.Repository:
     """The collection's repository, opened as docs/data-lake.md tells plain clients to."""
     storage = icechunk.local_filesystem_storage(lake.path("ocean", "sst", "map.icechunk"))
     containers = icechunk.Repository.fetch_config(storage).virtual_chunk_containers
-    access = icechunk.containers_credentials(dict.fromkeys(containers))
+    # icechunk 2's sentinel for local files; icechunk 1 takes None.
+    local = getattr(icechunk.credentials, "LocalFileSystemAccess", None)
+    access = icechunk.containers_credentials(dict.fromkeys(containers, local))
     return icechunk.Repository.open(storage, authorize_virtual_chunk_access=access)
 
 

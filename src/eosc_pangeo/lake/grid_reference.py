@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -169,7 +169,7 @@ class ReferenceRepository:
                 icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(prefix))
             )
         storage = icechunk.local_filesystem_storage(self.path)
-        access = icechunk.containers_credentials(dict.fromkeys(map(container_prefix, self.folders)))
+        access = local_access(icechunk, map(container_prefix, self.folders))
         if self.previous is None:
             self.repository = icechunk.Repository.create(storage, config, access)
         else:
@@ -248,6 +248,14 @@ class ReferenceRepository:
         if self.previous is None:
             return ""
         return zarr.open_group(self.session.store, mode="r").attrs.get("history", "")
+
+
+def local_access(icechunk, prefixes: Iterable[str]) -> dict:
+    """Icechunk's authorisation to read virtual chunks from the local folders ``prefixes``:
+    the no-credentials sentinel of icechunk 2 (which deprecates None), None before it."""
+    credentials = getattr(icechunk, "credentials", None)
+    local = getattr(credentials, "LocalFileSystemAccess", None)
+    return icechunk.containers_credentials(dict.fromkeys(prefixes, local))
 
 
 def container_prefix(folder: str) -> str:
@@ -415,7 +423,7 @@ def snapshot_store(lake: Lake, collection_path: str, info: ZarrStore):
     storage = icechunk.local_filesystem_storage(f"{collection_path}/{info.path}")
     config = icechunk.Repository.fetch_config(storage)
     prefixes = list(config.virtual_chunk_containers) if config else []
-    access = icechunk.containers_credentials(dict.fromkeys(prefixes))
+    access = local_access(icechunk, prefixes)
     repository = icechunk.Repository.open(storage, authorize_virtual_chunk_access=access)
     return repository.readonly_session(snapshot_id=info.snapshot).store
 
