@@ -301,3 +301,62 @@ def test_a_users_slurm_job_submitted_through_the_service_runs_as_them_and_comes_
         "cluster": "SLURMCluster",
         "worker": ALICE,
     }
+
+
+# Reads the lake of its settings (EOSC_PANGEO_LAKE, no storage options) as a notebook does.
+READS_THE_LAKE = """\
+import json, os
+from eosc_pangeo.lake import Lake, read_insitu
+
+lake = Lake.from_url()
+json.dump({"collections": lake.collection_ids(), "rows": len(read_insitu(lake, "stations")),
+           "hub_token": os.environ["JUPYTERHUB_API_TOKEN"]}, open("read.json", "w"))
+"""
+
+
+@pytest.fixture
+def stations_on_s3(s3_lake, tmp_path):
+    """A lake on the S3 server holding one in-situ collection, ``stations``."""
+    from eosc_pangeo.demo_data.stations import StationSpec, write_stations
+    from eosc_pangeo.lake import ingest_insitu
+
+    files = write_stations(StationSpec(stations=2, days=3), tmp_path / "stations")
+    ingest_insitu(s3_lake, "stations", "ocean", [str(path) for path in files])
+    return s3_lake
+
+
+def test_a_job_for_a_user_reads_an_s3_lake_with_the_lake_keys_but_not_the_services_token(
+    platform, stations_on_s3, s3_server, monkeypatch, tmp_path
+):
+    from eosc_pangeo.config import Settings
+    from eosc_pangeo.jobs import api
+    from eosc_pangeo.jobs.accounts import Account
+    from eosc_pangeo.lake import read_insitu
+
+    state = platform.hub.platform
+    # The jobs service's environment on a deployment whose lake is on S3 (the chart's).
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["secret"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server["endpoint_url"])
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "the service's own token")
+    script = tmp_path / "read.py"
+    script.write_text(READS_THE_LAKE)
+
+    # As JobsHandler.submission submits for a user.
+    job = api.submit(
+        script,
+        backend="local",
+        settings=Settings(lake=stations_on_s3.url, jobs_dir=str(state.jobs_directory)),
+        user=ALICE,
+        account=Account.of(ALICE, os.path.join(state.environment, "bin", "python")),
+        environment={"JUPYTERHUB_API_TOKEN": "a token of the user's"},
+    )
+    job = wait_for_end(platform, ALICE, job.id)
+
+    assert job["state"] == "succeeded", job["reason"]
+    read = json.loads(results_of(platform, ALICE, job["id"]).read("results/read.json"))
+    assert read == {
+        "collections": ["stations"],
+        "rows": len(read_insitu(stations_on_s3, "stations")),
+        "hub_token": "a token of the user's",
+    }

@@ -60,6 +60,18 @@ def job_settings(backend: str, settings: Settings) -> dict[str, Any]:
 
 # What a runner keeps of a service's environment (the service's own credentials stay behind).
 BASE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ", "HOME")
+# The lake's object-store access, as the platform gives it to notebooks and to the jobs service
+# (the chart: from the lake's Secret and ConfigMap): what botocore, under s3fs, reads. A job of
+# the service reads the lake as a notebook does, so it gets them too.
+LAKE_ENVIRONMENT = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_DEFAULT_REGION",
+    "AWS_CA_BUNDLE",
+)
 
 
 def runner_environment(
@@ -72,13 +84,15 @@ def runner_environment(
     record; plus the frozen dask configuration of batch jobs.
 
     Without ``environment``, this process's (a user's shell or notebook); with it, only
-    ``environment`` over the basics of :data:`BASE_ENVIRONMENT` (a service submitting for a
-    user), whose home and ``PATH`` are ``account``'s if given.
+    ``environment`` over the basics of :data:`BASE_ENVIRONMENT` and the lake's credentials of
+    :data:`LAKE_ENVIRONMENT` (a service submitting for a user: its own hub token and other
+    secrets stay behind), whose home and ``PATH`` are ``account``'s if given.
     """
     if environment is None:
         env = dict(os.environ)
     else:
-        env = {name: os.environ[name] for name in BASE_ENVIRONMENT if name in os.environ}
+        kept = BASE_ENVIRONMENT + LAKE_ENVIRONMENT
+        env = {name: os.environ[name] for name in kept if name in os.environ}
         if account is not None:
             env.update(account.environment(fallback_home=directory.path))
         env.update(environment)
