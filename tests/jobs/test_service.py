@@ -263,12 +263,15 @@ def test_jobs_outlive_a_restart_of_the_jobs_service(platform, tmp_path):
 # dask-jobqueue here (/etc/dask is machine-wide, and the test's Slurm has none), whose defaults
 # leave both unset.
 SUM_ON_SLURM = """\
-import getpass, json
+import json, os, pwd
 from eosc_pangeo import cluster
+
+def account():
+    return pwd.getpwuid(os.getuid()).pw_name
 
 with cluster(cores=1, memory="1GiB") as dask_cluster, dask_cluster.get_client() as client:
     total = client.submit(sum, range(n)).result()
-    worker = client.submit(getpass.getuser).result()
+    worker = client.submit(account).result()
     kind = type(dask_cluster).__name__
 with open("answer.json", "w") as answer:
     json.dump({"total": total, "label": label, "cluster": kind, "worker": worker}, answer)
