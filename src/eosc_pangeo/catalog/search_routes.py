@@ -61,10 +61,9 @@ class SearchRoutes:
         collections_get: type[APIRequest],
     ) -> None:
         self.app = app
-        self.search_post = search_post
         self.routes: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {
             ("GET", "/search"): _get_route(search_get, client.get_search),
-            ("POST", "/search"): self._post_search(client),
+            ("POST", "/search"): _post_route(search_post, client.post_search),
             ("GET", "/collections"): _get_route(collections_get, client.all_collections),
         }
 
@@ -84,43 +83,12 @@ class SearchRoutes:
             response = await _handled(request, error)
         await response(scope, receive, send)
 
-    def _post_search(self, client: AsyncBaseCoreClient):
-        async def post_search(request: Request) -> Response:
-            media_type = request.headers.get("content-type", "application/json").split(";")[0]
-            if media_type.strip() not in _JSON_TYPES:
-                return JSONResponse(
-                    {
-                        "code": "UnsupportedMediaType",
-                        "description": "send the search as application/json",
-                    },
-                    status_code=415,
-                )
-            try:
-                body = orjson.loads(await request.body() or b"{}")
-            except orjson.JSONDecodeError:
-                body = None
-            if not isinstance(body, dict):
-                # stac-pydantic's validators assume an object and would fail with a 500
-                # (found by schemathesis).
-                raise CatalogError("the search body must be a JSON object")
-            try:
-                search = self.search_post.model_validate(body)
-            except ValidationError as error:
-                raise RequestValidationError(
-                    [
-                        {**e, "loc": ("body", *e["loc"])}
-                        for e in error.errors(include_url=False, include_context=False)
-                    ],
-                    body=body,
-                ) from None
-            return await client.post_search(search, request=request)
-
-        return post_search
-
 
 def _get_route(model: type[APIRequest], endpoint: Callable[..., Awaitable[Response]]):
     """A route building ``model`` from the query string and calling ``endpoint`` with it, as
     stac-fastapi's GET endpoints do."""
+    # The models' fields are named as their query parameters (no aliases in the extensions
+    # this API enables).
     names = [field.name for field in attr.fields(model)]
 
     async def route(request: Request) -> Response:
@@ -133,12 +101,50 @@ def _get_route(model: type[APIRequest], endpoint: Callable[..., Awaitable[Respon
     return route
 
 
+def _post_route(model: type[BaseModel], endpoint: Callable[..., Awaitable[Response]]):
+    """A route validating a JSON body with ``model`` and calling ``endpoint`` with it, as
+    stac-fastapi's POST endpoint does; a body that is not JSON gets 415, one that is not an
+    object 400."""
+
+    async def route(request: Request) -> Response:
+        media_type = request.headers.get("content-type", "application/json").split(";")[0]
+        if media_type.strip() not in _JSON_TYPES:
+            return JSONResponse(
+                {
+                    "code": "UnsupportedMediaType",
+                    "description": "send the search as application/json",
+                },
+                status_code=415,
+            )
+        try:
+            body = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
+            # stac-pydantic's validators assume an object and would fail with a 500
+            # (found by schemathesis).
+            raise CatalogError("the search body must be a JSON object")
+        try:
+            search = model.model_validate(body)
+        except ValidationError as error:
+            raise RequestValidationError(
+                [
+                    {**e, "loc": ("body", *e["loc"])}
+                    for e in error.errors(include_url=False, include_context=False)
+                ],
+                body=body,
+            ) from None
+        return await endpoint(search, request=request)
+
+    return route
+
+
 def _page_size(text: str) -> int:
     """The ``limit`` parameter as an integer; its range is the backend's to check."""
     try:
         return int(text)
     except ValueError:
-        raise CatalogError(f"limit must be a whole number of Items, got {text!r}") from None
+        raise CatalogError(f"limit must be a whole number, got {text!r}") from None
 
 
 def _route_path(scope: Scope) -> str:
