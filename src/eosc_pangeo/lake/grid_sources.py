@@ -8,7 +8,7 @@ written (:mod:`~eosc_pangeo.lake.grid_write`).
 from __future__ import annotations
 
 import functools
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
@@ -21,7 +21,7 @@ from ..geometry import wrap_longitude
 from .errors import IngestError
 from .hdf5_chunks import DeflateLayout, deflate_layout, raw_chunks
 from .manifest import Manifest, Progress, Source, SourceCheck, SourceFile, Variable
-from .sibling_sources import read_like
+from .sibling_sources import NETCDF_LOCK, read_like, read_metadata
 from .storage import source_name
 
 
@@ -71,26 +71,41 @@ def hash_and_read(
 ) -> list[SourceGrid]:
     """Hash the files (skipping those the collection holds) and open the new ones, in order.
 
-    A thread hashes the files one after another, ahead of the opening: hashing reads the whole
-    file (and leaves it in the page cache for the opening) while the opening parses metadata.
+    Two threads work ahead of the opening: one hashes the files one after another (which
+    reads each whole, and leaves it in the page cache), the other reads each new file's
+    netCDF4 metadata once it is hashed. Both spend most of their time in C without the GIL,
+    while this thread builds the files' descriptions.
     """
     urls = check.expand(urls)
     sources = []
-    with ThreadPoolExecutor(1, thread_name_prefix="grid-hash") as hasher:
-        hashed = [hasher.submit(check.new_file, url) for url in urls]
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="grid-metadata") as reader,
+        ThreadPoolExecutor(1, thread_name_prefix="grid-hash") as hasher,
+    ):
+
+        def hash_then_read(url: str) -> tuple[SourceFile | None, Future | None]:
+            new_file = check.new_file(url)
+            if new_file is None:
+                return None, None
+            return new_file, reader.submit(read_metadata, new_file.fs, new_file.path)
+
+        hashed = [hasher.submit(hash_then_read, url) for url in urls]
         try:
             for done, future in enumerate(hashed, start=1):
-                new_file = future.result()
+                new_file, metadata = future.result()
                 progress("hash", done, len(urls))
                 if new_file is not None:
                     # A file laid out like the first is described from its netCDF4 metadata.
                     sources.append(
-                        sources and read_like(new_file, sources[0]) or _read_source(new_file)
+                        sources
+                        and read_like(new_file, sources[0], metadata.result())
+                        or _read_source(new_file)
                     )
                     open_sources.callback(sources[-1].dataset.close)
         finally:
             for future in hashed:
                 future.cancel()
+            reader.shutdown(wait=False, cancel_futures=True)
     return sources
 
 
@@ -107,25 +122,27 @@ def _read_source(file: SourceFile) -> SourceGrid:
     The file stays open for the write: the caller closes ``source.dataset``.
     """
     url = file.url
-    try:
-        ds = _open_source(
-            file.fs,
-            file.path,
-            mask_and_scale=False,
-            chunks=None,
-            decode_times=xr.coders.CFDatetimeCoder(use_cftime=None),
-        )
-    except Exception as error:  # noqa: BLE001  (netCDF4/HDF5 raise many kinds)
-        raise IngestError(
-            url,
-            f"cannot be read as NetCDF ({type(error).__name__}: {error})",
-            "the file is truncated or corrupt; fetch it again",
-        ) from None
-    try:
-        return _describe_source(file, ds)
-    except BaseException:
-        ds.close()
-        raise
+    # hash_and_read's thread may be reading another file's metadata with netCDF4.
+    with NETCDF_LOCK:
+        try:
+            ds = _open_source(
+                file.fs,
+                file.path,
+                mask_and_scale=False,
+                chunks=None,
+                decode_times=xr.coders.CFDatetimeCoder(use_cftime=None),
+            )
+        except Exception as error:  # noqa: BLE001  (netCDF4/HDF5 raise many kinds)
+            raise IngestError(
+                url,
+                f"cannot be read as NetCDF ({type(error).__name__}: {error})",
+                "the file is truncated or corrupt; fetch it again",
+            ) from None
+        try:
+            return _describe_source(file, ds)
+        except BaseException:
+            ds.close()
+            raise
 
 
 def _describe_source(file: SourceFile, ds: xr.Dataset) -> SourceGrid:
