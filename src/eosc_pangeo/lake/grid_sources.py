@@ -8,6 +8,7 @@ written (:mod:`~eosc_pangeo.lake.grid_write`).
 from __future__ import annotations
 
 import functools
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -22,7 +23,12 @@ from .errors import IngestError
 from .hdf5_chunks import DeflateLayout, deflate_layout, raw_chunks
 from .manifest import Manifest, Progress, Source, SourceCheck, SourceFile, Variable
 from .sibling_sources import NETCDF_LOCK, read_like, read_metadata
-from .storage import source_name
+from .storage import source_fs, source_name
+
+#: How many files ahead of the hashing the kernel is asked to read. Read one at a time, a cold
+#: disk gave the benchmark's 92 daily files (98 MB) in 0.27 to 0.61 s; asked 8 ahead, in 0.13 to
+#: 0.15 s (2026-12-06, ``benchmarks/README.md``).
+_READ_AHEAD = 8
 
 
 @dataclass(eq=False)
@@ -74,22 +80,27 @@ def hash_and_read(
     Two threads work ahead of the opening: one hashes the files one after another (which
     reads each whole, and leaves it in the page cache), the other reads each new file's
     netCDF4 metadata once it is hashed. Both spend most of their time in C without the GIL,
-    while this thread builds the files' descriptions.
+    while this thread builds the files' descriptions. The kernel is asked to read the local
+    files a few ahead of the hashing, so that their reads from disk overlap.
     """
     urls = check.expand(urls)
     sources = []
+    for url in urls[:_READ_AHEAD]:
+        _read_ahead(check, url)
     with (
         ThreadPoolExecutor(1, thread_name_prefix="grid-metadata") as reader,
         ThreadPoolExecutor(1, thread_name_prefix="grid-hash") as hasher,
     ):
 
-        def hash_then_read(url: str) -> tuple[SourceFile | None, Future | None]:
-            new_file = check.new_file(url)
+        def hash_then_read(index: int) -> tuple[SourceFile | None, Future | None]:
+            if index + _READ_AHEAD < len(urls):
+                _read_ahead(check, urls[index + _READ_AHEAD])
+            new_file = check.new_file(urls[index])
             if new_file is None:
                 return None, None
             return new_file, reader.submit(read_metadata, new_file.fs, new_file.path)
 
-        hashed = [hasher.submit(hash_then_read, url) for url in urls]
+        hashed = [hasher.submit(hash_then_read, index) for index in range(len(urls))]
         try:
             for done, future in enumerate(hashed, start=1):
                 new_file, metadata = future.result()
@@ -107,6 +118,22 @@ def hash_and_read(
                 future.cancel()
             reader.shutdown(wait=False, cancel_futures=True)
     return sources
+
+
+def _read_ahead(check: SourceCheck, url: str) -> None:
+    """Ask the kernel to start reading the local file at ``url`` into the page cache, without
+    waiting for it; nothing for files elsewhere."""
+    fs, path = source_fs(check.lake, url)
+    if not isinstance(fs, LocalFileSystem) or not hasattr(os, "posix_fadvise"):
+        return
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # the hashing says what is wrong with the file
+    try:
+        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_WILLNEED)
+    finally:
+        os.close(descriptor)
 
 
 def _open_source(fs, path: str, **kwargs) -> xr.Dataset:
