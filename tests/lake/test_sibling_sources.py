@@ -12,7 +12,14 @@ import pytest
 import xarray as xr
 
 from eosc_pangeo import demo_data
-from eosc_pangeo.lake import IngestError, Lake, ingest_grid, open_dataset, read_manifest
+from eosc_pangeo.lake import (
+    CollectionNotFound,
+    IngestError,
+    Lake,
+    ingest_grid,
+    open_dataset,
+    read_manifest,
+)
 from eosc_pangeo.lake.grid_sources import _read_source
 from eosc_pangeo.lake.manifest import SourceCheck
 from eosc_pangeo.lake.sibling_sources import read_like
@@ -117,3 +124,21 @@ def test_files_given_latest_first_ingest_to_the_same_collection(local_lake, dail
     assert {k: v for k, v in manifests[0].attributes.items() if k != "id"} == {
         k: v for k, v in manifests[1].attributes.items() if k != "id"
     }
+
+
+def test_a_later_file_whose_metadata_cannot_be_read_is_refused_by_name(
+    local_lake, daily_files, tmp_path
+):
+    """Its metadata, read in a thread ahead of the description, go to the full reading."""
+    truncated = tmp_path / daily_files[1].name
+    truncated.write_bytes(daily_files[1].read_bytes()[:2048])
+    with pytest.raises(IngestError, match=truncated.name):
+        ingest_grid(local_lake, "truncated", "ocean", [daily_files[0], truncated], chunking="map")
+    with pytest.raises(CollectionNotFound):
+        local_lake.find_collection("truncated")
+
+
+def test_a_missing_file_among_those_read_ahead_is_refused_by_name(local_lake, daily_files):
+    missing = daily_files[0].parent / "20991231-sst.nc"
+    with pytest.raises(IngestError, match="20991231-sst.nc.*does not exist"):
+        ingest_grid(local_lake, "missing", "ocean", [*daily_files[:2], missing], chunking="map")
