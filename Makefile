@@ -14,10 +14,15 @@ STAMP312 := $(VENV312)/.installed
 
 .PHONY: up down status test test-py312 docs bench venv clean lint image image-lock helm-values
 
-$(STAMP): pyproject.toml
+# The image's lock constrains the venv, so that the suite tests the versions the image runs
+# (else every release on PyPI made them differ); `make image-lock` upgrades both.
+EXTRAS := hub,pgstac,access,test,docs,bench
+
+$(STAMP): pyproject.toml images/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[hub,pgstac,access,test,docs,bench]"
+	grep -v '^eosc-pangeo==' images/requirements.txt > $(VENV)/constraints.txt
+	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints.txt -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 $(STAMP312): pyproject.toml
@@ -51,7 +56,7 @@ status: $(STAMP)
 # The suite runs in TEST_WORKERS processes (most tests wait on servers, not on the CPU; a third
 # process made the browser and hub-restart tests miss their timeouts on 2 cores), with the
 # Python 3.12 run beside them; its report follows the main one. tests/conftest.py keeps each test
-# file in one process and the machine-wide services' tests together.
+# file in one process, and the tests of Slurm, and of the platform, each in one process.
 TEST_WORKERS ?= 2
 
 test: $(STAMP) $(STAMP312)
@@ -79,6 +84,7 @@ image: $(STAMP)
 	PYTHON=$(CURDIR)/$(BIN)/python images/build.sh
 
 image-lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet --upgrade -e ".[$(EXTRAS)]"
 	$(BIN)/python images/lock.py
 
 # The chart's values reference (docs/helm-values.md), generated from values.schema.json.

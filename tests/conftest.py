@@ -254,24 +254,26 @@ def serve():
 
 
 # The suite runs in parallel processes (pytest-xdist, `--dist loadgroup`; see the Makefile). Each
-# test file stays in one process, so that its module fixtures are made once. The tests of the
-# machine-wide services share one process: they create Unix users, install the users' Python
-# environment under /opt, and start one JupyterHub, Dask Gateway and Slurm, none of which two
-# processes may do at once.
-SERVICE_FOLDERS = ("compute", "jobs", "notebooks", "platform")
-SERVICE_FIXTURES = {"platform", "slurm", "slurm_site"}
+# test file stays in one process, so that its module fixtures are made once. Two machine-wide
+# services are each used from one process only: the single-node Slurm (2 CPUs: jobs of two
+# processes at once queue behind each other until their tests time out) and the platform of
+# tests/platform/conftest.py (one hub for the session). A test that uses both goes with Slurm.
+SHARED_FIXTURES = {"slurm": "slurm", "slurm_site": "slurm", "platform": "platform"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    def test_file(item) -> Path:
-        return Path(str(item.path)).relative_to(REPO / "tests")
-
-    shared = {
-        test_file(item)
-        for item in items
-        if test_file(item).parts[0] in SERVICE_FOLDERS or SERVICE_FIXTURES & set(item.fixturenames)
-    }
+    shared: dict[Path, set[str]] = {}  # per file: the shared services any of its tests uses
     for item in items:
-        path = test_file(item)
-        item.add_marker(pytest.mark.xdist_group("services" if path in shared else str(path)))
+        uses = SHARED_FIXTURES.keys() & set(item.fixturenames)
+        shared.setdefault(item.path, set()).update(SHARED_FIXTURES[name] for name in uses)
+    for item in items:
+        services = shared[item.path]
+        group = (
+            "slurm"
+            if "slurm" in services
+            else "platform"
+            if services
+            else str(Path(str(item.path)).relative_to(REPO / "tests"))
+        )
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
@@ -160,8 +159,16 @@ def test_the_hub_configuration_without_jobs_has_no_jobs_service():
     assert [s["name"] for s in c.JupyterHub.services] == ["dask-gateway"]
 
 
+@pytest.fixture(scope="module")
+def users_python() -> str:
+    """An interpreter other accounts can run (the clone's may sit in a mode-700 folder)."""
+    from eosc_pangeo.platform.environment import user_environment
+
+    return os.path.join(user_environment(), "bin", "python")
+
+
 @pytest.fixture
-def jobs_service(tmp_path):
+def jobs_service(tmp_path, users_python):
     """The jobs pod's command, run as an unprivileged account as in the pod; yields (pid, url)."""
     settings = deployment_settings(render(values_with(**PVC_LAKE, **JOBS)))
     store = tmp_path / "store"
@@ -169,7 +176,7 @@ def jobs_service(tmp_path):
     os.chown(store, NOBODY, NOBODY)
     (port,) = free_ports(1)
     process = subprocess.Popen(
-        [sys.executable, "-m", "eosc_pangeo.platform.kube", "--ip", "127.0.0.1"]
+        [users_python, "-m", "eosc_pangeo.platform.kube", "--ip", "127.0.0.1"]
         + ["--port", str(port), "--jobs-dir", str(store)],
         env={
             "PATH": os.environ["PATH"],
@@ -203,7 +210,7 @@ def jobs_service(tmp_path):
 def read_environ_as_nobody(pid: int) -> subprocess.CompletedProcess:
     """Read ``/proc/<pid>/environ`` as a job would: the same account, no capabilities."""
     return subprocess.run(
-        [sys.executable, "-c", f"print(open('/proc/{pid}/environ', 'rb').read())"],
+        ["cat", f"/proc/{pid}/environ"],
         user=NOBODY,
         group=NOBODY,
         extra_groups=[],
