@@ -129,7 +129,7 @@ def test_files_given_latest_first_ingest_to_the_same_collection(local_lake, dail
 def test_a_later_file_whose_metadata_cannot_be_read_is_refused_by_name(
     local_lake, daily_files, tmp_path
 ):
-    """Its metadata, read in a thread ahead of the description, go to the full reading."""
+    """netCDF4 cannot open it to compare it with the first: the full reading names it."""
     truncated = tmp_path / daily_files[1].name
     truncated.write_bytes(daily_files[1].read_bytes()[:2048])
     with pytest.raises(IngestError, match=truncated.name):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
@@ -22,12 +22,12 @@ from ..geometry import wrap_longitude
 from .errors import IngestError
 from .hdf5_chunks import DeflateLayout, deflate_layout, raw_chunks
 from .manifest import Manifest, Progress, Source, SourceCheck, SourceFile, Variable
-from .sibling_sources import NETCDF_LOCK, read_like, read_metadata
+from .sibling_sources import read_like
 from .storage import source_fs, source_name
 
-#: How many files ahead of the hashing the kernel is asked to read. Read one at a time, a cold
-#: disk gave the benchmark's 92 daily files (98 MB) in 0.27 to 0.61 s; asked 8 ahead, in 0.13 to
-#: 0.15 s (2026-12-06, ``benchmarks/README.md``).
+#: How many files ahead of the hashing the kernel is asked to read. A SHA-256 loop over the
+#: benchmark's 92 daily files (98 MB) on a cold disk took 0.27 to 0.61 s reading one file at a
+#: time, 0.13 to 0.15 s asking 8 ahead (2026-12-06, ``benchmarks/README.md``).
 _READ_AHEAD = 8
 
 
@@ -77,46 +77,36 @@ def hash_and_read(
 ) -> list[SourceGrid]:
     """Hash the files (skipping those the collection holds) and open the new ones, in order.
 
-    Two threads work ahead of the opening: one hashes the files one after another (which
-    reads each whole, and leaves it in the page cache), the other reads each new file's
-    netCDF4 metadata once it is hashed. Both spend most of their time in C without the GIL,
-    while this thread builds the files' descriptions. The kernel is asked to read the local
-    files a few ahead of the hashing, so that their reads from disk overlap.
+    A thread hashes the files one after another, ahead of the opening: hashing reads the whole
+    file (and leaves it in the page cache for the opening) while the opening parses metadata.
+    The kernel is asked to read the local files a few ahead of the hashing, so that their reads
+    from disk overlap.
     """
     urls = check.expand(urls)
     sources = []
     for url in urls[:_READ_AHEAD]:
         _read_ahead(check, url)
-    with (
-        ThreadPoolExecutor(1, thread_name_prefix="grid-metadata") as reader,
-        ThreadPoolExecutor(1, thread_name_prefix="grid-hash") as hasher,
-    ):
 
-        def hash_then_read(index: int) -> tuple[SourceFile | None, Future | None]:
-            if index + _READ_AHEAD < len(urls):
-                _read_ahead(check, urls[index + _READ_AHEAD])
-            new_file = check.new_file(urls[index])
-            if new_file is None:
-                return None, None
-            return new_file, reader.submit(read_metadata, new_file.fs, new_file.path)
+    def hash_file(index: int) -> SourceFile | None:
+        if index + _READ_AHEAD < len(urls):
+            _read_ahead(check, urls[index + _READ_AHEAD])
+        return check.new_file(urls[index])
 
-        hashed = [hasher.submit(hash_then_read, index) for index in range(len(urls))]
+    with ThreadPoolExecutor(1, thread_name_prefix="grid-hash") as hasher:
+        hashed = [hasher.submit(hash_file, index) for index in range(len(urls))]
         try:
             for done, future in enumerate(hashed, start=1):
-                new_file, metadata = future.result()
+                new_file = future.result()
                 progress("hash", done, len(urls))
                 if new_file is not None:
                     # A file laid out like the first is described from its netCDF4 metadata.
                     sources.append(
-                        sources
-                        and read_like(new_file, sources[0], metadata.result())
-                        or _read_source(new_file)
+                        sources and read_like(new_file, sources[0]) or _read_source(new_file)
                     )
                     open_sources.callback(sources[-1].dataset.close)
         finally:
             for future in hashed:
                 future.cancel()
-            reader.shutdown(wait=False, cancel_futures=True)
     return sources
 
 
@@ -149,27 +139,25 @@ def _read_source(file: SourceFile) -> SourceGrid:
     The file stays open for the write: the caller closes ``source.dataset``.
     """
     url = file.url
-    # hash_and_read's thread may be reading another file's metadata with netCDF4.
-    with NETCDF_LOCK:
-        try:
-            ds = _open_source(
-                file.fs,
-                file.path,
-                mask_and_scale=False,
-                chunks=None,
-                decode_times=xr.coders.CFDatetimeCoder(use_cftime=None),
-            )
-        except Exception as error:  # noqa: BLE001  (netCDF4/HDF5 raise many kinds)
-            raise IngestError(
-                url,
-                f"cannot be read as NetCDF ({type(error).__name__}: {error})",
-                "the file is truncated or corrupt; fetch it again",
-            ) from None
-        try:
-            return _describe_source(file, ds)
-        except BaseException:
-            ds.close()
-            raise
+    try:
+        ds = _open_source(
+            file.fs,
+            file.path,
+            mask_and_scale=False,
+            chunks=None,
+            decode_times=xr.coders.CFDatetimeCoder(use_cftime=None),
+        )
+    except Exception as error:  # noqa: BLE001  (netCDF4/HDF5 raise many kinds)
+        raise IngestError(
+            url,
+            f"cannot be read as NetCDF ({type(error).__name__}: {error})",
+            "the file is truncated or corrupt; fetch it again",
+        ) from None
+    try:
+        return _describe_source(file, ds)
+    except BaseException:
+        ds.close()
+        raise
 
 
 def _describe_source(file: SourceFile, ds: xr.Dataset) -> SourceGrid:

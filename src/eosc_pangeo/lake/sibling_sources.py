@@ -9,18 +9,12 @@ storage, every attribute) needs none of it: its description is the first one's w
 time steps, coordinates and file attributes, read with netCDF4 directly in about 2 ms. Any
 difference, however small, sends the file through the full reading, which then reports what is
 wrong with it.
-
-The netCDF4 reading (:func:`read_metadata`) runs in a thread ahead of the description
-(:func:`read_like`): netCDF-C releases the GIL while it parses a file's HDF5 metadata, so that
-it overlaps the building of the previous file's Dataset. netCDF-C is not thread-safe, so every
-netCDF4 call the ingest makes while that thread runs holds :data:`NETCDF_LOCK`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import threading
 from typing import TYPE_CHECKING, Any
 
 import netCDF4
@@ -39,87 +33,32 @@ if TYPE_CHECKING:
 
 # Variables larger than this are read when indexed, not when the file is described.
 _EAGER_VALUES = 65536
-# Nor are variables of this many dimensions or more, as data variables on (time, y, x) are:
-# the ingest checks their values when it reads them.
-_GRID_DIMENSIONS = 3
 
 
-#: netCDF-C is not thread-safe: while files' metadata are read in a thread (see
-#: :func:`~eosc_pangeo.lake.grid_sources.hash_and_read`), every netCDF4 call made meanwhile
-#: holds this lock.
-NETCDF_LOCK = threading.Lock()
-
-
-@dataclasses.dataclass(frozen=True)
-class Metadata:
-    """What netCDF4 reads of a local file without its data: its structure (see
-    :func:`_structure`), the values of its small variables but data variables, as stored, the
-    shape and dtype of every variable, and its global attributes."""
-
-    path: str
-    structure: dict[str, Any]
-    values: dict[str, np.ndarray]
-    shapes: dict[str, tuple[tuple[int, ...], Any]]
-    attrs: dict[str, Any]
-
-
-def read_metadata(fs, path: str) -> Metadata | None:
-    """The metadata of the file at ``path`` on ``fs``; None if it is not a local NetCDF-4
-    file, has groups or cannot be read (all left to the full reading).
-
-    Holds :data:`NETCDF_LOCK`: it may run in a thread beside the ingest's own netCDF4 calls.
-    """
-    if not isinstance(fs, LocalFileSystem):
-        return None
-    with NETCDF_LOCK:
-        try:
-            with netCDF4.Dataset(path) as nc:
-                nc.set_auto_maskandscale(False)
-                structure = _structure(nc)
-                if structure is None:
-                    return None
-                return Metadata(
-                    path=path,
-                    structure=structure,
-                    values={
-                        name: np.asarray(var[...])
-                        for name, var in nc.variables.items()
-                        if var.size <= _EAGER_VALUES and var.ndim < _GRID_DIMENSIONS
-                    },
-                    shapes={name: (var.shape, var.dtype) for name, var in nc.variables.items()},
-                    attrs=nc.__dict__,
-                )
-        except (OSError, RuntimeError):
-            # Not NetCDF-4, or damaged: the full reading says what is wrong with it.
-            return None
-
-
-def read_like(
-    file: SourceFile, reference: SourceGrid, metadata: Metadata | None = None
-) -> SourceGrid | None:
+def read_like(file: SourceFile, reference: SourceGrid) -> SourceGrid | None:
     """``file`` described as ``reference`` (opened and checked in full) describes its own
     file, if both files hold the same variables; None if they differ or ``file`` is not a
     local file, for the caller to open it in full.
-
-    ``metadata`` is the file's (:func:`read_metadata`) if read already, else it is read now.
 
     Raises
     ------
     IngestError
         If the file repeats a time step (as the full reading would).
     """
-    if not reference.local:
+    if not (reference.local and isinstance(file.fs, LocalFileSystem)):
         return None
-    metadata = metadata or read_metadata(file.fs, file.path)
-    expected = _structure_of_file(reference.path, reference.sha256)
-    if (
-        metadata is None
-        or expected is None
-        or _along_time(metadata.structure, reference.time_name)
-        != _along_time(expected, reference.time_name)
-    ):
+    expected = _structure_of_file(reference.path, reference.sha256, reference.time_name)
+    if expected is None:
         return None
-    dataset = _dataset_like(metadata, reference)
+    try:
+        nc = netCDF4.Dataset(file.path)
+    except OSError:
+        return None
+    with nc:
+        nc.set_auto_maskandscale(False)
+        if _structure(nc, reference.time_name) != expected:
+            return None
+        dataset = _dataset_like(nc, file.path, reference)
     if dataset is None:
         return None
     times = dataset[reference.time_name].values
@@ -146,21 +85,24 @@ def read_like(
 
 
 @functools.lru_cache(maxsize=4)
-def _structure_of_file(path: str, sha256: str) -> dict | None:
+def _structure_of_file(path: str, sha256: str, time_name: str) -> dict | None:
     """The structure of the file at ``path`` with this content, read once."""
     try:
-        with NETCDF_LOCK, netCDF4.Dataset(path) as nc:
-            return _structure(nc)
+        with netCDF4.Dataset(path) as nc:
+            return _structure(nc, time_name)
     except OSError:
         return None
 
 
-def _structure(nc: netCDF4.Dataset) -> dict[str, Any] | None:
-    """Every dimension and variable of the file: lengths, dtype, storage and attributes; None
-    if it has groups (left to the full reading)."""
+def _structure(nc: netCDF4.Dataset, time_name: str) -> dict[str, Any] | None:
+    """Every dimension and variable of the file: lengths (but along time), dtype, storage
+    and attributes; None if it has groups (left to the full reading)."""
     if nc.groups:
         return None
-    dims = {name: (len(dim), dim.isunlimited()) for name, dim in nc.dimensions.items()}
+    dims = {
+        name: (None if name == time_name else len(dim), dim.isunlimited())
+        for name, dim in nc.dimensions.items()
+    }
     variables = {}
     for name, var in nc.variables.items():
         variables[name] = (
@@ -174,18 +116,6 @@ def _structure(nc: netCDF4.Dataset) -> dict[str, Any] | None:
     return {"dimensions": dims, "variables": variables}
 
 
-def _along_time(structure: dict[str, Any] | None, time_name: str) -> dict[str, Any] | None:
-    """``structure`` without the length of the time dimension: what files of one product
-    share."""
-    if structure is None:
-        return None
-    dims = {
-        name: (None if name == time_name else length, unlimited)
-        for name, (length, unlimited) in structure["dimensions"].items()
-    }
-    return {**structure, "dimensions": dims}
-
-
 def _comparable(attrs: dict[str, Any]) -> dict[str, Any]:
     """Attributes that compare equal when their bytes do (NaN fill values included)."""
     return {
@@ -196,21 +126,21 @@ def _comparable(attrs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _dataset_like(metadata: Metadata, reference: SourceGrid) -> xr.Dataset | None:
+def _dataset_like(nc: netCDF4.Dataset, path: str, reference: SourceGrid) -> xr.Dataset | None:
     """The file as the full reading opens it (values as stored, times decoded), its
     variables' attributes and encodings the reference's (equal, as checked): the small
-    variables' values as read, the data variables read when indexed."""
+    variables read now, the data variables when indexed."""
     variables = {}
     for name, ref in reference.dataset.variables.items():
-        if name in reference.variables or name not in metadata.values:
-            shape, dtype = metadata.shapes[name]
-            data = indexing.LazilyIndexedArray(_NetcdfArray(metadata.path, name, shape, dtype))
+        var = nc.variables[name]
+        if name in reference.variables or var.size > _EAGER_VALUES:
+            data = indexing.LazilyIndexedArray(_NetcdfArray(path, name, var))
         else:
-            data = _decoded(metadata.values[name], ref)
+            data = _decoded(np.asarray(var[...]), ref)
             if data is None:
                 return None
         variables[name] = xr.Variable(ref.dims, data, ref.attrs, ref.encoding)
-    dataset = xr.Dataset(variables, attrs=metadata.attrs)
+    dataset = xr.Dataset(variables, attrs=nc.__dict__)
     return dataset.set_coords(list(reference.dataset.coords))
 
 
@@ -234,9 +164,9 @@ class _NetcdfArray(BackendArray):
     """A variable read with netCDF4 when indexed, values as stored; the file is opened for
     each read, so that no handle stays open beside the ingest's own."""
 
-    def __init__(self, path: str, name: str, shape: tuple[int, ...], dtype) -> None:
+    def __init__(self, path: str, name: str, var: netCDF4.Variable) -> None:
         self.path, self.name = path, name
-        self.shape, self.dtype = shape, dtype
+        self.shape, self.dtype = var.shape, var.dtype
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(
@@ -244,6 +174,6 @@ class _NetcdfArray(BackendArray):
         )
 
     def _read(self, key: tuple) -> np.ndarray:
-        with NETCDF_LOCK, netCDF4.Dataset(self.path) as nc:
+        with netCDF4.Dataset(self.path) as nc:
             nc.set_auto_maskandscale(False)
             return np.asarray(nc.variables[self.name][key])
