@@ -9,7 +9,6 @@ import signal
 import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -316,13 +315,11 @@ def test_the_platform_going_down_stops_every_dask_cluster(platform):
     """``eosc-pangeo down`` stops clusters even of users whose server is not running: it tells
     the gateway so (``local.stop`` then stops the hub as ``stop_hub_only`` does, after the
     servers, which the other tests of this session still use)."""
-    from eosc_pangeo.platform.gateway import stop_clusters_file
-
     session = platform.session(platform.add_user("noserver"))
     with _gateway(platform, session) as gateway:
         cluster = gateway.new_cluster()
         scheduler = _scheduler_pid(cluster.name)
-        Path(stop_clusters_file(str(platform.state.gateway_database))).touch()
+        platform.state.stop_clusters_flag.touch()
         local.stop_hub_only(platform.state)
         try:
             assert not _alive(scheduler)

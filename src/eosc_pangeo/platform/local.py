@@ -188,6 +188,11 @@ class PlatformState:
         return self.state / "gateway.sqlite"
 
     @property
+    def stop_clusters_flag(self) -> Path:
+        """While it exists, a gateway that stops stops every cluster too (``make down``)."""
+        return Path(stop_clusters_file(str(self.gateway_database)))
+
+    @property
     def pid_file(self) -> Path:
         return self.state / "jupyterhub.pid"
 
@@ -674,7 +679,7 @@ def start(
             f"port {platform.port} is taken: stop what uses it, or start with "
             "another --port on a new --state directory"
         )
-    Path(stop_clusters_file(str(platform.gateway_database))).unlink(missing_ok=True)
+    platform.stop_clusters_flag.unlink(missing_ok=True)
     with open(platform.log, "a") as log_file:
         hub = subprocess.Popen(
             [
@@ -761,7 +766,7 @@ def stop(platform: PlatformState) -> bool:
         stop_servers(hub_of(platform))
     except requests.RequestException:
         pass  # a hub that does not answer is stopped all the same
-    Path(stop_clusters_file(str(platform.gateway_database))).touch()
+    platform.stop_clusters_flag.touch()
     _terminate(pid)
     return True
 
