@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -145,17 +146,36 @@ def test_following_next_links_reads_every_dataset_once(api, dcat_lake):
     )
 
 
-def test_modified_since_keeps_only_collections_updated_since(api, dcat_lake):
-    collections = sorted(
-        CatalogIndex.of_lake(dcat_lake).collections(), key=lambda c: c.stac["updated"]
-    )
-    newest = collections[-1].stac["updated"]
-    graph = parse(get(f"{api}/dcat", modified_since=newest))
-    assert set(datasets(graph)) == {c.id for c in collections if c.stac["updated"] == newest}
-    assert len(datasets(graph)) < len(collections)
-    assert datasets(parse(get(f"{api}/dcat", modified_since="2000-01-01"))).keys() == {
-        c.id for c in collections
-    }
+@pytest.fixture(scope="module")
+def later_lake(tmp_path_factory, dcat_lake):
+    """``dcat_lake`` plus one collection ingested in a later second than all the others (the
+    demo lake's four are often written within one second, the resolution of ``updated``)."""
+    import shutil
+
+    from eosc_pangeo.demo_data import write_dsg
+    from eosc_pangeo.lake.kinds import kind_of
+    from eosc_pangeo.lake.manifest import utcnow
+    from eosc_pangeo.lake.storage import Lake
+
+    lake = Lake(str(tmp_path_factory.mktemp("later") / "lake"))
+    shutil.copytree(dcat_lake.url, lake.url)
+    written = max(c.stac["updated"] for c in CatalogIndex.of_lake(lake).collections())
+    while utcnow() <= written:
+        time.sleep(0.05)
+    sources = write_dsg(tmp_path_factory.mktemp("later-sources"))
+    kind_of("insitu").ingest(lake, "moorings", "ocean", [str(p) for p in sources])
+    build_catalog(lake, data_url="https://data.example.org")
+    return lake
+
+
+def test_modified_since_keeps_only_collections_updated_since(later_lake, serve):
+    collections = CatalogIndex.of_lake(later_lake).collections()
+    newest = max(c.stac["updated"] for c in collections)
+    with serve(create_app(later_lake)) as api:
+        assert datasets(parse(get(f"{api}/dcat", modified_since=newest))).keys() == {"moorings"}
+        assert datasets(parse(get(f"{api}/dcat", modified_since="2000-01-01"))).keys() == {
+            c.id for c in collections
+        }
 
 
 @pytest.mark.parametrize(
