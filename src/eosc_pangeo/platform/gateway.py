@@ -19,6 +19,7 @@ much, and what to do.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pwd
@@ -34,11 +35,14 @@ from dask_gateway_server.backends.local import (
     UnsafeLocalBackend,
 )
 from dask_gateway_server.options import Float, Integer, Mapping, Options, String
+from dask_gateway_server.proxy import Proxy
 from dask_gateway_server.traitlets import Type
 from pydantic import BaseModel, ByteSize, ConfigDict, PositiveInt
 from traitlets import Dict, Instance, List, Unicode, default
 from traitlets import Float as FloatTrait
 from traitlets.config import Config, Configurable, LoggingConfigurable
+
+from .loopback import LoopbackFence, free_ports
 
 GiB = 2**30
 SERVICE_NAME = "dask-gateway"
@@ -355,13 +359,143 @@ class ClustersOutliveTheGateway(LoggingConfigurable):
         await super().cleanup()
 
 
-class PlatformLocalBackend(ClustersOutliveTheGateway, EnvironmentImages, SafeLocalBackend):
-    """Clusters run as the hub user's namesake system user (the gateway runs as root)."""
+#: What the gateway's HTTP proxy port is called among the fenced ports of :mod:`.loopback`.
+PROXY_FENCE = "gateway-proxy"
 
 
-class SingleAccountLocalBackend(ClustersOutliveTheGateway, EnvironmentImages, UnsafeLocalBackend):
+class DashboardsForTheGatewayOnly(LoggingConfigurable):
+    """Dashboards that, on loopback, only the gateway's account may open (see :mod:`.loopback`).
+
+    A scheduler's dashboard answers anyone who connects, and so does the gateway's HTTP proxy at
+    ``/clusters/<name>/``; users reach both through the dashboards' gate (:mod:`.dashboards`),
+    which runs as root like the hub and the gateway. So both ports are fenced for the gateway's
+    account: the proxy's from the gateway's start to its end, a scheduler's dashboard from
+    before its scheduler starts (the gateway picks the port) until the cluster stops. Clusters
+    that outlive a gateway keep their fences; its successor drops those of clusters that ended
+    meanwhile. Workers serve no pages of their own (neither dashboard nor metrics): no route of
+    the gateway ever led to them.
+
+    Where fences are unavailable (no root, no netfilter) the gateway says so in its log and
+    runs unfenced; a fence that fails later fails its cluster instead.
+    """
+
+    fence_label = Unicode(
+        "",
+        config=True,
+        help="Names this platform's loopback fences (see eosc_pangeo.platform.loopback); "
+        "empty: dashboards are not fenced.",
+    )
+
+    fence = Instance(LoopbackFence, allow_none=True)
+
+    def dashboard_port(self, cluster) -> int:
+        """The port picked for ``cluster``'s dashboard (and fenced before it listens)."""
+        if cluster.name not in self._dashboard_ports:
+            self._dashboard_ports[cluster.name] = free_ports(1)[0]
+        return self._dashboard_ports[cluster.name]
+
+    async def setup(self, app):
+        self._dashboard_ports: dict[str, int] = {}
+        self.fence = await asyncio.to_thread(self._usable_fence)
+        await super().setup(app)
+        if self.fence is not None:
+            active = {cluster.name for cluster in self.db.active_clusters()}
+            swept = await asyncio.to_thread(self.fence.sweep, frozenset(active | {PROXY_FENCE}))
+            if swept:
+                self.log.info("Dropped the loopback fences of ended clusters %s", swept)
+
+    def _usable_fence(self) -> LoopbackFence | None:
+        """The fence, with the proxy's port kept already; None (said in the log) if none."""
+        if not self.fence_label:
+            return None
+        fence = LoopbackFence(self.fence_label, owner_uid=os.geteuid())
+        reason = fence.unavailable()
+        if reason is None:
+            try:
+                fence.keep(PROXY_FENCE, port_of(Proxy(parent=self).address))
+            except RuntimeError as error:
+                reason = str(error)
+        if reason is not None:
+            self.log.warning(
+                "Dask dashboards are NOT fenced on loopback (%s): every local account can open "
+                "them at their schedulers' ports and at the gateway's proxy. See "
+                "docs/platform.md, 'What the gate cannot do on one machine'.",
+                reason,
+            )
+            return None
+        self.log.info("Dask dashboards on loopback are for uid %d only", fence.owner_uid)
+        return fence
+
+    async def cleanup(self):
+        await super().cleanup()
+        if self.fence is not None:
+            await asyncio.to_thread(self.fence.release, PROXY_FENCE)
+
+    async def do_start_cluster(self, cluster):
+        if self.fence is not None:
+            await asyncio.to_thread(self.fence.keep, cluster.name, self.dashboard_port(cluster))
+        async for state in super().do_start_cluster(cluster):
+            yield state
+
+    def get_scheduler_command(self, cluster) -> list[str]:
+        command = super().get_scheduler_command(cluster)
+        if self.fence is None:
+            return command
+        at = command.index("--dashboard-address") + 1
+        return [
+            *command[:at],
+            f"{self.default_host}:{self.dashboard_port(cluster)}",
+            *command[at + 1 :],
+        ]
+
+    def get_worker_command(self, cluster, worker_name, scheduler_address=None) -> list[str]:
+        return [
+            *super().get_worker_command(cluster, worker_name, scheduler_address),
+            "--no-dashboard",
+        ]
+
+    def get_worker_env(self, cluster) -> dict[str, str]:
+        # A worker's HTTP server runs even without its dashboard: with no routes (metrics,
+        # health), its port serves nothing.
+        return {**super().get_worker_env(cluster), "DASK_DISTRIBUTED__WORKER__HTTP__ROUTES": "[]"}
+
+    async def _check_cluster_proxied(self, cluster):
+        # Also where a successor gateway meets the clusters it found; and a scheduler whose
+        # picked port was taken meanwhile serves its dashboard elsewhere: fence what it reports.
+        if self.fence is not None and not cluster.added_to_proxies and cluster.dashboard_address:
+            await asyncio.to_thread(
+                self.fence.keep, cluster.name, port_of(cluster.dashboard_address)
+            )
+        await super()._check_cluster_proxied(cluster)
+
+    async def do_stop_cluster(self, cluster):
+        # Before the cluster is recorded stopped: a stopped cluster has no fence left.
+        try:
+            await super().do_stop_cluster(cluster)
+        finally:
+            self._dashboard_ports.pop(cluster.name, None)
+            if self.fence is not None:
+                await asyncio.to_thread(self.fence.release, cluster.name)
+
+
+def port_of(address: str) -> int:
+    """The port of ``host:port`` or ``scheme://host:port``."""
+    return int(address.rsplit(":", 1)[1])
+
+
+class PlatformLocalBackend(
+    DashboardsForTheGatewayOnly, ClustersOutliveTheGateway, EnvironmentImages, SafeLocalBackend
+):
+    """Clusters run as the hub user's namesake system user (the gateway runs as root), their
+    dashboards fenced on loopback for root."""
+
+
+class SingleAccountLocalBackend(
+    DashboardsForTheGatewayOnly, ClustersOutliveTheGateway, EnvironmentImages, UnsafeLocalBackend
+):
     """Clusters run as the account running the gateway: for a platform started without root,
-    where users are not separated from each other (see docs/platform.md)."""
+    where users are not separated from each other (see docs/platform.md); its dashboards cannot
+    be fenced, which its log says."""
 
 
 def gateway_config(
@@ -377,6 +511,7 @@ def gateway_config(
     backend: str = "PlatformLocalBackend",
     database: str | None = None,
     database_key: str | None = None,
+    fence_label: str | None = None,
 ) -> Config:
     """Configuration of a gateway run as a JupyterHub service with local-process clusters.
 
@@ -407,6 +542,11 @@ def gateway_config(
     database_key : str, optional
         The Fernet key (32 url-safe base64 bytes) that encrypts the clusters' credentials in
         ``database``; required with it.
+    fence_label : str, optional
+        Names the platform's loopback fences, which keep the clusters' dashboards and the
+        gateway's HTTP proxy for the gateway's account, root (see
+        :class:`DashboardsForTheGatewayOnly`). Without it, or without root, they are open to
+        every local account.
 
     Returns
     -------
@@ -426,6 +566,10 @@ def gateway_config(
     c[backend].clusters_directory = os.path.join(state_directory, "clusters")
     c[backend].allowed_environments = environments
     c[backend].default_image = environments[0]
+    # Schedulers call the API server itself, not through the HTTP proxy: that may be fenced.
+    c[backend].api_url = f"http://{api_address}/api"
+    if fence_label:
+        c[backend].fence_label = fence_label
     if database is None:
         c[backend].stop_clusters_on_shutdown = True
     else:

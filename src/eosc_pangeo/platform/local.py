@@ -40,7 +40,14 @@ import requests
 from .auth import UserStore, configure_passwords, new_password
 from .catalog_service import SERVICE_NAME as CATALOG_SERVICE
 from .environment import PROJECT_DIRECTORY, readable_by_others, user_environment
-from .gateway import SERVICE_NAME, gateway_config, stop_clusters_file, write_gateway_config
+from .gateway import (
+    PROXY_FENCE,
+    SERVICE_NAME,
+    gateway_config,
+    stop_clusters_file,
+    write_gateway_config,
+)
+from .loopback import LoopbackFence, free_ports
 
 ADMIN_SERVICE = "eosc-admin"
 #: Unix (and hub) group whose members may write the lake.
@@ -68,17 +75,6 @@ configure_hub(c, PlatformState.load({state!r}))
 
 class PlatformError(RuntimeError):
     """The platform could not be started or reached; the message names the log to read."""
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports free on loopback now."""
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def port_is_free(port: int, ip: str = "127.0.0.1") -> bool:
@@ -193,6 +189,11 @@ class PlatformState:
         return Path(stop_clusters_file(str(self.gateway_database)))
 
     @property
+    def loopback_fence(self) -> LoopbackFence:
+        """The loopback ports kept for root: the clusters' dashboards, the gateway's proxy."""
+        return LoopbackFence(state_digest(self.state))
+
+    @property
     def pid_file(self) -> Path:
         return self.state / "jupyterhub.pid"
 
@@ -248,12 +249,16 @@ def load_oidc_settings(path: str | os.PathLike) -> dict[str, Any]:
     return settings
 
 
+def state_digest(state_directory: Path) -> str:
+    """Names the platform of ``state_directory`` among others on the machine."""
+    return hashlib.sha256(str(state_directory.resolve()).encode()).hexdigest()[:12]
+
+
 def shared_directory_for(state_directory: Path) -> Path:
     """Where users' processes find the lake and clusters' working directories."""
     if readable_by_others(state_directory):
         return state_directory / "shared"
-    digest = hashlib.sha256(str(state_directory.resolve()).encode()).hexdigest()[:12]
-    return SHARED_ROOT / digest
+    return SHARED_ROOT / state_digest(state_directory)
 
 
 def prepare(
@@ -336,6 +341,7 @@ def prepare(
             backend="PlatformLocalBackend" if os.geteuid() == 0 else "SingleAccountLocalBackend",
             database=str(platform.gateway_database),
             database_key=platform.gateway_key,
+            fence_label=platform.loopback_fence.label,
         ),
         str(state / "gateway.json"),
     )
@@ -758,17 +764,18 @@ def stop_servers(hub: LocalHub) -> list[str]:
 
 def stop(platform: PlatformState) -> bool:
     """Stop the users' servers, then the hub with its proxy and services, and the gateway with
-    every Dask cluster; False if not running."""
+    every Dask cluster, and open the loopback ports kept for them; False if not running."""
     pid = running_pid(platform)
-    if pid is None:
-        return False
-    try:
-        stop_servers(hub_of(platform))
-    except requests.RequestException:
-        pass  # a hub that does not answer is stopped all the same
-    platform.stop_clusters_flag.touch()
-    _terminate(pid)
-    return True
+    if pid is not None:
+        try:
+            stop_servers(hub_of(platform))
+        except requests.RequestException:
+            pass  # a hub that does not answer is stopped all the same
+        platform.stop_clusters_flag.touch()
+        _terminate(pid)
+    # Also after a crash: a gateway killed outright has not opened its ports.
+    platform.loopback_fence.sweep()
+    return pid is not None
 
 
 def stop_hub_only(platform: PlatformState) -> bool:
@@ -805,12 +812,24 @@ def status(platform: PlatformState) -> dict[str, Any]:
         except requests.RequestException:
             services[name] = False
     report["services"] = services
+    report["dashboards"] = dashboards_exposure(platform)
     try:
         users = hub.api("GET", "/users").json()
         report["servers"] = sorted(u["name"] for u in users if u.get("servers"))
     except requests.RequestException as error:
         report["servers"] = f"hub API did not answer: {error}"
     return report
+
+
+def dashboards_exposure(platform: PlatformState) -> str:
+    """Who may open the Dask dashboards of a running platform on loopback, and why."""
+    fence = platform.loopback_fence
+    reason = fence.unavailable()
+    if reason is None and PROXY_FENCE not in fence.kept():
+        reason = f"the gateway could not fence them: see {platform.log}"
+    if reason:
+        return f"open to every local account on loopback ({reason})"
+    return "for root only on loopback (users reach their own through the hub)"
 
 
 @contextmanager
@@ -846,4 +865,5 @@ def run_local_hub(
         except requests.RequestException:
             pass
         _terminate(hub.pid)
+        platform.loopback_fence.sweep()
         shutil.rmtree(platform.shared_directory, ignore_errors=True)
