@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -164,6 +166,40 @@ def test_the_platform_keeps_exactly_the_proxy_and_the_running_dashboards(
     kept = platform.state.loopback_fence.kept()
     assert kept[PROXY_FENCE] == [platform.state.ports["gateway_proxy"]]
     assert kept[cluster.name] == [dashboard_port]
+
+
+def gateway_pid(platform) -> int | None:
+    """The process of this platform's gateway (its command names the platform's config)."""
+    config = str(platform.state.state / "gateway.json")
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if "eosc_pangeo.platform.gateway" in command and config in command:
+            return process.pid
+    return None
+
+
+def test_a_restarted_gateway_fences_its_proxy_again_and_keeps_its_clusters_fenced(
+    platform, carols_cluster, dashboard_port, bob, users_python
+):
+    _, cluster, _ = carols_cluster
+    old = gateway_pid(platform)
+    os.kill(old, signal.SIGTERM)  # it opens its proxy's port as it stops; its clusters run on
+    deadline = time.monotonic() + 120
+    while not (gateway_pid(platform) not in (None, old) and gateway_answers(platform)):
+        assert time.monotonic() < deadline, "the hub did not restart the gateway within 120 s"
+        time.sleep(0.5)
+    kept = platform.state.loopback_fence.kept()
+    assert kept[PROXY_FENCE] == [platform.state.ports["gateway_proxy"]]
+    assert kept[cluster.name] == [dashboard_port]
+    assert connect_as(bob.name, dashboard_port, users_python) == "ConnectionRefusedError"
+
+
+def gateway_answers(platform) -> bool:
+    try:
+        url = f"{platform.state.gateway_address}/api/health"
+        return requests.get(url, timeout=10).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def test_a_stopped_clusters_port_is_open_again(platform):

@@ -418,8 +418,8 @@ class DashboardsForTheGatewayOnly(LoggingConfigurable):
         if reason is not None:
             self.log.warning(
                 "Dask dashboards are NOT fenced on loopback (%s): every local account can open "
-                "them at their schedulers' ports and at the gateway's proxy. See "
-                "docs/platform.md, 'What the gate cannot do on one machine'.",
+                "them at their schedulers' ports and at the gateway's proxy (see "
+                "docs/platform.md, 'Dask dashboards'). Run as root with iptables to fence them.",
                 reason,
             )
             return None
