@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -88,6 +90,26 @@ def test_a_server_runs_as_its_users_unix_account_with_the_example_notebooks(alic
     user, notebooks = output.splitlines()
     assert user == alice.name
     assert "01-discover-data.ipynb" in notebooks
+
+
+def test_a_server_is_forked_from_the_fork_server_with_its_users_ids_only(platform):
+    session = platform.session(platform.add_user("forked"))
+    session.start_server()
+    try:
+        pid = _server_pid(platform, session.name)
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        )
+        user = pwd.getpwnam(session.name)
+        assert status["Uid"].split() == [str(user.pw_uid)] * 4
+        assert status["Gid"].split() == [str(user.pw_gid)] * 4
+        groups = os.getgrouplist(session.name, user.pw_gid)
+        assert sorted(map(int, status["Groups"].split())) == sorted(groups)
+        parent = Path(f"/proc/{status['PPid'].strip()}/cmdline").read_bytes()
+        assert b"eosc_pangeo.platform.forkserver" in parent
+        assert session.run("print(1 + 1)").strip() == "2"
+    finally:
+        session.stop_server()
 
 
 def test_search_open_and_cluster_need_no_arguments_in_a_notebook(alice):
@@ -275,7 +297,7 @@ def test_a_killed_gateway_is_restarted_by_the_hub(platform, alice):
 def test_a_server_killed_with_sigkill_is_shown_stopped_and_starts_again(platform):
     session = platform.session(platform.add_user("killed"))
     session.start_server()
-    server_pid = _server_pid(session.name)
+    server_pid = _server_pid(platform, session.name)
     os.kill(server_pid, signal.SIGKILL)
     wait_until(
         lambda: not session.api("GET", f"/users/{session.name}").json()["servers"],
@@ -460,17 +482,8 @@ def _service_pid(module: str, platform) -> int | None:
     return None
 
 
-def _server_pid(name: str) -> int:
-    import pwd
-
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as file:
-                    command = file.read()
-                owner = os.stat(f"/proc/{entry}").st_uid
-            except OSError:
-                continue
-            if b"jupyterhub-singleuser" in command and pwd.getpwuid(owner).pw_name == name:
-                return int(entry)
-    raise AssertionError(f"no server process of {name}")
+def _server_pid(platform, name: str) -> int:
+    """The pid of ``name``'s server as the hub records it, checked to run as that account."""
+    pid = platform.hub.api("GET", f"/users/{name}").json()["servers"][""]["state"]["pid"]
+    assert pwd.getpwuid(os.stat(f"/proc/{pid}").st_uid).pw_name == name
+    return pid

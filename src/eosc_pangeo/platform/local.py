@@ -421,6 +421,7 @@ def with_unix_account(hook):
 
 def configure_hub(c, platform: PlatformState) -> None:
     """The hub's whole configuration for ``platform`` (what ``jupyterhub_config.py`` runs)."""
+    from .forkserver import fork_server
     from .hub import (
         add_catalog,
         add_dask_gateway,
@@ -538,6 +539,8 @@ def configure_hub(c, platform: PlatformState) -> None:
     user_servers(
         c, lake=platform.lake, catalog_url=platform.catalog_url, notebooks=platform.notebooks
     )
+    # The fork server imports JupyterLab as the hub starts: the first login need not wait.
+    fork_server(c.Spawner.cmd)
     if platform.oidc and os.geteuid() == 0:
         # Users come from the provider: their Unix account is made at their first start.
         c.Spawner.pre_spawn_hook = with_unix_account(c.Spawner.pre_spawn_hook)
