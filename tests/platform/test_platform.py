@@ -294,16 +294,21 @@ def test_a_killed_gateway_is_restarted_by_the_hub(platform, alice):
     assert alice.run(CLUSTER_SUM, timeout=180).strip() == "5050"
 
 
-def test_a_server_killed_with_sigkill_is_shown_stopped_and_starts_again(platform):
+def test_a_server_killed_with_sigkill_is_shown_stopped_its_clusters_stopped_and_starts_again(
+    platform,
+):
     session = platform.session(platform.add_user("killed"))
     session.start_server()
-    server_pid = _server_pid(platform, session.name)
-    os.kill(server_pid, signal.SIGKILL)
-    wait_until(
-        lambda: not session.api("GET", f"/users/{session.name}").json()["servers"],
-        60,
-        "server shown stopped",
-    )
+    with _gateway(platform, session) as gateway:
+        scheduler = _scheduler_pid(gateway.new_cluster().name)
+        os.kill(_server_pid(platform, session.name), signal.SIGKILL)
+        wait_until(
+            lambda: not session.api("GET", f"/users/{session.name}").json()["servers"],
+            60,
+            "server shown stopped",
+        )
+        wait_until(lambda: not _alive(scheduler), 60, "its cluster's scheduler gone")
+        assert gateway.list_clusters() == []
     session.start_server()
     assert session.run("print(1 + 1)").strip() == "2"
     session.stop_server()
