@@ -121,6 +121,18 @@ def test_appending_later_files_is_one_new_icechunk_commit(local_lake, sst_files)
     assert_bit_identical(open_dataset(local_lake.url, "sst"), sources_read_by_xarray(sst_files))
 
 
+def test_files_with_time_bounds_in_a_noleap_calendar_append_by_reference(local_lake, tmp_path):
+    """Their times decode to cftime dates and their bounds are read from each file."""
+    first, *later = demo_data.write_climate(demo_data.ClimateSpec(2000, 2019, 10.0), tmp_path)
+    for files in ([first], later):
+        ingest_grid(local_lake, "tas", "atmosphere", files, chunking="map", by_reference=True)
+    expected = xr.open_mfdataset(
+        [first, *later], data_vars="minimal", coords="minimal", compat="override"
+    ).load()
+    assert expected.time.dtype == object
+    assert_bit_identical(open_dataset(local_lake.url, "tas"), expected)
+
+
 def test_plain_clients_read_the_stored_values_with_icechunk_and_xarray(local_lake, sst_files):
     ingest_by_reference(local_lake, sst_files)
     session = repository(local_lake).readonly_session("main")

@@ -4,6 +4,7 @@ full reading with xarray describes them, and ingest to the same bytes."""
 from __future__ import annotations
 
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
 
 import h5py
@@ -41,17 +42,20 @@ def source_file(local_lake: Lake, path: Path):
     return SourceCheck(local_lake, None).new_file(str(path))
 
 
-def read_in_full(local_lake: Lake, path: Path):
-    return _read_source(source_file(local_lake, path))
+@pytest.fixture
+def read_in_full(local_lake: Lake):
+    """Describes a file as the first of an ingest is; its file is closed after the test."""
+    with ExitStack() as open_sources:
+        yield lambda path: _read_source(source_file(local_lake, path), open_sources)
 
 
 @pytest.mark.parametrize("files", ["daily_files", "yearly_files"])
 def test_a_file_laid_out_like_the_first_is_described_as_the_full_reading_does(
-    request, local_lake, files
+    request, local_lake, files, read_in_full
 ):
     first, second = request.getfixturevalue(files)[:2]
-    full = read_in_full(local_lake, second)
-    fast = read_like(source_file(local_lake, second), read_in_full(local_lake, first))
+    full = read_in_full(second)
+    fast = read_like(source_file(local_lake, second), read_in_full(first))
     assert fast is not None
     for name in (
         "url",
@@ -70,40 +74,38 @@ def test_a_file_laid_out_like_the_first_is_described_as_the_full_reading_does(
         assert getattr(fast, name) == getattr(full, name), name
     for name in ("times", "y", "x"):
         np.testing.assert_array_equal(getattr(fast, name), getattr(full, name))
+    assert fast.time_values.keys() == full.time_values.keys()
+    for name, values in full.time_values.items():
+        np.testing.assert_array_equal(fast.time_values[name], values)
     assert {k: str(v) for k, v in fast.attrs.items()} == {k: str(v) for k, v in full.attrs.items()}
     xr.testing.assert_identical(fast.dataset.load(), full.dataset.load())
     for name, variable in full.dataset.variables.items():
         assert fast.dataset[name].dtype == variable.dtype, name
     xr.testing.assert_identical(fast.template, full.template)
-    full.dataset.close()
 
 
 def test_a_file_with_other_attributes_is_left_to_the_full_reading(
-    local_lake, daily_files, tmp_path
+    local_lake, daily_files, tmp_path, read_in_full
 ):
     other = shutil.copy(daily_files[1], tmp_path / daily_files[1].name)
     with h5py.File(other, "r+") as h5:
         h5["analysed_sst"].attrs["units"] = "degC"
-    assert (
-        read_like(source_file(local_lake, Path(other)), read_in_full(local_lake, daily_files[0]))
-        is None
-    )
+    assert read_like(source_file(local_lake, Path(other)), read_in_full(daily_files[0])) is None
 
 
-def test_a_file_on_another_grid_is_left_to_the_full_reading(local_lake, daily_files, tmp_path):
+def test_a_file_on_another_grid_is_left_to_the_full_reading(
+    local_lake, daily_files, tmp_path, read_in_full
+):
     coarser = demo_data.write_sst(demo_data.SstSpec(days=2, resolution=5.0), tmp_path)[1]
-    assert (
-        read_like(source_file(local_lake, coarser), read_in_full(local_lake, daily_files[0]))
-        is None
-    )
+    assert read_like(source_file(local_lake, coarser), read_in_full(daily_files[0])) is None
 
 
-def test_a_file_repeating_a_time_step_is_refused(local_lake, yearly_files, tmp_path):
+def test_a_file_repeating_a_time_step_is_refused(local_lake, yearly_files, tmp_path, read_in_full):
     repeated = Path(shutil.copy(yearly_files[1], tmp_path / yearly_files[1].name))
     with h5py.File(repeated, "r+") as h5:
         h5["time"][1] = h5["time"][0]
     with pytest.raises(IngestError, match="holds duplicated times"):
-        read_like(source_file(local_lake, repeated), read_in_full(local_lake, yearly_files[0]))
+        read_like(source_file(local_lake, repeated), read_in_full(yearly_files[0]))
 
 
 def test_files_given_latest_first_ingest_to_the_same_collection(local_lake, daily_files):

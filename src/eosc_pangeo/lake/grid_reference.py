@@ -212,8 +212,8 @@ class ReferenceRepository:
         import zarr
 
         group = zarr.open_group(self.session.store, mode="r")
-        for name, variable in dataset.data_vars.items():
-            new, stored = variable.data.metadata, group[name].metadata
+        for name in first.variables:  # the references (bounds are data variables too)
+            new, stored = dataset[name].data.metadata, group[name].metadata
             if new.chunks != stored.chunks:
                 problem = f"stores it in chunks {new.chunks}, the collection in {stored.chunks}"
             elif (new.codecs, new.data_type) != (stored.codecs, stored.data_type):
@@ -301,7 +301,7 @@ def virtual_dataset(sources: list[SourceGrid], times: np.ndarray, progress: Prog
             values = (
                 times
                 if name == t
-                else np.concatenate([s.dataset[name].values for s in sources], axis=0)
+                else np.concatenate([s.time_values[name] for s in sources], axis=0)
             )
             variable = xr.Variable(variable.dims, values, variable.attrs, variable.encoding)
         variables[name] = variable

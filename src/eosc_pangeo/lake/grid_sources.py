@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -52,11 +53,23 @@ class SourceGrid:
     x: np.ndarray
     variables: dict[str, Variable]
     attrs: dict
-    dataset: xr.Dataset = field(repr=False)
+    #: The decoded values of the coordinates and bounds along time (the times included), as
+    #: :attr:`dataset` holds them.
+    time_values: dict[str, np.ndarray] = field(repr=False)
+    #: Makes :attr:`dataset` when it is first used.
+    open_dataset: Callable[[], xr.Dataset] = field(repr=False)
     #: The data variables and their bounds, as the collection's template is made of them.
     template_names: list[str] = field(repr=False)
     #: The collection's record of the earlier version this file replaces, if it is a new one.
     previous: Source | None = None
+
+    @functools.cached_property
+    def dataset(self) -> xr.Dataset:
+        """The file as a lazy Dataset (values as stored, times decoded), as
+        ``xr.open_dataset`` gives it. A later file laid out like the first is described
+        without one (:mod:`~eosc_pangeo.lake.sibling_sources`): it is made only for an ingest
+        that reads its data."""
+        return self.open_dataset()
 
     @functools.cached_property
     def layouts(self) -> dict[str, DeflateLayout | None]:
@@ -101,9 +114,10 @@ def hash_and_read(
                 if new_file is not None:
                     # A file laid out like the first is described from its netCDF4 metadata.
                     sources.append(
-                        sources and read_like(new_file, sources[0]) or _read_source(new_file)
+                        sources
+                        and read_like(new_file, sources[0])
+                        or _read_source(new_file, open_sources)
                     )
-                    open_sources.callback(sources[-1].dataset.close)
         finally:
             for future in hashed:
                 future.cancel()
@@ -133,10 +147,10 @@ def _open_source(fs, path: str, **kwargs) -> xr.Dataset:
     return xr.open_dataset(fs.open(path, "rb"), engine="h5netcdf", **kwargs)
 
 
-def _read_source(file: SourceFile) -> SourceGrid:
+def _read_source(file: SourceFile, open_sources: ExitStack) -> SourceGrid:
     """Open a source (values as stored, times decoded) and read what the checks need.
 
-    The file stays open for the write: the caller closes ``source.dataset``.
+    The file stays open for the write, until ``open_sources`` closes.
     """
     url = file.url
     try:
@@ -153,11 +167,8 @@ def _read_source(file: SourceFile) -> SourceGrid:
             f"cannot be read as NetCDF ({type(error).__name__}: {error})",
             "the file is truncated or corrupt; fetch it again",
         ) from None
-    try:
-        return _describe_source(file, ds)
-    except BaseException:
-        ds.close()
-        raise
+    open_sources.callback(ds.close)
+    return _describe_source(file, ds)
 
 
 def _describe_source(file: SourceFile, ds: xr.Dataset) -> SourceGrid:
@@ -221,7 +232,8 @@ def _describe_source(file: SourceFile, ds: xr.Dataset) -> SourceGrid:
         x=ds[x].values,
         variables=variables,
         attrs=dict(ds.attrs),
-        dataset=ds,
+        time_values={name: ds[name].values for name in [*ds.coords, *bounds] if t in ds[name].dims},
+        open_dataset=lambda: ds,
         template_names=data_vars + bounds,
         previous=file.previous,
     )
