@@ -39,17 +39,22 @@ CONNECT = textwrap.dedent(
 )
 
 
-def connect_as(user: str, port: int, python: str) -> str:
-    """What a process of Unix user ``user`` gets when it connects to loopback ``port``."""
+def run_as(user: str, python: str, script: str, *arguments: str) -> str:
+    """What Python ``script`` prints, run by Unix user ``user``."""
     result = subprocess.run(
         ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
-        + [python, "-c", CONNECT, str(port)],
+        + [python, "-c", script, *arguments],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
     return result.stdout.strip()
+
+
+def connect_as(user: str, port: int, python: str) -> str:
+    """What a process of Unix user ``user`` gets when it connects to loopback ``port``."""
+    return run_as(user, python, CONNECT, str(port))
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +93,16 @@ def test_keeping_a_port_twice_makes_one_rule(fence, listening_port):
     fence.keep("a-port", listening_port)
     fence.keep("a-port", listening_port)
     assert fence.kept() == {"a-port": [listening_port]}
+
+
+def test_without_root_nothing_is_fenced_and_the_reason_is_given(bob, users_python):
+    # What a platform started without root (SingleAccountLocalBackend) logs, and its `down`.
+    script = (
+        "from eosc_pangeo.platform.loopback import LoopbackFence\n"
+        "fence = LoopbackFence('test-of-the-fence')\n"
+        "print(fence.unavailable(), fence.sweep())"
+    )
+    assert run_as(bob.name, users_python, script) == "not running as root []"
 
 
 @pytest.fixture(scope="module")
