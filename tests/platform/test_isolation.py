@@ -150,11 +150,12 @@ def test_another_user_cannot_open_the_gateways_proxy_port(platform, bob, users_p
     assert connect_as(bob.name, port, users_python) == "ConnectionRefusedError"
 
 
-def test_users_still_reach_the_gateways_api_server_their_schedulers_call(
-    platform, bob, users_python
+@pytest.mark.parametrize("port", ["gateway_api", "scheduler"])
+def test_users_still_reach_the_gateways_api_server_and_scheduler_proxy(
+    platform, bob, users_python, port
 ):
-    port = platform.state.ports["gateway_api"]
-    assert connect_as(bob.name, port, users_python) == "connected"
+    # The API server, which schedulers call; the TLS proxy, where clients reach schedulers.
+    assert connect_as(bob.name, platform.state.ports[port], users_python) == "connected"
 
 
 def test_the_owner_sees_the_fenced_dashboard_through_the_hub(carols_cluster):
