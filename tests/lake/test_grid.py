@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cftime
 import h5py
+import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
@@ -712,3 +713,68 @@ def test_times_are_sorted_whatever_the_order_of_the_files(local_lake, sst_files)
     ingest_grid(local_lake, "sst", "ocean", list(reversed(sst_files[:4])))
     times = open_dataset(local_lake.url, "sst").time.values
     assert list(times) == sorted(times) and times[0] == np.datetime64(dt.datetime(2020, 1, 1, 12))
+
+
+def stored(lake: Lake, collection: str, chunking: str, variable: str) -> np.ndarray:
+    """A variable's values as a store holds them (packed: bit for bit the sources')."""
+    ds = open_dataset(lake.url, collection, chunking=chunking, mask_and_scale=False)
+    return ds[variable].values
+
+
+def values_of(files, variable: str) -> np.ndarray:
+    with xr.open_mfdataset(sorted(map(str, files)), mask_and_scale=False) as ds:
+        return ds[variable].values
+
+
+@pytest.mark.parametrize("chunking", ["both", "map"])
+def test_new_versions_of_days_apart_replace_exactly_their_steps_in_every_store(
+    local_lake, sst_files, tmp_path, chunking
+):
+    ingest_grid(local_lake, "sst", "ocean", sst_files[:6], chunking=chunking)
+    renewed = [copy_with(sst_files[i], tmp_path / sst_files[i].name, warmer) for i in (1, 4)]
+
+    report = ingest_grid(local_lake, "sst", "ocean", renewed)
+
+    assert report.replaced == [p.name for p in renewed] and report.version == 2
+    expected = values_of(
+        [sst_files[0], renewed[0], *sst_files[2:4], renewed[1], sst_files[5]], "analysed_sst"
+    )
+    for store in ("map", "timeseries") if chunking == "both" else ("map",):
+        np.testing.assert_array_equal(stored(local_lake, "sst", store, "analysed_sst"), expected)
+    assert [f for f in validate(local_lake) if not f.ok] == []
+
+
+def test_new_versions_apart_on_a_noleap_axis_write_their_values_and_time_bounds(
+    local_lake, tmp_path
+):
+    spec = demo_data.ClimateSpec(2000, 2029, 10.0)
+    first = demo_data.write_climate(spec, tmp_path / "v1")
+    ingest_grid(local_lake, "tas", "atmosphere", first)
+    renewed = demo_data.write_climate(spec, tmp_path / "v2", seed=1)[::2]
+    for path in renewed:  # reprocessed with bounds that end a day earlier
+        with netCDF4.Dataset(path, "r+") as nc:
+            nc["time_bnds"][:, 1] = nc["time_bnds"][:, 1] - 1
+
+    report = ingest_grid(local_lake, "tas", "atmosphere", renewed)
+
+    assert report.replaced == [p.name for p in renewed]
+    ds = open_dataset(local_lake.url, "tas").load()
+    expected = source_dataset([renewed[0], first[1], renewed[1]])
+    assert isinstance(ds.time.values[0], cftime.DatetimeNoLeap)
+    xr.testing.assert_equal(ds.tas, expected.tas)
+    xr.testing.assert_equal(ds.time_bnds, expected.time_bnds)
+
+
+def test_a_new_version_found_corrupt_while_writing_undoes_the_days_appended_with_it(
+    sst_lake, sst_files, tmp_path
+):
+    bad = Path(shutil.copy(sst_files[2], tmp_path / sst_files[2].name))
+    with h5py.File(bad, "r") as f:
+        chunk = f["analysed_sst"].id.get_chunk_info(0)
+    with bad.open("r+b") as f:
+        f.seek(chunk.byte_offset)
+        f.write(b"\xff" * chunk.size)
+    before = snapshot(sst_lake)
+    with pytest.raises(IngestError, match=bad.name):
+        ingest_grid(sst_lake, "sst", "ocean", [sst_files[6], bad])
+    assert snapshot(sst_lake) == before

@@ -64,6 +64,28 @@ def test_sync_from_s3(local_lake, s3_server, days):
     assert source.url == f"s3://{bucket}/sst/{source.name}" and len(source.etag) == 32
 
 
+@pytest.mark.s3
+def test_a_file_changed_by_another_client_is_seen_by_the_next_sync_of_the_process(
+    local_lake, s3_server, days
+):
+    """fsspec keeps listings per file system, and a process shares one per source: a sync
+    (sync_all, a service) must list the source afresh, not see the previous sync's listing."""
+    import s3fs
+
+    bucket = f"src-{uuid.uuid4().hex[:10]}"
+    uploader = s3fs.S3FileSystem(**s3_server, skip_instance_cache=True)
+    uploader.mkdir(bucket)
+    for path in days[0]:
+        uploader.put_file(str(path), f"{bucket}/sst/{path.name}")
+    source = f"s3://{bucket}/sst"
+    sync(local_lake, source, "sst", "ocean", "grid", storage_options=s3_server)
+    uploader.put_file(str(days[1][1]), f"{bucket}/sst/{days[1][1].name}")
+
+    report = sync(local_lake, source, "sst", "ocean", "grid", storage_options=s3_server)
+
+    assert report.changed == [days[1][1].name]
+
+
 def test_sync_from_a_thredds_catalog(local_lake, file_server, days):  # noqa: F811
     (file_server.root / "sst").mkdir()
     for path in days[0]:

@@ -18,6 +18,7 @@ in :mod:`~eosc_pangeo.lake.grid_plan`.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import os
 import warnings
@@ -246,11 +247,6 @@ def _ingest(
     sources.sort(key=lambda s: s.times[0])
     renewed = [s for s in sources if s.previous is not None]
     appended = [s for s in sources if s.previous is None]
-    in_place = _steps_of_earlier_versions(lake, manifest, renewed)
-    times = check_time_axis(appended, manifest) if appended else np.array([])
-    report.warnings.extend(gaps(times, appended))
-
-    version = (manifest.version if manifest else 0) + 1
     if by_reference and renewed:
         raise IngestError(
             renewed[0].url,
@@ -258,6 +254,11 @@ def _ingest(
             "a collection ingested by reference reads its sources where they were: give the "
             "new version a new name (or ingest the collection by copy)",
         )
+    in_place = _steps_of_earlier_versions(lake, collection_path, manifest, renewed)
+    times = check_time_axis(appended, manifest) if appended else np.array([])
+    report.warnings.extend(gaps(times, appended))
+
+    version = (manifest.version if manifest else 0) + 1
     if manifest is None:
         manifest = Manifest(id=report.collection, domain=report.domain, kind="grid")
         manifest.stores = (
@@ -302,7 +303,7 @@ def _ingest(
             _write(
                 appended,
                 times,
-                start,
+                _following(appended, start),
                 manifest,
                 stores,
                 decoded,
@@ -311,11 +312,13 @@ def _ingest(
                 report.chunks,
                 create=start == 0,
             )
-        for run, first_step in _contiguous_runs(renewed, in_place):
+        if renewed:
+            # One pass for all the new versions, wherever they are: a chunk holding the steps
+            # of several of them is read and rewritten once, not once per file.
             _write(
-                run,
-                np.concatenate([source.times for source in run]),
-                first_step,
+                renewed,
+                np.concatenate([source.times for source in renewed]),
+                dict(zip(renewed, in_place, strict=True)),
                 manifest,
                 stores,
                 decoded,
@@ -380,22 +383,14 @@ def _decoded_variables(
     }
 
 
-def _contiguous_runs(
-    renewed: list[SourceGrid], first_steps: list[int]
-) -> list[tuple[list[SourceGrid], int]]:
-    """The new versions (in time order) as runs of files whose steps follow each other in the
-    stores, each with its first step: a run is written in one pass (a reprocessed period)."""
-    runs: list[tuple[list[SourceGrid], int]] = []
-    for source, first_step in zip(renewed, first_steps, strict=True):
-        if runs and runs[-1][1] + sum(len(s.times) for s in runs[-1][0]) == first_step:
-            runs[-1][0].append(source)
-        else:
-            runs.append(([source], first_step))
-    return runs
+def _following(sources: list[SourceGrid], start: int) -> dict[SourceGrid, int]:
+    """The first step of each of ``sources`` (in time order) appended from step ``start``."""
+    lengths = [len(source.times) for source in sources]
+    return dict(zip(sources, start + np.cumsum([0] + lengths[:-1]), strict=True))
 
 
 def _steps_of_earlier_versions(
-    lake: Lake, manifest: Manifest | None, renewed: list[SourceGrid]
+    lake: Lake, collection_path: str, manifest: Manifest | None, renewed: list[SourceGrid]
 ) -> list[int]:
     """The first time step each new version overwrites: where its earlier version's are.
 
@@ -407,35 +402,44 @@ def _steps_of_earlier_versions(
     """
     if not renewed:
         return []
-    from .grid import open_grid  # grid.py re-exports ingest_grid: import it when used
-
-    stored = [iso(t) for t in open_grid(lake, manifest.id)[renewed[0].time_name].values]
+    stored = _stored_times(lake, collection_path, manifest, renewed[0].time_name)
     first_steps = []
     for source in renewed:
-        earlier = [
-            i
-            for i, t in enumerate(stored)
-            if source.previous.time_start <= t <= source.previous.time_end
-        ]
+        # The stored axis increases (every ingest checks it): the earlier version's steps are
+        # found by bisection, turning a few of the stored times into ISO strings, not all.
+        first = bisect.bisect_left(stored, source.previous.time_start, key=iso)
+        last = bisect.bisect_right(stored, source.previous.time_end, key=iso)
         new = [iso(t) for t in source.times]
-        if [stored[i] for i in earlier] != new:
+        if [iso(t) for t in stored[first:last]] != new:
             raise IngestError(
                 source.url,
                 f"is a new version of {source.name} but holds other "
                 f"times ({new[0]}..{new[-1]}, {len(new)} steps) than the earlier "
                 f"one ({source.previous.time_start}..{source.previous.time_end}, "
-                f"{len(earlier)} steps)",
+                f"{last - first} steps)",
                 "a new version must keep the time steps "
                 "of the file it replaces; other periods need files of new names",
             )
-        first_steps.append(earlier[0])
+        first_steps.append(first)
     return first_steps
+
+
+def _stored_times(
+    lake: Lake, collection_path: str, manifest: Manifest, time_name: str
+) -> np.ndarray:
+    """The collection's time steps, read from its first store's time array alone: opening
+    the collection would open and decode every variable of its stores."""
+    info = next(iter(manifest.stores.values()))
+    store = zarr_store(lake, f"{collection_path}/{info.path}")
+    array = zarr.open_array(store, path=time_name, mode="r", zarr_format=3)
+    encoded = xr.Variable((time_name,), array[:], dict(array.attrs))
+    return xr.coders.CFDatetimeCoder().decode(encoded).values
 
 
 def _write(
     sources,
     times,
-    start,
+    first_steps: dict[SourceGrid, int],
     manifest,
     stores,
     decoded: set[str],
@@ -446,15 +450,18 @@ def _write(
     create: bool,
     times_stored: bool = False,
 ) -> None:
-    """Write the time steps ``start: start + len(times)`` into every store (the variables in
-    ``decoded`` decoded to float32, the others as the sources store them, their compressed
-    chunks copied unchanged where the store allows it). A new map store compresses the
-    variables of ``compressors`` with these codecs. ``paths`` is told how each store's
-    variables were written. ``create``: the stores are new (else they exist, and a new version
-    of the first file also starts at step 0). ``times_stored``: the stores hold these times
+    """Write the time steps ``times`` of ``sources`` (in time order) into every store, each
+    source's from its step in ``first_steps`` on: one run of steps when appending, steps
+    anywhere in the stores for new versions of files. The variables in ``decoded`` are written
+    decoded to float32, the others as the sources store them, their compressed chunks copied
+    unchanged where the store allows it. A new map store compresses the variables of
+    ``compressors`` with these codecs. ``paths`` is told how each store's variables were
+    written. ``create``: the stores are new. ``times_stored``: the stores hold these times
     already (new versions of files keep their times), so the time coordinate is not written."""
     reference = sources[0]
-    end = start + len(times)
+    located = [(source, i) for source in sources for i in range(len(source.times))]
+    steps = np.array([first_steps[source] + i for source, i in located])
+    end = int(steps[-1]) + 1
     template = _template(reference, times, decoded) if create else None
     for name, store in stores.items():
         if create:
@@ -472,21 +479,12 @@ def _write(
         elif end > manifest.stores[name].time_length:  # new versions stay inside the axis
             _extend_time(store, reference.time_name, end)
 
-    groups = [
-        zarr.open_group(store, mode="r+", use_consolidated=False, zarr_format=3)
-        for store in stores.values()
-    ]
-    first_steps = dict(
-        zip(sources, start + np.cumsum([0] + [len(s.times) for s in sources]), strict=False)
-    )
-    copies = _chunk_copies(
-        sources,
-        first_steps,
-        dict(zip(stores, groups, strict=True)),
-        manifest.stores,
-        decoded,
-        paths,
-    )
+    # Opened once: each opening reads the array's metadata.
+    arrays = {}
+    for store_name, store in stores.items():
+        group = zarr.open_group(store, mode="r+", use_consolidated=False, zarr_format=3)
+        arrays[store_name] = {name: group[name] for name in reference.variables}
+    copies = _chunk_copies(sources, first_steps, arrays, manifest.stores, decoded, paths)
     time_chunk = max(s.chunks[reference.time_name] for s in manifest.stores.values())
     step_bytes = sum(
         np.dtype(v.dtype).itemsize * math.prod(reference.template[name].shape[1:])
@@ -503,33 +501,32 @@ def _write(
         block = min(affordable // 2, max(wanted, time_chunk)) // time_chunk * time_chunk
     else:
         block = affordable // time_chunk * time_chunk if affordable >= time_chunk else affordable
-    located = [(source, i) for source in sources for i in range(len(source.times))]
-    boundaries = list(range(start, end, block))
+    boundaries = list(range(0, len(located), block))
     writing = None
     with ThreadPoolExecutor(1, thread_name_prefix="grid-write") as writer:
         for done, block_start in enumerate(boundaries, start=1):
-            block_end = min(block_start + block, end)
+            block_end = min(block_start + block, len(located))
             if writing is not None and not overlap:
                 writing.result()  # one block in memory at a time
             loaded = _load(
-                located[block_start - start : block_end - start],
+                located[block_start:block_end],
                 reference,
                 decoded,
                 copies,
                 first_steps,
+                times_stored,
             )
             if writing is not None:
                 writing.result()
                 progress("write", done - 1, len(boundaries))
             writing = writer.submit(
                 _write_block,
-                groups,
+                arrays,
                 stores,
                 loaded,
                 copies,
                 reference.time_name,
-                slice(block_start, block_end),
-                times_stored,
+                steps[block_start:block_end],
             )
         writing.result()
         progress("write", len(boundaries), len(boundaries))
@@ -538,19 +535,18 @@ def _write(
 def _chunk_copies(
     sources: list[SourceGrid],
     first_steps: dict[SourceGrid, int],
-    groups: dict[str, zarr.Group],
+    arrays: dict[str, dict[str, zarr.Array]],
     stores: dict[str, ZarrStore],
     decoded: set[str],
     paths: dict[str, str],
 ) -> dict[str, dict[str, zarr.Array]]:
-    """The arrays of each store that every source's compressed chunks are copied into,
-    unchanged; the others are encoded from the decoded values. ``paths`` is told which
-    (``"<store>/<variable>"``: ``"copied"`` or ``"encoded: <why>"``)."""
+    """The ``arrays`` (of each store, by variable) that every source's compressed chunks are
+    copied into, unchanged; the others are encoded from the decoded values. ``paths`` is told
+    which (``"<store>/<variable>"``: ``"copied"`` or ``"encoded: <why>"``)."""
     copies = {}
-    for store_name, group in groups.items():
+    for store_name, by_name in arrays.items():
         copies[store_name] = {}
-        for name in sources[0].variables:
-            array = group[name]
+        for name, array in by_name.items():
             why = (
                 "stored decoded"
                 if name in decoded
@@ -594,30 +590,42 @@ def _copy_problem(source: SourceGrid, name: str, array: zarr.Array, first_step: 
 
 
 def _write_block(
-    groups,
+    arrays: dict[str, dict[str, zarr.Array]],
     stores,
     loaded,
     copies: dict[str, dict[str, zarr.Array]],
     time_name: str,
-    steps: slice,
-    times_stored: bool,
+    steps: np.ndarray,
 ) -> None:
-    """Write one block's values, copied chunks and time variables into every store (the time
-    coordinate alone is left out when ``times_stored``)."""
+    """Write one block's values, copied chunks and time variables (if any: see :func:`_load`)
+    at the (ascending) ``steps`` of every store."""
     stored, time_variables, copied = loaded
-    # An xarray region write opens and decodes the store: most of the time of writing a new
-    # version of one file. Other time variables (bounds) are not known to be unchanged.
-    write_times = not times_stored or bool(time_variables.data_vars)
-    for group, (store_name, store) in zip(groups, stores.items(), strict=True):
+    runs = _runs(steps)
+    # Zarr reads and rewrites each chunk the steps touch once, however scattered they are.
+    selection = runs[0][1] if len(runs) == 1 else steps
+    for store_name, store in stores.items():
         for name, values in stored.items():
             if name not in copies[store_name]:
-                group[name][steps] = values
+                arrays[store_name][name].oindex[selection] = values
         if copied[store_name]:
             sync(_set_all(store, copied[store_name]))
-        if write_times:
-            time_variables.to_zarr(
-                store, region={time_name: steps}, consolidated=False, zarr_format=3
-            )
+        if time_variables is not None:
+            # An xarray region write opens and decodes the store: most of the time of writing
+            # a new version of one file, when it was made for the times alone.
+            for positions, region in runs:  # region writes take a slice each
+                time_variables.isel({time_name: positions}).to_zarr(
+                    store, region={time_name: region}, consolidated=False, zarr_format=3
+                )
+
+
+def _runs(steps: np.ndarray) -> list[tuple[slice, slice]]:
+    """The runs of consecutive ``steps``: where each is in ``steps``, and which steps it is."""
+    starts = [0, *(np.flatnonzero(np.diff(steps) != 1) + 1).tolist()]
+    ends = [*starts[1:], len(steps)]
+    return [
+        (slice(first, last), slice(int(steps[first]), int(steps[last - 1]) + 1))
+        for first, last in zip(starts, ends, strict=True)
+    ]
 
 
 async def _set_all(store, chunks: list[tuple[str, bytes]]) -> None:
@@ -709,13 +717,15 @@ def _load(
     decoded: set[str],
     copies: dict[str, dict[str, zarr.Array]],
     first_steps: dict[SourceGrid, int],
-) -> tuple[dict[str, np.ndarray], xr.Dataset, dict[str, list[tuple[str, bytes]]]]:
+    times_stored: bool,
+) -> tuple[dict[str, np.ndarray], xr.Dataset | None, dict[str, list[tuple[str, bytes]]]]:
     """Read the time steps of one block: the data variables as stored (packed, fill values and
     all: the sources share the collection's packing, so nothing needs decoding) or, those in
     ``decoded``, decoded to float32; the compressed chunks of the variables that ``copies``
     copies into a store (``{store name: [(key, bytes)]}``); and the small time variables (time,
-    its bounds) decoded, for xarray to encode like the store's. ``first_steps`` tells where
-    each source's first step is in the stores.
+    its bounds) decoded, for xarray to encode like the store's: None when there are none to
+    write (``times_stored``: the stores hold these times, and the sources have no bounds).
+    ``first_steps`` tells where each source's first step is in the stores.
 
     HDF5 chunks compressed with deflate (and shuffle) are read raw and inflated in a thread pool
     (zlib releases the GIL); other layouts are read through netCDF4.
@@ -733,13 +743,19 @@ def _load(
         if not all(name in names for names in copies.values())
     }
     copied = {store: [] for store in copies}
+    time_names = [
+        v
+        for v in reference.template.variables
+        if t in reference.template[v].dims and v not in reference.variables
+    ]
+    if times_stored and time_names == [t]:
+        time_names = []  # bounds, where there are, are not known to be unchanged: written
     time_variables = []
     filled = 0
     with ChunkDecoder() as decoder:
         for source in dict.fromkeys(s for s, _ in located):
             indices = [i for s, i in located if s is source]
             steps = {t: slice(indices[0], indices[-1] + 1)}
-            ds = source.dataset
             try:
                 with raw_chunks(source.path, source.local) as h5:
                     for name in reference.variables:
@@ -765,7 +781,7 @@ def _load(
                             )
                         elif name in decoded:
                             # Each source by its own scale_factor, add_offset and _FillValue.
-                            raw = ds[[name]].isel(steps)
+                            raw = source.dataset[[name]].isel(steps)
                             out[...] = xr.decode_cf(raw, decode_times=False)[name].values
                         elif not decoder.submit(
                             source.url,
@@ -776,18 +792,16 @@ def _load(
                             len(indices),
                             out,
                         ):
-                            out[...] = ds[name].isel(steps).values
-                names = [
-                    v
-                    for v in reference.template.variables
-                    if t in ds[v].dims and v not in reference.variables
-                ]
-                time_variables.append(ds[names].isel(steps).load())
+                            out[...] = source.dataset[name].isel(steps).values
+                if time_names:
+                    time_variables.append(source.dataset[time_names].isel(steps).load())
                 filled += len(indices)
             except (OSError, RuntimeError, ValueError, zlib.error) as error:
                 raise IngestError(
                     source.url, f"cannot be read ({error})", "the file is corrupt; fetch it again"
                 ) from None
+    if not time_variables:
+        return stored, None, copied
     times = xr.concat(
         time_variables, dim=t, data_vars="all", coords="minimal", compat="override", join="override"
     )
@@ -850,7 +864,8 @@ def _finish_store(store, manifest: Manifest, info: ZarrStore) -> None:
     """Set the collection-wide ACDD attributes, then consolidate: readers see the new data now."""
     group = zarr.open_group(store, mode="r+", use_consolidated=False, zarr_format=3)
     attributes, _ = _store_attributes(manifest, info, group.attrs.get("history", ""))
-    group.attrs.update(attributes)
+    # At once: attrs.update writes the group's metadata again for each attribute.
+    group.update_attributes(attributes)
     with warnings.catch_warnings():
         # Consolidated metadata is not in the Zarr 3 spec yet, but zarr-python and xarray read
         # it, and it is what makes the new version visible at once.

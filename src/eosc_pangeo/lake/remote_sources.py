@@ -161,6 +161,9 @@ class FsspecSource:
         )
 
     def list(self, include: str) -> list[RemoteFile]:
+        # fsspec caches listings per file-system instance (shared in a process): a sync lists
+        # afresh, or a second sync in one process (sync_all, a service) misses what changed.
+        self.fs.invalidate_cache(self.path)
         with reaching(self.url):
             entries = self.fs.ls(self.path, detail=True)
         files = sorted(
