@@ -68,21 +68,35 @@ class HubSession:
         )
 
     def start_server(self, timeout: float = 120.0) -> str:
-        """Start the user's server and wait until it is ready; its URL."""
+        """Start the user's server and wait until it is ready; its URL.
+
+        It waits on the hub's progress stream (server-sent events), as the hub's spawn page
+        does, rather than polling the user's model: ten users polling four times a second
+        kept the hub busy while it started their servers.
+        """
         answer = self.api("POST", f"/users/{self.name}/server")
         if answer.status_code not in (201, 202, 400):  # 400: already running
             raise HubError(
                 f"server of {self.name} not started ({answer.status_code}): {answer.text}"
             )
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            model = self.api("GET", f"/users/{self.name}").json()
-            server = model.get("servers", {}).get("")
-            if server and server.get("ready"):
-                return f"{self.url}{server['url'].rstrip('/')}"
-            if server is None and time.monotonic() > deadline - timeout + 5:
-                raise HubError(f"server of {self.name} stopped while starting: see the hub log")
-            time.sleep(0.25)
+        with requests.get(
+            f"{self.url}/hub/api/users/{self.name}/server/progress",
+            headers=self.headers,
+            stream=True,
+            timeout=(30, timeout),
+        ) as stream:
+            stream.raise_for_status()
+            for line in stream.iter_lines(decode_unicode=True):
+                if time.monotonic() > deadline:
+                    break
+                if not line or not line.startswith("data:"):
+                    continue
+                event = json.loads(line.removeprefix("data:"))
+                if event.get("failed"):
+                    raise HubError(f"server of {self.name} failed to start: {event.get('message')}")
+                if event.get("ready"):
+                    return f"{self.url}{event['url'].rstrip('/')}"
         raise HubError(f"server of {self.name} not ready within {timeout:g} s")
 
     def stop_server(self) -> None:
