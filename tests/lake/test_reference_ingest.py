@@ -163,6 +163,24 @@ def test_an_append_refused_while_writing_leaves_the_lake_as_it_was(local_lake, s
     assert_bit_identical(open_dataset(local_lake.url, "sst"), sources_read_by_xarray(sst_files[:6]))
 
 
+def test_a_file_chunked_otherwise_among_the_files_of_one_ingest_is_refused_by_name(
+    local_lake, sst_files, tmp_path
+):
+    other = tmp_path / "other-layout" / sst_files[3].name
+    other.parent.mkdir()
+    with xr.open_dataset(sst_files[3], mask_and_scale=False, decode_times=False) as ds:
+        ds.to_netcdf(
+            other,
+            encoding={
+                name: {"zlib": True, "shuffle": True, "chunksizes": (1, 90, 180)}
+                for name in ds.data_vars
+            },
+        )
+    with pytest.raises(IngestError, match=f"{other}:analys.*stored in chunks"):
+        ingest_by_reference(local_lake, [*sst_files[:3], other])
+    assert not local_lake.fs.exists(local_lake.path("ocean", "sst"))
+
+
 def test_a_commit_no_manifest_names_is_not_read_and_the_next_ingest_undoes_it(
     local_lake, sst_files
 ):

@@ -24,8 +24,9 @@ from __future__ import annotations
 import math
 import posixpath
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
+import h5py
 import numpy as np
 import xarray as xr
 
@@ -319,17 +320,20 @@ def _manifest_arrays(sources: list[SourceGrid], first: xr.Dataset, progress: Pro
     metadata = {name: first[name].data.metadata for name in names}
     index = {name: _empty_index(steps, metadata[name].chunks, first[name].shape) for name in names}
     with raw_chunks(sources[0].path, True) as h5:
-        expected = {name: _layout(h5[name]) for name in names}
+        expected = {name: _layout(_dataset(h5, sources[0], name)) for name in names}
     first_step = 0
     for done, source in enumerate(sources, start=1):
         check_local(source)
         with raw_chunks(source.path, True) as h5:
             for name in names:
                 chunks = metadata[name].chunks
-                dataset = h5[name]  # h5py's look-up by name is slow: once per variable
-                _check_layout(source, name, dataset, expected[name], chunks)
+                dataset = _dataset(h5, source, name)
+                layout = _layout(dataset)
+                _check_layout(source, name, layout, dataset.shape, expected[name], chunks)
                 rows = slice(first_step // chunks[0], (first_step + len(source.times)) // chunks[0])
-                _read_index(dataset, file_url(source.path), chunks, [a[rows] for a in index[name]])
+                _read_index(
+                    dataset, layout, file_url(source.path), chunks, [a[rows] for a in index[name]]
+                )
         first_step += len(source.times)
         progress("reference", done, len(sources))
     arrays = {}
@@ -360,20 +364,50 @@ def _empty_index(
     )
 
 
-def _layout(dataset) -> tuple:
-    """What must be alike in every source for one Zarr array to reference their chunks: the
-    dtype, the shape but along time, and the HDF5 filters with their parameters."""
-    plist = dataset.id.get_create_plist()
+def _dataset(h5: h5py.File | None, source: SourceGrid, name: str) -> h5py.h5d.DatasetID:
+    """The HDF5 dataset of variable ``name`` (h5py's low-level look-up: its ``h5[name]``
+    takes as long as reading the chunk index)."""
+    if h5 is None:
+        raise IngestError(
+            source.url, "cannot be read as HDF5", "the file is truncated or corrupt; fetch it again"
+        )
+    return h5py.h5d.open(h5.id, name.encode())
+
+
+class _Layout(NamedTuple):
+    """How an HDF5 dataset stores its values. All but the chunks must be alike in every
+    source for one Zarr array to reference their chunks."""
+
+    dtype: str
+    #: The shape but along time.
+    shape: tuple[int, ...]
+    #: The HDF5 filters with their parameters.
+    filters: tuple
+    #: None if the dataset is contiguous.
+    chunks: tuple[int, ...] | None
+
+
+def _layout(dataset: h5py.h5d.DatasetID) -> _Layout:
+    """How ``dataset`` stores its values."""
+    plist = dataset.get_create_plist()
     filters = tuple(plist.get_filter(i)[:3] for i in range(plist.get_nfilters()))
-    return dataset.dtype.str, dataset.shape[1:], filters
+    chunks = plist.get_chunk() if plist.get_layout() == h5py.h5d.CHUNKED else None
+    return _Layout(dataset.dtype.str, dataset.shape[1:], filters, chunks)
 
 
-def _check_layout(source: SourceGrid, name: str, dataset, expected: tuple, chunks) -> None:
-    """Raise :class:`IngestError` unless the source stores ``name`` as the first source does,
-    in whole chunks of ``chunks`` along time."""
-    stored = dataset.chunks or dataset.shape
+def _check_layout(
+    source: SourceGrid,
+    name: str,
+    layout: _Layout,
+    shape: tuple[int, ...],
+    expected: _Layout,
+    chunks: tuple[int, ...],
+) -> None:
+    """Raise :class:`IngestError` unless the source stores ``name`` (of ``shape``) as the
+    first source does, in whole chunks of ``chunks`` along time."""
+    stored = layout.chunks or shape
     problem = None
-    if _layout(dataset) != expected:
+    if layout._replace(chunks=None) != expected._replace(chunks=None):
         problem = "is stored with another dtype, shape or compression than in the first file"
     elif tuple(stored) != tuple(chunks):
         problem = f"is stored in chunks {stored}, the first file's in {chunks}"
@@ -388,23 +422,25 @@ def _check_layout(source: SourceGrid, name: str, dataset, expected: tuple, chunk
         )
 
 
-def _read_index(dataset, url: str, chunks, index: list[np.ndarray]) -> None:
+def _read_index(
+    dataset: h5py.h5d.DatasetID, layout: _Layout, url: str, chunks, index: list[np.ndarray]
+) -> None:
     """Fill ``index`` (paths, offsets, lengths of one source's chunks, by chunk position)
     from the HDF5 dataset's chunk index."""
     paths, offsets, lengths = index
-    if dataset.chunks is None:
-        offset = dataset.id.get_offset()
+    if layout.chunks is None:
+        offset = dataset.get_offset()
         if offset is not None:
             paths[(0,) * paths.ndim] = url
             offsets[(0,) * paths.ndim] = offset
-            lengths[(0,) * paths.ndim] = dataset.id.get_storage_size()
+            lengths[(0,) * paths.ndim] = dataset.get_storage_size()
         return
 
     def add(chunk) -> None:
         position = tuple(o // c for o, c in zip(chunk.chunk_offset, chunks, strict=True))
         paths[position], offsets[position], lengths[position] = url, chunk.byte_offset, chunk.size
 
-    dataset.id.chunk_iter(add)
+    dataset.chunk_iter(add)
 
 
 def file_url(path: str) -> str:
