@@ -641,6 +641,8 @@ def status_command(state: StateOption = DEFAULT_STATE, as_json: JsonOption = Fal
         console.print(f"hub          {running} at {report['url']}", highlight=False)
         for name, up in report.get("services", {}).items():
             console.print(f"{name:<13}{'answers' if up else 'DOES NOT ANSWER'}", highlight=False)
+        if "dashboards" in report:
+            console.print(f"dashboards   {report['dashboards']}", highlight=False)
         if "servers" in report:
             console.print(f"servers      {', '.join(report['servers']) or '-'}", highlight=False)
         console.print(

@@ -184,6 +184,16 @@ def test_the_platform_keeps_exactly_the_proxy_and_the_running_dashboards(
     assert kept[cluster.name] == [dashboard_port]
 
 
+def test_status_says_the_dashboards_are_for_root_only(platform):
+    from typer.testing import CliRunner
+
+    from eosc_pangeo.cli import app
+
+    result = CliRunner().invoke(app, ["status", "--state", str(platform.state.state)])
+    assert result.exit_code == 0, result.output
+    assert "dashboards   for root only on loopback" in result.output
+
+
 def gateway_pid(platform) -> int | None:
     """The process of this platform's gateway (its command names the platform's config)."""
     config = str(platform.state.state / "gateway.json")
