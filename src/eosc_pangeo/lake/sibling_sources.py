@@ -37,10 +37,13 @@ if TYPE_CHECKING:
 _EAGER_VALUES = 65536
 
 
-def read_like(file: SourceFile, reference: SourceGrid) -> SourceGrid | None:
+def read_like(
+    file: SourceFile, reference: SourceGrid, contents: bytes | None = None
+) -> SourceGrid | None:
     """``file`` described as ``reference`` (opened and checked in full) describes its own
     file, if both files hold the same variables; None if they differ or ``file`` is not a
-    local file, for the caller to open it in full.
+    local file, for the caller to open it in full. ``contents``, the file's bytes if the
+    caller has them, are opened in memory.
 
     Its small variables (times, bounds, axes) are read and decoded now; its Dataset is made
     from them only if the ingest reads its data (:attr:`SourceGrid.dataset`).
@@ -56,7 +59,7 @@ def read_like(file: SourceFile, reference: SourceGrid) -> SourceGrid | None:
     if expected is None:
         return None
     try:
-        nc = netCDF4.Dataset(file.path)
+        nc = netCDF4.Dataset(file.path, memory=contents)
     except OSError:
         return None
     with nc:
