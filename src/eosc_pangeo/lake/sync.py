@@ -88,7 +88,9 @@ class SyncReport(BaseModel):
     bytes_transferred: int = 0
     version: int | None = Field(default=None, description="Collection version afterwards.")
     seconds: dict[str, float] = Field(
-        default_factory=dict, description="Time spent listing, fetching, ingesting, pruning."
+        default_factory=dict,
+        description="Time spent listing, fetching, ingesting, recording the files' origins, "
+        "pruning.",
     )
 
     @property
@@ -282,7 +284,9 @@ def sync(
             if f.name in fetched and f.name not in report.failed
         }
         if origins:
-            report.version = _record_origins(lake, collection, domain, kind, origins)
+            report.version = _timed(
+                report, "record", _record_origins, lake, collection, domain, kind, origins
+            )
         elif manifest is not None:
             report.version = manifest.version
         if prune and plan.removed:
