@@ -314,7 +314,10 @@ def check_consistent(
             (source.y_name, source.y, reference.y),
             (source.x_name, source.x, reference.x),
         ):
-            if values.shape != ref.shape or not np.allclose(values, ref, atol=1e-6):
+            if values.shape != ref.shape or not (
+                # Equal in most products: 2 us to tell for 1,440 longitudes, 58 with allclose.
+                np.array_equal(values, ref) or np.allclose(values, ref, atol=1e-6)
+            ):
                 raise IngestError(
                     f"{source.url}:{axis}",
                     f"is on another grid ({len(values)} "
