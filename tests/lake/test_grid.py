@@ -778,3 +778,15 @@ def test_a_new_version_found_corrupt_while_writing_undoes_the_days_appended_with
     with pytest.raises(IngestError, match=bad.name):
         ingest_grid(sst_lake, "sst", "ocean", [sst_files[6], bad])
     assert snapshot(sst_lake) == before
+
+
+def test_new_versions_on_a_lake_on_s3_replace_their_days(s3_lake, sst_files, tmp_path):
+    ingest_grid(s3_lake, "sst", "ocean", sst_files[:6])
+    renewed = [copy_with(sst_files[i], tmp_path / sst_files[i].name, warmer) for i in (1, 4)]
+
+    report = ingest_grid(s3_lake, "sst", "ocean", renewed)
+
+    assert report.replaced == [p.name for p in renewed]
+    expected = [sst_files[0], renewed[0], *sst_files[2:4], renewed[1], sst_files[5]]
+    ds = open_dataset(s3_lake, "sst", chunking="timeseries")
+    assert_same_values(ds.analysed_sst, source_dataset(expected).analysed_sst)
