@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from dask_gateway import GatewayClusterError
 
 from eosc_pangeo.compute import ClusterStartError, cluster
 from eosc_pangeo.config import Settings
+from eosc_pangeo.platform.session import HubSession
 
 pytestmark = pytest.mark.slow
 # Users and limits of the `platform` fixture (tests/conftest.py).
@@ -184,10 +186,10 @@ def notebook_server_environment(platform, user: str) -> dict[str, str]:
         return platform.api("GET", f"/users/{user}").json()["servers"].get("", {})
 
     assert wait_until(lambda: server().get("ready"), timeout=60), "the server did not start"
-    pid = server()["state"]["pid"]
-    with open(f"/proc/{pid}/environ", "rb") as environ:
-        pairs = [item.split(b"=", 1) for item in environ.read().split(b"\0") if b"=" in item]
-    return {key.decode(): value.decode() for key, value in pairs}
+    # Asked of a kernel: the server is forked, so its /proc/<pid>/environ is its fork server's.
+    session = HubSession(platform.url, user)
+    session.token = platform.tokens[user]
+    return json.loads(session.run("import json, os; print(json.dumps(dict(os.environ)))"))
 
 
 def test_a_notebook_creates_clusters_with_only_what_the_hub_gave_its_server(platform):
