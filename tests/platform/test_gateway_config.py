@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import types
+from pathlib import Path
 
 import pytest
 from dask_gateway_server.backends.local import LocalBackend, UnsafeLocalBackend
@@ -113,3 +114,26 @@ def test_the_gateway_refuses_to_run_the_stock_local_backend_as_root():
 def test_the_gateway_runs_the_platform_backend_as_root():
     for backend in (PlatformLocalBackend, SafeLocalBackend, UnsafeLocalBackend):
         check_backend_is_safe(backend, euid=0)
+
+
+def test_users_servers_load_no_language_server_extension(tmp_path):
+    """jupyter-lsp scans every package for language servers at each start (0.3 s of CPU) and
+    none is installed: the environment's configuration turns it off over its own file."""
+    import shutil
+    import sys
+
+    from jupyter_server.extension.config import ExtensionConfigManager
+
+    from eosc_pangeo.platform.environment import write_lab_overrides
+
+    config = tmp_path / "etc" / "jupyter"
+    shutil.copytree(Path(sys.prefix) / "etc" / "jupyter", config)
+    (config / "jupyter_server_config.d" / "zz-eosc-pangeo.json").unlink(missing_ok=True)
+
+    def extensions() -> dict[str, bool]:
+        return ExtensionConfigManager(read_config_path=[str(config)]).get_jpserver_extensions()
+
+    assert extensions()["jupyter_lsp"] is True  # as jupyter-lsp's own file enables it
+    write_lab_overrides(str(tmp_path))
+    assert extensions()["jupyter_lsp"] is False
+    assert extensions()["jupyterlab"] and extensions()["dask_labextension"]

@@ -39,6 +39,12 @@ LAB_OVERRIDES = {
 
 # JupyterLab launcher entries (jupyter-app-launcher): the hub's jobs page as a panel, whose
 # results links download in the browser (hence the iframe's allow-downloads).
+# jupyter-lsp (a dependency of JupyterLab) scans every package's entry points and looks for
+# some twenty language servers at every server start, about 0.25 s of CPU, yet the environment
+# ships no language server and JupyterLab's LSP features are off unless a user turns them on.
+# An image that adds a language server turns the extension on again.
+SERVER_CONFIG = {"ServerApp": {"jpserver_extensions": {"jupyter_lsp": False}}}
+
 LAUNCHER_ENTRIES = [
     {
         "title": "Batch jobs",
@@ -162,11 +168,15 @@ def launcher_directory(prefix: str | os.PathLike) -> Path:
 
 
 def write_lab_overrides(prefix: str) -> None:
-    """JupyterLab's settings overrides and launcher entries for the environment at ``prefix``
-    (see LAB_OVERRIDES, LAUNCHER_ENTRIES). The image runs it too (images/Containerfile)."""
+    """JupyterLab's settings overrides, the servers' configuration and launcher entries for the
+    environment at ``prefix`` (see LAB_OVERRIDES, SERVER_CONFIG, LAUNCHER_ENTRIES). The image
+    runs it too (images/Containerfile)."""
+    server_config = Path(prefix) / "etc" / "jupyter" / "jupyter_server_config.d"
     # jupyter-app-launcher reads YAML; JSON is YAML.
     for path, content in (
         (Path(prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json", LAB_OVERRIDES),
+        # Jupyter reads a .d folder in name order, the last word winning: after the packages'.
+        (server_config / "zz-eosc-pangeo.json", SERVER_CONFIG),
         (launcher_directory(prefix) / "jp_app_launcher_eosc_pangeo.yaml", LAUNCHER_ENTRIES),
     ):
         path.parent.mkdir(parents=True, exist_ok=True)

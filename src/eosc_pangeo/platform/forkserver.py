@@ -40,8 +40,9 @@ from jupyterhub.spawner import LocalProcessSpawner, SimpleLocalProcessSpawner
 from jupyterhub.utils import random_port
 
 #: What every single-user server imports before it answers, beyond the server extensions'
-#: packages (which are found in the environment's Jupyter configuration): the modules that
-#: JupyterLab and dask-labextension import only when they load.
+#: packages (found in the environment's Jupyter configuration) and jupyter-server's own
+#: handlers: the modules that JupyterLab and the extensions import only once they load
+#: (listed from ``sys.modules`` of a forked server, 2026-12-06).
 PRELOAD = (
     "jupyterhub.singleuser",
     "jupyter_server.serverapp",
@@ -50,6 +51,8 @@ PRELOAD = (
     "dask_labextension.clusterhandler",
     "dask_labextension.dashboardhandler",
     "jupytext.reraise",
+    "IPython",
+    "httpcore",
 )
 
 #: Environment variables read when ``jupyterhub.singleuser`` is imported (they choose the
@@ -75,8 +78,11 @@ def _enabled_server_extensions() -> list[str]:
 
 def _preload() -> list[str]:
     """Import what a server imports; return the names imported (a missing one is skipped)."""
+    from jupyter_server.serverapp import JUPYTER_SERVICE_HANDLERS
+
+    handlers = [name for names in JUPYTER_SERVICE_HANDLERS.values() for name in names or ()]
     loaded = []
-    for name in (*PRELOAD, *_enabled_server_extensions()):
+    for name in (*PRELOAD, *handlers, *_enabled_server_extensions()):
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001  (an extension that fails is the server's to report)
