@@ -142,20 +142,26 @@ def test_plain_clients_read_the_stored_values_with_icechunk_and_xarray(local_lak
         np.testing.assert_array_equal(ds.analysed_sst.values, expected.analysed_sst.values)
 
 
-def test_an_append_refused_while_writing_leaves_the_lake_as_it_was(local_lake, sst_files, tmp_path):
-    ingest_by_reference(local_lake, sst_files[:6])
-    # Chunked otherwise than the other files: the same grid, variables and packing pass the
-    # checks, and the difference shows only when its references are written.
-    other = tmp_path / "other-layout" / sst_files[6].name
-    other.parent.mkdir()
-    with xr.open_dataset(sst_files[6], mask_and_scale=False, decode_times=False) as ds:
+def chunked_otherwise(source, folder):
+    """A copy of ``source`` in ``folder``, same grid, variables and packing, other chunks."""
+    folder.mkdir()
+    copy = folder / source.name
+    with xr.open_dataset(source, mask_and_scale=False, decode_times=False) as ds:
         ds.to_netcdf(
-            other,
+            copy,
             encoding={
                 name: {"zlib": True, "shuffle": True, "chunksizes": (1, 90, 180)}
                 for name in ds.data_vars
             },
         )
+    return copy
+
+
+def test_an_append_refused_while_writing_leaves_the_lake_as_it_was(local_lake, sst_files, tmp_path):
+    ingest_by_reference(local_lake, sst_files[:6])
+    # Chunked otherwise than the other files: the same grid, variables and packing pass the
+    # checks, and the difference shows only when its references are written.
+    other = chunked_otherwise(sst_files[6], tmp_path / "other-layout")
     before = lake_files(local_lake)
     with pytest.raises(IngestError, match=f"{other}:analys.*chunks"):
         ingest_by_reference(local_lake, [other])
@@ -166,16 +172,7 @@ def test_an_append_refused_while_writing_leaves_the_lake_as_it_was(local_lake, s
 def test_a_file_chunked_otherwise_among_the_files_of_one_ingest_is_refused_by_name(
     local_lake, sst_files, tmp_path
 ):
-    other = tmp_path / "other-layout" / sst_files[3].name
-    other.parent.mkdir()
-    with xr.open_dataset(sst_files[3], mask_and_scale=False, decode_times=False) as ds:
-        ds.to_netcdf(
-            other,
-            encoding={
-                name: {"zlib": True, "shuffle": True, "chunksizes": (1, 90, 180)}
-                for name in ds.data_vars
-            },
-        )
+    other = chunked_otherwise(sst_files[3], tmp_path / "other-layout")
     with pytest.raises(IngestError, match=f"{other}:analys.*stored in chunks"):
         ingest_by_reference(local_lake, [*sst_files[:3], other])
     assert not local_lake.fs.exists(local_lake.path("ocean", "sst"))
