@@ -172,9 +172,21 @@ def _forget_the_fork_servers_state() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m eosc_pangeo.platform.forkserver FD``: serve on the inherited socket FD."""
+    """``python -m eosc_pangeo.platform.forkserver FD``: serve on the inherited socket FD,
+    then exit at once."""
     [fd] = argv if argv is not None else sys.argv[1:]
-    serve(socket.socket(fileno=int(fd)))
+    code = 0
+    try:
+        serve(socket.socket(fileno=int(fd)))
+    except BaseException:  # noqa: BLE001  (reported on the hub's log)
+        traceback.print_exc()
+        code = 1
+    finally:
+        # Without the interpreter's exit: the preloaded modules' exit handlers (found waiting
+        # on an event loop of theirs after a hub restart) have nothing of the fork server's
+        # to clean up, and must not keep it running once the hub is gone.
+        sys.stderr.flush()
+        os._exit(code)
 
 
 # --- the hub's side ---------------------------------------------------------------------------
