@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import importlib.metadata
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -242,8 +243,10 @@ class SourceCheck:
             progress("hash", done, len(urls))
         return new
 
-    def new_file(self, url: str) -> SourceFile | None:
+    def new_file(self, url: str, contents: bytes | None = None) -> SourceFile | None:
         """The file at ``url``, hashed, if it is to be ingested; None if it is already in.
+        ``contents``, the file's bytes if the caller has read them, are hashed instead of
+        reading the file again.
 
         Raises
         ------
@@ -254,7 +257,11 @@ class SourceCheck:
         """
         fs, path = source_fs(self.lake, url)
         try:
-            source = SourceFile(url, fs, path, fs.size(path), sha256_of(fs, path))
+            if contents is None:
+                source = SourceFile(url, fs, path, fs.size(path), sha256_of(fs, path))
+            else:
+                digest = hashlib.sha256(contents).hexdigest()
+                source = SourceFile(url, fs, path, len(contents), digest)
         except FileNotFoundError:
             raise IngestError(url, "does not exist", "check the path") from None
         name = source_name(url)
