@@ -44,6 +44,16 @@ class RunningPlatform:
         session.login(self.passwords[name])
         return session
 
+    def gateway(self, session: HubSession):
+        """``session``'s user's client of the platform's Dask Gateway."""
+        from dask_gateway import Gateway, JupyterHubAuth
+
+        return Gateway(
+            self.state.gateway_address,
+            proxy_address=f"gateway://{self.state.scheduler_address}",
+            auth=JupyterHubAuth(api_token=session.token),
+        )
+
 
 @pytest.fixture(scope="session")
 def platform():

@@ -50,18 +50,8 @@ def _log_in(page, platform, name: str) -> None:
 def test_a_cluster_owner_sees_the_live_dashboard_and_another_user_a_refusal(
     platform, page, artifacts
 ):
-    from dask_gateway import Gateway, JupyterHubAuth
-
-    from eosc_pangeo.platform.session import HubSession
-
     owner, other = platform.add_user("dashowner"), platform.add_user("dashother")
-    session = HubSession(platform.url, owner)
-    session.login(platform.passwords[owner])
-    with Gateway(
-        platform.state.gateway_address,
-        proxy_address=f"gateway://{platform.state.scheduler_address}",
-        auth=JupyterHubAuth(api_token=session.token),
-    ) as gateway:
+    with platform.gateway(platform.session(owner)) as gateway:
         cluster = gateway.new_cluster()
         try:
             _log_in(page, platform, other)

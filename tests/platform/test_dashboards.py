@@ -10,13 +10,7 @@ import requests
 
 @pytest.fixture(scope="module")
 def alices_cluster(platform, alice):
-    from dask_gateway import Gateway, JupyterHubAuth
-
-    gateway = Gateway(
-        platform.state.gateway_address,
-        proxy_address=f"gateway://{platform.state.scheduler_address}",
-        auth=JupyterHubAuth(api_token=alice.token),
-    )
+    gateway = platform.gateway(alice)
     cluster = gateway.new_cluster()
     try:
         yield cluster

@@ -108,14 +108,8 @@ def test_without_root_nothing_is_fenced_and_the_reason_is_given(bob, users_pytho
 @pytest.fixture(scope="module")
 def carols_cluster(platform):
     """A cluster of a user of this module, with one worker."""
-    from dask_gateway import Gateway, JupyterHubAuth
-
     carol = platform.session(platform.add_user("carol"))
-    gateway = Gateway(
-        platform.state.gateway_address,
-        proxy_address=f"gateway://{platform.state.scheduler_address}",
-        auth=JupyterHubAuth(api_token=carol.token),
-    )
+    gateway = platform.gateway(carol)
     cluster = gateway.new_cluster()
     try:
         cluster.scale(1)
@@ -229,15 +223,10 @@ def gateway_answers(platform) -> bool:
 
 
 def test_a_stopped_clusters_port_is_open_again(platform):
-    from dask_gateway import Gateway, JupyterHubAuth
     from dask_gateway.client import ClusterStatus
 
     dave = platform.session(platform.add_user("dave"))
-    with Gateway(
-        platform.state.gateway_address,
-        proxy_address=f"gateway://{platform.state.scheduler_address}",
-        auth=JupyterHubAuth(api_token=dave.token),
-    ) as gateway:
+    with platform.gateway(dave) as gateway:
         cluster = gateway.new_cluster()
         assert cluster.name in platform.state.loopback_fence.kept()
         cluster.shutdown()  # returns once the gateway is told, not once it has stopped

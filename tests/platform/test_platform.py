@@ -165,19 +165,8 @@ def test_a_user_cannot_reach_another_users_server_or_account(alice, bob):
     assert start.status_code in (403, 404)
 
 
-def _gateway(platform, session):
-    """``session``'s user's client of the platform's Dask Gateway."""
-    from dask_gateway import Gateway, JupyterHubAuth
-
-    return Gateway(
-        platform.state.gateway_address,
-        proxy_address=f"gateway://{platform.state.scheduler_address}",
-        auth=JupyterHubAuth(api_token=session.token),
-    )
-
-
 def test_a_user_cannot_see_or_stop_another_users_cluster(platform, alice, bob):
-    with _gateway(platform, alice) as alices, _gateway(platform, bob) as bobs:
+    with platform.gateway(alice) as alices, platform.gateway(bob) as bobs:
         cluster = alices.new_cluster()
         try:
             assert bobs.list_clusters() == []
@@ -299,7 +288,7 @@ def test_a_server_killed_with_sigkill_is_shown_stopped_its_clusters_stopped_and_
 ):
     session = platform.session(platform.add_user("killed"))
     session.start_server()
-    with _gateway(platform, session) as gateway:
+    with platform.gateway(session) as gateway:
         scheduler = _scheduler_pid(gateway.new_cluster().name)
         os.kill(_server_pid(platform, session.name), signal.SIGKILL)
         wait_until(
@@ -321,7 +310,7 @@ def test_servers_survive_a_hub_restart(platform, alice):
 
 
 def test_a_users_dask_cluster_and_its_workers_survive_a_hub_restart(platform, alice):
-    with _gateway(platform, alice) as gateway:
+    with platform.gateway(alice) as gateway:
         cluster = gateway.new_cluster()
         try:
             cluster.scale(1)
@@ -343,7 +332,7 @@ def test_the_platform_going_down_stops_every_dask_cluster(platform):
     the gateway so (``local.stop`` then stops the hub as ``stop_hub_only`` does, after the
     servers, which the other tests of this session still use)."""
     session = platform.session(platform.add_user("noserver"))
-    with _gateway(platform, session) as gateway:
+    with platform.gateway(session) as gateway:
         cluster = gateway.new_cluster()
         scheduler = _scheduler_pid(cluster.name)
         platform.state.stop_clusters_flag.touch()
@@ -352,7 +341,7 @@ def test_the_platform_going_down_stops_every_dask_cluster(platform):
             assert not _alive(scheduler)
         finally:
             local.start(platform.state, attached=True)
-    with _gateway(platform, session) as gateway:
+    with platform.gateway(session) as gateway:
         assert gateway.list_clusters() == []
 
 

@@ -37,14 +37,14 @@ LAB_OVERRIDES = {
     "@jupyterlab/extensionmanager-extension:plugin": {"enabled": False},
 }
 
-# JupyterLab launcher entries (jupyter-app-launcher): the hub's jobs page as a panel, whose
-# results links download in the browser (hence the iframe's allow-downloads).
 # jupyter-lsp (a dependency of JupyterLab) scans every package's entry points and looks for
 # some twenty language servers at every server start, about 0.25 s of CPU, yet the environment
 # ships no language server and JupyterLab's LSP features are off unless a user turns them on.
 # An image that adds a language server turns the extension on again.
 SERVER_CONFIG = {"ServerApp": {"jpserver_extensions": {"jupyter_lsp": False}}}
 
+# JupyterLab launcher entries (jupyter-app-launcher): the hub's jobs page as a panel, whose
+# results links download in the browser (hence the iframe's allow-downloads).
 LAUNCHER_ENTRIES = [
     {
         "title": "Batch jobs",
