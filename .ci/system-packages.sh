@@ -6,7 +6,7 @@
 # Without root or apt this does nothing: each script then says what it lacks, and its tests skip.
 set -eu
 PACKAGES="slurm-wlm munge postgresql-15 postgresql-15-postgis-3 chromium fonts-dejavu-core
-buildah debootstrap fuse-overlayfs openssh-server"
+buildah debootstrap fuse-overlayfs openssh-server iptables"
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then exit 0; fi
 missing=""
 for package in $PACKAGES; do
