@@ -24,7 +24,7 @@ from ..geometry import wrap_longitude
 from .errors import IngestError
 from .hdf5_chunks import DeflateLayout, deflate_layout, raw_chunks
 from .manifest import Manifest, Progress, Source, SourceCheck, SourceFile, Variable
-from .sibling_sources import read_like
+from .sibling_sources import Sibling, described_like, read_like
 from .storage import source_fs, source_name
 
 #: How many files ahead of the hashing the kernel is asked to read. A SHA-256 loop over the
@@ -55,12 +55,13 @@ class SourceGrid:
     y: np.ndarray
     x: np.ndarray
     variables: dict[str, Variable]
-    attrs: dict
     #: The decoded values of the coordinates and bounds along time (the times included), as
     #: :attr:`dataset` holds them.
     time_values: dict[str, np.ndarray] = field(repr=False)
     #: Makes :attr:`dataset` when it is first used.
     open_dataset: Callable[[], xr.Dataset] = field(repr=False)
+    #: Reads :attr:`attrs` when they are first used.
+    read_attrs: Callable[[], dict] = field(repr=False)
     #: The data variables and their bounds, as the collection's template is made of them.
     template_names: list[str] = field(repr=False)
     #: The collection's record of the earlier version this file replaces, if it is a new one.
@@ -71,8 +72,14 @@ class SourceGrid:
         """The file as a lazy Dataset (values as stored, times decoded), as
         ``xr.open_dataset`` gives it. A later file laid out like the first is described
         without one (:mod:`~eosc_pangeo.lake.sibling_sources`): it is made only for an ingest
-        that reads its data."""
+        that reads its data, and without the file's global attributes (:attr:`attrs`)."""
         return self.open_dataset()
+
+    @functools.cached_property
+    def attrs(self) -> dict:
+        """The file's global attributes. The collection takes them from its earliest file
+        only: a later file laid out like the first reads them only if it is that one."""
+        return self.read_attrs()
 
     @functools.cached_property
     def layouts(self) -> dict[str, DeflateLayout | None]:
@@ -97,10 +104,12 @@ def hash_and_read(
     hashing reads the whole file (and leaves it in the page cache for the opening) while the
     opening parses metadata. The kernel is asked to read the local files a few ahead of the
     hashing, so that their reads from disk overlap. The thread also hands over the bytes of
-    small local files, which netCDF4 then opens from memory (:func:`_contents`).
+    small local files, which netCDF4 then opens from memory (:func:`_contents`). Files laid
+    out like the first are described from their netCDF4 metadata
+    (:mod:`~eosc_pangeo.lake.sibling_sources`).
     """
     urls = check.expand(urls)
-    sources = []
+    sources: list[SourceGrid | Sibling] = []
     for url in urls[:_READ_AHEAD]:
         _read_ahead(check, url)
 
@@ -121,7 +130,6 @@ def hash_and_read(
                     hashed.append(hasher.submit(hash_file, done + _READ_AHEAD - 1))
                 progress("hash", done, len(urls))
                 if new_file is not None:
-                    # A file laid out like the first is described from its netCDF4 metadata.
                     sources.append(
                         sources
                         and read_like(new_file, sources[0], contents)
@@ -130,7 +138,7 @@ def hash_and_read(
         finally:
             for future in hashed:
                 future.cancel()
-    return sources
+    return described_like(sources, lambda file: _read_source(file, open_sources))
 
 
 def _contents(check: SourceCheck, url: str) -> bytes | None:
@@ -260,9 +268,9 @@ def _describe_source(file: SourceFile, ds: xr.Dataset) -> SourceGrid:
         y=ds[y].values,
         x=ds[x].values,
         variables=variables,
-        attrs=dict(ds.attrs),
         time_values={name: ds[name].values for name in [*ds.coords, *bounds] if t in ds[name].dims},
         open_dataset=lambda: ds,
+        read_attrs=lambda: dict(ds.attrs),
         template_names=data_vars + bounds,
         previous=file.previous,
     )
