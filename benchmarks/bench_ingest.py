@@ -2,7 +2,8 @@
 
 The data are the first 92 days (January to March 2020) of the 366 daily global 0.25-degree SST
 files of the ``large`` demo size (``--days 366`` ingests the whole year). Measured in the same run,
-each in a fresh process with a cold page cache:
+each in a fresh process with a cold page cache (``--cold sources``: only the source files are
+dropped from it, the libraries' code stays in memory as on a machine that ran them before):
 
 ``lake map (copied chunks)``
     ``eosc_pangeo.lake.ingest_grid`` with ``chunking="map"``: the files' chunks (one day of
@@ -117,13 +118,17 @@ FLOOR, PLAIN = "floor read+write", "plain to_zarr"
 LAKE = [name for name in METHODS if name.startswith("lake")]
 
 
-def measure(func, files: list[Path]) -> tuple[common.ChildRun, int]:
+def measure(func, files: list[Path], cold: str) -> tuple[common.ChildRun, int]:
     """One cold-cache run of ``func(files, scratch)`` in its own process, and the bytes it wrote.
 
-    The scratch folder is removed afterwards.
+    ``cold`` is what is dropped from the page cache first: ``"all"`` (the libraries' code
+    too), or the ``"sources"`` alone. The scratch folder is removed afterwards.
     """
     with common.scratch_dir("ingest") as scratch:
-        common.drop_page_cache()
+        if cold == "all":
+            common.drop_page_cache()
+        else:
+            common.evict_from_page_cache(files)
         run = common.run_in_child(func, files, Path(scratch))
         written = sum(f.stat().st_size for f in Path(scratch).rglob("*") if f.is_file())
         return run, written
@@ -146,6 +151,13 @@ def main() -> None:
         metavar="METHOD",
         help="methods to run (default all; the floor always runs): " + ", ".join(METHODS),
     )
+    parser.add_argument(
+        "--cold",
+        choices=["all", "sources"],
+        default="all",
+        help="drop the whole page cache before each run (default; needs root), or the "
+        "source files only (the libraries' code stays in memory)",
+    )
     args = parser.parse_args()
     methods = {name: METHODS[name] for name in METHODS if name == FLOOR or name in args.methods}
     spec = QUICK if args.quick else LARGE
@@ -153,13 +165,13 @@ def main() -> None:
     size_mb = common.total_bytes(files) / 1e6
     print(
         f"# {len(files)} daily files, {size_mb:.0f} MB of NetCDF, grid "
-        f"{180 / spec.resolution:.0f} x {360 / spec.resolution:.0f}; cold cache, "
+        f"{180 / spec.resolution:.0f} x {360 / spec.resolution:.0f}; cold cache ({args.cold}), "
         f"{args.rounds} interleaved round(s), median of each method"
     )
     rounds = {name: [] for name in methods}
     for _ in range(args.rounds):
         for name, func in methods.items():
-            run, written = measure(func, files)
+            run, written = measure(func, files, args.cold)
             rounds[name].append(run)
             print(
                 f"# {name}: {run.seconds:.2f} s, wrote {written / 1e6:.0f} MB, peak RSS "

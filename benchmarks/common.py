@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,6 +168,19 @@ def drop_page_cache() -> bool:
     except OSError:
         return False
     return True
+
+
+def evict_from_page_cache(paths: Iterable[Path]) -> None:
+    """Flush dirty pages and ask the kernel to drop ``paths`` from the page cache (no root
+    needed): the files are then read from disk, while the libraries' code stays in memory,
+    as on a machine that has run the software before."""
+    subprocess.run(["sync"], check=False)
+    for path in paths:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(descriptor)
 
 
 @dataclass(frozen=True)
