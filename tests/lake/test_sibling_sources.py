@@ -113,6 +113,44 @@ def test_a_file_repeating_a_time_step_is_refused(local_lake, yearly_files, tmp_p
         described_like([reference, sibling], read_in_full=pytest.fail)
 
 
+def test_siblings_whose_times_decode_otherwise_than_the_first_are_read_in_full(
+    local_lake, tmp_path, read_in_full
+):
+    """Times decoded together fall back to file by file; a file decoding to another dtype than
+    the first's (cftime beyond datetime64[ns]) is read in full."""
+    paths = []
+    for name, day in (("a.nc", 0.0), ("b.nc", 1.0), ("c.nc", 200_000.0)):  # c: year 2397
+        ds = xr.Dataset(
+            {"tas": (("time", "lat", "lon"), np.ones((1, 2, 3), "f4"), {"units": "K"})},
+            coords={
+                "time": ("time", [day], {"standard_name": "time", "axis": "T"}),
+                "lat": ("lat", [0.0, 1.0], {"standard_name": "latitude", "units": "degrees_north"}),
+                "lon": (
+                    "lon",
+                    [0.0, 1.0, 2.0],
+                    {"standard_name": "longitude", "units": "degrees_east"},
+                ),
+            },
+        )
+        ds.time.attrs.update(units="days since 1850-01-01", calendar="standard")
+        ds.to_netcdf(tmp_path / name, engine="netcdf4", format="NETCDF4")
+        paths.append(tmp_path / name)
+    reference = read_in_full(paths[0])
+    siblings = [read_like(source_file(local_lake, path), reference) for path in paths[1:]]
+    assert all(siblings)
+    in_full = []
+
+    def read_in_full_once(file):
+        in_full.append(file.url)
+        return read_in_full(Path(file.path))
+
+    described = described_like([reference, *siblings], read_in_full_once)
+    assert in_full == [siblings[1].file.url]
+    assert described[1].times.dtype == reference.times.dtype == np.dtype("M8[ns]")
+    assert described[1].times[0] == np.datetime64("1850-01-02")
+    assert described[2].times.dtype == object  # cftime, as the full reading decodes it
+
+
 def test_files_given_latest_first_ingest_to_the_same_collection(local_lake, daily_files):
     """The earliest file, described from its HDF5 metadata, then makes the collection."""
     ingest_grid(local_lake, "in-order", "ocean", daily_files, chunking="map")
