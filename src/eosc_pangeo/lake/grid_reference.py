@@ -323,8 +323,7 @@ def _manifest_arrays(sources: list[SourceGrid], first: xr.Dataset, progress: Pro
     steps = sum(len(source.times) for source in sources)
     metadata = {name: first[name].data.metadata for name in names}
     index = {name: _empty_index(steps, metadata[name].chunks, first[name].shape) for name in names}
-    with raw_chunks(sources[0].path, True) as h5:
-        expected = {name: _layout(_dataset(h5, sources[0], name)) for name in names}
+    expected: dict[str, _Layout] = {}  # the first source's, which the others must match
     first_step = 0
     for done, source in enumerate(sources, start=1):
         check_local(source)
@@ -333,6 +332,7 @@ def _manifest_arrays(sources: list[SourceGrid], first: xr.Dataset, progress: Pro
                 chunks = metadata[name].chunks
                 dataset = _dataset(h5, source, name)
                 layout = _layout(dataset)
+                expected.setdefault(name, layout)
                 _check_layout(source, name, layout, dataset.shape, expected[name], chunks)
                 rows = slice(first_step // chunks[0], (first_step + len(source.times)) // chunks[0])
                 _read_index(
