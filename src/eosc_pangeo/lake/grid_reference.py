@@ -22,6 +22,7 @@ sources' chunks and compression, so every source must store each variable alike.
 from __future__ import annotations
 
 import math
+import os
 import posixpath
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
@@ -163,7 +164,7 @@ class ReferenceRepository:
         self.committed: str | None = None
 
     def __enter__(self) -> ReferenceRepository:
-        icechunk = require("icechunk", "an ingest by reference")
+        icechunk = _icechunk("an ingest by reference")
         config = icechunk.RepositoryConfig.default()
         for prefix in map(container_prefix, self.folders):
             config.set_virtual_chunk_container(
@@ -459,7 +460,7 @@ def folders_of(manifest: Manifest) -> list[str]:
 
 def snapshot_store(lake: Lake, collection_path: str, info: ZarrStore):
     """The read-only Zarr store of the snapshot the manifest names."""
-    icechunk = require("icechunk", "reading a collection ingested by reference")
+    icechunk = _icechunk("reading a collection ingested by reference")
     storage = icechunk.local_filesystem_storage(f"{collection_path}/{info.path}")
     config = icechunk.Repository.fetch_config(storage)
     prefixes = list(config.virtual_chunk_containers) if config else []
@@ -515,6 +516,17 @@ def check_sources(lake: Lake, manifest: Manifest) -> list[Finding]:
             ok, message = True, f"{source.name} in place, size and SHA-256 as ingested"
         findings.append(Finding(manifest.id, "referenced-source", ok, message, source.url))
     return findings
+
+
+def _icechunk(purpose: str):
+    """The icechunk module (:func:`require`), without its warning that local storage is unsafe
+    for concurrent commits, unless ``ICECHUNK_LOG`` says otherwise: the lake commits to a
+    collection under its own lock (one ingest at a time, :mod:`~eosc_pangeo.lake.lock`), and
+    icechunk printed the warning at every opening of such a collection, in every notebook."""
+    icechunk = require("icechunk", purpose)
+    if "ICECHUNK_LOG" not in os.environ:
+        icechunk.set_logs_filter("warn,icechunk::storage::object_store=error")
+    return icechunk
 
 
 def require(module: str, purpose: str):
