@@ -1,8 +1,9 @@
 """Write images/requirements.txt: the image's Python environment, pinned to this venv's versions.
 
 The image holds ``eosc-pangeo[hub,access,sync]``: the package, JupyterHub and its Kubernetes
-spawner, Dask Gateway's server, JupyterLab with dask-labextension, and the data service and the
-lake's sync, which the chart's Deployment and CronJob run from the same image. This walks that
+spawner, Dask Gateway's server, JupyterLab with dask-labextension, Icechunk and VirtualiZarr
+(collections ingested by reference), and the data service and the lake's sync, which the
+chart's Deployment and CronJob run from the same image. This walks that
 requirement's closure through the installed distributions' metadata, so the image runs exactly
 the versions the test suite ran (jupyterhub-singleuser in notebooks is the hub's version by
 construction). No resolver is involved: what is pinned is what is installed here. Run with the

@@ -122,6 +122,21 @@ def test_search_open_and_cluster_need_no_arguments_in_a_notebook(alice):
     assert output.split() == ["True", "True", "5050"]
 
 
+def test_a_notebook_ingests_and_reads_a_grid_by_reference(alice):
+    """The users' environment has what collections ingested by reference need (icechunk)."""
+    output = alice.run(
+        "import pathlib, tempfile\n"
+        "from eosc_pangeo import demo_data, lake\n"
+        "root = pathlib.Path(tempfile.mkdtemp())\n"
+        "files = demo_data.write_sst(demo_data.SstSpec(days=3, resolution=5.0), root)\n"
+        "lake.ingest_grid(str(root / 'lake'), 'sst', 'ocean', files, by_reference=True,\n"
+        "                 chunking='map')\n"
+        "ds = lake.open_dataset(str(root / 'lake'), 'sst')\n"
+        "print(ds.sizes['time'], bool(ds.analysed_sst.notnull().any().item()))\n"
+    )
+    assert output.split() == ["3", "True"]
+
+
 def test_a_notebook_cannot_write_the_lake(alice):
     output = alice.run(
         "import os\n"
