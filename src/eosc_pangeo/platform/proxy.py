@@ -6,17 +6,25 @@ its session token, gets none back and drops the connection), and the messages th
 before the browser's side is open (Bokeh's first ACK). JupyterLab's kernels need the third once
 the subprotocol passes: the kind of the browser's frames (its kernel protocol
 ``v1.kernel.websocket.jupyter.org`` sends binary frames, which the library forwards as text).
-This handler keeps all three; the rest is the library's. Run with the library's own
-arguments: ``python -m eosc_pangeo.platform.proxy ...``.
+This handler keeps all three; the rest is the library's, but for how long it waits for a
+target (:data:`PROXY_TIMEOUT_MS`). Run with the library's own arguments:
+``python -m eosc_pangeo.platform.proxy ...``.
 """
 
 from __future__ import annotations
 
+import sys
 import urllib.parse
 
 from configurable_http_proxy import configproxy
 from configurable_http_proxy.handlers import ProxyHandler
 from tornado.websocket import websocket_connect
+
+#: How long the proxy waits for a target's answer, in ms, unless ``--proxy-timeout`` is given.
+#: Node's configurable-http-proxy sets no limit; the Python port leaves tornado's 20 s, and a
+#: kernel's websocket is accepted only once the kernel answers: with ten kernels starting on two
+#: busy cores, a kernel's channels were refused (503). As long as the hub waits for a server.
+PROXY_TIMEOUT_MS = 300_000
 
 
 class WholeWebsocketProxyHandler(ProxyHandler):
@@ -76,10 +84,13 @@ class WholeWebsocketProxyHandler(ProxyHandler):
 
 
 def main() -> None:
-    """configurable-http-proxy's command line, serving with :class:`WholeWebsocketProxyHandler`."""
+    """configurable-http-proxy's command line, serving with :class:`WholeWebsocketProxyHandler`
+    and waiting :data:`PROXY_TIMEOUT_MS` for targets unless told otherwise."""
     from configurable_http_proxy.cli import main as proxy_main
 
     configproxy.ProxyHandler = WholeWebsocketProxyHandler
+    if not any(argument.startswith("--proxy-timeout") for argument in sys.argv[1:]):
+        sys.argv[1:1] = [f"--proxy-timeout={PROXY_TIMEOUT_MS}"]
     proxy_main()
 
 
